@@ -1,0 +1,67 @@
+#include "bind/registry.h"
+#include "cpu/activation.h"
+
+namespace fastnn::bind {
+namespace {
+
+template <typename T>
+py::tuple relu_forward(Array<T> x) {
+  auto y = empty<T>(shape_of(x));
+  py::array_t<bool> mask(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  {
+    py::gil_scoped_release nogil;
+    cpu::relu_forward(x.data(), y.mutable_data(), mask.mutable_data(), x.size());
+  }
+  return py::make_tuple(y, mask);
+}
+
+// Writes into dx (which may be dout itself, as the book's Relu.backward does).
+template <typename T>
+void relu_backward(Array<T> dout, py::array_t<bool, py::array::c_style> mask, Array<T> dx) {
+  FASTNN_CHECK(dout.size() == mask.size() && dx.size() == dout.size(),
+               "Relu.backward: dout has shape ", shape_str(shape_of(dout)),
+               " but the forward input had shape ", shape_str(shape_of(mask)));
+  py::gil_scoped_release nogil;
+  cpu::relu_backward(dout.data(), mask.data(), dx.mutable_data(), dout.size());
+}
+
+template <typename T, void (*Fwd)(const T*, T*, int64_t)>
+Array<T> unary_forward(Array<T> x) {
+  auto y = empty<T>(shape_of(x));
+  py::gil_scoped_release nogil;
+  Fwd(x.data(), y.mutable_data(), x.size());
+  return y;
+}
+
+template <typename T, void (*Bwd)(const T*, const T*, T*, int64_t)>
+Array<T> unary_backward(Array<T> dout, Array<T> y, const char* layer) {
+  FASTNN_CHECK(dout.size() == y.size(), layer, ".backward: dout has shape ",
+               shape_str(shape_of(dout)), " but the forward output had shape ",
+               shape_str(shape_of(y)));
+  auto dx = empty<T>(shape_of(y));
+  py::gil_scoped_release nogil;
+  Bwd(dout.data(), y.data(), dx.mutable_data(), y.size());
+  return dx;
+}
+
+template <typename T>
+void define(py::module_& m) {
+  m.def("relu_forward", &relu_forward<T>, py::arg("x"));
+  m.def("relu_backward", &relu_backward<T>, py::arg("dout"), py::arg("mask"), py::arg("dx"));
+  m.def("sigmoid_forward", &unary_forward<T, cpu::sigmoid_forward<T>>, py::arg("x"));
+  m.def("sigmoid_backward", &unary_backward<T, cpu::sigmoid_backward<T>>, py::arg("dout"),
+        py::arg("y"), py::arg("layer") = "Sigmoid");
+  m.def("tanh_forward", &unary_forward<T, cpu::tanh_forward<T>>, py::arg("x"));
+  m.def("tanh_backward", &unary_backward<T, cpu::tanh_backward<T>>, py::arg("dout"),
+        py::arg("y"), py::arg("layer") = "Tanh");
+}
+
+void bind_activation(py::module_& m) {
+  define<float>(m);
+  define<double>(m);
+}
+
+Registrar reg("activation", &bind_activation);
+
+}  // namespace
+}  // namespace fastnn::bind

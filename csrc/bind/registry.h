@@ -1,0 +1,43 @@
+// Each bind_<family>.cpp registers itself here, so adding a family never edits module.cpp:
+//   static fastnn::bind::Registrar reg("conv", &bind_conv);
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/check.h"
+
+namespace fastnn::bind {
+
+namespace py = pybind11;
+
+using BindFn = void (*)(py::module_&);
+
+inline std::vector<std::pair<std::string, BindFn>>& registry() {
+  static std::vector<std::pair<std::string, BindFn>> fns;
+  return fns;
+}
+
+struct Registrar {
+  Registrar(const char* family, BindFn fn) { registry().emplace_back(family, fn); }
+};
+
+// C-contiguous array of T. _ops.py casts to the compute dtype first, so no copy happens here;
+// the overload for the other dtype is skipped by pybind11's no-convert pass.
+template <typename T>
+using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+inline std::vector<int64_t> shape_of(const py::array& a) {
+  return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
+}
+
+template <typename T>
+Array<T> empty(const std::vector<int64_t>& shape) {
+  return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+}  // namespace fastnn::bind

@@ -1,0 +1,17 @@
+// One thread budget for OpenMP and OpenBLAS: set_num_threads() sets both, so a kernel that
+// calls BLAS outside its parallel regions never oversubscribes the cores.
+#pragma once
+#include <cstdint>
+#include <omp.h>
+
+namespace fastnn {
+
+void set_num_threads(int n);
+int get_num_threads();
+
+// Parallel loops pay off only past a few thousand elements.
+constexpr int64_t kParallelGrain = 1 << 14;
+
+inline bool worth_parallel(int64_t work) { return work >= kParallelGrain && get_num_threads() > 1; }
+
+}  // namespace fastnn

@@ -1,0 +1,60 @@
+#include "cpu/activation.h"
+
+#include <cmath>
+
+#include "core/parallel.h"
+
+namespace fastnn::cpu {
+
+template <typename T>
+void relu_forward(const T* x, T* y, bool* mask, int64_t n) {
+#pragma omp parallel for simd if (worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) {
+    const bool off = x[i] <= T(0);  // NaN is not <= 0: it passes through, as in NumPy
+    mask[i] = off;
+    y[i] = off ? T(0) : x[i];
+  }
+}
+
+template <typename T>
+void relu_backward(const T* dout, const bool* mask, T* dx, int64_t n) {
+#pragma omp parallel for simd if (worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) dx[i] = mask[i] ? T(0) : dout[i];
+}
+
+template <typename T>
+void sigmoid_forward(const T* x, T* y, int64_t n) {
+#pragma omp parallel for simd if (worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
+}
+
+template <typename T>
+void sigmoid_backward(const T* dout, const T* y, T* dx, int64_t n) {
+#pragma omp parallel for simd if (worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) dx[i] = dout[i] * (T(1) - y[i]) * y[i];
+}
+
+template <typename T>
+void tanh_forward(const T* x, T* y, int64_t n) {
+#pragma omp parallel for simd if (worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+
+template <typename T>
+void tanh_backward(const T* dout, const T* y, T* dx, int64_t n) {
+#pragma omp parallel for simd if (worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) dx[i] = dout[i] * (T(1) - y[i] * y[i]);
+}
+
+#define FASTNN_INSTANTIATE(T)                                              \
+  template void relu_forward<T>(const T*, T*, bool*, int64_t);             \
+  template void relu_backward<T>(const T*, const bool*, T*, int64_t);      \
+  template void sigmoid_forward<T>(const T*, T*, int64_t);                 \
+  template void sigmoid_backward<T>(const T*, const T*, T*, int64_t);      \
+  template void tanh_forward<T>(const T*, T*, int64_t);                    \
+  template void tanh_backward<T>(const T*, const T*, T*, int64_t);
+FASTNN_INSTANTIATE(float)
+FASTNN_INSTANTIATE(double)
+#undef FASTNN_INSTANTIATE
+
+}  // namespace fastnn::cpu

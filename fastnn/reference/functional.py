@@ -1,0 +1,3 @@
+"""Reference functions shared by the reference layers (softmax, cross-entropy, ...)."""
+
+import numpy as np

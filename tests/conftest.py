@@ -1,0 +1,65 @@
+"""Shared test helpers: seeded RNG, dtype fixtures, parity and numerical gradient checks."""
+
+import numpy as np
+import pytest
+
+# Relative tolerances per dtype (DESIGN.md convention 11); float32 scales with reduction length.
+RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return np.dtype(request.param)
+
+
+def tolerance(dtype, reduce_len=1):
+    """(rtol, atol) for comparing a kernel with the reference after reductions of reduce_len."""
+    dtype = np.dtype(dtype)
+    rtol = RTOL[dtype] * max(1.0, np.sqrt(reduce_len))
+    atol = rtol * (1.0 if dtype == np.float32 else 1e-2)
+    return rtol, atol
+
+
+def assert_parity(actual, expected, dtype=None, reduce_len=1, err_msg=""):
+    """Same shape, same dtype (when given) and equal values within the dtype's tolerance."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"{err_msg} shape {actual.shape} != {expected.shape}"
+    if dtype is not None:
+        assert actual.dtype == np.dtype(dtype), f"{err_msg} dtype {actual.dtype} != {dtype}"
+    dt = dtype if dtype is not None else actual.dtype
+    if np.dtype(dt) not in RTOL:
+        np.testing.assert_array_equal(actual, expected, err_msg=err_msg)
+        return
+    rtol, atol = tolerance(dt, reduce_len)
+    scale = max(1.0, float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=err_msg)
+
+
+def numerical_grad(f, x, h=1e-5):
+    """Central differences of scalar f() with respect to array x (modified in place, restored)."""
+    grad = np.zeros_like(x, dtype=np.float64)
+    it = np.nditer(x, flags=["multi_index"])
+    while not it.finished:
+        idx = it.multi_index
+        old = x[idx]
+        x[idx] = old + h
+        fp = f()
+        x[idx] = old - h
+        fm = f()
+        x[idx] = old
+        grad[idx] = (fp - fm) / (2 * h)
+        it.iternext()
+    return grad
+
+
+def gradcheck(f, x, analytic, rtol=1e-6, atol=1e-8, h=1e-5):
+    """Compare an analytic gradient with central differences of scalar f() over float64 x."""
+    assert x.dtype == np.float64, "gradient checks run in float64"
+    num = numerical_grad(f, x, h)
+    np.testing.assert_allclose(analytic, num, rtol=rtol, atol=atol)
