@@ -1,8 +1,11 @@
 #include "cpu/conv.h"
 
+#include <cblas.h>
+
 #include <algorithm>
-#include <cstdlib>
 #include <memory>
+#include <new>
+#include <vector>
 
 #include "core/blas.h"
 #include "core/parallel.h"
@@ -10,78 +13,116 @@
 namespace fastnn::cpu {
 namespace {
 
-// The column buffer of one chunk of the batch stays near this size; a chunk holds >= 1 image.
-constexpr int64_t kColBudgetBytes = int64_t(4) << 20;
+// A block of output rows is im2col'ed, multiplied and (backward) folded back while its columns
+// are still in cache; its column buffer stays near this size (at least one output row).
+constexpr int64_t kBlockBytes = int64_t(1) << 20;
 
 template <typename T>
-int64_t chunk_images(const ConvShape& s) {
-  const int64_t per_image = std::max<int64_t>(1, s.OH * s.OW * s.cols() * int64_t(sizeof(T)));
-  return std::clamp<int64_t>(kColBudgetBytes / per_image, 1, std::max<int64_t>(1, s.N));
+int64_t block_rows(const ConvShape& s) {
+  const int64_t row_bytes = std::max<int64_t>(1, s.OW * s.cols() * int64_t(sizeof(T)));
+  return std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, s.OH));
 }
 
-// Per-thread scratch reused across calls (grows, never shrinks below the largest chunk seen).
+// Per-thread scratch, reused across calls (OpenMP's pool threads persist); grows as needed.
 template <typename T, int Slot>
 T* scratch(int64_t n) {
   thread_local std::unique_ptr<T[]> buf;
   thread_local int64_t size = 0;
   if (n > size) {
+    buf.reset();
+    size = 0;
     buf.reset(new T[n]);
     size = n;
   }
   return buf.get();
 }
 
-int mode() {
-  const char* m = std::getenv("FASTNN_CONV_MODE");
-  return m ? std::atoi(m) : 0;
+// Images go to OpenMP threads, each calling BLAS single-threaded, when there is at least one
+// image per thread; otherwise images run in turn and BLAS uses all threads.
+inline bool images_in_parallel(const ConvShape& s) {
+  return get_num_threads() > 1 && s.N >= get_num_threads();
+}
+
+// OpenBLAS runs single-threaded while OpenMP threads call it; restored to the shared budget.
+struct SerialBlas {
+  SerialBlas() { scipy_openblas_set_num_threads(1); }
+  ~SerialBlas() { scipy_openblas_set_num_threads(get_num_threads()); }
+};
+
+// The sizes handed to BLAS fit its 32-bit ints (checked before any parallel region).
+void check_blas_sizes(const ConvShape& s, int64_t FN) {
+  blas_int(FN, "FN");
+  blas_int(s.cols(), "C*FH*FW");
+  blas_int(s.OH * s.OW, "OH*OW");
+}
+
+// out_n (FN, OH*OW) = b + Wm (FN, CK) @ col^T, one block of output rows at a time; col^T is
+// read through BLAS's transpose flag, so out_n is written in NCHW order directly.
+template <typename T>
+void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape& s, int64_t FN,
+                   T* col) {
+  const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
+  for (int64_t f = 0; f < FN; ++f) std::fill(outn + f * P, outn + (f + 1) * P, b ? b[f] : T(0));
+  for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
+    const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
+    im2col_image(xn, col, s, oh0, oh1);
+    gemm(false, true, FN, R, CK, T(1), W, CK, col, CK, T(1), outn + oh0 * s.OW, P);
+  }
+}
+
+// dW (FN, CK) += dout_n @ col; dcol = dout_n^T @ Wm overwrites col and is folded onto dx_n.
+template <typename T>
+void backward_image(const T* doutn, const T* xn, const T* W, T* dxn, T* dW, const ConvShape& s,
+                    int64_t FN, T* col) {
+  const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
+  std::fill(dxn, dxn + s.C * s.H * s.W, T(0));
+  for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
+    const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
+    const T* d = doutn + oh0 * s.OW;  // (FN, R) block of dout_n, row stride P
+    im2col_image(xn, col, s, oh0, oh1);
+    gemm(false, false, FN, CK, R, T(1), d, P, col, CK, T(1), dW, CK);
+    gemm(true, false, R, CK, FN, T(1), d, P, W, CK, T(0), col, CK);
+    col2im_image_add(col, dxn, s, oh0, oh1);
+  }
 }
 
 }  // namespace
 
 template <typename T>
 void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN) {
-  const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = s.C * s.H * s.W;
-  const int64_t nb_max = chunk_images<T>(s);
-  T* col = scratch<T, 0>(nb_max * P * CK);
-  const int md = mode();
-  if (md == 0) {
-    // out[n] (FN, P) = Wm (FN, CK) @ col_n^T: NCHW directly, bias preloaded (beta = 1).
-#pragma omp parallel for schedule(static) if (worth_parallel(s.N * FN * P))
-    for (int64_t nf = 0; nf < s.N * FN; ++nf)
-      std::fill(out + nf * P, out + (nf + 1) * P, b ? b[nf % FN] : T(0));
-    for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
-      const int64_t nb = std::min(nb_max, s.N - n0);
-      ConvShape cs = s;
-      cs.N = nb;
-      im2col(x + n0 * CHW, col, cs);
-      for (int64_t i = 0; i < nb; ++i)
-        gemm(false, true, FN, P, CK, T(1), W, CK, col + i * P * CK, CK, T(1),
-             out + (n0 + i) * FN * P, P);
-    }
-  } else {
-    T* tmp = scratch<T, 1>(nb_max * P * FN);
-    for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
-      const int64_t nb = std::min(nb_max, s.N - n0);
-      ConvShape cs = s;
-      cs.N = nb;
-      im2col(x + n0 * CHW, col, cs);
-      gemm(false, true, nb * P, FN, CK, T(1), col, CK, W, CK, T(0), tmp, FN);
-#pragma omp parallel for schedule(static) if (worth_parallel(nb * FN * P))
-      for (int64_t nf = 0; nf < nb * FN; ++nf) {
-        const int64_t i = nf / FN, f = nf % FN;
-        T* o = out + (n0 * FN + nf) * P;
-        const T* t = tmp + i * P * FN + f;
-        const T bias = b ? b[f] : T(0);
-        for (int64_t p = 0; p < P; ++p) o[p] = t[p * FN] + bias;
-      }
-    }
+  check_blas_sizes(s, FN);
+  const int64_t CHW = s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
+  const int64_t col_len = block_rows<T>(s) * s.OW * s.cols();
+  if (!images_in_parallel(s)) {
+    T* col = scratch<T, 0>(col_len);
+    for (int64_t n = 0; n < s.N; ++n)
+      forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col);
+    return;
   }
+  bool out_of_memory = false;
+  SerialBlas serial;
+#pragma omp parallel
+  {
+    T* col = nullptr;
+    try {
+      col = scratch<T, 0>(col_len);
+    } catch (const std::bad_alloc&) {
+#pragma omp atomic write
+      out_of_memory = true;
+    }
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < s.N; ++n)
+      if (col) forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col);
+  }
+  if (out_of_memory) throw std::bad_alloc();
 }
 
 template <typename T>
 void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                      const ConvShape& s, int64_t FN) {
+  check_blas_sizes(s, FN);
   const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = s.C * s.H * s.W;
+  const int64_t col_len = block_rows<T>(s) * s.OW * CK;
   // db[f] = sum of dout over images and positions (accumulated in double).
 #pragma omp parallel for schedule(static) if (worth_parallel(s.N * FN * P))
   for (int64_t f = 0; f < FN; ++f) {
@@ -93,36 +134,40 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     db[f] = T(acc);
   }
   std::fill(dW, dW + FN * CK, T(0));
-  const int64_t nb_max = chunk_images<T>(s);
-  T* col = scratch<T, 0>(nb_max * P * CK);
-  const int md = mode();
-  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
-    const int64_t nb = std::min(nb_max, s.N - n0);
-    ConvShape cs = s;
-    cs.N = nb;
-    im2col(x + n0 * CHW, col, cs);
-    if (md == 0) {
-      for (int64_t i = 0; i < nb; ++i) {
-        const T* d = dout + (n0 + i) * FN * P;
-        T* ci = col + i * P * CK;
-        // dW (FN, CK) += dout_n (FN, P) @ col_n (P, CK); then col_n becomes dcol_n = dout_n^T @ Wm.
-        gemm(false, false, FN, CK, P, T(1), d, P, ci, CK, T(1), dW, CK);
-        gemm(true, false, P, CK, FN, T(1), d, P, W, CK, T(0), ci, CK);
-      }
-    } else {
-      T* doutT = scratch<T, 1>(nb_max * P * FN);
-#pragma omp parallel for schedule(static) if (worth_parallel(nb * FN * P))
-      for (int64_t ip = 0; ip < nb * P; ++ip) {
-        const int64_t i = ip / P, p = ip % P;
-        const T* d = dout + (n0 + i) * FN * P + p;
-        T* t = doutT + ip * FN;
-        for (int64_t f = 0; f < FN; ++f) t[f] = d[f * P];
-      }
-      gemm(true, false, FN, CK, nb * P, T(1), doutT, FN, col, CK, T(1), dW, CK);
-      gemm(false, false, nb * P, CK, FN, T(1), doutT, FN, W, CK, T(0), col, CK);
-    }
-    col2im(col, dx + n0 * CHW, cs);
+  if (!images_in_parallel(s)) {
+    T* col = scratch<T, 0>(col_len);
+    for (int64_t n = 0; n < s.N; ++n)
+      backward_image(dout + n * FN * P, x + n * CHW, W, dx + n * CHW, dW, s, FN, col);
+    return;
   }
+  // Each thread accumulates its own dW; the partial sums are added in thread order afterwards,
+  // so results do not depend on timing.
+  std::vector<T*> partial(get_num_threads(), nullptr);
+  bool out_of_memory = false;
+  {
+    SerialBlas serial;
+#pragma omp parallel
+    {
+      T *col = nullptr, *dWt = nullptr;
+      try {
+        col = scratch<T, 0>(col_len);
+        dWt = scratch<T, 1>(FN * CK);
+        std::fill(dWt, dWt + FN * CK, T(0));
+        partial[omp_get_thread_num()] = dWt;
+      } catch (const std::bad_alloc&) {
+#pragma omp atomic write
+        out_of_memory = true;
+      }
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < s.N; ++n)
+        if (col && dWt)
+          backward_image(dout + n * FN * P, x + n * CHW, W, dx + n * CHW, dWt, s, FN, col);
+    }
+  }
+  if (out_of_memory) throw std::bad_alloc();
+  for (T* p : partial)
+    if (p)
+      for (int64_t i = 0; i < FN * CK; ++i) dW[i] += p[i];
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                 \

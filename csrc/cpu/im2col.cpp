@@ -5,17 +5,36 @@
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
+namespace {
+
+// Adds the block of col for output rows [oh0, oh1) back onto one channel plane c of an image.
+template <typename T>
+void col2im_plane_add(const T* col, T* plane, const ConvShape& s, int64_t c, int64_t oh0,
+                      int64_t oh1) {
+  const int64_t CK = s.cols();
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    for (int64_t ow = 0; ow < s.OW; ++ow) {
+      const T* src = col + ((oh - oh0) * s.OW + ow) * CK + c * s.FH * s.FW;
+      const int64_t w0 = ow * s.stride - s.pad;
+      const int64_t lo = std::max<int64_t>(0, -w0), hi = std::min<int64_t>(s.FW, s.W - w0);
+      for (int64_t fh = 0; fh < s.FH; ++fh, src += s.FW) {
+        const int64_t h = oh * s.stride - s.pad + fh;
+        if (h < 0 || h >= s.H) continue;
+        T* xrow = plane + h * s.W;
+        for (int64_t fw = lo; fw < hi; ++fw) xrow[w0 + fw] += src[fw];
+      }
+    }
+  }
+}
+
+}  // namespace
 
 template <typename T>
-void im2col(const T* x, T* col, const ConvShape& s) {
+void im2col_image(const T* xn, T* col, const ConvShape& s, int64_t oh0, int64_t oh1) {
   const int64_t CK = s.cols();
-  // One task per output row (n, oh), so small batches still spread over the threads.
-#pragma omp parallel for schedule(static) if (worth_parallel(s.rows() * CK))
-  for (int64_t task = 0; task < s.N * s.OH; ++task) {
-    const int64_t n = task / s.OH, oh = task % s.OH;
-    const T* xn = x + n * s.C * s.H * s.W;
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
     for (int64_t ow = 0; ow < s.OW; ++ow) {
-      T* row = col + (task * s.OW + ow) * CK;
+      T* row = col + ((oh - oh0) * s.OW + ow) * CK;
       const int64_t w0 = ow * s.stride - s.pad;
       const bool w_inside = w0 >= 0 && w0 + s.FW <= s.W;
       for (int64_t c = 0; c < s.C; ++c) {
@@ -41,33 +60,39 @@ void im2col(const T* x, T* col, const ConvShape& s) {
 }
 
 template <typename T>
+void col2im_image_add(const T* col, T* xn, const ConvShape& s, int64_t oh0, int64_t oh1) {
+  for (int64_t c = 0; c < s.C; ++c) col2im_plane_add(col, xn + c * s.H * s.W, s, c, oh0, oh1);
+}
+
+template <typename T>
+void im2col(const T* x, T* col, const ConvShape& s) {
+  const int64_t CHW = s.C * s.H * s.W, row_len = s.OW * s.cols();
+  // One task per output row (n, oh), so small batches still spread over the threads.
+#pragma omp parallel for schedule(static) if (worth_parallel(s.rows() * s.cols()))
+  for (int64_t task = 0; task < s.N * s.OH; ++task) {
+    const int64_t n = task / s.OH, oh = task % s.OH;
+    im2col_image(x + n * CHW, col + task * row_len, s, oh, oh + 1);
+  }
+}
+
+template <typename T>
 void col2im(const T* col, T* x, const ConvShape& s) {
-  const int64_t CK = s.cols(), HW = s.H * s.W;
-  // Each (n, c) plane receives from its own slice of col: the tasks never write the same pixel.
-#pragma omp parallel for schedule(static) if (worth_parallel(s.rows() * CK))
+  const int64_t HW = s.H * s.W, image_len = s.OH * s.OW * s.cols();
+  // Each (n, c) plane receives from its own columns of col: tasks never write the same pixel.
+#pragma omp parallel for schedule(static) if (worth_parallel(s.rows() * s.cols()))
   for (int64_t task = 0; task < s.N * s.C; ++task) {
     const int64_t n = task / s.C, c = task % s.C;
     T* plane = x + task * HW;
     std::fill(plane, plane + HW, T(0));
-    for (int64_t oh = 0; oh < s.OH; ++oh) {
-      for (int64_t ow = 0; ow < s.OW; ++ow) {
-        const T* src = col + ((n * s.OH + oh) * s.OW + ow) * CK + c * s.FH * s.FW;
-        const int64_t w0 = ow * s.stride - s.pad;
-        for (int64_t fh = 0; fh < s.FH; ++fh, src += s.FW) {
-          const int64_t h = oh * s.stride - s.pad + fh;
-          if (h < 0 || h >= s.H) continue;
-          T* xrow = plane + h * s.W;
-          const int64_t lo = std::max<int64_t>(0, -w0), hi = std::min<int64_t>(s.FW, s.W - w0);
-          for (int64_t fw = lo; fw < hi; ++fw) xrow[w0 + fw] += src[fw];
-        }
-      }
-    }
+    col2im_plane_add(col + n * image_len, plane, s, c, 0, s.OH);
   }
 }
 
-#define FASTNN_INSTANTIATE(T)                                      \
-  template void im2col<T>(const T*, T*, const ConvShape&);         \
-  template void col2im<T>(const T*, T*, const ConvShape&);
+#define FASTNN_INSTANTIATE(T)                                                              \
+  template void im2col<T>(const T*, T*, const ConvShape&);                                 \
+  template void col2im<T>(const T*, T*, const ConvShape&);                                 \
+  template void im2col_image<T>(const T*, T*, const ConvShape&, int64_t, int64_t);         \
+  template void col2im_image_add<T>(const T*, T*, const ConvShape&, int64_t, int64_t);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE
