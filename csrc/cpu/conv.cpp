@@ -56,33 +56,100 @@ void check_blas_sizes(const ConvShape& s, int64_t FN) {
   blas_int(s.OH * s.OW, "OH*OW");
 }
 
-// out_n (FN, OH*OW) = b + Wm (FN, CK) @ col^T, one block of output rows at a time; col^T is
-// read through BLAS's transpose flag, so out_n is written in NCHW order directly.
+// The kernels work on one image and one block of output rows [oh0, oh1) at a time, with the
+// columns transposed: colT (C*FH*FW, R), R = (oh1-oh0)*OW, row j = (c, fh, fw) holding the
+// input under filter tap j at each output position. Its rows are runs of input rows, cheap
+// to build and to fold back, and every GEMM below reads or writes NCHW arrays in place.
+
+// Output columns [lo, hi) whose input column ow*stride - pad + fw lies inside the image.
+inline void inside_columns(const ConvShape& s, int64_t fw, int64_t& lo, int64_t& hi) {
+  const int64_t first = s.pad - fw, last = s.W - 1 + s.pad - fw;
+  lo = std::min(s.OW, first > 0 ? (first + s.stride - 1) / s.stride : int64_t(0));
+  hi = std::max(lo, std::min(s.OW, last >= 0 ? last / s.stride + 1 : int64_t(0)));
+}
+
+template <typename T>
+void im2col_t(const T* xn, T* colT, const ConvShape& s, int64_t oh0, int64_t oh1) {
+  const int64_t R = (oh1 - oh0) * s.OW;
+  T* dst = colT;
+  for (int64_t c = 0; c < s.C; ++c) {
+    for (int64_t fh = 0; fh < s.FH; ++fh) {
+      for (int64_t fw = 0; fw < s.FW; ++fw, dst += R) {
+        int64_t lo, hi;
+        inside_columns(s, fw, lo, hi);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          T* d = dst + (oh - oh0) * s.OW;
+          const int64_t h = oh * s.stride - s.pad + fh;
+          if (h < 0 || h >= s.H) {
+            std::fill(d, d + s.OW, T(0));
+            continue;
+          }
+          const T* xrow = xn + (c * s.H + h) * s.W;
+          std::fill(d, d + lo, T(0));
+          if (s.stride == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xrow[ow + fw - s.pad];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xrow[ow * s.stride + fw - s.pad];
+          }
+          std::fill(d + hi, d + s.OW, T(0));
+        }
+      }
+    }
+  }
+}
+
+// Adds colT back onto image xn (the adjoint of im2col_t; padded positions are dropped).
+template <typename T>
+void col2im_t_add(const T* colT, T* xn, const ConvShape& s, int64_t oh0, int64_t oh1) {
+  const int64_t R = (oh1 - oh0) * s.OW;
+  const T* src = colT;
+  for (int64_t c = 0; c < s.C; ++c) {
+    for (int64_t fh = 0; fh < s.FH; ++fh) {
+      for (int64_t fw = 0; fw < s.FW; ++fw, src += R) {
+        int64_t lo, hi;
+        inside_columns(s, fw, lo, hi);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const int64_t h = oh * s.stride - s.pad + fh;
+          if (h < 0 || h >= s.H) continue;
+          const T* d = src + (oh - oh0) * s.OW;
+          T* xrow = xn + (c * s.H + h) * s.W;
+          if (s.stride == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) xrow[ow + fw - s.pad] += d[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) xrow[ow * s.stride + fw - s.pad] += d[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+// out_n (FN, OH*OW) = b + Wm (FN, CK) @ colT, block by block.
 template <typename T>
 void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape& s, int64_t FN,
-                   T* col) {
+                   T* colT) {
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
   for (int64_t f = 0; f < FN; ++f) std::fill(outn + f * P, outn + (f + 1) * P, b ? b[f] : T(0));
   for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
     const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
-    im2col_image(xn, col, s, oh0, oh1);
-    gemm(false, true, FN, R, CK, T(1), W, CK, col, CK, T(1), outn + oh0 * s.OW, P);
+    im2col_t(xn, colT, s, oh0, oh1);
+    gemm(false, false, FN, R, CK, T(1), W, CK, colT, R, T(1), outn + oh0 * s.OW, P);
   }
 }
 
-// dW (FN, CK) += dout_n @ col; dcol = dout_n^T @ Wm overwrites col and is folded onto dx_n.
+// dW (FN, CK) += dout_n @ colT^T; dcolT = Wm^T @ dout_n overwrites colT and is folded onto dx_n.
 template <typename T>
 void backward_image(const T* doutn, const T* xn, const T* W, T* dxn, T* dW, const ConvShape& s,
-                    int64_t FN, T* col) {
+                    int64_t FN, T* colT) {
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
   std::fill(dxn, dxn + s.C * s.H * s.W, T(0));
   for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
     const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
     const T* d = doutn + oh0 * s.OW;  // (FN, R) block of dout_n, row stride P
-    im2col_image(xn, col, s, oh0, oh1);
-    gemm(false, false, FN, CK, R, T(1), d, P, col, CK, T(1), dW, CK);
-    gemm(true, false, R, CK, FN, T(1), d, P, W, CK, T(0), col, CK);
-    col2im_image_add(col, dxn, s, oh0, oh1);
+    im2col_t(xn, colT, s, oh0, oh1);
+    gemm(false, true, FN, CK, R, T(1), d, P, colT, R, T(1), dW, CK);
+    gemm(true, false, CK, R, FN, T(1), W, CK, d, P, T(0), colT, R);
+    col2im_t_add(colT, dxn, s, oh0, oh1);
   }
 }
 

@@ -7,14 +7,13 @@
 namespace fastnn::cpu {
 namespace {
 
-// Adds the block of col for output rows [oh0, oh1) back onto one channel plane c of an image.
+// Adds the columns of channel c in one image's rows of col (coln) onto that channel's plane.
 template <typename T>
-void col2im_plane_add(const T* col, T* plane, const ConvShape& s, int64_t c, int64_t oh0,
-                      int64_t oh1) {
+void col2im_plane_add(const T* coln, T* plane, const ConvShape& s, int64_t c) {
   const int64_t CK = s.cols();
-  for (int64_t oh = oh0; oh < oh1; ++oh) {
+  for (int64_t oh = 0; oh < s.OH; ++oh) {
     for (int64_t ow = 0; ow < s.OW; ++ow) {
-      const T* src = col + ((oh - oh0) * s.OW + ow) * CK + c * s.FH * s.FW;
+      const T* src = coln + (oh * s.OW + ow) * CK + c * s.FH * s.FW;
       const int64_t w0 = ow * s.stride - s.pad;
       const int64_t lo = std::max<int64_t>(0, -w0), hi = std::min<int64_t>(s.FW, s.W - w0);
       for (int64_t fh = 0; fh < s.FH; ++fh, src += s.FW) {
@@ -27,31 +26,28 @@ void col2im_plane_add(const T* col, T* plane, const ConvShape& s, int64_t c, int
   }
 }
 
-}  // namespace
-
+// Output row oh of one image xn (C, H, W) -> its OW rows of col (colrow, OW x C*FH*FW).
 template <typename T>
-void im2col_image(const T* xn, T* col, const ConvShape& s, int64_t oh0, int64_t oh1) {
+void im2col_row(const T* xn, T* colrow, const ConvShape& s, int64_t oh) {
   const int64_t CK = s.cols();
-  for (int64_t oh = oh0; oh < oh1; ++oh) {
-    for (int64_t ow = 0; ow < s.OW; ++ow) {
-      T* row = col + ((oh - oh0) * s.OW + ow) * CK;
-      const int64_t w0 = ow * s.stride - s.pad;
-      const bool w_inside = w0 >= 0 && w0 + s.FW <= s.W;
-      for (int64_t c = 0; c < s.C; ++c) {
-        for (int64_t fh = 0; fh < s.FH; ++fh, row += s.FW) {
-          const int64_t h = oh * s.stride - s.pad + fh;
-          if (h < 0 || h >= s.H) {
-            std::fill(row, row + s.FW, T(0));
-            continue;
-          }
-          const T* xrow = xn + (c * s.H + h) * s.W;
-          if (w_inside) {
-            std::copy(xrow + w0, xrow + w0 + s.FW, row);
-          } else {
-            for (int64_t fw = 0; fw < s.FW; ++fw) {
-              const int64_t w = w0 + fw;
-              row[fw] = (w >= 0 && w < s.W) ? xrow[w] : T(0);
-            }
+  for (int64_t ow = 0; ow < s.OW; ++ow) {
+    T* row = colrow + ow * CK;
+    const int64_t w0 = ow * s.stride - s.pad;
+    const bool w_inside = w0 >= 0 && w0 + s.FW <= s.W;
+    for (int64_t c = 0; c < s.C; ++c) {
+      for (int64_t fh = 0; fh < s.FH; ++fh, row += s.FW) {
+        const int64_t h = oh * s.stride - s.pad + fh;
+        if (h < 0 || h >= s.H) {
+          std::fill(row, row + s.FW, T(0));
+          continue;
+        }
+        const T* xrow = xn + (c * s.H + h) * s.W;
+        if (w_inside) {
+          for (int64_t fw = 0; fw < s.FW; ++fw) row[fw] = xrow[w0 + fw];
+        } else {
+          for (int64_t fw = 0; fw < s.FW; ++fw) {
+            const int64_t w = w0 + fw;
+            row[fw] = (w >= 0 && w < s.W) ? xrow[w] : T(0);
           }
         }
       }
@@ -59,10 +55,7 @@ void im2col_image(const T* xn, T* col, const ConvShape& s, int64_t oh0, int64_t 
   }
 }
 
-template <typename T>
-void col2im_image_add(const T* col, T* xn, const ConvShape& s, int64_t oh0, int64_t oh1) {
-  for (int64_t c = 0; c < s.C; ++c) col2im_plane_add(col, xn + c * s.H * s.W, s, c, oh0, oh1);
-}
+}  // namespace
 
 template <typename T>
 void im2col(const T* x, T* col, const ConvShape& s) {
@@ -71,7 +64,7 @@ void im2col(const T* x, T* col, const ConvShape& s) {
 #pragma omp parallel for schedule(static) if (worth_parallel(s.rows() * s.cols()))
   for (int64_t task = 0; task < s.N * s.OH; ++task) {
     const int64_t n = task / s.OH, oh = task % s.OH;
-    im2col_image(x + n * CHW, col + task * row_len, s, oh, oh + 1);
+    im2col_row(x + n * CHW, col + task * row_len, s, oh);
   }
 }
 
@@ -84,15 +77,13 @@ void col2im(const T* col, T* x, const ConvShape& s) {
     const int64_t n = task / s.C, c = task % s.C;
     T* plane = x + task * HW;
     std::fill(plane, plane + HW, T(0));
-    col2im_plane_add(col + n * image_len, plane, s, c, 0, s.OH);
+    col2im_plane_add(col + n * image_len, plane, s, c);
   }
 }
 
 #define FASTNN_INSTANTIATE(T)                                                              \
   template void im2col<T>(const T*, T*, const ConvShape&);                                 \
-  template void col2im<T>(const T*, T*, const ConvShape&);                                 \
-  template void im2col_image<T>(const T*, T*, const ConvShape&, int64_t, int64_t);         \
-  template void col2im_image_add<T>(const T*, T*, const ConvShape&, int64_t, int64_t);
+  template void col2im<T>(const T*, T*, const ConvShape&);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

@@ -27,12 +27,4 @@ template <typename T> void im2col(const T* x, T* col, const ConvShape& s);
 // that came from each pixel (overlapping windows accumulate; padded positions are dropped).
 template <typename T> void col2im(const T* col, T* x, const ConvShape& s);
 
-// Building blocks of the convolution, on one image xn (C, H, W) and output rows [oh0, oh1):
-// im2col_image writes the ((oh1-oh0)*OW, C*FH*FW) block of col; col2im_image_add adds such
-// a block back onto xn (without zeroing it first).
-template <typename T>
-void im2col_image(const T* xn, T* col, const ConvShape& s, int64_t oh0, int64_t oh1);
-template <typename T>
-void col2im_image_add(const T* col, T* xn, const ConvShape& s, int64_t oh0, int64_t oh1);
-
 }  // namespace fastnn::cpu
