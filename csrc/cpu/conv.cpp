@@ -190,13 +190,16 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   check_blas_sizes(s, FN);
   const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = s.C * s.H * s.W;
   const int64_t col_len = block_rows<T>(s) * s.OW * CK;
-  // db[f] = sum of dout over images and positions (accumulated in double).
+  // db[f] = sum of dout over images and positions: vectorised per image, images added in double.
 #pragma omp parallel for schedule(static) if (worth_parallel(s.N * FN * P))
   for (int64_t f = 0; f < FN; ++f) {
     double acc = 0;
     for (int64_t n = 0; n < s.N; ++n) {
       const T* d = dout + (n * FN + f) * P;
-      for (int64_t p = 0; p < P; ++p) acc += d[p];
+      T part = 0;
+#pragma omp simd reduction(+ : part)
+      for (int64_t p = 0; p < P; ++p) part += d[p];
+      acc += part;
     }
     db[f] = T(acc);
   }
