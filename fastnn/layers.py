@@ -15,6 +15,11 @@ from . import _ops
 
 # ------------------------------------------------------------------ convolution and pooling
 
+def _forward_first(layer, name):
+    if layer.x is None:
+        raise RuntimeError(f"{name}.backward called before forward")
+
+
 class Convolution:
     """The book's Convolution: x (N, C, H, W), W (FN, C, FH, FW), b (FN,) -> (N, FN, OH, OW).
 
@@ -38,6 +43,7 @@ class Convolution:
         return out
 
     def backward(self, dout):
+        _forward_first(self, "Convolution")
         dx, self.dW, self.db = _ops.conv2d_backward(dout, self.x, self.W, self.b, self.stride,
                                                     self.pad)
         return dx
@@ -83,6 +89,7 @@ class Pooling:
         return out
 
     def backward(self, dout):
+        _forward_first(self, "Pooling")
         return _ops.maxpool2d_backward(dout, self._arg, np.shape(self.x), self.pool_h,
                                        self.pool_w, self.stride, self.pad)
 
@@ -114,5 +121,6 @@ class AvgPooling:
         return out
 
     def backward(self, dout):
+        _forward_first(self, "AvgPooling")
         return _ops.avgpool2d_backward(dout, np.shape(self.x), self.pool_h, self.pool_w,
                                        self.stride, self.pad)

@@ -205,3 +205,22 @@ def test_bad_inputs():
         layer.backward(np.zeros((2, 4, 6, 5)))
     with pytest.raises(TypeError, match="Convolution: arrays of dtype complex128"):
         layer.backward(np.zeros((2, 4, 6, 6), complex))
+
+
+def test_backward_before_forward():
+    with pytest.raises(RuntimeError, match="Convolution.backward called before forward"):
+        Convolution(np.ones((2, 1, 3, 3)), np.zeros(2)).backward(np.ones((1, 2, 3, 3)))
+
+
+def test_zero_channels_and_zero_filters(threads):
+    # No input channels: the output is the bias and the gradients are empty or sums of dout.
+    layer = Convolution(np.ones((3, 0, 2, 2)), np.array([1.0, 2.0, 3.0]))
+    out = layer.forward(np.ones((2, 0, 4, 4)))
+    np.testing.assert_array_equal(out, np.ones((2, 3, 3, 3)) * np.array([1.0, 2.0, 3.0])[:, None, None])
+    assert layer.backward(np.ones_like(out)).shape == (2, 0, 4, 4)
+    np.testing.assert_array_equal(layer.db, [18.0, 18.0, 18.0])
+    # No filters: an empty output and a zero input gradient.
+    layer = Convolution(np.ones((0, 2, 2, 2)), np.ones(0))
+    out = layer.forward(np.ones((2, 2, 4, 4)))
+    assert out.shape == (2, 0, 3, 3)
+    np.testing.assert_array_equal(layer.backward(out), np.zeros((2, 2, 4, 4)))

@@ -164,3 +164,9 @@ def test_bad_inputs(cls):
     with pytest.raises(ValueError, match=fr"{name}.backward: dout has shape \(2, 3, 3\) but the "
                                          r"forward output had shape \(2, 3, 3, 3\)"):
         layer.backward(np.zeros((2, 3, 3)))
+
+
+@pytest.mark.parametrize("cls", [Pooling, AvgPooling])
+def test_backward_before_forward(cls):
+    with pytest.raises(RuntimeError, match=f"{cls.__name__}.backward called before forward"):
+        cls(2, 2).backward(np.ones((1, 1, 2, 2)))

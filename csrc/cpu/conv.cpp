@@ -28,6 +28,7 @@ template <typename T, int Slot>
 T* scratch(int64_t n) {
   thread_local std::unique_ptr<T[]> buf;
   thread_local int64_t size = 0;
+  n = std::max<int64_t>(n, 1);
   if (n > size) {
     buf.reset();
     size = 0;
@@ -132,6 +133,7 @@ void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape
   for (int64_t f = 0; f < FN; ++f) std::fill(outn + f * P, outn + (f + 1) * P, b ? b[f] : T(0));
   for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
     const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
+    if (CK == 0) break;  // no input channels: out is the bias
     im2col_t(xn, colT, s, oh0, oh1);
     gemm(false, false, FN, R, CK, T(1), W, CK, colT, R, T(1), outn + oh0 * s.OW, P);
   }
