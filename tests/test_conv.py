@@ -40,7 +40,8 @@ def check_against_reference(layer, ref_layer, x, rng, dtype):
     C, FH, FW = layer.W.shape[1:]
     assert_parity(out, expected, dtype, reduce_len=C * FH * FW)
     dout = rng.standard_normal(out.shape).astype(dtype)
-    assert_parity(layer.backward(dout), ref_layer.backward(dout), dtype, reduce_len=layer.W.shape[0])
+    assert_parity(layer.backward(dout), ref_layer.backward(dout), dtype,
+                  reduce_len=layer.W.shape[0])
     positions = x.shape[0] * out.shape[2] * out.shape[3]
     assert_parity(layer.dW, ref_layer.dW, dtype, reduce_len=positions)
     assert_parity(layer.db, ref_layer.db, dtype, reduce_len=positions)
@@ -67,8 +68,8 @@ def test_randomized_shapes(dtype):
         shape = (int(rng.integers(1, 5)), int(rng.integers(1, 4)), H, W, int(rng.integers(1, 5)),
                  FH, FW, stride, pad)
         x, Wt, b, stride, pad = make(rng, shape, dtype)
-        check_against_reference(Convolution(Wt, b, stride, pad), ref.Convolution(Wt, b, stride, pad),
-                                x, rng, dtype)
+        check_against_reference(Convolution(Wt, b, stride, pad),
+                                ref.Convolution(Wt, b, stride, pad), x, rng, dtype)
 
 
 @pytest.mark.parametrize("stride,pad", [(1, 0), (2, 1), (1, 2)])
@@ -124,7 +125,8 @@ def test_layouts(rng, dtype):
     wide = np.zeros((3, 2, 9, 14), dtype)
     wide[..., ::2] = x
     W_f = np.asfortranarray(Wt)
-    for xv, Wv in [(np.asfortranarray(x), Wt), (wide[..., ::2], W_f), (x, Wt[:, :, ::-1, ::-1][:, :, ::-1, ::-1])]:
+    W_neg = Wt[:, :, ::-1, ::-1][:, :, ::-1, ::-1]  # same values, negative strides
+    for xv, Wv in [(np.asfortranarray(x), Wt), (wide[..., ::2], W_f), (x, W_neg)]:
         assert_parity(Convolution(Wv, b, 2, 1).forward(xv), expected, dtype, reduce_len=18)
     b2 = b.reshape(1, -1)
     assert_parity(Convolution(Wt, b2, 2, 1).forward(x), expected, dtype, reduce_len=18)
@@ -173,11 +175,13 @@ def test_bad_inputs():
     W, b = np.zeros((4, 3, 3, 3)), np.zeros(4)
     cases = [
         (lambda: Convolution(W, b).forward(x[0]), ValueError,
-         r"Convolution: x must be 4-D \(N, C, H, W\), got 3-D \(x.shape=\(3, 8, 8\), W.shape=\(4, 3, 3, 3\)\)"),
+         r"Convolution: x must be 4-D \(N, C, H, W\), got 3-D "
+         r"\(x.shape=\(3, 8, 8\), W.shape=\(4, 3, 3, 3\)\)"),
         (lambda: Convolution(W[0], b).forward(x), ValueError,
          r"Convolution: W must be 4-D \(FN, C, FH, FW\), got 3-D"),
         (lambda: Convolution(np.zeros((4, 1, 3, 3)), b).forward(x), ValueError,
-         r"Convolution: x has 3 channels but W expects 1 \(x.shape=\(2, 3, 8, 8\), W.shape=\(4, 1, 3, 3\)\)"),
+         r"Convolution: x has 3 channels but W expects 1 "
+         r"\(x.shape=\(2, 3, 8, 8\), W.shape=\(4, 1, 3, 3\)\)"),
         (lambda: Convolution(np.zeros((4, 3, 9, 3)), b).forward(x), ValueError,
          r"Convolution: window 9x3 is larger than the padded input 8x8"),
         (lambda: Convolution(W, b, stride=0).forward(x), ValueError,
@@ -216,7 +220,8 @@ def test_zero_channels_and_zero_filters(threads):
     # No input channels: the output is the bias and the gradients are empty or sums of dout.
     layer = Convolution(np.ones((3, 0, 2, 2)), np.array([1.0, 2.0, 3.0]))
     out = layer.forward(np.ones((2, 0, 4, 4)))
-    np.testing.assert_array_equal(out, np.ones((2, 3, 3, 3)) * np.array([1.0, 2.0, 3.0])[:, None, None])
+    expected = np.ones((2, 3, 3, 3)) * np.array([1.0, 2.0, 3.0])[:, None, None]
+    np.testing.assert_array_equal(out, expected)
     assert layer.backward(np.ones_like(out)).shape == (2, 0, 4, 4)
     np.testing.assert_array_equal(layer.db, [18.0, 18.0, 18.0])
     # No filters: an empty output and a zero input gradient.

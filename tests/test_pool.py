@@ -28,7 +28,8 @@ def threads(request):
 
 def check_against_reference(cls, shape, x, rng, dtype):
     _, _, _, _, ph, pw, stride, pad = shape
-    layer, ref_layer = getattr(fastnn.layers, cls)(ph, pw, stride, pad), getattr(ref, cls)(ph, pw, stride, pad)
+    layer = getattr(fastnn.layers, cls)(ph, pw, stride, pad)
+    ref_layer = getattr(ref, cls)(ph, pw, stride, pad)
     out = layer.forward(x)
     assert_parity(out, ref_layer.forward(x), dtype, reduce_len=ph * pw)
     dout = rng.standard_normal(out.shape).astype(dtype)
@@ -153,7 +154,8 @@ def test_bad_inputs(cls):
         cls(2, 2, stride=2.0)
     with pytest.raises(ValueError, match=fr"{name}: x must be 4-D \(N, C, H, W\), got 2-D"):
         cls(2, 2).forward(x[0, 0])
-    with pytest.raises(ValueError, match=fr"{name}: window 7x2 is larger than the padded input 6x6"):
+    with pytest.raises(ValueError,
+                       match=fr"{name}: window 7x2 is larger than the padded input 6x6"):
         cls(7, 2).forward(x)
     with pytest.raises(TypeError, match=fr"{name}: arrays of dtype complex128"):
         cls(2, 2).forward(x.astype(complex))

@@ -23,7 +23,8 @@ int64_t block_rows(const ConvShape& s) {
   return std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, s.OH));
 }
 
-// Per-thread scratch, reused across calls (OpenMP's pool threads persist); grows as needed.
+// Per-thread scratch, reused across calls (OpenMP's pool threads persist), one buffer per
+// Slot; grows as needed, never returns null.
 template <typename T, int Slot>
 T* scratch(int64_t n) {
   thread_local std::unique_ptr<T[]> buf;
