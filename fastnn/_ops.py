@@ -244,7 +244,7 @@ def _pool_dout(layer, dout, x_shape, FH, FW, stride, pad):
     return as_compute(dout, compute_dtype(layer, dout)), [N, C, H, W], FH, FW, stride, pad
 
 
-def maxpool2d_forward(x, pool_h, pool_w, stride=2, pad=0, layer="Pooling"):
+def maxpool2d_forward(x, pool_h, pool_w, stride=1, pad=0, layer="Pooling"):
     """(out, arg): max over each window (padding counts as -inf, NaN propagates like np.max)
     and the window-local index fh*pool_w + fw of each maximum, both (N, C, OH, OW); arg is int32.
     """
@@ -252,7 +252,7 @@ def maxpool2d_forward(x, pool_h, pool_w, stride=2, pad=0, layer="Pooling"):
     return _C.maxpool2d_forward(as_compute(x, compute_dtype(layer, x)), FH, FW, stride, pad)
 
 
-def maxpool2d_backward(dout, arg, x_shape, pool_h, pool_w, stride=2, pad=0, layer="Pooling"):
+def maxpool2d_backward(dout, arg, x_shape, pool_h, pool_w, stride=1, pad=0, layer="Pooling"):
     """dx of shape x_shape: each dout routed to its window's argmax (overlaps add up)."""
     dout, shape, FH, FW, stride, pad = _pool_dout(layer, dout, x_shape, pool_h, pool_w, stride,
                                                   pad)
@@ -264,13 +264,13 @@ def maxpool2d_backward(dout, arg, x_shape, pool_h, pool_w, stride=2, pad=0, laye
                                  stride, pad)
 
 
-def avgpool2d_forward(x, pool_h, pool_w, stride=2, pad=0, layer="AvgPooling"):
+def avgpool2d_forward(x, pool_h, pool_w, stride=1, pad=0, layer="AvgPooling"):
     """Mean of each window, padding counted as zeros (divisor always pool_h*pool_w)."""
     x, FH, FW, stride, pad = _pool_checks(layer, x, pool_h, pool_w, stride, pad)
     return _C.avgpool2d_forward(as_compute(x, compute_dtype(layer, x)), FH, FW, stride, pad)
 
 
-def avgpool2d_backward(dout, x_shape, pool_h, pool_w, stride=2, pad=0, layer="AvgPooling"):
+def avgpool2d_backward(dout, x_shape, pool_h, pool_w, stride=1, pad=0, layer="AvgPooling"):
     """dx of shape x_shape: each pixel gets dout / (pool_h*pool_w) from every window over it."""
     dout, shape, FH, FW, stride, pad = _pool_dout(layer, dout, x_shape, pool_h, pool_w, stride,
                                                   pad)

@@ -107,13 +107,13 @@ def test_nan_follows_np_max(dtype):
     x = np.arange(16, dtype=dtype).reshape(1, 1, 4, 4)
     x[0, 0, 0, 1] = np.nan
     x[0, 0, 1, 0] = np.nan
-    layer, ref_layer = Pooling(2, 2), ref.Pooling(2, 2)
+    layer, ref_layer = Pooling(2, 2, stride=2), ref.Pooling(2, 2, stride=2)
     out = layer.forward(x)
     np.testing.assert_array_equal(out, ref_layer.forward(x))
     assert np.isnan(out[0, 0, 0, 0]) and not np.isnan(out[0, 0, 1, 1])
     np.testing.assert_array_equal(layer.arg_max, ref_layer.arg_max)
     assert layer.arg_max[0] == 1  # the first NaN of the window, like np.argmax
-    assert np.isnan(AvgPooling(2, 2).forward(x)[0, 0, 0, 0])
+    assert np.isnan(AvgPooling(2, 2, stride=2).forward(x)[0, 0, 0, 0])
 
 
 def test_layouts_and_ints(rng, dtype):
@@ -162,7 +162,7 @@ def test_bad_inputs(cls):
         cls(2, 2).forward(x.astype(complex))
     with pytest.raises(TypeError, match=fr"{name}: arrays of dtype object"):
         cls(2, 2).forward(x.astype(object))
-    layer = cls(2, 2)
+    layer = cls(2, 2, stride=2)
     layer.forward(x)
     with pytest.raises(ValueError, match=fr"{name}.backward: dout has shape \(2, 3, 3\) but the "
                                          r"forward output had shape \(2, 3, 3, 3\)"):
@@ -173,3 +173,11 @@ def test_bad_inputs(cls):
 def test_backward_before_forward(cls):
     with pytest.raises(RuntimeError, match=f"{cls.__name__}.backward called before forward"):
         cls(2, 2).backward(np.ones((1, 1, 2, 2)))
+
+
+@pytest.mark.parametrize("cls", [Pooling, AvgPooling])
+def test_default_geometry_is_the_books(cls):
+    # The book's Pooling(pool_h, pool_w, stride=1, pad=0).
+    layer = cls(2, 2)
+    assert (layer.stride, layer.pad) == (1, 0)
+    assert layer.forward(np.zeros((1, 1, 5, 7))).shape == (1, 1, 4, 6)
