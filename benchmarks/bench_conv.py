@@ -2,7 +2,8 @@
 
     PYTHONPATH=. python benchmarks/bench_conv.py [--threads N] [--repeats R]
 
-A and B run interleaved in one process, median of the repeats after a warm-up.
+A and B run interleaved in one process, median of the repeats after a warm-up; the best run
+is printed too, as medians on a shared machine include time lost to other processes.
 """
 
 import argparse
@@ -30,7 +31,9 @@ def compare(name, make, x, repeats):
             step(layer, x)
             times.append(time.perf_counter() - t0)
     ma, mb = np.median(ta) * 1e3, np.median(tb) * 1e3
-    print(f"{name:<44} fastnn {ma:8.2f} ms   reference {mb:8.2f} ms   speed-up {mb / ma:5.1f}x")
+    ba, bb = min(ta) * 1e3, min(tb) * 1e3
+    print(f"{name:<44} fastnn {ma:7.2f} ms (best {ba:6.2f})   reference {mb:7.2f} ms "
+          f"(best {bb:6.2f})   speed-up {mb / ma:5.1f}x (best/best {bb / ba:5.1f}x)")
 
 
 def main():

@@ -107,6 +107,7 @@ def tanh_backward(dout, y, layer="Tanh"):
 
 import operator  # noqa: E402
 
+
 def _as_int(layer, name, value):
     try:
         return operator.index(value)
@@ -140,7 +141,7 @@ def _check_images(layer, x, FH, FW, pad, **shapes):
     H, W = x.shape[2], x.shape[3]
     if FH > H + 2 * pad or FW > W + 2 * pad:
         raise _shape_error(layer, f"window {FH}x{FW} is larger than the padded input "
-                           f"{H + 2 * pad}x{W + 2 * pad} (pad={pad})", **shapes)
+                           f"{H + 2 * pad}x{W + 2 * pad} with pad={pad}", **shapes)
 
 
 def _check_shape(layer, what, shape):
@@ -167,7 +168,7 @@ def col2im(col, input_shape, FH, FW, stride=1, pad=0, layer="col2im"):
     col = np.asarray(col)
     if FH > H + 2 * pad or FW > W + 2 * pad:
         raise ValueError(f"{layer}: window {FH}x{FW} is larger than the padded input "
-                         f"{H + 2 * pad}x{W + 2 * pad} (input_shape={(N, C, H, W)}, pad={pad})")
+                         f"{H + 2 * pad}x{W + 2 * pad} with pad={pad} (input_shape={(N, C, H, W)})")
     OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
     if col.shape != (N * OH * OW, C * FH * FW):
         raise ValueError(f"{layer}: col has shape {col.shape} but input_shape "
