@@ -229,3 +229,20 @@ def test_zero_channels_and_zero_filters(threads):
     out = layer.forward(np.ones((2, 2, 4, 4)))
     assert out.shape == (2, 0, 3, 3)
     np.testing.assert_array_equal(layer.backward(out), np.zeros((2, 2, 4, 4)))
+
+
+def test_concurrent_calls_from_python_threads(rng):
+    # The GIL is released and scratch buffers are per thread: parallel callers do not interfere.
+    from concurrent.futures import ThreadPoolExecutor
+    cases = [make(rng, (4, 3, 12, 10, 5, 3, 3, 1, 1), np.float64) for _ in range(4)]
+    expected = [ref.Convolution(Wt, b, s, p).forward(x) for x, Wt, b, s, p in cases]
+
+    def run(case):
+        x, Wt, b, s, p = case
+        return [Convolution(Wt, b, s, p).forward(x) for _ in range(20)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, cases))
+    for outs, exp in zip(results, expected):
+        for out in outs:
+            assert_parity(out, exp, np.float64, reduce_len=27)
