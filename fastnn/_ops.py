@@ -171,7 +171,7 @@ def _labels(layer, t, y_shape):
     if t.dtype.kind not in "biuf":
         raise TypeError(f"{layer}: labels t of dtype {t.dtype} are not supported")
     if t.shape == y_shape and t.ndim == 2:
-        return np.argmax(t, axis=1), t
+        return np.ascontiguousarray(np.argmax(t, axis=1), dtype=np.int64), t
     if t.dtype.kind not in "iu":
         raise TypeError(f"{layer}: integer labels t must have an integer dtype, got {t.dtype} "
                         f"(t.shape={t.shape}; one-hot t must have y's shape {y_shape})")
@@ -181,7 +181,8 @@ def _labels(layer, t, y_shape):
                          f"have shape ({y_shape[0]},) or {y_shape}")
     if t.dtype == np.uint64 and t.size and t.max() > np.iinfo(np.int64).max:
         raise IndexError(f"{layer}: label {t.max()} is out of range for {y_shape[1]} classes")
-    return t.astype(np.int64, copy=False), None
+    # Exactly C-contiguous int64: pybind11 would otherwise pick an overload by converting x.
+    return np.ascontiguousarray(t, dtype=np.int64), None
 
 
 def _count(t, ignore_label):
@@ -283,6 +284,8 @@ def batchnorm_forward_train(x, gamma, beta, running_mean=None, running_var=None,
         as_compute(x2, dt), as_compute(gamma, dt), as_compute(beta, dt),
         as_compute(running_mean, dt), as_compute(running_var, dt), float(momentum), float(eps))
     out = out.reshape(x.shape).astype(compute_dtype(layer, x2, gamma, beta), copy=False)
+    xdt = compute_dtype(layer, x2)  # the book's xc, xn, std have x's (float) dtype
+    xc, xn, std = (a.astype(xdt, copy=False) for a in (xc, xn, std))
     rm = rm.astype(compute_dtype(layer, running_mean, x2), copy=False)
     rv = rv.astype(compute_dtype(layer, running_var, x2), copy=False)
     return out, xc, xn, std, rm, rv
