@@ -18,6 +18,19 @@ def test_softmax_parity(rng, dtype, shape):
     np.testing.assert_allclose(y.sum(axis=-1), 1, rtol=1e-5)
 
 
+def test_softmax_is_accurate_to_a_few_ulp_over_the_whole_range(dtype):
+    lo = np.log(np.finfo(dtype).tiny) + 2  # the smallest exp that is still a normal number
+    x = np.concatenate([[0.0], np.linspace(lo, 0, 50001)]).astype(dtype)
+    x = np.stack([x, x[::-1] + 3])
+    y = _ops.softmax(x)
+    exact = F.softmax(x.astype(np.longdouble))
+    np.testing.assert_allclose(y, exact, rtol=4 * np.finfo(dtype).eps,
+                               atol=1e3 * np.finfo(dtype).tiny)  # y/sum may be subnormal
+    tiny_log = np.log(np.finfo(dtype).tiny)
+    below = np.array([[0, tiny_log - 1, tiny_log - 50, -np.inf]], dtype)  # flushed to 0
+    np.testing.assert_array_less(_ops.softmax(below)[0, 1:], 2 * np.finfo(dtype).tiny)
+
+
 @pytest.mark.parametrize("N,C", [(1, 1), (1, 5), (8, 10), (33, 3)])
 @pytest.mark.parametrize("one_hot", [False, True], ids=["labels", "onehot"])
 def test_layer_parity_with_reference(rng, dtype, N, C, one_hot):
