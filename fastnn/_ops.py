@@ -231,6 +231,8 @@ def softmax_cross_entropy_backward(y, t, dout=1, ignore_label=None, out=None,
     count = _count(labels, ignore_label)
     scale = d / count if count else np.nan
     if dense is not None and ignore_label is None:
+        if out is not None:
+            raise ValueError(f"{layer}.backward: out= needs integer labels, not one-hot t")
         dt = compute_dtype(layer, y, dense)
         return _C.softmax_cross_entropy_backward_dense(as_compute(y, dt), as_compute(dense, dt),
                                                        scale, layer)

@@ -74,6 +74,8 @@ class Affine:
         return _ops.affine_forward(self.x, self.W, self.b, "Affine")
 
     def backward(self, dout):
+        if self.x is None:
+            raise RuntimeError("Affine.backward: call forward(x) first")
         dx, self.dW, self.db = _ops.affine_backward(dout, self.x, self.W, "Affine")
         return dx.reshape(self.original_x_shape)
 
@@ -112,6 +114,8 @@ class SoftmaxWithLoss:
         return self.loss
 
     def backward(self, dout=1):
+        if self.y is None:
+            raise RuntimeError("SoftmaxWithLoss.backward: call forward(x, t) first")
         yb, tb = self._as_batch(self.y, self.t)
         dx = _ops.softmax_cross_entropy_backward(yb, tb, dout, layer="SoftmaxWithLoss")
         return dx.reshape(self.y.shape)

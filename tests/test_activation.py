@@ -52,6 +52,7 @@ def test_layer_parity_with_reference(rng, dtype, name, shape):
     assert_parity(ours.backward(dout.copy()), ref.backward(dout.copy()), dtype)
     if name == "Relu":
         np.testing.assert_array_equal(ours.mask, ref.mask)
+        assert_parity(ours.forward(x), F.relu(x), dtype)
     else:
         assert_parity(ours.out, ref.out, dtype)
 

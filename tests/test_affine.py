@@ -143,6 +143,8 @@ def test_ops_entry_points_flatten_like_the_layer(rng):
 def test_bad_inputs_raise_clear_errors(rng):
     W, b = np.ones((6, 3)), np.ones(3)
     layer = L.Affine(W, b)
+    with pytest.raises(RuntimeError, match=r"Affine.backward: call forward\(x\) first"):
+        layer.backward(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"Affine: x has 5 features per sample but W expects 6 "
                                          r"\(x.shape=\(2, 5\), W.shape=\(6, 3\)\)"):
         layer.forward(np.ones((2, 5)))

@@ -174,6 +174,8 @@ def test_ignore_label_and_out_for_time_layers(rng, dtype):
 
 def test_bad_inputs_raise_clear_errors():
     layer = L.SoftmaxWithLoss()
+    with pytest.raises(RuntimeError, match=r"SoftmaxWithLoss.backward: call forward"):
+        layer.backward()
     x = np.zeros((3, 4))
     with pytest.raises(IndexError, match=r"SoftmaxWithLoss: label 4 \(at index 1\) is out of "
                                          r"range for 4 classes"):
@@ -206,6 +208,11 @@ def test_bad_inputs_raise_clear_errors():
         layer.backward(np.ones((3, 4)))
     with pytest.raises(TypeError, match=r"SoftmaxWithLoss.backward: dout of dtype complex"):
         layer.backward(1j)
+    y = np.full((3, 4), 0.25)
+    with pytest.raises(ValueError, match=r"out= needs integer labels"):
+        _ops.softmax_cross_entropy_backward(y, np.eye(4)[:3], out=y)
+    with pytest.raises(ValueError, match=r"out must be a writeable C-contiguous float64 array"):
+        _ops.softmax_cross_entropy_backward(y, np.array([0, 1, 2]), out=y.astype(np.float32))
     with pytest.raises(TypeError, match="softmax"):
         _ops.softmax(np.ones(3, complex))
     with pytest.raises(ValueError, match="softmax: x must have at least one axis"):
