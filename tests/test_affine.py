@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn import _ops
 from fastnn import layers as L
 from fastnn.reference import layers as R
@@ -171,3 +172,18 @@ def test_bad_inputs_raise_clear_errors(rng):
         L.Affine(W.astype(complex), b).forward(np.ones((2, 6)))
     with pytest.raises(TypeError, match="Affine"):
         layer.backward(np.ones((2, 3), complex))
+
+
+def test_threaded_path_matches_reference(rng, dtype):
+    n = fastnn.get_num_threads()
+    fastnn.set_num_threads(2)  # past kParallelGrain elements the kernels split rows/columns
+    try:
+        x, W, b = _pair(rng, dtype, (300, 70), 600)
+        ours, ref = L.Affine(W, b), R.Affine(W, b)
+        assert_parity(ours.forward(x), ref.forward(x), dtype, reduce_len=70)
+        dout = rng.standard_normal((300, 600)).astype(dtype)
+        assert_parity(ours.backward(dout), ref.backward(dout), dtype, reduce_len=600)
+        assert_parity(ours.dW, ref.dW, dtype, reduce_len=300)
+        assert_parity(ours.db, ref.db, dtype, reduce_len=300)
+    finally:
+        fastnn.set_num_threads(n)

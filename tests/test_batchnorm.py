@@ -3,6 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn import _ops
 from fastnn import layers as L
 from fastnn.reference import layers as R
@@ -222,3 +223,21 @@ def test_ops_entry_points(rng):
     dx, dgamma, dbeta = _ops.batchnorm_backward(np.ones((5, 3)), np.ones(3), xc, xn, std)
     np.testing.assert_allclose(dx, 0, atol=1e-9)
     np.testing.assert_allclose(dbeta, 5)
+
+
+def test_threaded_path_matches_reference(rng, dtype):
+    n = fastnn.get_num_threads()
+    fastnn.set_num_threads(2)  # past kParallelGrain elements the kernels split the columns
+    try:
+        x = rng.standard_normal((100, 4, 5, 20)).astype(dtype)
+        gamma, beta = _params(rng, 400, dtype)
+        rm, rv = np.zeros(400, dtype), np.ones(400, dtype)
+        ours = L.BatchNormalization(gamma, beta, 0.9, rm, rv)
+        ref = R.BatchNormalization(gamma, beta, 0.9, rm, rv)
+        assert_parity(ours.forward(x), ref.forward(x), dtype, reduce_len=100)
+        dout = rng.standard_normal(x.shape).astype(dtype)
+        assert_parity(ours.backward(dout), ref.backward(dout), dtype, reduce_len=400)
+        assert_parity(ours.dgamma, ref.dgamma, dtype, reduce_len=100)
+        assert_parity(ours.forward(x, False), ref.forward(x, False), dtype)
+    finally:
+        fastnn.set_num_threads(n)

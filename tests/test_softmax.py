@@ -3,6 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn import _ops
 from fastnn import layers as L
 from fastnn.reference import functional as F
@@ -217,3 +218,17 @@ def test_bad_inputs_raise_clear_errors():
         _ops.softmax(np.ones(3, complex))
     with pytest.raises(ValueError, match="softmax: x must have at least one axis"):
         _ops.softmax(np.float64(1.0))
+
+
+def test_threaded_path_matches_reference(rng, dtype):
+    n = fastnn.get_num_threads()
+    fastnn.set_num_threads(2)  # past kParallelGrain elements the kernels split the rows
+    try:
+        x = (3 * rng.standard_normal((300, 200))).astype(dtype)
+        t = rng.integers(0, 200, 300)
+        ours, ref = L.SoftmaxWithLoss(), R.SoftmaxWithLoss()
+        assert_parity(ours.forward(x, t), ref.forward(x, t), dtype, reduce_len=300 * 200)
+        assert_parity(ours.y, ref.y, dtype, reduce_len=200)
+        assert_parity(ours.backward(), ref.backward(), dtype, reduce_len=200)
+    finally:
+        fastnn.set_num_threads(n)
