@@ -276,3 +276,234 @@ def avgpool2d_backward(dout, x_shape, pool_h, pool_w, stride=1, pad=0, layer="Av
     dout, shape, FH, FW, stride, pad = _pool_dout(layer, dout, x_shape, pool_h, pool_w, stride,
                                                   pad)
     return _C.avgpool2d_backward(dout, shape, FH, FW, stride, pad)
+
+# ---------------------------------------------------------------- affine, softmax, batchnorm
+# (dense layers: fastnn.layers Affine / SoftmaxWithLoss / BatchNormalization, and the vol. 2
+# time layers that reshape to 2-D and call these)
+
+def _shape_error(layer, what, **arrays):
+    shapes = ", ".join(f"{k}.shape={np.shape(v)}" for k, v in arrays.items())
+    return ValueError(f"{layer}: {what} ({shapes})")
+
+
+def flatten_batch(layer, x):
+    """``x`` (N, ...) viewed as (N, D) with D the product of the other axes (the book's
+    ``x.reshape(x.shape[0], -1)``, which also works for an empty batch here)."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError(f"{layer}: x must have a batch axis, got a scalar")
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)))
+
+
+def affine_forward(x, W, b, layer="Affine"):
+    """out = x.reshape(N, -1) @ W + b, shape (N, M), in the promoted dtype of x, W, b."""
+    check_host(layer, x, W, b)
+    x2, W, b = flatten_batch(layer, x), np.asarray(W), np.asarray(b)
+    dt = compute_dtype(layer, x2, W, b)
+    if W.ndim != 2 or b.ndim != 1:
+        raise _shape_error(layer, "W must be 2-D (D, M) and b 1-D (M,)", W=W, b=b)
+    if x2.shape[1] != W.shape[0]:
+        raise _shape_error(layer, f"x has {x2.shape[1]} features per sample but W expects "
+                           f"{W.shape[0]}", x=x, W=W)
+    if b.shape[0] != W.shape[1]:
+        raise _shape_error(layer, f"b has length {b.shape[0]} but W has {W.shape[1]} columns",
+                           W=W, b=b)
+    return _C.affine_forward(as_compute(x2, dt), as_compute(W, dt), as_compute(b, dt))
+
+
+def affine_backward(dout, x, W, layer="Affine"):
+    """(dx, dW, db) of out = x.reshape(N, -1) @ W + b; dx has x's shape. Each result has the
+    dtype NumPy gives the book's expression (dout @ W.T, x.T @ dout, dout.sum(axis=0))."""
+    check_host(layer, dout, x, W)
+    x = np.asarray(x)
+    x2, W, dout = flatten_batch(layer, x), np.asarray(W), np.asarray(dout)
+    dt = compute_dtype(layer, dout, x2, W)
+    if W.ndim != 2 or x2.shape[1] != W.shape[0]:
+        raise _shape_error(layer + ".backward", "x and W do not match", x=x, W=W)
+    expected = (x2.shape[0], W.shape[1])
+    if dout.shape != expected:
+        raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward output "
+                         f"had shape {expected}")
+    dx, dW, db = _C.affine_backward(as_compute(dout, dt), as_compute(x2, dt), as_compute(W, dt))
+    return (dx.reshape(x.shape).astype(compute_dtype(layer, dout, W), copy=False),
+            dW.astype(compute_dtype(layer, x2, dout), copy=False),
+            db.astype(compute_dtype(layer, dout), copy=False))
+
+
+def softmax(x, layer="softmax"):
+    """Softmax over the last axis (max-subtracted), in x's float dtype."""
+    check_host(layer, x)
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError(f"{layer}: x must have at least one axis, got a scalar")
+    return _C.softmax_forward(as_compute(x, compute_dtype(layer, x)))
+
+
+def _labels(layer, t, y_shape):
+    """Class indices (int64, (N,)) and the dense targets (or None) for a batch y of y_shape.
+    t of y's shape is one-hot (or soft) and its labels are argmax(t, axis=1), as in the book;
+    otherwise t holds one integer label per sample."""
+    t = np.asarray(t)
+    if t.dtype.kind not in "biuf":
+        raise TypeError(f"{layer}: labels t of dtype {t.dtype} are not supported")
+    if t.shape == y_shape and t.ndim == 2:
+        return np.ascontiguousarray(np.argmax(t, axis=1), dtype=np.int64), t
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{layer}: integer labels t must have an integer dtype, got {t.dtype} "
+                        f"(t.shape={t.shape}; one-hot t must have y's shape {y_shape})")
+    if t.ndim != 1 or t.shape[0] != y_shape[0]:
+        raise ValueError(f"{layer}: got {t.size} labels for a batch of {y_shape[0]} with "
+                         f"{y_shape[1]} classes (t.shape={t.shape}, x.shape={y_shape}); t must "
+                         f"have shape ({y_shape[0]},) or {y_shape}")
+    if t.dtype == np.uint64 and t.size and t.max() > np.iinfo(np.int64).max:
+        raise IndexError(f"{layer}: label {t.max()} is out of range for {y_shape[1]} classes")
+    # Exactly C-contiguous int64: pybind11 would otherwise pick an overload by converting x.
+    return np.ascontiguousarray(t, dtype=np.int64), None
+
+
+def _count(t, ignore_label):
+    return t.shape[0] if ignore_label is None else int(np.count_nonzero(t != ignore_label))
+
+
+def softmax_cross_entropy_forward(x, t, eps=1e-7, ignore_label=None, layer="SoftmaxWithLoss"):
+    """(y, loss) for logits x (N, C): y = softmax(x) and
+    loss = -sum log(y[i, t_i] + eps) / (number of samples whose label is not ignore_label).
+    t: integer labels (N,) or one-hot (N, C) (labels = argmax, as the book does). The book's
+    vol. 1 uses eps=1e-7; vol. 2's TimeSoftmaxWithLoss uses eps=0 and ignore_label=-1.
+    The loss is a NumPy scalar of y's dtype; NaN when no sample counts (an empty batch)."""
+    check_host(layer, x, t)
+    x = np.asarray(x)
+    dt = compute_dtype(layer, x)
+    if x.ndim != 2:
+        raise ValueError(f"{layer}: expected x of shape (N, C), got x.shape={x.shape}")
+    labels, _ = _labels(layer, t, x.shape)
+    y, total, count = _C.softmax_cross_entropy_forward(as_compute(x, dt), labels, float(eps),
+                                                       ignore_label, layer)
+    return y, dt.type(total / count if count else np.nan)
+
+
+def _scalar_dout(layer, dout):
+    d = np.asarray(dout)
+    if d.dtype.kind not in "biuf":
+        raise TypeError(f"{layer}.backward: dout of dtype {d.dtype} is not supported")
+    if d.size != 1:
+        raise ValueError(f"{layer}.backward: the loss is a scalar, so dout must be one number; "
+                         f"got dout.shape={d.shape}")
+    return float(d.reshape(()))
+
+
+def softmax_cross_entropy_backward(y, t, dout=1, ignore_label=None, out=None,
+                                   layer="SoftmaxWithLoss"):
+    """dx = (y - t) * dout / count for the y of the forward (N, C): count = samples not ignored
+    (N without ignore_label), rows with ignore_label get 0. t as in the forward; with dense t
+    the difference uses t itself (dtype NumPy's promotion of y and t). out: an array of y's
+    shape and dtype (y itself is allowed) to write dx into, for integer labels."""
+    check_host(layer, y, t)
+    y = np.asarray(y)
+    if y.ndim != 2:
+        raise ValueError(f"{layer}.backward: expected y of shape (N, C), got y.shape={y.shape}")
+    d = _scalar_dout(layer, dout)
+    labels, dense = _labels(layer, t, y.shape)
+    count = _count(labels, ignore_label)
+    scale = d / count if count else np.nan
+    if dense is not None and ignore_label is None:
+        if out is not None:
+            raise ValueError(f"{layer}.backward: out= needs integer labels, not one-hot t")
+        dt = compute_dtype(layer, y, dense)
+        return _C.softmax_cross_entropy_backward_dense(as_compute(y, dt), as_compute(dense, dt),
+                                                       scale, layer)
+    dt = compute_dtype(layer, y)
+    if out is not None and (not isinstance(out, np.ndarray) or out.dtype != dt
+                            or out.shape != y.shape or not out.flags.c_contiguous
+                            or not out.flags.writeable):
+        raise ValueError(f"{layer}.backward: out must be a writeable C-contiguous {dt} array "
+                         f"of shape {y.shape}")
+    return _C.softmax_cross_entropy_backward(as_compute(y, dt), labels, scale, ignore_label, out,
+                                             layer)
+
+
+BATCHNORM_EPS = 10e-7  # the book's constant inside sqrt(var + 10e-7), i.e. 1e-6
+
+
+def _batchnorm_x(layer, x):
+    x = np.asarray(x)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{layer}: x must be 2-D (N, D) or 4-D (N, C, H, W), "
+                         f"got x.shape={x.shape}")
+    return flatten_batch(layer, x)
+
+
+def _batchnorm_params(layer, D, x_shape, **params):
+    for name, p in params.items():
+        if np.shape(p) != (D,):
+            raise ValueError(f"{layer}: {name}.shape={np.shape(p)} but x has {D} features per "
+                             f"sample (x.shape={x_shape}; 4-D x is normalised per C*H*W "
+                             f"feature, as in the book)")
+
+
+def batchnorm_forward_train(x, gamma, beta, running_mean=None, running_var=None, momentum=0.9,
+                            eps=BATCHNORM_EPS, layer="BatchNormalization"):
+    """Training forward over x (N, D) or (N, C, H, W) (flattened to (N, C*H*W) as the book
+    does). Returns (out (x.shape), xc (N, D), xn (N, D), std (D,), running_mean, running_var)
+    with the running averages as new arrays (None starts them at float64 zeros, as the book).
+    An empty batch leaves the running averages unchanged."""
+    check_host(layer, x, gamma, beta, running_mean, running_var)
+    x = np.asarray(x)
+    x2 = _batchnorm_x(layer, x)
+    D = x2.shape[1]
+    if running_mean is None:
+        running_mean = np.zeros(D)
+    if running_var is None:
+        running_var = np.zeros(D)
+    _batchnorm_params(layer, D, x.shape, gamma=gamma, beta=beta, running_mean=running_mean,
+                      running_var=running_var)
+    dt = compute_dtype(layer, x2, gamma, beta, running_mean, running_var)
+    out, xc, xn, std, rm, rv = _C.batchnorm_forward_train(
+        as_compute(x2, dt), as_compute(gamma, dt), as_compute(beta, dt),
+        as_compute(running_mean, dt), as_compute(running_var, dt), float(momentum), float(eps))
+    out = out.reshape(x.shape).astype(compute_dtype(layer, x2, gamma, beta), copy=False)
+    xdt = compute_dtype(layer, x2)  # the book's xc, xn, std have x's (float) dtype
+    xc, xn, std = (a.astype(xdt, copy=False) for a in (xc, xn, std))
+    rm = rm.astype(compute_dtype(layer, running_mean, x2), copy=False)
+    rv = rv.astype(compute_dtype(layer, running_var, x2), copy=False)
+    return out, xc, xn, std, rm, rv
+
+
+def batchnorm_forward_infer(x, gamma, beta, running_mean=None, running_var=None,
+                            eps=BATCHNORM_EPS, layer="BatchNormalization"):
+    """Inference forward: gamma * (x - running_mean) / sqrt(running_var + eps) + beta, shape of
+    x (2-D or 4-D as in training); None running averages are zeros, as the book."""
+    check_host(layer, x, gamma, beta, running_mean, running_var)
+    x = np.asarray(x)
+    x2 = _batchnorm_x(layer, x)
+    D = x2.shape[1]
+    if running_mean is None:
+        running_mean = np.zeros(D)
+    if running_var is None:
+        running_var = np.zeros(D)
+    _batchnorm_params(layer, D, x.shape, gamma=gamma, beta=beta, running_mean=running_mean,
+                      running_var=running_var)
+    dt = compute_dtype(layer, x2, gamma, beta, running_mean, running_var)
+    out = _C.batchnorm_forward_infer(as_compute(x2, dt), as_compute(gamma, dt),
+                                     as_compute(beta, dt), as_compute(running_mean, dt),
+                                     as_compute(running_var, dt), float(eps))
+    return out.reshape(x.shape)
+
+
+def batchnorm_backward(dout, gamma, xc, xn, std, layer="BatchNormalization"):
+    """(dx (dout.shape), dgamma (D,), dbeta (D,)) from the training forward's xc, xn, std;
+    dout has the forward's output shape (flattened to (N, D) like x)."""
+    check_host(layer, dout, gamma)
+    dout = np.asarray(dout)
+    xc = np.asarray(xc)
+    if dout.ndim not in (2, 4) or dout.shape[0] != xc.shape[0] or \
+            int(np.prod(dout.shape[1:], dtype=np.int64)) != xc.shape[1]:
+        raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward "
+                         f"input was {xc.shape} once flattened")
+    d2 = flatten_batch(layer, dout)
+    _batchnorm_params(layer + ".backward", d2.shape[1], dout.shape, gamma=gamma)
+    dt = compute_dtype(layer, d2, gamma, xc, xn, std)
+    dx, dgamma, dbeta = _C.batchnorm_backward(as_compute(d2, dt), as_compute(gamma, dt),
+                                              as_compute(xc, dt), as_compute(xn, dt),
+                                              as_compute(std, dt))
+    return dx.reshape(dout.shape), dgamma, dbeta
