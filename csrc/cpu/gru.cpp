@@ -23,34 +23,42 @@ void gru_forward(Layout L, const Real* x, const Real* h0, const Real* Wx, const 
   const int64_t G = 3 * H;
   const GruGates k = GruGates::of(L);
   const bool book = L == Layout::Book;
-  input_projection(L, T * N, D, G, x, Wx, bx, gates);
+  const GateWeight<Real> wx(L, Wx, D, G, false), wh(L, Wh, H, G, false);
+  input_projection(T * N, D, G, x, wx, bx, gates);
   std::vector<Real> hg(book ? 0 : static_cast<size_t>(N * G));  // Torch: h @ W_hh^T + b_hh
+  std::vector<Real> zeros(h0 ? 0 : static_cast<size_t>(N * H));
   for (int64_t t = 0; t < T; ++t) {
     Real* A = gates + t * N * G;
     Real* h = hs + t * N * H;
     Real* ax = aux + t * N * H;
-    const Real* h_prev = t ? h - N * H : h0;
+    const bool has_prev = t || h0;  // else h_{t-1} = 0 and its GEMMs are skipped
+    const Real* h_prev = t ? h - N * H : (h0 ? h0 : zeros.data());
     if (book) {
       // z and r first (blocks 0, 1), then n, which needs r * h_{t-1}.
-      if (h_prev) matmul_w(L, N, H, G, 0, 2 * H, h_prev, H, Wh, Real(1), A, G);
+      if (has_prev) wh.x_times(N, 0, 2 * H, h_prev, H, Real(1), A, G);
 #pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n)
+      for (int64_t n = 0; n < N; ++n) {
+        Real *az = A + n * G + k.z * H, *ar = A + n * G + k.r * H, *rh = ax + n * H;
+        const Real* hp = h_prev + n * H;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          Real* a = A + n * G;
-          a[k.z * H + j] = sigmoid(a[k.z * H + j]);
-          a[k.r * H + j] = sigmoid(a[k.r * H + j]);
-          ax[n * H + j] = h_prev ? a[k.r * H + j] * h_prev[n * H + j] : Real(0);
+          az[j] = sigmoid(az[j]);
+          ar[j] = sigmoid(ar[j]);
+          rh[j] = ar[j] * hp[j];
         }
-      if (h_prev) matmul_w(L, N, H, G, k.n * H, H, ax, H, Wh, Real(1), A + k.n * H, G);
+      }
+      if (has_prev) wh.x_times(N, k.n * H, H, ax, H, Real(1), A + k.n * H, G);
 #pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n)
+      for (int64_t n = 0; n < N; ++n) {
+        Real *az = A + n * G + k.z * H, *an = A + n * G + k.n * H, *hn = h + n * H;
+        const Real* hp = h_prev + n * H;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          Real* a = A + n * G;
-          const Real z = a[k.z * H + j], nn = std::tanh(a[k.n * H + j]);
-          const Real hp = h_prev ? h_prev[n * H + j] : Real(0);
-          a[k.n * H + j] = nn;
-          h[n * H + j] = (Real(1) - z) * hp + z * nn;
+          const Real z = az[j], nn = tanh_act(an[j]);
+          an[j] = nn;
+          hn[j] = (Real(1) - z) * hp[j] + z * nn;
         }
+      }
     } else {
       for (int64_t n = 0; n < N; ++n) {
         Real* g = hg.data() + n * G;
@@ -59,20 +67,22 @@ void gru_forward(Layout L, const Real* x, const Real* h0, const Real* Wx, const 
         else
           std::fill(g, g + G, Real(0));
       }
-      if (h_prev) matmul_w(L, N, H, G, 0, G, h_prev, H, Wh, Real(1), hg.data(), G);
+      if (has_prev) wh.x_times(N, 0, G, h_prev, H, Real(1), hg.data(), G);
 #pragma omp parallel for if (worth_parallel(N * H))
       for (int64_t n = 0; n < N; ++n) {
-        Real* a = A + n * G;
+        Real *ar = A + n * G + k.r * H, *az = A + n * G + k.z * H, *an = A + n * G + k.n * H;
         const Real* g = hg.data() + n * G;
+        const Real *gr = g + k.r * H, *gz = g + k.z * H, *gn = g + k.n * H;
+        const Real* hp = h_prev + n * H;
+        Real *hn = ax + n * H, *hout = h + n * H;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          const Real r = sigmoid(a[k.r * H + j] + g[k.r * H + j]);
-          const Real z = sigmoid(a[k.z * H + j] + g[k.z * H + j]);
-          const Real hn = g[k.n * H + j];
-          const Real nn = std::tanh(a[k.n * H + j] + r * hn);
-          const Real hp = h_prev ? h_prev[n * H + j] : Real(0);
-          a[k.r * H + j] = r, a[k.z * H + j] = z, a[k.n * H + j] = nn;
-          ax[n * H + j] = hn;
-          h[n * H + j] = (Real(1) - z) * nn + z * hp;
+          const Real r = sigmoid(ar[j] + gr[j]);
+          const Real z = sigmoid(az[j] + gz[j]);
+          const Real nn = tanh_act(an[j] + r * gn[j]);
+          ar[j] = r, az[j] = z, an[j] = nn;
+          hn[j] = gn[j];
+          hout[j] = (Real(1) - z) * nn + z * hp[j];
         }
       }
     }
@@ -99,60 +109,69 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
   // dG: gradients of the input projection's pre-activations. Torch also keeps dGh, those of
   // h @ W_hh^T + b_hh, which differ from dG in the n block (scaled by r).
   std::vector<Real> dG(static_cast<size_t>(T * N * G));
+  const GateWeight<Real> wx(L, Wx, D, G, true), wh(L, Wh, H, G, true);
   std::vector<Real> dGh(book ? 0 : static_cast<size_t>(T * N * G));
   std::vector<Real> drh(book ? static_cast<size_t>(N * H) : 0);  // Book: d(r * h_{t-1})
+  std::vector<Real> zeros(h0 ? 0 : static_cast<size_t>(N * H));
   for (int64_t t = T - 1; t >= 0; --t) {
     const Real* A = gates + t * N * G;
     const Real* ax = aux + t * N * H;
-    const Real* h_prev = t ? hs + (t - 1) * N * H : h0;
-    const Real* d_out = dhs ? dhs + t * N * H : nullptr;
+    const Real* h_prev = t ? hs + (t - 1) * N * H : (h0 ? h0 : zeros.data());
     Real* dA = dG.data() + t * N * G;
+    if (dhs) {
+      const Real* d_out = dhs + t * N * H;
+#pragma omp simd
+      for (int64_t e = 0; e < N * H; ++e) dh[e] += d_out[e];
+    }
     if (book) {
 #pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n)
+      for (int64_t n = 0; n < N; ++n) {
+        const Real *az = A + n * G + k.z * H, *an = A + n * G + k.n * H, *hp = h_prev + n * H;
+        Real *dz = dA + n * G + k.z * H, *dn = dA + n * G + k.n * H, *d = dh + n * H;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          const int64_t e = n * H + j;
-          const Real* a = A + n * G;
-          const Real z = a[k.z * H + j], nn = a[k.n * H + j];
-          const Real hp = h_prev ? h_prev[e] : Real(0);
-          const Real d = dh[e] + (d_out ? d_out[e] : Real(0));
-          dA[n * G + k.n * H + j] = d * z * (Real(1) - nn * nn);
-          dA[n * G + k.z * H + j] = d * (nn - hp) * z * (Real(1) - z);
-          dh[e] = d * (Real(1) - z);
+          const Real z = az[j], nn = an[j];
+          dn[j] = d[j] * z * (Real(1) - nn * nn);
+          dz[j] = d[j] * (nn - hp[j]) * z * (Real(1) - z);
+          d[j] *= Real(1) - z;
         }
-      matmul_wt(L, N, H, G, k.n * H, H, dA + k.n * H, G, Wh, Real(0), drh.data(), H);
+      }
+      wh.d_times(N, k.n * H, H, dA + k.n * H, G, Real(0), drh.data(), H);
 #pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n)
+      for (int64_t n = 0; n < N; ++n) {
+        const Real *ar = A + n * G + k.r * H, *hp = h_prev + n * H, *drn = drh.data() + n * H;
+        Real *dr = dA + n * G + k.r * H, *d = dh + n * H;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          const int64_t e = n * H + j;
-          const Real r = A[n * G + k.r * H + j];
-          const Real hp = h_prev ? h_prev[e] : Real(0);
-          dA[n * G + k.r * H + j] = drh[e] * hp * r * (Real(1) - r);
-          dh[e] += r * drh[e];
+          const Real r = ar[j];
+          dr[j] = drn[j] * hp[j] * r * (Real(1) - r);
+          d[j] += r * drn[j];
         }
-      matmul_wt(L, N, H, G, 0, 2 * H, dA, G, Wh, Real(1), dh, H);
+      }
+      wh.d_times(N, 0, 2 * H, dA, G, Real(1), dh, H);
     } else {
       Real* dAh = dGh.data() + t * N * G;
 #pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n)
+      for (int64_t n = 0; n < N; ++n) {
+        const Real *ar = A + n * G + k.r * H, *az = A + n * G + k.z * H,
+                   *an = A + n * G + k.n * H, *hp = h_prev + n * H, *hn = ax + n * H;
+        Real *dr = dA + n * G + k.r * H, *dz = dA + n * G + k.z * H, *dn = dA + n * G + k.n * H;
+        Real *dhr = dAh + n * G + k.r * H, *dhz = dAh + n * G + k.z * H,
+             *dhn = dAh + n * G + k.n * H, *d = dh + n * H;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          const int64_t e = n * H + j;
-          const Real* a = A + n * G;
-          const Real r = a[k.r * H + j], z = a[k.z * H + j], nn = a[k.n * H + j];
-          const Real hp = h_prev ? h_prev[e] : Real(0);
-          const Real d = dh[e] + (d_out ? d_out[e] : Real(0));
-          const Real dn = d * (Real(1) - z) * (Real(1) - nn * nn);
-          const Real dr = dn * ax[e] * r * (Real(1) - r);
-          const Real dz = d * (hp - nn) * z * (Real(1) - z);
-          Real* da = dA + n * G;
-          Real* dah = dAh + n * G;
-          da[k.r * H + j] = dah[k.r * H + j] = dr;
-          da[k.z * H + j] = dah[k.z * H + j] = dz;
-          da[k.n * H + j] = dn;
-          dah[k.n * H + j] = dn * r;
-          dh[e] = d * z;
+          const Real r = ar[j], z = az[j], nn = an[j];
+          const Real dn_j = d[j] * (Real(1) - z) * (Real(1) - nn * nn);
+          const Real dr_j = dn_j * hn[j] * r * (Real(1) - r);
+          const Real dz_j = d[j] * (hp[j] - nn) * z * (Real(1) - z);
+          dr[j] = dhr[j] = dr_j;
+          dz[j] = dhz[j] = dz_j;
+          dn[j] = dn_j;
+          dhn[j] = dn_j * r;
+          d[j] *= z;
         }
-      matmul_wt(L, N, H, G, 0, G, dAh, G, Wh, Real(1), dh, H);
+      }
+      wh.d_times(N, 0, G, dAh, G, Real(1), dh, H);
     }
   }
   if (book) {
@@ -164,7 +183,7 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
   }
   grad_w(L, T * N, D, G, 0, G, x, D, dG.data(), G, Real(0), dWx);
   column_sum(T * N, G, dG.data(), G, dbx);
-  matmul_wt(L, T * N, D, G, 0, G, dG.data(), G, Wx, Real(0), dx, D);
+  wx.d_times(T * N, 0, G, dG.data(), G, Real(0), dx, D);
 }
 
 #define FASTNN_INSTANTIATE(Real)                                                               \

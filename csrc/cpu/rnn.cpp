@@ -10,18 +10,19 @@ template <typename Real>
 void rnn_forward(Layout L, bool relu, const Real* x, const Real* h0, const Real* Wx,
                  const Real* Wh, const Real* b, int64_t T, int64_t N, int64_t D, int64_t H,
                  Real* hs) {
-  input_projection(L, T * N, D, H, x, Wx, b, hs);
+  const GateWeight<Real> wx(L, Wx, D, H, false), wh(L, Wh, H, H, false);
+  input_projection(T * N, D, H, x, wx, b, hs);
   for (int64_t t = 0; t < T; ++t) {
     Real* h = hs + t * N * H;
     const Real* h_prev = t ? h - N * H : h0;
-    if (h_prev) matmul_w(L, N, H, H, 0, H, h_prev, H, Wh, Real(1), h, H);
+    if (h_prev) wh.x_times(N, 0, H, h_prev, H, Real(1), h, H);
     const int64_t n_el = N * H;
     if (relu) {
 #pragma omp parallel for simd if (worth_parallel(n_el))
       for (int64_t i = 0; i < n_el; ++i) h[i] = h[i] < Real(0) ? Real(0) : h[i];
     } else {
 #pragma omp parallel for simd if (worth_parallel(n_el))
-      for (int64_t i = 0; i < n_el; ++i) h[i] = std::tanh(h[i]);
+      for (int64_t i = 0; i < n_el; ++i) h[i] = tanh_act(h[i]);
     }
   }
 }
@@ -44,22 +45,29 @@ void rnn_backward(Layout L, bool relu, const Real* x, const Real* h0, const Real
     return;
   }
   std::vector<Real> dG(static_cast<size_t>(T * N * H));  // d(pre-activation) of every step
+  const GateWeight<Real> wx(L, Wx, D, H, true), wh(L, Wh, H, H, true);
   const int64_t n_el = N * H;
   for (int64_t t = T - 1; t >= 0; --t) {
     const Real* h = hs + t * n_el;
-    const Real* dh_out = dhs ? dhs + t * n_el : nullptr;
     Real* dg = dG.data() + t * n_el;
+    if (dhs) {
+      const Real* dh_out = dhs + t * n_el;
 #pragma omp parallel for simd if (worth_parallel(n_el))
-    for (int64_t i = 0; i < n_el; ++i) {
-      const Real d = dh[i] + (dh_out ? dh_out[i] : Real(0));
-      dg[i] = relu ? (h[i] > Real(0) ? d : Real(0)) : d * (Real(1) - h[i] * h[i]);
+      for (int64_t i = 0; i < n_el; ++i) dh[i] += dh_out[i];
     }
-    matmul_wt(L, N, H, H, 0, H, dg, H, Wh, Real(0), dh, H);
+    if (relu) {
+#pragma omp parallel for simd if (worth_parallel(n_el))
+      for (int64_t i = 0; i < n_el; ++i) dg[i] = h[i] > Real(0) ? dh[i] : Real(0);
+    } else {
+#pragma omp parallel for simd if (worth_parallel(n_el))
+      for (int64_t i = 0; i < n_el; ++i) dg[i] = dh[i] * (Real(1) - h[i] * h[i]);
+    }
+    wh.d_times(N, 0, H, dg, H, Real(0), dh, H);
   }
   grad_w_hidden(L, T, N, H, H, 0, H, h0, hs, dG.data(), H, dWh);
   grad_w(L, T * N, D, H, 0, H, x, D, dG.data(), H, Real(0), dWx);
   column_sum(T * N, H, dG.data(), H, db);
-  matmul_wt(L, T * N, D, H, 0, H, dG.data(), H, Wx, Real(0), dx, D);
+  wx.d_times(T * N, 0, H, dG.data(), H, Real(0), dx, D);
 }
 
 #define FASTNN_INSTANTIATE(Real)                                                              \

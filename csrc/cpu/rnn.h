@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "core/blas.h"
 
@@ -20,27 +22,47 @@ namespace fastnn::cpu {
 
 enum class Layout { Book, Torch };
 
-// out[M, nc] = beta * out + A[M, K] @ Wcols, where Wcols are columns c0 .. c0+nc of the gate
-// dimension of W ((K, G) for Book, (G, K) for Torch).
+// A gate weight seen as W (K, G) whatever its layout, held in the orientation(s) a pass needs:
+// kg (K, G) for x @ W (forward), gk (G, K) for dG @ W^T (backward). One is the caller's array,
+// the other a transposed copy made once per call, so every per-step GEMM runs untransposed
+// (OpenBLAS is markedly slower on small GEMMs with a transposed operand).
 template <typename Real>
-inline void matmul_w(Layout L, int64_t M, int64_t K, int64_t G, int64_t c0, int64_t nc,
-                     const Real* A, int64_t lda, const Real* W, Real beta, Real* out, int64_t ldo) {
-  if (L == Layout::Book)
-    gemm(false, false, M, nc, K, Real(1), A, lda, W + c0, G, beta, out, ldo);
-  else
-    gemm(false, true, M, nc, K, Real(1), A, lda, W + c0 * K, K, beta, out, ldo);
-}
+class GateWeight {
+ public:
+  GateWeight(Layout L, const Real* W, int64_t K, int64_t G, bool backward) : K_(K), G_(G) {
+    const bool have_kg = L == Layout::Book;
+    if (have_kg != backward) {  // the caller's orientation is the one needed
+      (backward ? gk_ : kg_) = W;
+      return;
+    }
+    copy_.resize(static_cast<size_t>(K * G));
+    const int64_t rows = have_kg ? K : G, cols = have_kg ? G : K;
+    constexpr int64_t B = 32;  // transpose in B x B tiles
+    for (int64_t r0 = 0; r0 < rows; r0 += B)
+      for (int64_t c0 = 0; c0 < cols; c0 += B)
+        for (int64_t r = r0; r < std::min(rows, r0 + B); ++r)
+          for (int64_t c = c0; c < std::min(cols, c0 + B); ++c) copy_[c * rows + r] = W[r * cols + c];
+    (backward ? gk_ : kg_) = copy_.data();
+  }
 
-// dA[M, K] = beta * dA + dG[M, nc] @ Wcols^T (the gradient flowing back through matmul_w).
-template <typename Real>
-inline void matmul_wt(Layout L, int64_t M, int64_t K, int64_t G, int64_t c0, int64_t nc,
-                      const Real* dG, int64_t ldg, const Real* W, Real beta, Real* dA,
-                      int64_t lda) {
-  if (L == Layout::Book)
-    gemm(false, true, M, K, nc, Real(1), dG, ldg, W + c0, G, beta, dA, lda);
-  else
-    gemm(false, false, M, K, nc, Real(1), dG, ldg, W + c0 * K, K, beta, dA, lda);
-}
+  // out[M, nc] = beta * out + A[M, K] @ W[:, c0 : c0+nc]   (forward orientation)
+  void x_times(int64_t M, int64_t c0, int64_t nc, const Real* A, int64_t lda, Real beta,
+               Real* out, int64_t ldo) const {
+    gemm(false, false, M, nc, K_, Real(1), A, lda, kg_ + c0, G_, beta, out, ldo);
+  }
+
+  // dA[M, K] = beta * dA + dG[M, nc] @ W[:, c0 : c0+nc]^T   (backward orientation)
+  void d_times(int64_t M, int64_t c0, int64_t nc, const Real* dG, int64_t ldg, Real beta,
+               Real* dA, int64_t lda) const {
+    gemm(false, false, M, K_, nc, Real(1), dG, ldg, gk_ + c0 * K_, K_, beta, dA, lda);
+  }
+
+ private:
+  int64_t K_, G_;
+  const Real* kg_ = nullptr;
+  const Real* gk_ = nullptr;
+  std::vector<Real> copy_;
+};
 
 // dWcols = beta * dWcols + A[M, K]^T @ dG[M, nc] (the weight gradient of matmul_w).
 template <typename Real>
@@ -54,8 +76,8 @@ inline void grad_w(Layout L, int64_t M, int64_t K, int64_t G, int64_t c0, int64_
 
 // out (rows, G) = b broadcast over rows (zeros when b is null), then += x (rows, D) @ Wx.
 template <typename Real>
-inline void input_projection(Layout L, int64_t rows, int64_t D, int64_t G, const Real* x,
-                             const Real* Wx, const Real* b, Real* out) {
+inline void input_projection(int64_t rows, int64_t D, int64_t G, const Real* x,
+                             const GateWeight<Real>& Wx, const Real* b, Real* out) {
   for (int64_t r = 0; r < rows; ++r) {
     Real* o = out + r * G;
     if (b)
@@ -63,7 +85,7 @@ inline void input_projection(Layout L, int64_t rows, int64_t D, int64_t G, const
     else
       std::fill(o, o + G, Real(0));
   }
-  if (D > 0) matmul_w(L, rows, D, G, 0, G, x, D, Wx, Real(1), out, G);
+  if (D > 0) Wx.x_times(rows, 0, G, x, D, Real(1), out, G);
 }
 
 // db (G,) = sum over rows of dG (rows, ldg), for the nc columns starting at dG.
@@ -91,10 +113,48 @@ inline void grad_w_hidden(Layout L, int64_t T, int64_t N, int64_t K, int64_t G, 
   grad_w(L, (T - 1) * N, K, G, c0, nc, hs, K, dG + N * ldg, ldg, beta, dW);
 }
 
+// ---- Gate activations. float uses a branch-free exp that `omp simd` loops vectorize (the
+// libm call would stay scalar and dominate small problems); double keeps libm for 1e-15 accuracy.
+
+// exp(x) in float: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-7 polynomial
+// (Cephes' expf coefficients, about 2 ulp), times 2^n built in the exponent bits. NaN propagates.
+inline float exp_approx(float x) {
+  x = x < -87.0f ? -87.0f : x;  // a NaN fails both comparisons and flows through
+  x = x > 88.0f ? 88.0f : x;
+  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer n
+  const float t = x * 1.44269504088896341f + shifter;
+  const float n = t - shifter;
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // ln2 split in two parts
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  uint32_t tb, sb;
+  const float shifter_copy = shifter;
+  std::memcpy(&tb, &t, 4);
+  std::memcpy(&sb, &shifter_copy, 4);
+  const uint32_t bits = (tb - sb + 127u) << 23;  // the low mantissa bits of t hold n
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return p * scale;
+}
+
+inline float exp_act(float x) { return exp_approx(x); }
+inline double exp_act(double x) { return std::exp(x); }
+
 template <typename Real>
 inline Real sigmoid(Real v) {
-  return Real(1) / (Real(1) + std::exp(-v));
+  return Real(1) / (Real(1) + exp_act(-v));
 }
+
+inline float tanh_act(float v) {
+  const float e = exp_approx(-2.0f * std::fabs(v));
+  return std::copysign((1.0f - e) / (1.0f + e), v);
+}
+inline double tanh_act(double v) { return std::tanh(v); }
 
 // ---- Elman RNN: h_t = act(x_t Wx + h_{t-1} Wh + b), act = tanh or relu (G = H).
 
