@@ -27,6 +27,7 @@ void gru_forward(Layout L, const Real* x, const Real* h0, const Real* Wx, const 
   input_projection(T * N, D, G, x, wx, bx, gates);
   std::vector<Real> hg(book ? 0 : static_cast<size_t>(N * G));  // Torch: h @ W_hh^T + b_hh
   std::vector<Real> zeros(h0 ? 0 : static_cast<size_t>(N * H));
+  const SerialBlasScope serial(step_gemm_is_small(N, G, H));
   for (int64_t t = 0; t < T; ++t) {
     Real* A = gates + t * N * G;
     Real* h = hs + t * N * H;
@@ -113,65 +114,68 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
   std::vector<Real> dGh(book ? 0 : static_cast<size_t>(T * N * G));
   std::vector<Real> drh(book ? static_cast<size_t>(N * H) : 0);  // Book: d(r * h_{t-1})
   std::vector<Real> zeros(h0 ? 0 : static_cast<size_t>(N * H));
-  for (int64_t t = T - 1; t >= 0; --t) {
-    const Real* A = gates + t * N * G;
-    const Real* ax = aux + t * N * H;
-    const Real* h_prev = t ? hs + (t - 1) * N * H : (h0 ? h0 : zeros.data());
-    Real* dA = dG.data() + t * N * G;
-    if (dhs) {
-      const Real* d_out = dhs + t * N * H;
+  {
+    const SerialBlasScope serial(step_gemm_is_small(N, G, H));
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const Real* A = gates + t * N * G;
+      const Real* ax = aux + t * N * H;
+      const Real* h_prev = t ? hs + (t - 1) * N * H : (h0 ? h0 : zeros.data());
+      Real* dA = dG.data() + t * N * G;
+      if (dhs) {
+        const Real* d_out = dhs + t * N * H;
 #pragma omp simd
-      for (int64_t e = 0; e < N * H; ++e) dh[e] += d_out[e];
-    }
-    if (book) {
-#pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n) {
-        const Real *az = A + n * G + k.z * H, *an = A + n * G + k.n * H, *hp = h_prev + n * H;
-        Real *dz = dA + n * G + k.z * H, *dn = dA + n * G + k.n * H, *d = dh + n * H;
-#pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {
-          const Real z = az[j], nn = an[j];
-          dn[j] = d[j] * z * (Real(1) - nn * nn);
-          dz[j] = d[j] * (nn - hp[j]) * z * (Real(1) - z);
-          d[j] *= Real(1) - z;
-        }
+        for (int64_t e = 0; e < N * H; ++e) dh[e] += d_out[e];
       }
-      wh.d_times(N, k.n * H, H, dA + k.n * H, G, Real(0), drh.data(), H);
+      if (book) {
 #pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n) {
-        const Real *ar = A + n * G + k.r * H, *hp = h_prev + n * H, *drn = drh.data() + n * H;
-        Real *dr = dA + n * G + k.r * H, *d = dh + n * H;
+        for (int64_t n = 0; n < N; ++n) {
+          const Real *az = A + n * G + k.z * H, *an = A + n * G + k.n * H, *hp = h_prev + n * H;
+          Real *dz = dA + n * G + k.z * H, *dn = dA + n * G + k.n * H, *d = dh + n * H;
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {
-          const Real r = ar[j];
-          dr[j] = drn[j] * hp[j] * r * (Real(1) - r);
-          d[j] += r * drn[j];
+          for (int64_t j = 0; j < H; ++j) {
+            const Real z = az[j], nn = an[j];
+            dn[j] = d[j] * z * (Real(1) - nn * nn);
+            dz[j] = d[j] * (nn - hp[j]) * z * (Real(1) - z);
+            d[j] *= Real(1) - z;
+          }
         }
-      }
-      wh.d_times(N, 0, 2 * H, dA, G, Real(1), dh, H);
-    } else {
-      Real* dAh = dGh.data() + t * N * G;
+        wh.d_times(N, k.n * H, H, dA + k.n * H, G, Real(0), drh.data(), H);
 #pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n) {
-        const Real *ar = A + n * G + k.r * H, *az = A + n * G + k.z * H,
-                   *an = A + n * G + k.n * H, *hp = h_prev + n * H, *hn = ax + n * H;
-        Real *dr = dA + n * G + k.r * H, *dz = dA + n * G + k.z * H, *dn = dA + n * G + k.n * H;
-        Real *dhr = dAh + n * G + k.r * H, *dhz = dAh + n * G + k.z * H,
-             *dhn = dAh + n * G + k.n * H, *d = dh + n * H;
+        for (int64_t n = 0; n < N; ++n) {
+          const Real *ar = A + n * G + k.r * H, *hp = h_prev + n * H, *drn = drh.data() + n * H;
+          Real *dr = dA + n * G + k.r * H, *d = dh + n * H;
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {
-          const Real r = ar[j], z = az[j], nn = an[j];
-          const Real dn_j = d[j] * (Real(1) - z) * (Real(1) - nn * nn);
-          const Real dr_j = dn_j * hn[j] * r * (Real(1) - r);
-          const Real dz_j = d[j] * (hp[j] - nn) * z * (Real(1) - z);
-          dr[j] = dhr[j] = dr_j;
-          dz[j] = dhz[j] = dz_j;
-          dn[j] = dn_j;
-          dhn[j] = dn_j * r;
-          d[j] *= z;
+          for (int64_t j = 0; j < H; ++j) {
+            const Real r = ar[j];
+            dr[j] = drn[j] * hp[j] * r * (Real(1) - r);
+            d[j] += r * drn[j];
+          }
         }
+        wh.d_times(N, 0, 2 * H, dA, G, Real(1), dh, H);
+      } else {
+        Real* dAh = dGh.data() + t * N * G;
+#pragma omp parallel for if (worth_parallel(N * H))
+        for (int64_t n = 0; n < N; ++n) {
+          const Real *ar = A + n * G + k.r * H, *az = A + n * G + k.z * H,
+                     *an = A + n * G + k.n * H, *hp = h_prev + n * H, *hn = ax + n * H;
+          Real *dr = dA + n * G + k.r * H, *dz = dA + n * G + k.z * H, *dn = dA + n * G + k.n * H;
+          Real *dhr = dAh + n * G + k.r * H, *dhz = dAh + n * G + k.z * H,
+               *dhn = dAh + n * G + k.n * H, *d = dh + n * H;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const Real r = ar[j], z = az[j], nn = an[j];
+            const Real dn_j = d[j] * (Real(1) - z) * (Real(1) - nn * nn);
+            const Real dr_j = dn_j * hn[j] * r * (Real(1) - r);
+            const Real dz_j = d[j] * (hp[j] - nn) * z * (Real(1) - z);
+            dr[j] = dhr[j] = dr_j;
+            dz[j] = dhz[j] = dz_j;
+            dn[j] = dn_j;
+            dhn[j] = dn_j * r;
+            d[j] *= z;
+          }
+        }
+        wh.d_times(N, 0, G, dAh, G, Real(1), dh, H);
       }
-      wh.d_times(N, 0, G, dAh, G, Real(1), dh, H);
     }
   }
   if (book) {

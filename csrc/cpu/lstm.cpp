@@ -16,6 +16,7 @@ void lstm_forward(Layout L, const Real* x, const Real* h0, const Real* c0, const
   const GateWeight<Real> whr(Layout::Torch, Whr, H, Whr ? P : 0, false);
   input_projection(T * N, D, G, x, wx, b, gates);
   std::vector<Real> zeros(c0 ? 0 : static_cast<size_t>(N * H));
+  const SerialBlasScope serial(step_gemm_is_small(N, G, P));
   for (int64_t t = 0; t < T; ++t) {
     Real* A = gates + t * N * G;
     const Real* h_prev = t ? hs + (t - 1) * N * P : h0;  // null: zeros, no GEMM
@@ -70,43 +71,46 @@ void lstm_backward(Layout L, const Real* x, const Real* h0, const Real* c0, cons
   // With a projection: the total dh of every step (for dWhr) and dh through W_hr, per step.
   std::vector<Real> dh_all(Whr ? static_cast<size_t>(T * N * P) : 0);
   std::vector<Real> dh_cell(Whr ? static_cast<size_t>(N * H) : 0);
-  for (int64_t t = T - 1; t >= 0; --t) {
-    if (dhs) {
-      const Real* d = dhs + t * N * P;
+  {
+    const SerialBlasScope serial(step_gemm_is_small(N, G, P));
+    for (int64_t t = T - 1; t >= 0; --t) {
+      if (dhs) {
+        const Real* d = dhs + t * N * P;
 #pragma omp simd
-      for (int64_t i = 0; i < N * P; ++i) dh[i] += d[i];
-    }
-    const Real* dhc = dh;
-    if (Whr) {
-      std::copy(dh, dh + N * P, dh_all.data() + t * N * P);
-      whr.d_times(N, 0, P, dh, P, Real(0), dh_cell.data(), H);
-      dhc = dh_cell.data();
-    }
-    const Real* A = gates + t * N * G;
-    const Real* c = cs + t * N * H;
-    const Real* c_prev = t ? c - N * H : (c0 ? c0 : zeros.data());
-    Real* dA = dG.data() + t * N * G;
-#pragma omp parallel for if (worth_parallel(N * H))
-    for (int64_t n = 0; n < N; ++n) {
-      const Real* a = A + n * G;
-      const Real *ai = a + k.i * H, *af = a + k.f * H, *ag = a + k.g * H, *ao = a + k.o * H;
-      Real* da = dA + n * G;
-      Real *di = da + k.i * H, *df = da + k.f * H, *dg = da + k.g * H, *d_o = da + k.o * H;
-      const Real *cp = c_prev + n * H, *cn = c + n * H, *dhn = dhc + n * H;
-      Real* dcn = dc + n * H;
-#pragma omp simd
-      for (int64_t j = 0; j < H; ++j) {
-        const Real i = ai[j], f = af[j], g = ag[j], o = ao[j];
-        const Real tc = tanh_act(cn[j]);
-        const Real dcell = dcn[j] + dhn[j] * o * (Real(1) - tc * tc);
-        d_o[j] = dhn[j] * tc * o * (Real(1) - o);
-        di[j] = dcell * g * i * (Real(1) - i);
-        dg[j] = dcell * i * (Real(1) - g * g);
-        df[j] = dcell * cp[j] * f * (Real(1) - f);
-        dcn[j] = dcell * f;
+        for (int64_t i = 0; i < N * P; ++i) dh[i] += d[i];
       }
+      const Real* dhc = dh;
+      if (Whr) {
+        std::copy(dh, dh + N * P, dh_all.data() + t * N * P);
+        whr.d_times(N, 0, P, dh, P, Real(0), dh_cell.data(), H);
+        dhc = dh_cell.data();
+      }
+      const Real* A = gates + t * N * G;
+      const Real* c = cs + t * N * H;
+      const Real* c_prev = t ? c - N * H : (c0 ? c0 : zeros.data());
+      Real* dA = dG.data() + t * N * G;
+#pragma omp parallel for if (worth_parallel(N * H))
+      for (int64_t n = 0; n < N; ++n) {
+        const Real* a = A + n * G;
+        const Real *ai = a + k.i * H, *af = a + k.f * H, *ag = a + k.g * H, *ao = a + k.o * H;
+        Real* da = dA + n * G;
+        Real *di = da + k.i * H, *df = da + k.f * H, *dg = da + k.g * H, *d_o = da + k.o * H;
+        const Real *cp = c_prev + n * H, *cn = c + n * H, *dhn = dhc + n * H;
+        Real* dcn = dc + n * H;
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const Real i = ai[j], f = af[j], g = ag[j], o = ao[j];
+          const Real tc = tanh_act(cn[j]);
+          const Real dcell = dcn[j] + dhn[j] * o * (Real(1) - tc * tc);
+          d_o[j] = dhn[j] * tc * o * (Real(1) - o);
+          di[j] = dcell * g * i * (Real(1) - i);
+          dg[j] = dcell * i * (Real(1) - g * g);
+          df[j] = dcell * cp[j] * f * (Real(1) - f);
+          dcn[j] = dcell * f;
+        }
+      }
+      wh.d_times(N, 0, G, dA, G, Real(0), dh, P);
     }
-    wh.d_times(N, 0, G, dA, G, Real(0), dh, P);
   }
   grad_w_hidden(L, T, N, P, G, 0, G, h0, hs, dG.data(), G, dWh);
   grad_w(L, T * N, D, G, 0, G, x, D, dG.data(), G, Real(0), dWx);

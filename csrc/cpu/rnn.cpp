@@ -12,6 +12,7 @@ void rnn_forward(Layout L, bool relu, const Real* x, const Real* h0, const Real*
                  Real* hs) {
   const GateWeight<Real> wx(L, Wx, D, H, false), wh(L, Wh, H, H, false);
   input_projection(T * N, D, H, x, wx, b, hs);
+  const SerialBlasScope serial(step_gemm_is_small(N, H, H));
   for (int64_t t = 0; t < T; ++t) {
     Real* h = hs + t * N * H;
     const Real* h_prev = t ? h - N * H : h0;
@@ -47,22 +48,25 @@ void rnn_backward(Layout L, bool relu, const Real* x, const Real* h0, const Real
   std::vector<Real> dG(static_cast<size_t>(T * N * H));  // d(pre-activation) of every step
   const GateWeight<Real> wx(L, Wx, D, H, true), wh(L, Wh, H, H, true);
   const int64_t n_el = N * H;
-  for (int64_t t = T - 1; t >= 0; --t) {
-    const Real* h = hs + t * n_el;
-    Real* dg = dG.data() + t * n_el;
-    if (dhs) {
-      const Real* dh_out = dhs + t * n_el;
+  {
+    const SerialBlasScope serial(step_gemm_is_small(N, H, H));
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const Real* h = hs + t * n_el;
+      Real* dg = dG.data() + t * n_el;
+      if (dhs) {
+        const Real* dh_out = dhs + t * n_el;
 #pragma omp parallel for simd if (worth_parallel(n_el))
-      for (int64_t i = 0; i < n_el; ++i) dh[i] += dh_out[i];
+        for (int64_t i = 0; i < n_el; ++i) dh[i] += dh_out[i];
+      }
+      if (relu) {
+#pragma omp parallel for simd if (worth_parallel(n_el))
+        for (int64_t i = 0; i < n_el; ++i) dg[i] = h[i] > Real(0) ? dh[i] : Real(0);
+      } else {
+#pragma omp parallel for simd if (worth_parallel(n_el))
+        for (int64_t i = 0; i < n_el; ++i) dg[i] = dh[i] * (Real(1) - h[i] * h[i]);
+      }
+      wh.d_times(N, 0, H, dg, H, Real(0), dh, H);
     }
-    if (relu) {
-#pragma omp parallel for simd if (worth_parallel(n_el))
-      for (int64_t i = 0; i < n_el; ++i) dg[i] = h[i] > Real(0) ? dh[i] : Real(0);
-    } else {
-#pragma omp parallel for simd if (worth_parallel(n_el))
-      for (int64_t i = 0; i < n_el; ++i) dg[i] = dh[i] * (Real(1) - h[i] * h[i]);
-    }
-    wh.d_times(N, 0, H, dg, H, Real(0), dh, H);
   }
   grad_w_hidden(L, T, N, H, H, 0, H, h0, hs, dG.data(), H, dWh);
   grad_w(L, T * N, D, H, 0, H, x, D, dG.data(), H, Real(0), dWx);
