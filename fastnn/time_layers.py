@@ -231,7 +231,7 @@ class TimeEmbedding(Embedding):
 
 
 class TimeAffine:
-    """x (N, T, D) @ W (D, M) + b at every time step, as one matrix product."""
+    """x (N, T, D) @ W (D, M) + b at every time step, as one matrix product (BLAS kernel)."""
 
     def __init__(self, W, b):
         self.params = [W, b]
@@ -242,15 +242,18 @@ class TimeAffine:
         N, T, D = x.shape
         W, b = self.params
         self.x = x
-        return (np.reshape(x, (N * T, D)) @ W + b).reshape(N, T, -1)
+        out = _ops.affine_forward(np.reshape(x, (N * T, D)), W, b, layer="TimeAffine")
+        return out.reshape(N, T, -1)
 
     def backward(self, dout):
         N, T, D = self.x.shape
         W, b = self.params
-        dout = np.reshape(dout, (N * T, -1))
-        self.grads[0][...] = np.reshape(self.x, (N * T, D)).T @ dout
-        self.grads[1][...] = dout.sum(axis=0)
-        return (dout @ W.T).reshape(N, T, D)
+        dx, dW, db = _ops.affine_backward(np.reshape(dout, (N * T, -1)),
+                                          np.reshape(self.x, (N * T, D)), W,
+                                          layer="TimeAffine")
+        self.grads[0][...] = dW
+        self.grads[1][...] = db
+        return dx.reshape(N, T, D)
 
 
 class TimeSoftmaxWithLoss:
@@ -266,20 +269,16 @@ class TimeSoftmaxWithLoss:
         if ts.ndim == 3:  # one-hot labels
             ts = ts.argmax(axis=2)
         ts = ts.reshape(N * T)
-        mask = ts != self.ignore_label
-        x = xs.reshape(N * T, V)
-        ys = np.exp(x - x.max(axis=1, keepdims=True))
-        ys /= ys.sum(axis=1, keepdims=True)
-        picked = np.log(ys[np.arange(N * T), ts]) * mask
-        self.cache = (ts, ys, mask, (N, T, V))
-        return -picked.sum() / mask.sum()
+        ys, loss = _ops.softmax_cross_entropy_forward(
+            np.reshape(xs, (N * T, V)), ts, eps=0.0, ignore_label=self.ignore_label,
+            layer="TimeSoftmaxWithLoss")
+        self.cache = (ts, ys, (N, T, V))
+        return loss
 
     def backward(self, dout=1):
-        ts, ys, mask, (N, T, V) = self.cache
-        dx = ys.copy()
-        dx[np.arange(N * T), ts] -= 1
-        dx *= dout / mask.sum()
-        dx *= mask[:, np.newaxis]
+        ts, ys, (N, T, V) = self.cache
+        dx = _ops.softmax_cross_entropy_backward(ys, ts, dout, ignore_label=self.ignore_label,
+                                                 layer="TimeSoftmaxWithLoss")
         return dx.reshape(N, T, V)
 
 
