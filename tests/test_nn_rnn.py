@@ -87,6 +87,7 @@ def test_without_bias_matches_torch(kind):
     _compare_with_torch(kind, {"bias": False}, 2, True, False, True, np.float64)
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @pytest.mark.parametrize("L,bidir,give_h0", [(1, False, False), (2, True, True)])
 def test_lstm_projection_matches_torch(L, bidir, give_h0, dtype):
     _compare_with_torch("LSTM", {"proj_size": 4}, L, bidir, False, give_h0, dtype)
