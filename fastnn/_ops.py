@@ -539,21 +539,21 @@ def _check_sequence(layer, x, Wx, D_axis, h0=None, H=None, c0=None, C=None):
 
 def rnn_forward(x, h0, Wx, Wh, b, relu=False, torch_layout=False, layer="RNN"):
     """Elman RNN over a sequence: returns hs (T, N, H)."""
-    dt, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b))
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b))
     _check_sequence(layer, a["x"], a["Wx"], 1 if torch_layout else 0, a["h0"], a["Wh"].shape[1])
     return _C.rnn_forward(a["x"], a["h0"], a["Wx"], a["Wh"], a["b"], relu, torch_layout)
 
 
 def rnn_backward(x, h0, Wx, Wh, hs, dhs, dhn, relu=False, torch_layout=False, layer="RNN"):
     """Returns (dx, dh0, dWx, dWh, db) given the gradients on hs and on the final state."""
-    dt, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, hs=hs, dhs=dhs, dhn=dhn))
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, hs=hs, dhs=dhs, dhn=dhn))
     return _C.rnn_backward(a["x"], a["h0"], a["Wx"], a["Wh"], a["hs"], a["dhs"], a["dhn"], relu,
                            torch_layout)
 
 
 def lstm_forward(x, h0, c0, Wx, Wh, b, Whr=None, torch_layout=False, layer="LSTM"):
     """LSTM over a sequence: returns (hs, cs, gates, hfull); hfull is None without Whr."""
-    dt, a = _recurrent_arrays(layer, dict(x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, b=b, Whr=Whr))
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, b=b, Whr=Whr))
     H = a["Wh"].shape[0 if torch_layout else 1] // 4
     P = H if Whr is None else a["Whr"].shape[0]
     _check_sequence(layer, a["x"], a["Wx"], 1 if torch_layout else 0, a["h0"], P, a["c0"], H)
@@ -564,7 +564,7 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, Whr=None, torch_layout=False, layer="LSTM
 def lstm_backward(x, h0, c0, Wx, Wh, Whr, hs, cs, gates, hfull, dhs, dhn, dcn,
                   torch_layout=False, layer="LSTM"):
     """Returns (dx, dh0, dc0, dWx, dWh, db, dWhr); dWhr is None without Whr."""
-    dt, a = _recurrent_arrays(layer, dict(x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, Whr=Whr, hs=hs, cs=cs,
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, Whr=Whr, hs=hs, cs=cs,
                                           gates=gates, hfull=hfull, dhs=dhs, dhn=dhn, dcn=dcn))
     return _C.lstm_backward(a["x"], a["h0"], a["c0"], a["Wx"], a["Wh"], a["Whr"], a["hs"],
                             a["cs"], a["gates"], a["hfull"], a["dhs"], a["dhn"], a["dcn"],
@@ -573,7 +573,7 @@ def lstm_backward(x, h0, c0, Wx, Wh, Whr, hs, cs, gates, hfull, dhs, dhn, dcn,
 
 def gru_forward(x, h0, Wx, Wh, bx, bh=None, torch_layout=False, layer="GRU"):
     """GRU over a sequence: returns (hs, gates, aux) (aux is what backward needs)."""
-    dt, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, bx=bx, bh=bh))
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, bx=bx, bh=bh))
     H = a["Wh"].shape[0 if torch_layout else 1] // 3
     _check_sequence(layer, a["x"], a["Wx"], 1 if torch_layout else 0, a["h0"], H)
     return _C.gru_forward(a["x"], a["h0"], a["Wx"], a["Wh"], a["bx"], a["bh"], torch_layout)
@@ -581,7 +581,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh=None, torch_layout=False, layer="GRU"):
 
 def gru_backward(x, h0, Wx, Wh, hs, gates, aux, dhs, dhn, torch_layout=False, layer="GRU"):
     """Returns (dx, dh0, dWx, dWh, dbx, dbh); dbh is None in the book's layout."""
-    dt, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, hs=hs, gates=gates, aux=aux,
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, hs=hs, gates=gates, aux=aux,
                                           dhs=dhs, dhn=dhn))
     return _C.gru_backward(a["x"], a["h0"], a["Wx"], a["Wh"], a["hs"], a["gates"], a["aux"],
                            a["dhs"], a["dhn"], torch_layout)

@@ -218,7 +218,8 @@ def test_bad_input_gives_clear_errors():
     m = fnn.LSTM(4, 5, num_layers=2)
     with pytest.raises(ValueError, match=r"LSTM: input has 3 features but input_size is 4"):
         m(np.zeros((2, 3, 3), np.float32))
-    with pytest.raises(ValueError, match=r"LSTM: expected h0 of shape \(2, 3, 5\), got \(1, 3, 5\)"):
+    with pytest.raises(ValueError,
+                       match=r"LSTM: expected h0 of shape \(2, 3, 5\), got \(1, 3, 5\)"):
         m(np.zeros((2, 3, 4), np.float32), (np.zeros((1, 3, 5)), np.zeros((2, 3, 5))))
     with pytest.raises(ValueError, match=r"expected c0 of shape \(2, 3, 5\)"):
         m(np.zeros((2, 3, 4), np.float32), (np.zeros((2, 3, 5)), np.zeros((2, 3, 6))))

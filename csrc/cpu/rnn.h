@@ -7,7 +7,8 @@
 //
 // Two weight layouts share each kernel:
 //   Layout::Book  - the book's Wx (D, gH), Wh (H, gH), b (gH,):  G = x @ Wx + h @ Wh + b.
-//   Layout::Torch - torch.nn's weight_ih (gH, D), weight_hh (gH, H): G = x @ W_ih^T + h @ W_hh^T + b.
+//   Layout::Torch - torch.nn's weight_ih (gH, D), weight_hh (gH, H):
+//                   G = x @ W_ih^T + h @ W_hh^T + b.
 // The layout also picks each family's gate order and, for GRU, the book's or PyTorch's equations.
 #pragma once
 #include <algorithm>
@@ -41,7 +42,8 @@ class GateWeight {
     for (int64_t r0 = 0; r0 < rows; r0 += B)
       for (int64_t c0 = 0; c0 < cols; c0 += B)
         for (int64_t r = r0; r < std::min(rows, r0 + B); ++r)
-          for (int64_t c = c0; c < std::min(cols, c0 + B); ++c) copy_[c * rows + r] = W[r * cols + c];
+          for (int64_t c = c0; c < std::min(cols, c0 + B); ++c)
+            copy_[c * rows + r] = W[r * cols + c];
     (backward ? gk_ : kg_) = copy_.data();
   }
 

@@ -173,6 +173,7 @@ class _RNNBase:
         """x as time-major (T, N, D); the initial states as (L * dirs, N, size) or None."""
         name = type(self).__name__
         x = _to_numpy(x)
+        user_shape = x.shape
         if x.ndim not in (2, 3):
             raise ValueError(f"{name}: expected a 2-D (unbatched) or 3-D input, got shape "
                              f"{x.shape}")
@@ -183,7 +184,7 @@ class _RNNBase:
             x = np.swapaxes(x, 0, 1)
         if x.shape[2] != self.input_size:
             raise ValueError(f"{name}: input has {x.shape[2]} features but input_size is "
-                             f"{self.input_size} (input shape {x.shape if batched else x.shape[::2]})")
+                             f"{self.input_size} (input shape {user_shape})")
         if x.shape[0] == 0:
             raise ValueError(f"{name}: the sequence length must be at least 1")
         dtype = _ops.compute_dtype(name, x, *self._params.values())
