@@ -25,8 +25,9 @@ def pair(cls_name, params):
             getattr(ref, cls_name)(*[p.copy() for p in params]))
 
 
-def check_time_parity(rng, dtype, time_cls, gates, N, T, D, H, stateful=False, xs=None):
-    params = make_params(rng, D, H, gates, dtype)
+def check_time_parity(rng, dtype, time_cls, gates, N, T, D, H, stateful=False, xs=None,
+                      scale=0.5):
+    params = make_params(rng, D, H, gates, dtype, scale)
     a, r = pair(time_cls, params)
     a.stateful = r.stateful = stateful
     rounds = 2 if stateful else 1
@@ -137,3 +138,29 @@ def check_stateful_and_reset(rng, time_cls, gates, states):
     a.set_state(*st)
     r.set_state(*[s.copy() for s in st])
     assert_parity(a.forward(xs), r.forward(xs), np.float64)
+
+
+def check_concurrent_calls(rng, time_cls, gates):
+    """Layers used from several Python threads at once (the kernels release the GIL) give the
+    same results as one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+    D, H = 16, 32
+    jobs = []
+    for _ in range(6):
+        layer = getattr(fast, time_cls)(*make_params(rng, D, H, gates, np.float32, 0.2))
+        jobs.append((layer, rng.standard_normal((8, 20, D)).astype(np.float32),
+                     rng.standard_normal((8, 20, H)).astype(np.float32)))
+
+    def work(job):
+        layer, xs, dhs = job
+        hs = layer.forward(xs)
+        return hs, layer.backward(dhs), [g.copy() for g in layer.grads]
+
+    serial = [work(j) for j in jobs]
+    with ThreadPoolExecutor(3) as pool:
+        parallel = list(pool.map(work, jobs))
+    for (hs, dx, gs), (hs2, dx2, gs2) in zip(serial, parallel):
+        np.testing.assert_array_equal(hs, hs2)
+        np.testing.assert_array_equal(dx, dx2)
+        for g, g2 in zip(gs, gs2):
+            np.testing.assert_array_equal(g, g2)

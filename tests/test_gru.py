@@ -40,3 +40,12 @@ def test_bad_input(rng):
 
 def test_state_handling(rng):
     rc.check_stateful_and_reset(rng, TIME, GATES, STATES)
+
+
+def test_saturated_gates_match_reference(rng, dtype):
+    # large weights drive the sigmoids and tanh far into saturation
+    rc.check_time_parity(rng, dtype, TIME, GATES, 3, 6, 4, 5, scale=20.0)
+
+
+def test_concurrent_calls_from_threads(rng):
+    rc.check_concurrent_calls(rng, TIME, GATES)

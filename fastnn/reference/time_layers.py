@@ -9,7 +9,8 @@ import numpy as np
 
 
 def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) = inf for very negative x: the result is 0
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 def _softmax_rows(x):
