@@ -1,0 +1,1 @@
+"""fastnn benchmarks: `python -m benchmarks [--quick] [--json FILE]`."""
