@@ -22,8 +22,10 @@ def plot_curves(history, file_name):
     fig = _figure((10, 4))
     ax_acc, ax_loss = fig.subplots(1, 2)
     epochs = np.arange(1, len(history["train_acc"]) + 1)
-    ax_acc.plot(epochs, history["train_acc"], marker="o", label="train", markevery=2)
-    ax_acc.plot(epochs, history["test_acc"], marker="s", label="test", markevery=2)
+    ax_acc.plot(epochs, history["train_acc"], marker="o", label="train",
+                markevery=max(1, len(epochs) // 10))
+    ax_acc.plot(epochs, history["test_acc"], marker="s", label="test",
+                markevery=max(1, len(epochs) // 10))
     ax_acc.set_xlabel("epochs")
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_ylim(0, 1.0)
