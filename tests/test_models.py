@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
+from conftest import assert_parity
 from fastnn.models import (DeepConvNet, MultiLayerNet, MultiLayerNetExtend, ParamsError,
                            SimpleConvNet, TwoLayerNet, d2l_mlp)
 
@@ -246,3 +247,51 @@ def test_failed_save_leaves_no_file(tmp_path):
     with pytest.raises((pickle.PicklingError, AttributeError)):
         net.save_params(tmp_path / "p.pkl")
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ parity with the reference
+
+@pytest.fixture
+def reference_layers(monkeypatch):
+    """Build networks from fastnn.reference.layers instead of fastnn.layers."""
+    import fastnn.reference.layers as ref
+    from fastnn.models import deep_convnet, multi_layer_net, simple_convnet, two_layer_net
+    for mod in (deep_convnet, multi_layer_net, simple_convnet, two_layer_net):
+        for name in ("Convolution", "Relu", "Sigmoid", "Pooling", "Affine", "SoftmaxWithLoss",
+                     "Dropout", "BatchNormalization"):
+            if hasattr(mod, name):
+                monkeypatch.setattr(mod, name, getattr(ref, name))
+    return ref
+
+
+def _build_pair(make, reference_layers, monkeypatch):
+    np.random.seed(11)
+    ref_net = make()
+    monkeypatch.undo()
+    np.random.seed(11)
+    return make(), ref_net
+
+
+@pytest.mark.parametrize("make", [
+    lambda dt: SimpleConvNet((1, 10, 10), TINY_CONV, hidden_size=7, output_size=4, dtype=dt),
+    lambda dt: MultiLayerNetExtend(100, [9, 8], 4, weight_decay_lambda=0.01,
+                                   use_batchnorm=True, dtype=dt),
+    lambda dt: DeepConvNet((1, 10, 10), *SMALL_DEEP, hidden_size=6, output_size=4, dtype=dt),
+], ids=["SimpleConvNet", "MultiLayerNetExtend", "DeepConvNet"])
+def test_networks_match_the_reference_layers(rng, dtype, make, reference_layers, monkeypatch):
+    fast, ref = _build_pair(lambda: make(dtype), reference_layers, monkeypatch)
+    assert type(fast.layers['Affine1']).__module__ == 'fastnn.layers'
+    assert type(ref.layers['Affine1']).__module__ == 'fastnn.reference.layers'
+    x = rng.random((6, 1, 10, 10)).astype(dtype)
+    t = rng.integers(0, 4, 6)
+    for net in (fast, ref):
+        for layer in net.layers.values():
+            if type(layer).__name__ == 'Dropout':
+                layer.dropout_ratio = 0.0
+    gf, gr = fast.gradient(x, t), ref.gradient(x, t)
+    assert fast.last_loss == pytest.approx(ref.last_loss, rel=1e-4 if dtype == np.float32
+                                           else 1e-10)
+    for k in gr:
+        assert gf[k].dtype == dtype, k
+        assert_parity(gf[k], gr[k], dtype, reduce_len=300, err_msg=k)
+    assert_parity(fast.predict(x), ref.predict(x), dtype, reduce_len=300)

@@ -88,8 +88,10 @@ class MultiLayerNetExtend(MultiLayerNet):
         size = self.hidden_size_list[idx - 1]
         self.params[f'gamma{idx}'] = np.ones(size, self.dtype)
         self.params[f'beta{idx}'] = np.zeros(size, self.dtype)
-        self.layers[f'BatchNorm{idx}'] = BatchNormalization(self.params[f'gamma{idx}'],
-                                                            self.params[f'beta{idx}'])
+        # Running statistics in the network's dtype (the layer's default is float64).
+        self.layers[f'BatchNorm{idx}'] = BatchNormalization(
+            self.params[f'gamma{idx}'], self.params[f'beta{idx}'],
+            running_mean=np.zeros(size, self.dtype), running_var=np.zeros(size, self.dtype))
         self._grad_map += [(f'gamma{idx}', f'BatchNorm{idx}', 'dgamma'),
                            (f'beta{idx}', f'BatchNorm{idx}', 'dbeta')]
 
