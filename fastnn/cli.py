@@ -64,7 +64,8 @@ def cmd_train(args):
     print(f"fastnn {__version__}: training {args.model} on {args.dataset} "
           f"({len(x_train)} train / {len(x_test)} test images), {args.optimizer} "
           f"lr={args.lr if args.lr is not None else 'default'}, batch {args.batch_size}, "
-          f"{dtype.name}, {get_num_threads()} threads", flush=True)
+          f"{dtype.name}, {get_num_threads()} thread{'s' if get_num_threads() != 1 else ''}",
+          flush=True)
     trainer = Trainer(network, x_train, t_train, x_test, t_test, epochs=args.epochs,
                       mini_batch_size=args.batch_size, optimizer=args.optimizer,
                       optimizer_param=opt_param,

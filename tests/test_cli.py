@@ -33,7 +33,8 @@ def world(tmp_path_factory):
     (root / "home").mkdir()
     env = {"FASTNN_DATA": str(root / "data"), "HOME": str(root / "home")}
     out = root / "run"
-    res = run_cli("train", "--model", "simple_convnet", "--dataset", "fashion-mnist",
+    res = run_cli("--threads", "1", "train", "--model", "simple_convnet", "--dataset",
+                  "fashion-mnist",
                   "--epochs", "2", "--batch-size", "50", "--lr", "0.01", "--seed", "3",
                   "--out", str(out), env_extra=env)
     return root, env, out, res
@@ -45,7 +46,7 @@ def test_train_writes_params_history_and_curves(world):
     lines = res.stdout.splitlines()
     assert lines[0].startswith("fastnn ")
     assert ("training simple_convnet on fashion-mnist (400 train / 100 test images), adam "
-            "lr=0.01, batch 50, float32") in lines[0]
+            "lr=0.01, batch 50, float32, 1 thread") in lines[0]
     epochs = [ln for ln in lines if ln.startswith("=== epoch:")]
     assert len(epochs) == 2 and "train acc:" in epochs[0] and "img/s" in epochs[0]
     assert "epoch 1/2" in res.stderr  # tqdm progress bar
@@ -85,7 +86,8 @@ def test_show_filters(world, tmp_path):
 
 
 def test_mlp_on_digits_with_sgd(tmp_path):
-    res = run_cli("train", "--model", "mlp", "--dataset", "digits", "--epochs", "8",
+    res = run_cli("--threads", "1", "train", "--model", "mlp", "--dataset", "digits",
+                  "--epochs", "8",
                   "--optimizer", "SGD", "--lr", "0.1", "--batch-size", "64", "--quiet",
                   "--dtype", "float64", "--out", str(tmp_path / "mlp"))
     assert res.returncode == 0, res.stderr
