@@ -26,6 +26,8 @@ def plot_curves(history, file_name):
                 markevery=max(1, len(epochs) // 10))
     ax_acc.plot(epochs, history["test_acc"], marker="s", label="test",
                 markevery=max(1, len(epochs) // 10))
+    from matplotlib.ticker import MaxNLocator
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.set_xlabel("epochs")
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_ylim(0, 1.0)
