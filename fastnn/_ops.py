@@ -45,6 +45,13 @@ def check_host(layer, *arrays):
                             "(fastnn.build_info()['cuda'] is False)")
 
 
+def _shape_error(layer, what, **arrays):
+    """ValueError naming the layer, the problem and the shapes (arrays or shape tuples)."""
+    shapes = ", ".join(f"{k}.shape={tuple(v.shape) if hasattr(v, 'shape') else tuple(v)}"
+                       for k, v in arrays.items())
+    return ValueError(f"{layer}: {what} ({shapes})")
+
+
 # ---------------------------------------------------------------- activations
 
 def relu_forward(x, layer="Relu"):
@@ -126,11 +133,6 @@ def check_window(layer, FH, FW, stride, pad):
     if pad < 0:
         raise ValueError(f"{layer}: pad must be >= 0, got {pad}")
     return FH, FW, stride, pad
-
-
-def _shape_error(layer, msg, **arrays):
-    shapes = ", ".join(f"{k}.shape={tuple(v)}" for k, v in arrays.items())
-    return ValueError(f"{layer}: {msg} ({shapes})")
 
 
 def _check_images(layer, x, FH, FW, pad, **shapes):
@@ -280,11 +282,6 @@ def avgpool2d_backward(dout, x_shape, pool_h, pool_w, stride=1, pad=0, layer="Av
 # ---------------------------------------------------------------- affine, softmax, batchnorm
 # (dense layers: fastnn.layers Affine / SoftmaxWithLoss / BatchNormalization, and the vol. 2
 # time layers that reshape to 2-D and call these)
-
-def _shape_error(layer, what, **arrays):
-    shapes = ", ".join(f"{k}.shape={np.shape(v)}" for k, v in arrays.items())
-    return ValueError(f"{layer}: {what} ({shapes})")
-
 
 def flatten_batch(layer, x):
     """``x`` (N, ...) viewed as (N, D) with D the product of the other axes (the book's
@@ -507,6 +504,85 @@ def batchnorm_backward(dout, gamma, xc, xn, std, layer="BatchNormalization"):
                                               as_compute(xc, dt), as_compute(xn, dt),
                                               as_compute(std, dt))
     return dx.reshape(dout.shape), dgamma, dbeta
+
+
+# ---------------------------------------------------------------- optim
+
+def _fused_ok(p):
+    """True when ``p`` can be updated in place by a fused kernel."""
+    return (type(p) is np.ndarray and p.dtype in _FLOATS and p.flags.c_contiguous
+            and p.flags.writeable)
+
+
+def check_param(opt, key, p, g):
+    """Validate one (parameter, gradient) pair; return the gradient in the parameter's dtype."""
+    check_host(opt, p, g)
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"{opt}: params[{key!r}] must be a NumPy array, got {type(p).__name__}")
+    if p.dtype not in _FLOATS:
+        raise TypeError(f"{opt}: params[{key!r}] has dtype {p.dtype}; parameters are updated "
+                        "in place and must be float32 or float64")
+    if not p.flags.writeable:
+        raise ValueError(f"{opt}: params[{key!r}] is read-only")
+    g = np.asarray(g)
+    if g.dtype.kind not in "biuf":
+        raise TypeError(f"{opt}: grads[{key!r}] has dtype {g.dtype} (use float32 or float64)")
+    if g.shape != p.shape:
+        raise ValueError(f"{opt}: grads[{key!r}] has shape {g.shape} but params[{key!r}] "
+                         f"has shape {p.shape}")
+    return g.astype(p.dtype, copy=False)
+
+
+def sgd_update(p, g, lr):
+    if _fused_ok(p):
+        _C.sgd_update(p, as_compute(g, p.dtype), lr)
+    else:
+        p -= lr * g
+
+
+def momentum_update(p, v, g, lr, momentum):
+    if _fused_ok(p):
+        _C.momentum_update(p, v, as_compute(g, p.dtype), lr, momentum)
+    else:
+        v *= momentum
+        v -= lr * g
+        p += v
+
+
+def nesterov_update(p, v, g, lr, momentum):
+    if _fused_ok(p):
+        _C.nesterov_update(p, v, as_compute(g, p.dtype), lr, momentum)
+    else:
+        v *= momentum
+        v -= lr * g
+        p += momentum * momentum * v
+        p -= (1 + momentum) * lr * g
+
+
+def adagrad_update(p, h, g, lr, eps):
+    if _fused_ok(p):
+        _C.adagrad_update(p, h, as_compute(g, p.dtype), lr, eps)
+    else:
+        h += g * g
+        p -= lr * g / (np.sqrt(h) + eps)
+
+
+def rmsprop_update(p, h, g, lr, decay_rate, eps):
+    if _fused_ok(p):
+        _C.rmsprop_update(p, h, as_compute(g, p.dtype), lr, decay_rate, eps)
+    else:
+        h *= decay_rate
+        h += (1 - decay_rate) * g * g
+        p -= lr * g / (np.sqrt(h) + eps)
+
+
+def adam_update(p, m, v, g, lr_t, beta1, beta2, eps):
+    if _fused_ok(p):
+        _C.adam_update(p, m, v, as_compute(g, p.dtype), lr_t, beta1, beta2, eps)
+    else:
+        m += (1 - beta1) * (g - m)
+        v += (1 - beta2) * (g ** 2 - v)
+        p -= lr_t * m / (np.sqrt(v) + eps)
 
 
 # ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
