@@ -50,7 +50,8 @@ CASES = [
      "Affine: arrays of dtype object are not supported",
      lambda: _affine(np.array([[1, None]], object), z((2, 2)), z(2))),
     ("dtype-str", "Sigmoid.forward", "str x", TypeError,
-     "Sigmoid: arrays of dtype <U1 are not supported", lambda: L.Sigmoid().forward(np.array(["a"]))),
+     "Sigmoid: arrays of dtype <U1 are not supported",
+     lambda: L.Sigmoid().forward(np.array(["a"]))),
     ("gpu-array", "Relu.forward", "an array with __cuda_array_interface__", TypeError,
      "got a GPU array", lambda: L.Relu().forward(GPUArray())),
     # ---- activations
