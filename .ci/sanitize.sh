@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-py=${PYTHON:-python3}
+# The interpreter itself, not a launcher script (pyenv shims are bash scripts).
+py=$("${PYTHON:-python3}" -c "import sys; print(sys.executable)")
 build=build/sanitize
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFASTNN_SANITIZE=ON \
   -DPython_EXECUTABLE="$(command -v "$py")" \
