@@ -10,7 +10,11 @@ import sys
 import numpy as np
 
 import fastnn
-from fastnn import _C, _ops, layers as L, util
+import fastnn.time_layers as TL
+from fastnn import _C, _ops, datasets, layers as L, models, nn, optim, util
+from fastnn.datasets import DatasetNotFound
+from fastnn.models import ParamsError
+from fastnn.trainer import Trainer
 
 z = np.zeros
 
@@ -29,6 +33,30 @@ def _loss(x, t):
 
 def _bn(x, D=3):
     return L.BatchNormalization(np.ones(D), z(D)).forward(x)
+
+
+def _load_params(content, suffix, **kwargs):
+    """load_params of a file holding `content` (written to a fresh temporary folder)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "params" + suffix)
+        with open(path, "wb") as f:
+            f.write(content)
+        models.TwoLayerNet(4, 3, 2).load_params(path, **kwargs)
+
+
+def _no_data(load):
+    """Run a dataset loader with no data folder to find (FASTNN_DATA and HOME set to nowhere)."""
+    old = {k: os.environ.get(k) for k in ("FASTNN_DATA", "HOME")}
+    os.environ.update(FASTNN_DATA="/nonexistent/fastnn-data", HOME="/nonexistent")
+    try:
+        load()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class GPUArray:
@@ -191,6 +219,68 @@ CASES = [
      r"out.shape=\(1, 2\) differs from y.shape=\(2, 3\)",
      lambda: _C.softmax_cross_entropy_backward(z((2, 3)), np.array([0, 1]), 1.0, None,
                                                z((1, 2)), "loss")),
+    # ---- time layers (vol. 2) and torch-style nn modules
+    ("time-ndim", "TimeLSTM.forward", "2-D xs", ValueError,
+     r"TimeLSTM: expected a 3-D \(N, T, D\) sequence",
+     lambda: TL.TimeLSTM(z((3, 8)), z((2, 8)), z(8)).forward(z((2, 3)))),
+    ("time-features", "TimeLSTM.forward", "xs with 4 features, Wx for 3", ValueError,
+     "TimeLSTM: input has 4 features but the weights expect 3",
+     lambda: TL.TimeLSTM(z((3, 8)), z((2, 8)), z(8)).forward(z((2, 5, 4)))),
+    ("time-Wh", "TimeRNN.forward", "Wh of shape (3, 2) for H = 2", ValueError,
+     r"Wh has shape \(3, 2\) but \(2, 2\) was expected",
+     lambda: TL.TimeRNN(z((3, 2)), z((3, 2)), z(2)).forward(z((2, 5, 3)))),
+    ("time-embedding-index", "TimeEmbedding.forward", "word id 7 with 5 rows", IndexError,
+     "index 7 is out of bounds", lambda: TL.TimeEmbedding(z((5, 3))).forward(np.array([[7]]))),
+    ("time-loss-label", "TimeSoftmaxWithLoss.forward", "label 5 with 4 classes", IndexError,
+     "TimeSoftmaxWithLoss: label 5 .* is out of range for 4 classes",
+     lambda: TL.TimeSoftmaxWithLoss().forward(z((2, 3, 4)), np.array([[0, 1, 5], [0, 0, 0]]))),
+    ("nn-hidden-size", "nn.LSTM()", "hidden_size 0", ValueError,
+     "LSTM: hidden_size must be a positive int, got 0", lambda: nn.LSTM(3, 0)),
+    ("nn-input-size", "nn.LSTM.__call__", "input with 2 features, input_size 3", ValueError,
+     "LSTM: input has 2 features but input_size is 3", lambda: nn.LSTM(3, 4)(z((5, 2, 2)))),
+    ("nn-ndim", "nn.GRU.__call__", "1-D input", ValueError,
+     "GRU: expected a 2-D .* or 3-D input", lambda: nn.GRU(3, 4)(z(5))),
+    ("nn-empty-sequence", "nn.GRU.__call__", "T = 0", ValueError,
+     "GRU: the sequence length must be at least 1", lambda: nn.GRU(3, 4)(z((0, 2, 3)))),
+    ("nn-hx", "nn.LSTM.__call__", "hx an array, not (h0, c0)", ValueError,
+     r"LSTM: hx must be a tuple \(h0, c0\)", lambda: nn.LSTM(3, 4)(z((5, 2, 3)), z((1, 2, 4)))),
+    ("nn-backward-first", "nn.RNN.backward", "backward before forward", RuntimeError,
+     "RNN.backward called before a forward pass", lambda: nn.RNN(3, 4).backward(z((5, 2, 4)))),
+    ("nn-state-dict", "nn.LSTM.load_state_dict", "{}", KeyError,
+     "LSTM.load_state_dict: missing keys", lambda: nn.LSTM(3, 4).load_state_dict({})),
+    # ---- optimizers, models, trainer, datasets
+    ("optim-missing-grad", "SGD.update", "grads without params' key", KeyError,
+     "SGD: grads has no entry 'W'", lambda: optim.SGD().update({"W": z(3)}, {})),
+    ("optim-int-param", "SGD.update", "int64 parameter", TypeError,
+     "SGD: params\\['W'\\] has dtype int64",
+     lambda: optim.SGD().update({"W": z(3, int)}, {"W": z(3)})),
+    ("optim-grad-shape", "Adam.update", "grad of another shape", ValueError,
+     r"Adam: grads\['W'\] has shape \(4,\) but params\['W'\] has shape \(3,\)",
+     lambda: optim.Adam().update({"W": z(3)}, {"W": z(4)})),
+    ("model-dtype", "TwoLayerNet()", "dtype int32", TypeError,
+     "dtype must be float32 or float64, got int32",
+     lambda: models.TwoLayerNet(4, 3, 2, dtype=np.int32)),
+    ("model-too-small", "SimpleConvNet()", "input_dim (1, 3, 3)", ValueError,
+     r"SimpleConvNet: input \(1, 3, 3\) is too small", lambda: models.SimpleConvNet((1, 3, 3))),
+    ("model-accuracy-empty", "Network.accuracy", "empty x", ValueError,
+     "accuracy: x is empty", lambda: models.TwoLayerNet(4, 3, 2).accuracy(z((0, 4)), z(0, int))),
+    ("model-params-file", "Network.load_params", "a file that is not a pickle", ParamsError,
+     "not a readable parameter pickle", lambda: _load_params(b"garbage", ".pkl")),
+    ("model-params-truncated", "Network.load_params", "a truncated .npz", ParamsError,
+     "not a readable .npz", lambda: _load_params(b"PK\x03\x04trunc", ".npz")),
+    ("model-params-safe", "Network.load_params", "a .pkl with allow_pickle=False", ParamsError,
+     "refusing to unpickle", lambda: _load_params(b"garbage", ".pkl", allow_pickle=False)),
+    ("trainer-empty", "Trainer()", "empty x_train", ValueError,
+     "Trainer: x_train is empty",
+     lambda: Trainer(models.TwoLayerNet(4, 3, 2), z((0, 4)), z(0, int), z((1, 4)), z(1, int))),
+    ("trainer-optimizer", "Trainer()", "optimizer 'lion'", ValueError,
+     "Trainer: unknown optimizer 'lion'",
+     lambda: Trainer(models.TwoLayerNet(4, 3, 2), z((2, 4)), z(2, int), z((1, 4)), z(1, int),
+                     optimizer="lion")),
+    ("dataset-missing", "datasets.load_mnist", "download=False, no files", DatasetNotFound,
+     "were not found in", lambda: _no_data(lambda: datasets.load_mnist(download=False))),
+    ("dataset-ratio", "datasets.load_digits", "test_ratio 1.5", ValueError,
+     r"test_ratio must be in \(0, 1\)", lambda: datasets.load_digits(test_ratio=1.5)),
     # ---- library
     ("threads-zero", "fastnn.set_num_threads", "0", ValueError,
      "n must be >= 1, got 0", lambda: fastnn.set_num_threads(0)),
