@@ -14,9 +14,9 @@ def normalize_classes(classes):
         return None
     if isinstance(classes, dict):
         items = list(classes.items())
-        if all(isinstance(k, (int, np.integer)) for k, _ in items):
-            pairs = {int(k): str(v) for k, v in items}
-        elif all(isinstance(v, (int, np.integer)) for _, v in items):
+        if all(isinstance(k, (int, np.integer)) and isinstance(v, str) for k, v in items):
+            pairs = {int(k): v for k, v in items}
+        elif all(isinstance(k, str) and isinstance(v, (int, np.integer)) for k, v in items):
             pairs = {int(v): str(k) for k, v in items}
         else:
             raise ValueError("classes: a dict must map index -> name or name -> index "

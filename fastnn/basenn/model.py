@@ -136,10 +136,10 @@ class _Entry:
     def describe(self):
         kw = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}"
                        for k, v in self.spec["kw"].items())
-        name = self.spec["layer"] or "activation"
         act = self.spec["activation"]
-        return f"{name}({kw})" + (f" + {act}" if act and self.spec["layer"] else
-                                  (f" {act}" if act else ""))
+        if self.spec["layer"] is None:
+            return act
+        return f"{self.spec['layer']}({kw})" + (f" + {act}" if act else "")
 
 
 class nn:

@@ -29,7 +29,7 @@ def _single(v, what):
     """One int from an int or a pair with equal entries (the kernels take one stride/pad)."""
     a, b = _pair(v, what)
     if a != b:
-        raise ValueError(f"{what}={v}: fastnn's kernels take one value for both directions")
+        raise ValueError(f"{what}={(a, b)}: fastnn's kernels take one value for both directions")
     return a
 
 
