@@ -353,3 +353,18 @@ def test_example_resnet18_shapes_and_one_step(tmp_path, monkeypatch):
     w0 = small._params()["0.W"].copy()
     hist = small.train(lr=0.01, epochs=1, save_fold=str(tmp_path))
     assert np.isfinite(hist[0]["loss"]) and not np.array_equal(w0, small._params()["0.W"])
+
+
+def test_benchmark_lenet_step_matches_torch():
+    """The benchmark's two contenders compute the same training step."""
+    import torch
+
+    from benchmarks.bench_basenn import fastnn_step, lenet, torch_step
+
+    rng = np.random.default_rng(3)
+    x = rng.random((8, 1, 32, 32), dtype=np.float32)
+    t = rng.integers(0, 10, 8)
+    ours, theirs = fastnn_step(lenet()), torch_step(torch, lenet())
+    xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+    for _ in range(3):                        # equal losses after updates too
+        np.testing.assert_allclose(ours(x, t), theirs(xt, tt).item(), rtol=1e-4)
