@@ -450,13 +450,12 @@ class LSTM(Module):
         self.lstm = fnn.LSTM(self.n_in, self.hidden, num_layers=num_layers, batch_first=True)
         self.params = {k: np.ascontiguousarray(v, dtype=dtype)
                        for k, v in self.lstm.state_dict().items()}
-        self._bind()
+        self._sync()
 
-    def _bind(self):
+    def _sync(self):
+        """Make the LSTM compute with self.params (the arrays the optimizer updates)."""
         sd = self.lstm.state_dict()
-        for k, v in self.params.items():
-            sd[k] = v
-        if hasattr(self.lstm, "load_state_dict"):
+        if any(sd[k] is not v for k, v in self.params.items()):
             self.lstm.load_state_dict(self.params)
 
     def out_shape(self, shape):
@@ -466,6 +465,7 @@ class LSTM(Module):
         return (shape[0], self.hidden)
 
     def forward(self, x, train):
+        self._sync()
         out, _ = self.lstm(x)
         return out
 
