@@ -201,6 +201,14 @@ def test_regression_task_inferred_from_float_targets(tmp_path, rng):
     assert abs(res[0]["预测值"] - 0.5) < 0.05
 
 
+def test_one_hot_labels(tmp_path, rng):
+    x, y = _blobs(rng)
+    m = _small_model()
+    m.load_dataset(x, np.eye(3, dtype=np.int64)[y])
+    hist = m.train(lr=0.05, epochs=20, batch_size=30, save_fold=str(tmp_path))
+    assert m.task == "cls" and hist[-1]["acc"] > 0.95
+
+
 def test_train_errors(rng):
     m = nn()
     with pytest.raises(ValueError, match="no data"):

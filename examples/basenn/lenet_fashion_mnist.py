@@ -34,20 +34,20 @@ def load(kind, n=None):
     return x, y.astype(np.int64)
 
 
-def main(epochs=2, n_train=None, n_test=None, batch_size=64, lr=0.001,
+def main(epochs=2, n_train=None, n_test=None, batch_size=32, lr=0.002,
          save_fold="checkpoints/mn_ckpt1", seed=0):
     train_x, train_y = load("train", n_train)
     test_x, test_y = load("test", n_test)
     model = nn("cls")
     model.set_seed(seed)
     model.load_dataset(train_x, train_y, classes=CLASSES)
-    model.add("Conv2D", size=(1, 6), kernel_size=(5, 5), activation="ReLU")   # [64, 6, 28, 28]
-    model.add("AvgPool", kernel_size=(2, 2))                                   # [64, 6, 14, 14]
-    model.add("Conv2D", size=(6, 16), kernel_size=(5, 5), activation="ReLU")  # [64, 16, 10, 10]
-    model.add("AvgPool", kernel_size=(2, 2))                                   # [64, 16, 5, 5]
-    model.add("Linear", size=(400, 120), activation="ReLU")                    # [64, 120]
-    model.add("Linear", size=(120, 84), activation="ReLU")                     # [64, 84]
-    model.add("Linear", size=(84, 10), activation="Softmax")                   # [64, 10]
+    model.add("Conv2D", size=(1, 6), kernel_size=(5, 5), activation="ReLU")   # [32, 6, 28, 28]
+    model.add("AvgPool", kernel_size=(2, 2))                                   # [32, 6, 14, 14]
+    model.add("Conv2D", size=(6, 16), kernel_size=(5, 5), activation="ReLU")  # [32, 16, 10, 10]
+    model.add("AvgPool", kernel_size=(2, 2))                                   # [32, 16, 5, 5]
+    model.add("Linear", size=(400, 120), activation="ReLU")                    # [32, 120]
+    model.add("Linear", size=(120, 84), activation="ReLU")                     # [32, 84]
+    model.add("Linear", size=(84, 10), activation="Softmax")                   # [32, 10]
     model.add(optimizer="Adam")
     model.save_fold = save_fold
     model.train(lr=lr, epochs=epochs, batch_size=batch_size)

@@ -322,9 +322,9 @@ class nn:
 
     def _class_targets(self, t, n_out):
         t = np.asarray(t)
-        if t.ndim >= 2 and t.shape[-1] == n_out and t.ndim > 1 and t.dtype.kind == "f" \
-                and np.allclose(t.sum(-1), 1):
-            t = t.argmax(-1)
+        if t.ndim == 2 and t.shape[1] == n_out and np.all((t == 0) | (t == 1)) \
+                and np.all(t.sum(1) == 1):          # one-hot rows
+            t = t.argmax(1)
         if t.dtype.kind not in "iu":
             if not np.all(t == np.round(t)):
                 raise ValueError("CrossEntropyLoss: labels must be class indices (ints) "
