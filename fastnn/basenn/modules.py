@@ -447,7 +447,8 @@ class LSTM(Module):
         from .. import nn as fnn
 
         self.n_in, self.hidden = size
-        self.lstm = fnn.LSTM(self.n_in, self.hidden, num_layers=num_layers, batch_first=True)
+        self.lstm = fnn.LSTM(self.n_in, self.hidden, num_layers=num_layers, batch_first=True,
+                             dtype=dtype)
         self.params = {k: np.ascontiguousarray(v, dtype=dtype)
                        for k, v in self.lstm.state_dict().items()}
         self._sync()
