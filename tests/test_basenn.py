@@ -3,14 +3,24 @@ inference, and the lesson programs of examples/basenn on small budgets."""
 
 import importlib.util
 import os
-import sys
 
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn.basenn import nn
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples", "basenn")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One kernel thread: these workloads are small, and on a busy 2-core machine OpenMP
+    wake-ups cost more than they save."""
+    n = fastnn.get_num_threads()
+    fastnn.set_num_threads(1)
+    yield
+    fastnn.set_num_threads(n)
 
 
 def example(name):
@@ -36,7 +46,8 @@ def doc_cnn(model):
 # ------------------------------------------------------------------ add()
 
 def test_unknown_layer_lists_valid_names():
-    with pytest.raises(ValueError, match=r"unknown layer 'dense'.*linear, conv1d, conv2d.*res_block"):
+    with pytest.raises(ValueError,
+                       match=r"unknown layer 'dense'.*linear, conv1d, conv2d.*res_block"):
         nn().add("dense", size=(2, 3))
 
 
@@ -91,8 +102,8 @@ def test_layer5_shape_error_names_layer_expected_and_actual():
     m = doc_cnn(nn())
     x = np.zeros((4, 1, 14, 22), np.float32)       # gives (10, 2, 4): 80 features at layer 5
     m.load_dataset(x, np.zeros(4, np.int64))
-    with pytest.raises(ValueError, match=r"layer 5 \(linear\(size=\(90, 10\)\) \+ ReLU\) expects 90 "
-                                         r"input features .* but its input has 80"):
+    with pytest.raises(ValueError, match=r"layer 5 \(linear\(size=\(90, 10\)\) \+ ReLU\) "
+                                         r"expects 90 input features .* but its input has 80"):
         m.train(epochs=1)
     with pytest.raises(ValueError, match="layer 5"):
         m.inference(x)

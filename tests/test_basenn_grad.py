@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import numerical_grad
+import fastnn
 from fastnn.basenn import nn
 
 
@@ -20,6 +21,16 @@ def _model(layers, x, y, loss, seed=0):
     m.loss = loss
     m._shapes(x.shape[1:])
     return m
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One kernel thread: these workloads are small, and on a busy 2-core machine OpenMP
+    wake-ups cost more than they save."""
+    n = fastnn.get_num_threads()
+    fastnn.set_num_threads(1)
+    yield
+    fastnn.set_num_threads(n)
 
 
 def _check(m, x, y, rtol=1e-5, atol=1e-8):

@@ -197,7 +197,8 @@ class nn:
             activation = valid[activation.lower()]
         if layer is None:
             if kw:
-                raise ValueError(f"add(activation={activation!r}): unexpected arguments {sorted(kw)}")
+                raise ValueError(f"add(activation={activation!r}): unexpected arguments "
+                                 f"{sorted(kw)}")
             return {"layer": None, "activation": activation, "kw": {}}
         if not isinstance(layer, str) or layer.lower() not in LAYERS:
             raise ValueError(f"add: unknown layer {layer!r}; valid layers: {', '.join(LAYERS)} "
@@ -458,7 +459,8 @@ class nn:
     # ------------------------------------------------------------ inference
 
     def _predict(self, x, batch=256):
-        outs = [self._forward(self._as_input(x[i:i + batch]), False) for i in range(0, len(x), batch)]
+        outs = [self._forward(self._as_input(x[i:i + batch]), False)
+                for i in range(0, len(x), batch)]
         return np.concatenate(outs) if outs else np.zeros((0,), self.dtype)
 
     def _read_path(self, path, label):
@@ -528,7 +530,8 @@ class nn:
         for i, e in enumerate(self.layers):
             count = sum(int(v.size) for v in (e.module.params.values() if e.module else []))
             total += count
-            rows.append((str(i + 1), e.describe(), M._fmt(shapes[i]) if shapes else "?", str(count)))
+            shape = M._fmt(shapes[i]) if shapes else "?"
+            rows.append((str(i + 1), e.describe(), shape, str(count)))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         lines = ["  ".join(r[c].ljust(widths[c]) for c in range(4)) for r in rows]
         lines.append(f"total parameters: {total}   optimizer: {self.optimizer}")

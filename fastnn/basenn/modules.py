@@ -135,8 +135,8 @@ class Linear(Module):
         n = int(np.prod(shape)) if shape else 1
         if n != self.n_in:
             flat = f", flattened to {n}" if len(shape) > 1 else ""
-            raise ShapeError(f"expects {self.n_in} input features (size=({self.n_in}, {self.n_out})) "
-                             f"but its input has {n} (shape {_fmt(shape)}{flat})")
+            raise ShapeError(f"expects {self.n_in} input features (size=({self.n_in}, "
+                             f"{self.n_out})) but its input has {n} (shape {_fmt(shape)}{flat})")
         return (self.n_out,)
 
     def forward(self, x, train):
@@ -175,8 +175,8 @@ class Conv2d(Module):
             raise ShapeError(f"expects (N, {self.c_in}, H, W) input but gets {_fmt(shape)}")
         c, h, w = shape
         if c != self.c_in:
-            raise ShapeError(f"expects {self.c_in} input channels (size=({self.c_in}, {self.c_out})) "
-                             f"but its input has {c} (shape {_fmt(shape)})")
+            raise ShapeError(f"expects {self.c_in} input channels (size=({self.c_in}, "
+                             f"{self.c_out})) but its input has {c} (shape {_fmt(shape)})")
         oh = _conv_out(h, self.kh, self.stride, self.pad)
         ow = _conv_out(w, self.kw, self.stride, self.pad)
         if oh < 1 or ow < 1:
@@ -214,8 +214,8 @@ class Conv1d(Module):
             raise ShapeError(f"expects (N, {self.c_in}, L) input but gets {_fmt(shape)}")
         c, n = shape
         if c != self.c_in:
-            raise ShapeError(f"expects {self.c_in} input channels (size=({self.c_in}, {self.c_out})) "
-                             f"but its input has {c} (shape {_fmt(shape)})")
+            raise ShapeError(f"expects {self.c_in} input channels (size=({self.c_in}, "
+                             f"{self.c_out})) but its input has {c} (shape {_fmt(shape)})")
         out = _conv_out(n, self.k, self.stride, self.pad)
         if out < 1:
             raise ShapeError(f"kernel {self.k} does not fit a length-{n} input")
@@ -321,7 +321,8 @@ class BatchNorm(Module):
     def out_shape(self, shape):
         ok = len(shape) in ((1, 2) if self.dims == 1 else (3,))
         if not ok or shape[0] != self.c:
-            want = f"(N, {self.c}) or (N, {self.c}, L)" if self.dims == 1 else f"(N, {self.c}, H, W)"
+            want = (f"(N, {self.c}) or (N, {self.c}, L)" if self.dims == 1
+                    else f"(N, {self.c}, H, W)")
             raise ShapeError(f"expects {want} input but gets {_fmt(shape)}")
         return shape
 
@@ -461,8 +462,8 @@ class LSTM(Module):
 
     def out_shape(self, shape):
         if len(shape) != 2 or shape[1] != self.n_in:
-            raise ShapeError(f"expects (N, T, {self.n_in}) input (size=({self.n_in}, {self.hidden}))"
-                             f" but gets {_fmt(shape)}")
+            raise ShapeError(f"expects (N, T, {self.n_in}) input (size=({self.n_in}, "
+                             f"{self.hidden})) but gets {_fmt(shape)}")
         return (shape[0], self.hidden)
 
     def forward(self, x, train):
@@ -498,7 +499,8 @@ class Sequence(Module):
 
     def load_buffers(self, buffers):
         for i, m in enumerate(self.modules):
-            own = {k.split(".", 1)[1]: v for k, v in buffers.items() if k.split(".", 1)[0] == str(i)}
+            pre = f"{i}."
+            own = {k[len(pre):]: v for k, v in buffers.items() if k.startswith(pre)}
             if own:
                 m.load_buffers(own)
         self._collect()
