@@ -99,3 +99,411 @@ def tanh_forward(x, layer="Tanh"):
 
 def tanh_backward(dout, y, layer="Tanh"):
     return _unary_backward(_C.tanh_backward, dout, y, layer)
+
+
+# ---------------------------------------------------------------- im2col, convolution, pooling
+# Geometry of a sliding window (the book's names): x (N, C, H, W), window FH x FW (filter or
+# pool), stride, pad; output OH = (H + 2*pad - FH) // stride + 1, likewise OW.
+
+import operator  # noqa: E402
+
+
+def _as_int(layer, name, value):
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{layer}: {name} must be an integer, got {value!r}") from None
+
+
+def check_window(layer, FH, FW, stride, pad):
+    """Validated (FH, FW, stride, pad) as ints: window >= 1x1, stride >= 1, pad >= 0."""
+    FH, FW = _as_int(layer, "window height", FH), _as_int(layer, "window width", FW)
+    stride, pad = _as_int(layer, "stride", stride), _as_int(layer, "pad", pad)
+    if FH < 1 or FW < 1:
+        raise ValueError(f"{layer}: window size must be at least 1x1, got {FH}x{FW}")
+    if stride < 1:
+        raise ValueError(f"{layer}: stride must be >= 1, got {stride}")
+    if pad < 0:
+        raise ValueError(f"{layer}: pad must be >= 0, got {pad}")
+    return FH, FW, stride, pad
+
+
+def _shape_error(layer, msg, **arrays):
+    shapes = ", ".join(f"{k}.shape={tuple(v)}" for k, v in arrays.items())
+    return ValueError(f"{layer}: {msg} ({shapes})")
+
+
+def _check_images(layer, x, FH, FW, pad, **shapes):
+    """x must be 4-D (N, C, H, W) and hold the FH x FW window once padded."""
+    shapes = {"x": x.shape, **shapes}
+    if x.ndim != 4:
+        raise _shape_error(layer, f"x must be 4-D (N, C, H, W), got {x.ndim}-D", **shapes)
+    H, W = x.shape[2], x.shape[3]
+    if FH > H + 2 * pad or FW > W + 2 * pad:
+        raise _shape_error(layer, f"window {FH}x{FW} is larger than the padded input "
+                           f"{H + 2 * pad}x{W + 2 * pad} with pad={pad}", **shapes)
+
+
+def _check_shape(layer, what, shape):
+    shape = tuple(int(d) for d in shape)
+    if len(shape) != 4 or any(d < 0 for d in shape):
+        raise ValueError(f"{layer}: {what} must be (N, C, H, W), got {shape}")
+    return shape
+
+
+def im2col(x, FH, FW, stride=1, pad=0, layer="im2col"):
+    """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW), the book's layout; padding reads as 0."""
+    check_host(layer, x)
+    FH, FW, stride, pad = check_window(layer, FH, FW, stride, pad)
+    x = np.asarray(x)
+    _check_images(layer, x, FH, FW, pad)
+    return _C.im2col(as_compute(x, compute_dtype(layer, x)), FH, FW, stride, pad)
+
+
+def col2im(col, input_shape, FH, FW, stride=1, pad=0, layer="col2im"):
+    """col (N*OH*OW, C*FH*FW) -> (N, C, H, W), summing the entries that share a pixel."""
+    check_host(layer, col)
+    FH, FW, stride, pad = check_window(layer, FH, FW, stride, pad)
+    N, C, H, W = _check_shape(layer, "input_shape", input_shape)
+    col = np.asarray(col)
+    if FH > H + 2 * pad or FW > W + 2 * pad:
+        raise ValueError(f"{layer}: window {FH}x{FW} is larger than the padded input "
+                         f"{H + 2 * pad}x{W + 2 * pad} with pad={pad} (input_shape={(N, C, H, W)})")
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    if col.shape != (N * OH * OW, C * FH * FW):
+        raise ValueError(f"{layer}: col has shape {col.shape} but input_shape "
+                         f"{(N, C, H, W)} with a {FH}x{FW} window, stride {stride}, pad {pad} "
+                         f"needs {(N * OH * OW, C * FH * FW)}")
+    return _C.col2im(as_compute(col, compute_dtype(layer, col)), [N, C, H, W], FH, FW, stride,
+                     pad)
+
+
+def _conv_checks(layer, x, W, b, stride, pad):
+    """Validated (x, W, b, stride, pad) of a convolution, x/W/b as arrays."""
+    check_host(layer, x, W, b)
+    x, W = np.asarray(x), np.asarray(W)
+    shapes = {"x": x.shape, "W": W.shape}
+    if W.ndim != 4:
+        raise _shape_error(layer, f"W must be 4-D (FN, C, FH, FW), got {W.ndim}-D", **shapes)
+    FN, C, FH, FW = W.shape
+    _, _, stride, pad = check_window(layer, FH, FW, stride, pad)
+    _check_images(layer, x, FH, FW, pad, W=W.shape)
+    if x.shape[1] != C:
+        raise _shape_error(layer, f"x has {x.shape[1]} channels but W expects {C}", **shapes)
+    if b is not None:
+        b = np.asarray(b)
+        if b.size != FN or b.ndim > 2 or (b.ndim == 2 and b.shape[0] != 1):
+            raise _shape_error(layer, f"b must have FN={FN} elements, shape ({FN},)",
+                               b=b.shape, **shapes)
+    return x, W, b, stride, pad
+
+
+def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution"):
+    """out (N, FN, OH, OW) = convolution of x (N, C, H, W) with W (FN, C, FH, FW), plus b (FN,).
+
+    Computes in NumPy's promotion of x, W and b (float32 images with float64 weights: float64).
+    """
+    x, W, b, stride, pad = _conv_checks(layer, x, W, b, stride, pad)
+    dt = compute_dtype(layer, x, W, b)
+    bc = None if b is None else as_compute(b, dt).reshape(-1)
+    return _C.conv2d_forward(as_compute(x, dt), as_compute(W, dt), bc, stride, pad)
+
+
+def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution"):
+    """(dx, dW, db) of conv2d_forward for dout (N, FN, OH, OW), in the promotion of all inputs."""
+    x, W, b, stride, pad = _conv_checks(layer, x, W, b, stride, pad)
+    check_host(layer, dout)
+    dout = np.asarray(dout)
+    FN, _, FH, FW = W.shape
+    N, _, H, Wd = x.shape
+    expected = (N, FN, (H + 2 * pad - FH) // stride + 1, (Wd + 2 * pad - FW) // stride + 1)
+    if dout.shape != expected:
+        raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward output "
+                         f"had shape {expected}")
+    dt = compute_dtype(layer, dout, x, W, b)
+    return _C.conv2d_backward(as_compute(dout, dt), as_compute(x, dt), as_compute(W, dt), stride,
+                              pad)
+
+
+def _pool_checks(layer, x, pool_h, pool_w, stride, pad):
+    check_host(layer, x)
+    FH, FW, stride, pad = check_window(layer, pool_h, pool_w, stride, pad)
+    x = np.asarray(x)
+    _check_images(layer, x, FH, FW, pad)
+    return x, FH, FW, stride, pad
+
+
+def _pool_dout(layer, dout, x_shape, FH, FW, stride, pad):
+    check_host(layer, dout)
+    FH, FW, stride, pad = check_window(layer, FH, FW, stride, pad)
+    N, C, H, W = _check_shape(layer, "x_shape", x_shape)
+    dout = np.asarray(dout)
+    expected = (N, C, (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1)
+    if dout.shape != expected:
+        raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward output "
+                         f"had shape {expected}")
+    return as_compute(dout, compute_dtype(layer, dout)), [N, C, H, W], FH, FW, stride, pad
+
+
+def maxpool2d_forward(x, pool_h, pool_w, stride=1, pad=0, layer="Pooling"):
+    """(out, arg): max over each window (padding counts as -inf, NaN propagates like np.max)
+    and the window-local index fh*pool_w + fw of each maximum, both (N, C, OH, OW); arg is int32.
+    """
+    x, FH, FW, stride, pad = _pool_checks(layer, x, pool_h, pool_w, stride, pad)
+    return _C.maxpool2d_forward(as_compute(x, compute_dtype(layer, x)), FH, FW, stride, pad)
+
+
+def maxpool2d_backward(dout, arg, x_shape, pool_h, pool_w, stride=1, pad=0, layer="Pooling"):
+    """dx of shape x_shape: each dout routed to its window's argmax (overlaps add up)."""
+    dout, shape, FH, FW, stride, pad = _pool_dout(layer, dout, x_shape, pool_h, pool_w, stride,
+                                                  pad)
+    arg = np.asarray(arg)
+    if arg.shape != dout.shape:
+        raise ValueError(f"{layer}.backward: arg has shape {arg.shape} but dout has shape "
+                         f"{dout.shape}")
+    return _C.maxpool2d_backward(dout, np.ascontiguousarray(arg, dtype=np.int32), shape, FH, FW,
+                                 stride, pad)
+
+
+def avgpool2d_forward(x, pool_h, pool_w, stride=1, pad=0, layer="AvgPooling"):
+    """Mean of each window, padding counted as zeros (divisor always pool_h*pool_w)."""
+    x, FH, FW, stride, pad = _pool_checks(layer, x, pool_h, pool_w, stride, pad)
+    return _C.avgpool2d_forward(as_compute(x, compute_dtype(layer, x)), FH, FW, stride, pad)
+
+
+def avgpool2d_backward(dout, x_shape, pool_h, pool_w, stride=1, pad=0, layer="AvgPooling"):
+    """dx of shape x_shape: each pixel gets dout / (pool_h*pool_w) from every window over it."""
+    dout, shape, FH, FW, stride, pad = _pool_dout(layer, dout, x_shape, pool_h, pool_w, stride,
+                                                  pad)
+    return _C.avgpool2d_backward(dout, shape, FH, FW, stride, pad)
+
+# ---------------------------------------------------------------- affine, softmax, batchnorm
+# (dense layers: fastnn.layers Affine / SoftmaxWithLoss / BatchNormalization, and the vol. 2
+# time layers that reshape to 2-D and call these)
+
+def _shape_error(layer, what, **arrays):
+    shapes = ", ".join(f"{k}.shape={np.shape(v)}" for k, v in arrays.items())
+    return ValueError(f"{layer}: {what} ({shapes})")
+
+
+def flatten_batch(layer, x):
+    """``x`` (N, ...) viewed as (N, D) with D the product of the other axes (the book's
+    ``x.reshape(x.shape[0], -1)``, which also works for an empty batch here)."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError(f"{layer}: x must have a batch axis, got a scalar")
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)))
+
+
+def affine_forward(x, W, b, layer="Affine"):
+    """out = x.reshape(N, -1) @ W + b, shape (N, M), in the promoted dtype of x, W, b."""
+    check_host(layer, x, W, b)
+    x2, W, b = flatten_batch(layer, x), np.asarray(W), np.asarray(b)
+    dt = compute_dtype(layer, x2, W, b)
+    if W.ndim != 2 or b.ndim != 1:
+        raise _shape_error(layer, "W must be 2-D (D, M) and b 1-D (M,)", W=W, b=b)
+    if x2.shape[1] != W.shape[0]:
+        raise _shape_error(layer, f"x has {x2.shape[1]} features per sample but W expects "
+                           f"{W.shape[0]}", x=x, W=W)
+    if b.shape[0] != W.shape[1]:
+        raise _shape_error(layer, f"b has length {b.shape[0]} but W has {W.shape[1]} columns",
+                           W=W, b=b)
+    return _C.affine_forward(as_compute(x2, dt), as_compute(W, dt), as_compute(b, dt))
+
+
+def affine_backward(dout, x, W, layer="Affine"):
+    """(dx, dW, db) of out = x.reshape(N, -1) @ W + b; dx has x's shape. Each result has the
+    dtype NumPy gives the book's expression (dout @ W.T, x.T @ dout, dout.sum(axis=0))."""
+    check_host(layer, dout, x, W)
+    x = np.asarray(x)
+    x2, W, dout = flatten_batch(layer, x), np.asarray(W), np.asarray(dout)
+    dt = compute_dtype(layer, dout, x2, W)
+    if W.ndim != 2 or x2.shape[1] != W.shape[0]:
+        raise _shape_error(layer + ".backward", "x and W do not match", x=x, W=W)
+    expected = (x2.shape[0], W.shape[1])
+    if dout.shape != expected:
+        raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward output "
+                         f"had shape {expected}")
+    dx, dW, db = _C.affine_backward(as_compute(dout, dt), as_compute(x2, dt), as_compute(W, dt))
+    return (dx.reshape(x.shape).astype(compute_dtype(layer, dout, W), copy=False),
+            dW.astype(compute_dtype(layer, x2, dout), copy=False),
+            db.astype(compute_dtype(layer, dout), copy=False))
+
+
+def softmax(x, layer="softmax"):
+    """Softmax over the last axis (max-subtracted), in x's float dtype."""
+    check_host(layer, x)
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError(f"{layer}: x must have at least one axis, got a scalar")
+    return _C.softmax_forward(as_compute(x, compute_dtype(layer, x)))
+
+
+def _labels(layer, t, y_shape):
+    """Class indices (int64, (N,)) and the dense targets (or None) for a batch y of y_shape.
+    t of y's shape is one-hot (or soft) and its labels are argmax(t, axis=1), as in the book;
+    otherwise t holds one integer label per sample."""
+    t = np.asarray(t)
+    if t.dtype.kind not in "biuf":
+        raise TypeError(f"{layer}: labels t of dtype {t.dtype} are not supported")
+    if t.shape == y_shape and t.ndim == 2:
+        return np.ascontiguousarray(np.argmax(t, axis=1), dtype=np.int64), t
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{layer}: integer labels t must have an integer dtype, got {t.dtype} "
+                        f"(t.shape={t.shape}; one-hot t must have y's shape {y_shape})")
+    if t.ndim != 1 or t.shape[0] != y_shape[0]:
+        raise ValueError(f"{layer}: got {t.size} labels for a batch of {y_shape[0]} with "
+                         f"{y_shape[1]} classes (t.shape={t.shape}, x.shape={y_shape}); t must "
+                         f"have shape ({y_shape[0]},) or {y_shape}")
+    if t.dtype == np.uint64 and t.size and t.max() > np.iinfo(np.int64).max:
+        raise IndexError(f"{layer}: label {t.max()} is out of range for {y_shape[1]} classes")
+    # Exactly C-contiguous int64: pybind11 would otherwise pick an overload by converting x.
+    return np.ascontiguousarray(t, dtype=np.int64), None
+
+
+def _count(t, ignore_label):
+    return t.shape[0] if ignore_label is None else int(np.count_nonzero(t != ignore_label))
+
+
+def softmax_cross_entropy_forward(x, t, eps=1e-7, ignore_label=None, layer="SoftmaxWithLoss"):
+    """(y, loss) for logits x (N, C): y = softmax(x) and
+    loss = -sum log(y[i, t_i] + eps) / (number of samples whose label is not ignore_label).
+    t: integer labels (N,) or one-hot (N, C) (labels = argmax, as the book does). The book's
+    vol. 1 uses eps=1e-7; vol. 2's TimeSoftmaxWithLoss uses eps=0 and ignore_label=-1.
+    The loss is a NumPy scalar of y's dtype; NaN when no sample counts (an empty batch)."""
+    check_host(layer, x, t)
+    x = np.asarray(x)
+    dt = compute_dtype(layer, x)
+    if x.ndim != 2:
+        raise ValueError(f"{layer}: expected x of shape (N, C), got x.shape={x.shape}")
+    labels, _ = _labels(layer, t, x.shape)
+    y, total, count = _C.softmax_cross_entropy_forward(as_compute(x, dt), labels, float(eps),
+                                                       ignore_label, layer)
+    return y, dt.type(total / count if count else np.nan)
+
+
+def _scalar_dout(layer, dout):
+    d = np.asarray(dout)
+    if d.dtype.kind not in "biuf":
+        raise TypeError(f"{layer}.backward: dout of dtype {d.dtype} is not supported")
+    if d.size != 1:
+        raise ValueError(f"{layer}.backward: the loss is a scalar, so dout must be one number; "
+                         f"got dout.shape={d.shape}")
+    return float(d.reshape(()))
+
+
+def softmax_cross_entropy_backward(y, t, dout=1, ignore_label=None, out=None,
+                                   layer="SoftmaxWithLoss"):
+    """dx = (y - t) * dout / count for the y of the forward (N, C): count = samples not ignored
+    (N without ignore_label), rows with ignore_label get 0. t as in the forward; with dense t
+    the difference uses t itself (dtype NumPy's promotion of y and t). out: an array of y's
+    shape and dtype (y itself is allowed) to write dx into, for integer labels."""
+    check_host(layer, y, t)
+    y = np.asarray(y)
+    if y.ndim != 2:
+        raise ValueError(f"{layer}.backward: expected y of shape (N, C), got y.shape={y.shape}")
+    d = _scalar_dout(layer, dout)
+    labels, dense = _labels(layer, t, y.shape)
+    count = _count(labels, ignore_label)
+    scale = d / count if count else np.nan
+    if dense is not None and ignore_label is None:
+        if out is not None:
+            raise ValueError(f"{layer}.backward: out= needs integer labels, not one-hot t")
+        dt = compute_dtype(layer, y, dense)
+        return _C.softmax_cross_entropy_backward_dense(as_compute(y, dt), as_compute(dense, dt),
+                                                       scale, layer)
+    dt = compute_dtype(layer, y)
+    if out is not None and (not isinstance(out, np.ndarray) or out.dtype != dt
+                            or out.shape != y.shape or not out.flags.c_contiguous
+                            or not out.flags.writeable):
+        raise ValueError(f"{layer}.backward: out must be a writeable C-contiguous {dt} array "
+                         f"of shape {y.shape}")
+    return _C.softmax_cross_entropy_backward(as_compute(y, dt), labels, scale, ignore_label, out,
+                                             layer)
+
+
+BATCHNORM_EPS = 10e-7  # the book's constant inside sqrt(var + 10e-7), i.e. 1e-6
+
+
+def _batchnorm_x(layer, x):
+    x = np.asarray(x)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{layer}: x must be 2-D (N, D) or 4-D (N, C, H, W), "
+                         f"got x.shape={x.shape}")
+    return flatten_batch(layer, x)
+
+
+def _batchnorm_params(layer, D, x_shape, **params):
+    for name, p in params.items():
+        if np.shape(p) != (D,):
+            raise ValueError(f"{layer}: {name}.shape={np.shape(p)} but x has {D} features per "
+                             f"sample (x.shape={x_shape}; 4-D x is normalised per C*H*W "
+                             f"feature, as in the book)")
+
+
+def batchnorm_forward_train(x, gamma, beta, running_mean=None, running_var=None, momentum=0.9,
+                            eps=BATCHNORM_EPS, layer="BatchNormalization"):
+    """Training forward over x (N, D) or (N, C, H, W) (flattened to (N, C*H*W) as the book
+    does). Returns (out (x.shape), xc (N, D), xn (N, D), std (D,), running_mean, running_var)
+    with the running averages as new arrays (None starts them at float64 zeros, as the book).
+    An empty batch leaves the running averages unchanged."""
+    check_host(layer, x, gamma, beta, running_mean, running_var)
+    x = np.asarray(x)
+    x2 = _batchnorm_x(layer, x)
+    D = x2.shape[1]
+    if running_mean is None:
+        running_mean = np.zeros(D)
+    if running_var is None:
+        running_var = np.zeros(D)
+    _batchnorm_params(layer, D, x.shape, gamma=gamma, beta=beta, running_mean=running_mean,
+                      running_var=running_var)
+    dt = compute_dtype(layer, x2, gamma, beta, running_mean, running_var)
+    out, xc, xn, std, rm, rv = _C.batchnorm_forward_train(
+        as_compute(x2, dt), as_compute(gamma, dt), as_compute(beta, dt),
+        as_compute(running_mean, dt), as_compute(running_var, dt), float(momentum), float(eps))
+    out = out.reshape(x.shape).astype(compute_dtype(layer, x2, gamma, beta), copy=False)
+    xdt = compute_dtype(layer, x2)  # the book's xc, xn, std have x's (float) dtype
+    xc, xn, std = (a.astype(xdt, copy=False) for a in (xc, xn, std))
+    rm = rm.astype(compute_dtype(layer, running_mean, x2), copy=False)
+    rv = rv.astype(compute_dtype(layer, running_var, x2), copy=False)
+    return out, xc, xn, std, rm, rv
+
+
+def batchnorm_forward_infer(x, gamma, beta, running_mean=None, running_var=None,
+                            eps=BATCHNORM_EPS, layer="BatchNormalization"):
+    """Inference forward: gamma * (x - running_mean) / sqrt(running_var + eps) + beta, shape of
+    x (2-D or 4-D as in training); None running averages are zeros, as the book."""
+    check_host(layer, x, gamma, beta, running_mean, running_var)
+    x = np.asarray(x)
+    x2 = _batchnorm_x(layer, x)
+    D = x2.shape[1]
+    if running_mean is None:
+        running_mean = np.zeros(D)
+    if running_var is None:
+        running_var = np.zeros(D)
+    _batchnorm_params(layer, D, x.shape, gamma=gamma, beta=beta, running_mean=running_mean,
+                      running_var=running_var)
+    dt = compute_dtype(layer, x2, gamma, beta, running_mean, running_var)
+    out = _C.batchnorm_forward_infer(as_compute(x2, dt), as_compute(gamma, dt),
+                                     as_compute(beta, dt), as_compute(running_mean, dt),
+                                     as_compute(running_var, dt), float(eps))
+    return out.reshape(x.shape)
+
+
+def batchnorm_backward(dout, gamma, xc, xn, std, layer="BatchNormalization"):
+    """(dx (dout.shape), dgamma (D,), dbeta (D,)) from the training forward's xc, xn, std;
+    dout has the forward's output shape (flattened to (N, D) like x)."""
+    check_host(layer, dout, gamma)
+    dout = np.asarray(dout)
+    xc = np.asarray(xc)
+    if dout.ndim not in (2, 4) or dout.shape[0] != xc.shape[0] or \
+            int(np.prod(dout.shape[1:], dtype=np.int64)) != xc.shape[1]:
+        raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward "
+                         f"input was {xc.shape} once flattened")
+    d2 = flatten_batch(layer, dout)
+    _batchnorm_params(layer + ".backward", d2.shape[1], dout.shape, gamma=gamma)
+    dt = compute_dtype(layer, d2, gamma, xc, xn, std)
+    dx, dgamma, dbeta = _C.batchnorm_backward(as_compute(d2, dt), as_compute(gamma, dt),
+                                              as_compute(xc, dt), as_compute(xn, dt),
+                                              as_compute(std, dt))
+    return dx.reshape(dout.shape), dgamma, dbeta

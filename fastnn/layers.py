@@ -13,4 +13,295 @@ from . import _ops
 # ------------------------------------------------------------------ dropout, batch normalization
 
 
+class Relu:
+    """y = max(0, x). backward zeroes dout where x <= 0 in dout itself and returns it."""
+
+    def __init__(self):
+        self.mask = None
+
+    def forward(self, x):
+        out, self.mask = _ops.relu_forward(x, "Relu")
+        return out
+
+    def backward(self, dout):
+        dx = _ops.relu_backward(dout, self.mask, "Relu")
+        if dx is dout or not (isinstance(dout, np.ndarray) and dout.flags.writeable):
+            return dx
+        dout[...] = dx  # a strided or non-float dout is still updated in place, as the book's
+        return dout
+
+
+class Sigmoid:
+    def __init__(self):
+        self.out = None
+
+    def forward(self, x):
+        self.out = _ops.sigmoid_forward(x, "Sigmoid")
+        return self.out
+
+    def backward(self, dout):
+        return _ops.sigmoid_backward(dout, self.out, "Sigmoid")
+
+
+class Tanh:
+    def __init__(self):
+        self.out = None
+
+    def forward(self, x):
+        self.out = _ops.tanh_forward(x, "Tanh")
+        return self.out
+
+    def backward(self, dout):
+        return _ops.tanh_backward(dout, self.out, "Tanh")
+
+
+class Affine:
+    """out = x.reshape(N, -1) @ W + b. W and b are the caller's arrays (an in-place update is
+    seen by the next forward); x is kept as the flattened view the book keeps."""
+
+    def __init__(self, W, b):
+        self.W = W
+        self.b = b
+        self.x = None
+        self.original_x_shape = None
+        self.dW = None
+        self.db = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self.original_x_shape = x.shape
+        self.x = _ops.flatten_batch("Affine", x)
+        return _ops.affine_forward(self.x, self.W, self.b, "Affine")
+
+    def backward(self, dout):
+        if self.x is None:
+            raise RuntimeError("Affine.backward: call forward(x) first")
+        dx, self.dW, self.db = _ops.affine_backward(dout, self.x, self.W, "Affine")
+        return dx.reshape(self.original_x_shape)
+
+
+class SoftmaxWithLoss:
+    """Softmax + cross-entropy: loss = mean over the batch of -log(y[t] + 1e-7).
+
+    t: integer labels (N,) or one-hot targets of x's shape (the loss uses their argmax, the
+    gradient t itself). backward(dout) = (y - t) * dout / N (the book's vol. 1 ignores dout,
+    which it only ever calls with 1). A 1-D x is a single sample (a batch of one). The loss of
+    an empty batch is NaN, like NumPy's mean of nothing."""
+
+    def __init__(self):
+        self.loss = None
+        self.y = None
+        self.t = None
+
+    @staticmethod
+    def _as_batch(x, t):
+        x = np.asarray(x)
+        if x.ndim != 1:
+            return x, t
+        t = np.asarray(t)
+        if t.shape == x.shape:
+            return x.reshape(1, -1), t.reshape(1, -1)
+        if t.size != 1:
+            raise ValueError(f"SoftmaxWithLoss: a single sample (x.shape={x.shape}) needs one "
+                             f"label or a one-hot t of shape {x.shape}, got t.shape={t.shape}")
+        return x.reshape(1, -1), t.reshape(1)
+
+    def forward(self, x, t):
+        self.t = t
+        xb, tb = self._as_batch(x, t)
+        y, self.loss = _ops.softmax_cross_entropy_forward(xb, tb, layer="SoftmaxWithLoss")
+        self.y = y.reshape(np.shape(x))
+        return self.loss
+
+    def backward(self, dout=1):
+        if self.y is None:
+            raise RuntimeError("SoftmaxWithLoss.backward: call forward(x, t) first")
+        yb, tb = self._as_batch(self.y, self.t)
+        dx = _ops.softmax_cross_entropy_backward(yb, tb, dout, layer="SoftmaxWithLoss")
+        return dx.reshape(self.y.shape)
+
+
+class Dropout:
+    """Training: keep each element where np.random.rand(*x.shape) > dropout_ratio (NumPy's global
+    generator, so seeded programs draw the book's masks); inference: scale by 1 - ratio."""
+
+    def __init__(self, dropout_ratio=0.5):
+        self.dropout_ratio = dropout_ratio
+        self.mask = None
+
+    def forward(self, x, train_flg=True):
+        x = np.asarray(x)
+        _ops.compute_dtype("Dropout", x)
+        if not train_flg:
+            return x * (1.0 - self.dropout_ratio)
+        self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+        return x * self.mask
+
+    def backward(self, dout):
+        dout = np.asarray(dout)
+        _ops.compute_dtype("Dropout", dout)
+        if self.mask is None or dout.shape != self.mask.shape:
+            raise ValueError(f"Dropout.backward: dout has shape {dout.shape} but the training "
+                             f"forward had shape {None if self.mask is None else self.mask.shape}")
+        return dout * self.mask
+
+
+class BatchNormalization:
+    """Batch normalization (the book's layer). x is (N, D) or (N, C, H, W); 4-D input is
+    flattened to (N, C*H*W) as in the book, so gamma, beta and the running averages have
+    C*H*W entries. The running averages are replaced by new arrays on each training forward
+    (None starts them at float64 zeros); an empty batch leaves them unchanged."""
+
+    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
+        self.gamma = gamma
+        self.beta = beta
+        self.momentum = momentum
+        self.input_shape = None
+        self.running_mean = running_mean
+        self.running_var = running_var
+        self.batch_size = None
+        self.xc = None
+        self.xn = None
+        self.std = None
+        self.dgamma = None
+        self.dbeta = None
+
+    def forward(self, x, train_flg=True):
+        x = np.asarray(x)
+        if train_flg:
+            out, xc, xn, std, rm, rv = _ops.batchnorm_forward_train(
+                x, self.gamma, self.beta, self.running_mean, self.running_var, self.momentum)
+            self.batch_size = x.shape[0]
+            self.xc, self.xn, self.std = xc, xn, std
+            self.running_mean, self.running_var = rm, rv
+        else:
+            out = _ops.batchnorm_forward_infer(x, self.gamma, self.beta, self.running_mean,
+                                               self.running_var)
+            D = int(np.prod(x.shape[1:]))
+            if self.running_mean is None:
+                self.running_mean = np.zeros(D)
+            if self.running_var is None:
+                self.running_var = np.zeros(D)
+        self.input_shape = x.shape
+        return out
+
+    def backward(self, dout):
+        if self.xc is None:
+            raise RuntimeError("BatchNormalization.backward: call forward(x, train_flg=True) "
+                               "first")
+        dx, self.dgamma, self.dbeta = _ops.batchnorm_backward(dout, self.gamma, self.xc, self.xn,
+                                                              self.std)
+        return dx.reshape(self.input_shape)
+
+
 # ------------------------------------------------------------------ convolution and pooling
+
+def _forward_first(layer, name):
+    if layer.x is None:
+        raise RuntimeError(f"{name}.backward called before forward")
+
+
+class Convolution:
+    """The book's Convolution: x (N, C, H, W), W (FN, C, FH, FW), b (FN,) -> (N, FN, OH, OW).
+
+    Runs chunked im2col + GEMM kernels that never hold the whole batch's columns, so ``col``
+    and ``col_W`` are computed on access (from the kept x and the current W) with the book's
+    values. Results follow NumPy promotion of x, W and b; dW and db have that dtype.
+    """
+
+    def __init__(self, W, b, stride=1, pad=0):
+        self.W = W
+        self.b = b
+        self.stride = stride
+        self.pad = pad
+        self.x = None
+        self.dW = None
+        self.db = None
+
+    def forward(self, x):
+        out = _ops.conv2d_forward(x, self.W, self.b, self.stride, self.pad)
+        self.x = x
+        return out
+
+    def backward(self, dout):
+        _forward_first(self, "Convolution")
+        dx, self.dW, self.db = _ops.conv2d_backward(dout, self.x, self.W, self.b, self.stride,
+                                                    self.pad)
+        return dx
+
+    @property
+    def col(self):
+        """im2col of the last input, (N*OH*OW, C*FH*FW); None before the first forward."""
+        if self.x is None:
+            return None
+        _, _, FH, FW = np.shape(self.W)
+        return _ops.im2col(self.x, FH, FW, self.stride, self.pad, layer="Convolution")
+
+    @property
+    def col_W(self):
+        """The filters as columns, (C*FH*FW, FN): a view of W when W is contiguous."""
+        if self.x is None:
+            return None
+        return self.W.reshape(self.W.shape[0], -1).T
+
+
+class Pooling:
+    """The book's max Pooling, correct with pad > 0 (padding counts as -inf and enters the
+    output size OH = (H + 2*pad - pool_h) // stride + 1).
+
+    ``arg_max`` has the book's layout: shape (N*OH*OW*C,), ordered (n, oh, ow, c), each entry
+    the position of the maximum inside its pool_h x pool_w window (first one on ties). NaN
+    propagates like np.max: a window holding NaN outputs NaN, arg_max points at its first NaN.
+    """
+
+    def __init__(self, pool_h, pool_w, stride=1, pad=0):
+        _ops.check_window("Pooling", pool_h, pool_w, stride, pad)
+        self.pool_h = pool_h
+        self.pool_w = pool_w
+        self.stride = stride
+        self.pad = pad
+        self.x = None
+        self._arg = None  # argmax per output, (N, C, OH, OW) int32
+
+    def forward(self, x):
+        out, self._arg = _ops.maxpool2d_forward(x, self.pool_h, self.pool_w, self.stride,
+                                                self.pad)
+        self.x = x
+        return out
+
+    def backward(self, dout):
+        _forward_first(self, "Pooling")
+        return _ops.maxpool2d_backward(dout, self._arg, np.shape(self.x), self.pool_h,
+                                       self.pool_w, self.stride, self.pad)
+
+    @property
+    def arg_max(self):
+        if self._arg is None:
+            return None
+        return self._arg.transpose(0, 2, 3, 1).ravel().astype(np.intp)
+
+
+class AvgPooling:
+    """Average pooling (not in the book), same constructor and geometry as Pooling.
+
+    Padding counts as zeros and every window is divided by pool_h*pool_w, padded cells
+    included (PyTorch's count_include_pad=True).
+    """
+
+    def __init__(self, pool_h, pool_w, stride=1, pad=0):
+        _ops.check_window("AvgPooling", pool_h, pool_w, stride, pad)
+        self.pool_h = pool_h
+        self.pool_w = pool_w
+        self.stride = stride
+        self.pad = pad
+        self.x = None
+
+    def forward(self, x):
+        out = _ops.avgpool2d_forward(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        self.x = x
+        return out
+
+    def backward(self, dout):
+        _forward_first(self, "AvgPooling")
+        return _ops.avgpool2d_backward(dout, np.shape(self.x), self.pool_h, self.pool_w,
+                                       self.stride, self.pad)

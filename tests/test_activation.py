@@ -1,9 +1,14 @@
+import warnings
+
 import numpy as np
 import pytest
 
 import fastnn
 from fastnn import _ops
-from conftest import assert_parity
+from fastnn import layers as L
+from fastnn.reference import functional as F
+from fastnn.reference import layers as R
+from conftest import assert_parity, gradcheck
 
 
 def test_relu_kernel_matches_numpy(rng, dtype):
@@ -33,3 +38,87 @@ def test_thread_count_round_trip():
         fastnn.set_num_threads(n)
     with pytest.raises(ValueError):
         fastnn.set_num_threads(0)
+
+
+# ---------------------------------------------------------------- layer classes
+
+@pytest.mark.parametrize("name", ["Relu", "Sigmoid", "Tanh"])
+@pytest.mark.parametrize("shape", [(1,), (5, 7), (2, 3, 4, 5), (0, 3)])
+def test_layer_parity_with_reference(rng, dtype, name, shape):
+    x = (3 * rng.standard_normal(shape)).astype(dtype)
+    ours, ref = getattr(L, name)(), getattr(R, name)()
+    assert_parity(ours.forward(x), ref.forward(x), dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    assert_parity(ours.backward(dout.copy()), ref.backward(dout.copy()), dtype)
+    if name == "Relu":
+        np.testing.assert_array_equal(ours.mask, ref.mask)
+        assert_parity(ours.forward(x), F.relu(x), dtype)
+    else:
+        assert_parity(ours.out, ref.out, dtype)
+
+
+@pytest.mark.parametrize("name", ["Relu", "Sigmoid", "Tanh"])
+def test_layer_gradients_match_finite_differences(rng, name):
+    x = rng.standard_normal((4, 5))
+    x[np.abs(x) < 1e-3] = 0.5  # keep Relu away from its kink
+    G = rng.standard_normal((4, 5))
+    layer = getattr(L, name)()
+    loss = lambda: float(np.sum(layer.forward(x) * G))  # noqa: E731
+    loss()
+    gradcheck(loss, x, layer.backward(G.copy()))
+
+
+def test_relu_backward_writes_into_dout_like_the_book(rng):
+    x = rng.standard_normal((4, 6))
+    layer = L.Relu()
+    layer.forward(x)
+    dout = np.ones((4, 6))
+    assert layer.backward(dout) is dout
+    np.testing.assert_array_equal(dout, x > 0)
+    strided = np.ones((4, 12))[:, ::2]  # not contiguous: still updated in place
+    assert layer.backward(strided) is strided
+    np.testing.assert_array_equal(strided, x > 0)
+    ints = np.full((4, 6), 3)
+    assert layer.backward(ints) is ints and ints.dtype == np.int64
+    np.testing.assert_array_equal(ints, 3 * (x > 0))
+
+
+def test_sigmoid_and_tanh_are_stable_at_large_inputs(dtype):
+    x = np.array([-1e4, -50, 0, 50, 1e4], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for layer in (L.Sigmoid(), L.Tanh()):
+            y = layer.forward(x)
+            dx = layer.backward(np.ones_like(x))
+            assert np.isfinite(y).all() and np.isfinite(dx).all()
+        ref = F.sigmoid(x)
+    np.testing.assert_allclose(L.Sigmoid().forward(x), [0, 0, 0.5, 1, 1], atol=1e-20)
+    np.testing.assert_allclose(ref, [0, 0, 0.5, 1, 1], atol=1e-20)
+    np.testing.assert_array_equal(L.Tanh().forward(x), [-1, -1, 0, 1, 1])
+
+
+def test_activation_layers_mixed_dtypes_and_nan(rng):
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    x[1, 1] = np.nan
+    for name in ("Relu", "Sigmoid", "Tanh"):
+        layer = getattr(L, name)()
+        y = layer.forward(x)
+        assert y.dtype == np.float32 and np.isnan(y[1, 1]) and np.isfinite(np.delete(y, 5)).all()
+        dx = layer.backward(np.ones((3, 4)))  # float64 dout
+        if name != "Relu":
+            assert dx.dtype == np.float64  # float64 dout * float32 out
+    f = np.asfortranarray(rng.standard_normal((5, 3)))
+    assert_parity(L.Sigmoid().forward(f), R.Sigmoid().forward(f), np.float64)
+    assert_parity(L.Tanh().forward(f[::2]), R.Tanh().forward(f[::2]), np.float64)
+
+
+def test_activation_layer_bad_inputs():
+    for name in ("Relu", "Sigmoid", "Tanh"):
+        layer = getattr(L, name)()
+        with pytest.raises(TypeError, match=name):
+            layer.forward(np.ones(3, complex))
+        with pytest.raises(TypeError, match=name):
+            layer.forward(np.array(["a", "b"]))
+        layer.forward(np.ones((2, 3)))
+        with pytest.raises(ValueError, match=rf"{name}.backward: dout has shape \(3, 2\)"):
+            layer.backward(np.ones((3, 2)))

@@ -1,0 +1,67 @@
+#include "bind/registry.h"
+#include "bind/window.h"
+#include "cpu/conv.h"
+
+namespace fastnn::bind {
+namespace {
+
+cpu::ConvShape conv_shape(const py::array& x, const py::array& W, int64_t stride, int64_t pad) {
+  FASTNN_CHECK(W.ndim() == 4, "Convolution: W must be 4-D (FN, C, FH, FW), got shape ",
+               shape_str(shape_of(W)));
+  FASTNN_CHECK(x.ndim() == 4, "Convolution: x must be 4-D (N, C, H, W), got shape ",
+               shape_str(shape_of(x)));
+  FASTNN_CHECK(x.shape(1) == W.shape(1), "Convolution: x has ", x.shape(1),
+               " channels but W expects ", W.shape(1));
+  return checked_window("Convolution", x.shape(0), x.shape(1), x.shape(2), x.shape(3),
+                        W.shape(2), W.shape(3), stride, pad);
+}
+
+template <typename T>
+Array<T> conv2d_forward(Array<T> x, Array<T> W, std::optional<Array<T>> b, int64_t stride,
+                        int64_t pad) {
+  const auto s = conv_shape(x, W, stride, pad);
+  const int64_t FN = W.shape(0);
+  FASTNN_CHECK(!b || b->size() == FN, "Convolution: b has ", b ? b->size() : 0,
+               " elements but W has FN = ", FN, " filters");
+  auto out = empty<T>({s.N, FN, s.OH, s.OW});
+  const T* bp = b ? b->data() : nullptr;
+  py::gil_scoped_release nogil;
+  cpu::conv2d_forward(x.data(), W.data(), bp, out.mutable_data(), s, FN);
+  return out;
+}
+
+template <typename T>
+py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride, int64_t pad) {
+  const auto s = conv_shape(x, W, stride, pad);
+  const int64_t FN = W.shape(0);
+  const std::vector<int64_t> expect{s.N, FN, s.OH, s.OW};
+  FASTNN_CHECK(shape_of(dout) == expect, "Convolution.backward: dout has shape ",
+               shape_str(shape_of(dout)), " but the forward output had shape ", shape_str(expect));
+  auto dx = empty<T>(shape_of(x));
+  auto dW = empty<T>(shape_of(W));
+  auto db = empty<T>({FN});
+  {
+    py::gil_scoped_release nogil;
+    cpu::conv2d_backward(dout.data(), x.data(), W.data(), dx.mutable_data(), dW.mutable_data(),
+                         db.mutable_data(), s, FN);
+  }
+  return py::make_tuple(dx, dW, db);
+}
+
+template <typename T>
+void define(py::module_& m) {
+  m.def("conv2d_forward", &conv2d_forward<T>, py::arg("x"), py::arg("W"), py::arg("b"),
+        py::arg("stride"), py::arg("pad"));
+  m.def("conv2d_backward", &conv2d_backward<T>, py::arg("dout"), py::arg("x"), py::arg("W"),
+        py::arg("stride"), py::arg("pad"));
+}
+
+void bind_conv(py::module_& m) {
+  define<float>(m);
+  define<double>(m);
+}
+
+Registrar reg("conv", &bind_conv);
+
+}  // namespace
+}  // namespace fastnn::bind

@@ -1,0 +1,30 @@
+// Shape checks shared by the im2col, conv and pool bindings (_ops.py checks first, in the
+// user's words; these keep direct _C calls from ever reading out of bounds).
+#pragma once
+#include <pybind11/stl.h>
+
+#include "bind/registry.h"
+#include "cpu/im2col.h"
+
+namespace fastnn::bind {
+
+inline cpu::ConvShape checked_window(const char* op, int64_t N, int64_t C, int64_t H, int64_t W,
+                                     int64_t FH, int64_t FW, int64_t stride, int64_t pad) {
+  FASTNN_CHECK(N >= 0 && C >= 0 && H >= 0 && W >= 0, op, ": negative input size");
+  FASTNN_CHECK(FH >= 1 && FW >= 1, op, ": window ", FH, "x", FW, " must be at least 1x1");
+  FASTNN_CHECK(stride >= 1, op, ": stride must be >= 1, got ", stride);
+  FASTNN_CHECK(pad >= 0, op, ": pad must be >= 0, got ", pad);
+  FASTNN_CHECK(FH <= H + 2 * pad && FW <= W + 2 * pad, op, ": window ", FH, "x", FW,
+               " is larger than the padded input ", H + 2 * pad, "x", W + 2 * pad);
+  return cpu::ConvShape(N, C, H, W, FH, FW, stride, pad);
+}
+
+template <typename T>
+cpu::ConvShape checked_window(const char* op, const Array<T>& x, int64_t FH, int64_t FW,
+                              int64_t stride, int64_t pad) {
+  FASTNN_CHECK(x.ndim() == 4, op, ": x must be 4-D (N, C, H, W), got shape ",
+               shape_str(shape_of(x)));
+  return checked_window(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), FH, FW, stride, pad);
+}
+
+}  // namespace fastnn::bind

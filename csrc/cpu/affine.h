@@ -1,0 +1,15 @@
+#pragma once
+#include <cstdint>
+
+namespace fastnn::cpu {
+
+// Affine on a batch flattened to x (N, D), W (D, M), b (M,): out (N, M) = x @ W + b.
+template <typename T>
+void affine_forward(const T* x, const T* W, const T* b, T* out, int64_t N, int64_t D, int64_t M);
+
+// Backward from dout (N, M): dx (N, D) = dout @ W^T, dW (D, M) = x^T @ dout, db (M,) = sum_i dout.
+template <typename T>
+void affine_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db, int64_t N,
+                     int64_t D, int64_t M);
+
+}  // namespace fastnn::cpu

@@ -1,0 +1,19 @@
+// Convolution (the book's Convolution layer) on NCHW arrays: im2col + GEMM + bias.
+// W has shape (FN, C, FH, FW), read as the matrix Wm (FN, C*FH*FW); out has shape (N, FN, OH, OW).
+#pragma once
+#include <cstdint>
+
+#include "cpu/im2col.h"
+
+namespace fastnn::cpu {
+
+// out = conv(x, W) + b. b may be null (no bias).
+template <typename T>
+void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN);
+
+// From dout (N, FN, OH, OW): dx (N, C, H, W), dW (FN, C, FH, FW), db (FN,), all overwritten.
+template <typename T>
+void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
+                     const ConvShape& s, int64_t FN);
+
+}  // namespace fastnn::cpu

@@ -1,0 +1,183 @@
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.layers import AvgPooling, Pooling
+from fastnn.reference import layers as ref
+from conftest import assert_parity, gradcheck
+
+# (N, C, H, W, pool_h, pool_w, stride, pad): book default, overlapping, gapped, padded, odd.
+SHAPES = [
+    (2, 3, 8, 8, 2, 2, 2, 0),
+    (1, 1, 5, 5, 3, 3, 1, 0),
+    (3, 2, 7, 9, 3, 2, 2, 1),
+    (2, 2, 6, 11, 2, 3, 3, 1),
+    (2, 1, 4, 4, 4, 4, 1, 0),
+    (1, 3, 3, 2, 3, 3, 2, 1),
+    (4, 2, 9, 9, 3, 3, 1, 1),
+    (4, 8, 32, 30, 3, 3, 2, 1),   # large enough for the parallel loops
+]
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    old = fastnn.get_num_threads()
+    fastnn.set_num_threads(request.param)
+    yield request.param
+    fastnn.set_num_threads(old)
+
+
+def check_against_reference(cls, shape, x, rng, dtype):
+    _, _, _, _, ph, pw, stride, pad = shape
+    layer = getattr(fastnn.layers, cls)(ph, pw, stride, pad)
+    ref_layer = getattr(ref, cls)(ph, pw, stride, pad)
+    out = layer.forward(x)
+    assert_parity(out, ref_layer.forward(x), dtype, reduce_len=ph * pw)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    assert_parity(layer.backward(dout), ref_layer.backward(dout), dtype, reduce_len=ph * pw)
+    assert layer.x is x
+    if cls == "Pooling":
+        np.testing.assert_array_equal(layer.arg_max, ref_layer.arg_max)
+        assert layer.arg_max.dtype == ref_layer.arg_max.dtype
+    return out
+
+
+@pytest.mark.parametrize("cls", ["Pooling", "AvgPooling"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_parity_with_reference(rng, dtype, threads, cls, shape):
+    x = rng.standard_normal(shape[:4]).astype(dtype)
+    out = check_against_reference(cls, shape, x, rng, dtype)
+    N, C, H, W, ph, pw, stride, pad = shape
+    assert out.shape == (N, C, (H + 2 * pad - ph) // stride + 1, (W + 2 * pad - pw) // stride + 1)
+
+
+@pytest.mark.parametrize("cls", ["Pooling", "AvgPooling"])
+def test_randomized_shapes(dtype, cls):
+    rng = np.random.default_rng(11)
+    for _ in range(12):
+        ph, pw = (int(v) for v in rng.integers(1, 5, size=2))
+        pad, stride = int(rng.integers(0, 3)), int(rng.integers(1, 4))
+        H = int(rng.integers(max(1, ph - 2 * pad), 12))
+        W = int(rng.integers(max(1, pw - 2 * pad), 12))
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 4)), H, W, ph, pw, stride, pad)
+        check_against_reference(cls, shape, rng.standard_normal(shape[:4]).astype(dtype), rng,
+                                dtype)
+
+
+def test_max_pool_padding_is_minus_infinity():
+    # All-negative image: zero padding (the book) would make every border output 0.
+    x = -np.arange(1, 17, dtype=np.float64).reshape(1, 1, 4, 4)
+    layer = Pooling(2, 2, stride=2, pad=1)
+    out = layer.forward(x)
+    np.testing.assert_array_equal(out[0, 0], [[-1, -2, -4], [-5, -6, -8], [-13, -14, -16]])
+    # The corner window holds pixel (0, 0) at its bottom-right: index 3 of the 2x2 window.
+    assert layer.arg_max[0] == 3
+    dx = layer.backward(np.ones_like(out))
+    assert dx.sum() == out.size
+
+
+def test_avg_pool_counts_padding():
+    x = np.ones((1, 1, 4, 4))
+    out = AvgPooling(2, 2, stride=2, pad=1).forward(x)
+    np.testing.assert_array_equal(out[0, 0], [[0.25, 0.5, 0.25], [0.5, 1, 0.5], [0.25, 0.5, 0.25]])
+
+
+def test_overlapping_windows_accumulate():
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 5  # the maximum of all four 2x2 windows
+    layer = Pooling(2, 2, stride=1)
+    layer.forward(x)
+    dx = layer.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    expected = np.zeros((3, 3))
+    expected[1, 1] = 10
+    np.testing.assert_array_equal(dx[0, 0], expected)
+
+
+@pytest.mark.parametrize("stride,pad", [(2, 0), (1, 1), (2, 1)])
+def test_gradients_numerically(rng, stride, pad):
+    # Distinct values, far apart, so no window's maximum changes under the finite difference.
+    x = rng.permutation(2 * 2 * 5 * 6).reshape(2, 2, 5, 6).astype(np.float64)
+    for layer in (Pooling(2, 3, stride, pad), AvgPooling(2, 3, stride, pad)):
+        dout = rng.standard_normal(layer.forward(x).shape)
+        dx = layer.backward(dout)
+        gradcheck(lambda: np.sum(layer.forward(x) * dout), x, dx)
+
+
+def test_nan_follows_np_max(dtype):
+    x = np.arange(16, dtype=dtype).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    x[0, 0, 1, 0] = np.nan
+    layer, ref_layer = Pooling(2, 2, stride=2), ref.Pooling(2, 2, stride=2)
+    out = layer.forward(x)
+    np.testing.assert_array_equal(out, ref_layer.forward(x))
+    assert np.isnan(out[0, 0, 0, 0]) and not np.isnan(out[0, 0, 1, 1])
+    np.testing.assert_array_equal(layer.arg_max, ref_layer.arg_max)
+    assert layer.arg_max[0] == 1  # the first NaN of the window, like np.argmax
+    assert np.isnan(AvgPooling(2, 2, stride=2).forward(x)[0, 0, 0, 0])
+
+
+def test_layouts_and_ints(rng, dtype):
+    x = rng.standard_normal((2, 3, 7, 8)).astype(dtype)
+    for cls in (Pooling, AvgPooling):
+        expected = cls(3, 3, 2, 1).forward(x)
+        np.testing.assert_array_equal(cls(3, 3, 2, 1).forward(np.asfortranarray(x)), expected)
+        wide = np.zeros((2, 3, 7, 16), dtype)
+        wide[..., ::2] = x
+        np.testing.assert_array_equal(cls(3, 3, 2, 1).forward(wide[..., ::2]), expected)
+    xi = rng.integers(-9, 9, size=(2, 1, 4, 4))
+    out = Pooling(2, 2).forward(xi)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, ref.Pooling(2, 2).forward(xi))
+    assert AvgPooling(2, 2).forward(xi).dtype == np.float64
+
+
+@pytest.mark.parametrize("cls", [Pooling, AvgPooling])
+def test_empty_batch(dtype, cls):
+    layer = cls(2, 2, 2, 1)
+    out = layer.forward(np.zeros((0, 3, 5, 5), dtype))
+    assert out.shape == (0, 3, 3, 3) and out.dtype == dtype
+    assert layer.backward(out).shape == (0, 3, 5, 5)
+    if cls is Pooling:
+        assert layer.arg_max.shape == (0,)
+
+
+@pytest.mark.parametrize("cls", [Pooling, AvgPooling])
+def test_bad_inputs(cls):
+    name = cls.__name__
+    x = np.zeros((2, 3, 6, 6))
+    with pytest.raises(ValueError, match=fr"{name}: window size must be at least 1x1, got 0x2"):
+        cls(0, 2)
+    with pytest.raises(ValueError, match=fr"{name}: stride must be >= 1, got 0"):
+        cls(2, 2, stride=0)
+    with pytest.raises(ValueError, match=fr"{name}: pad must be >= 0, got -1"):
+        cls(2, 2, pad=-1)
+    with pytest.raises(TypeError, match=fr"{name}: stride must be an integer"):
+        cls(2, 2, stride=2.0)
+    with pytest.raises(ValueError, match=fr"{name}: x must be 4-D \(N, C, H, W\), got 2-D"):
+        cls(2, 2).forward(x[0, 0])
+    with pytest.raises(ValueError,
+                       match=fr"{name}: window 7x2 is larger than the padded input 6x6"):
+        cls(7, 2).forward(x)
+    with pytest.raises(TypeError, match=fr"{name}: arrays of dtype complex128"):
+        cls(2, 2).forward(x.astype(complex))
+    with pytest.raises(TypeError, match=fr"{name}: arrays of dtype object"):
+        cls(2, 2).forward(x.astype(object))
+    layer = cls(2, 2, stride=2)
+    layer.forward(x)
+    with pytest.raises(ValueError, match=fr"{name}.backward: dout has shape \(2, 3, 3\) but the "
+                                         r"forward output had shape \(2, 3, 3, 3\)"):
+        layer.backward(np.zeros((2, 3, 3)))
+
+
+@pytest.mark.parametrize("cls", [Pooling, AvgPooling])
+def test_backward_before_forward(cls):
+    with pytest.raises(RuntimeError, match=f"{cls.__name__}.backward called before forward"):
+        cls(2, 2).backward(np.ones((1, 1, 2, 2)))
+
+
+@pytest.mark.parametrize("cls", [Pooling, AvgPooling])
+def test_default_geometry_is_the_books(cls):
+    # The book's Pooling(pool_h, pool_w, stride=1, pad=0).
+    layer = cls(2, 2)
+    assert (layer.stride, layer.pad) == (1, 0)
+    assert layer.forward(np.zeros((1, 1, 5, 7))).shape == (1, 1, 4, 6)
