@@ -109,6 +109,17 @@ def test_layer5_shape_error_names_layer_expected_and_actual():
         m.inference(x)
 
 
+def test_shape_error_at_add_once_data_is_loaded():
+    m = nn()
+    m.load_dataset(np.zeros((3, 1, 8, 8)), np.zeros(3, np.int64))
+    m.add("conv2d", size=(1, 2), kernel_size=3)
+    with pytest.raises(ValueError, match=r"layer 2 .* expects 50 input features .* has 72"):
+        m.add("linear", size=(50, 2))
+    assert len(m.layers) == 1
+    m.add("linear", size=(72, 2))
+    assert m._shapes((1, 8, 8))[-1] == (2,)
+
+
 def test_channel_mismatch_error():
     m = nn()
     m.add("conv2d", size=(3, 4), kernel_size=3)

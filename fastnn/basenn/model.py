@@ -187,6 +187,12 @@ class nn:
             return
         spec = self._spec(layer, activation, kw)
         self.layers.append(self._build(spec))
+        if self.input_shape is not None:      # data already loaded: check the new layer now
+            try:
+                self._shapes(self.input_shape)
+            except ValueError:
+                self.layers.pop()
+                raise
 
     def _spec(self, layer, activation, kw):
         if activation is not None:
