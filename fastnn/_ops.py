@@ -45,6 +45,13 @@ def check_host(layer, *arrays):
                             "(fastnn.build_info()['cuda'] is False)")
 
 
+def _shape_error(layer, what, **arrays):
+    """ValueError naming the layer, the problem and the shapes (arrays or shape tuples)."""
+    shapes = ", ".join(f"{k}.shape={tuple(v.shape) if hasattr(v, 'shape') else tuple(v)}"
+                       for k, v in arrays.items())
+    return ValueError(f"{layer}: {what} ({shapes})")
+
+
 # ---------------------------------------------------------------- activations
 
 def relu_forward(x, layer="Relu"):
@@ -126,11 +133,6 @@ def check_window(layer, FH, FW, stride, pad):
     if pad < 0:
         raise ValueError(f"{layer}: pad must be >= 0, got {pad}")
     return FH, FW, stride, pad
-
-
-def _shape_error(layer, msg, **arrays):
-    shapes = ", ".join(f"{k}.shape={tuple(v)}" for k, v in arrays.items())
-    return ValueError(f"{layer}: {msg} ({shapes})")
 
 
 def _check_images(layer, x, FH, FW, pad, **shapes):
@@ -280,11 +282,6 @@ def avgpool2d_backward(dout, x_shape, pool_h, pool_w, stride=1, pad=0, layer="Av
 # ---------------------------------------------------------------- affine, softmax, batchnorm
 # (dense layers: fastnn.layers Affine / SoftmaxWithLoss / BatchNormalization, and the vol. 2
 # time layers that reshape to 2-D and call these)
-
-def _shape_error(layer, what, **arrays):
-    shapes = ", ".join(f"{k}.shape={np.shape(v)}" for k, v in arrays.items())
-    return ValueError(f"{layer}: {what} ({shapes})")
-
 
 def flatten_batch(layer, x):
     """``x`` (N, ...) viewed as (N, D) with D the product of the other axes (the book's

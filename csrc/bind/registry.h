@@ -26,10 +26,10 @@ struct Registrar {
   Registrar(const char* family, BindFn fn) { registry().emplace_back(family, fn); }
 };
 
-// C-contiguous array of T. _ops.py casts to the compute dtype first, so no copy happens here;
-// the overload for the other dtype is skipped by pybind11's no-convert pass.
+// C-contiguous array of T. _ops.py casts to the compute dtype first, so no copy happens here.
+// Without forcecast a float64 array can never be narrowed into the float32 overload.
 template <typename T>
-using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+using Array = py::array_t<T, py::array::c_style>;
 
 inline std::vector<int64_t> shape_of(const py::array& a) {
   return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
