@@ -7,9 +7,16 @@ NumPy: the readable oracle every kernel is tested against.
 
 # OpenBLAS ships in the PyPI package scipy-openblas32; importing it loads the library with
 # RTLD_GLOBAL so that _C (linked with an $ORIGIN-relative rpath) resolves it at import.
+import os as _os
+
 import scipy_openblas32 as _openblas  # noqa: F401
 
-from . import _C
+# Idle OpenMP workers sleep instead of spinning: on few cores, spinning workers starve the
+# OpenBLAS threads that run between our parallel loops (measured 5x slower training steps on
+# 2 busy cores). Read by libgomp when _C loads it; a value the user set wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import _C  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -504,3 +504,82 @@ def batchnorm_backward(dout, gamma, xc, xn, std, layer="BatchNormalization"):
                                               as_compute(xc, dt), as_compute(xn, dt),
                                               as_compute(std, dt))
     return dx.reshape(dout.shape), dgamma, dbeta
+
+
+# ---------------------------------------------------------------- optim
+
+def _fused_ok(p):
+    """True when ``p`` can be updated in place by a fused kernel."""
+    return (type(p) is np.ndarray and p.dtype in _FLOATS and p.flags.c_contiguous
+            and p.flags.writeable)
+
+
+def check_param(opt, key, p, g):
+    """Validate one (parameter, gradient) pair; return the gradient in the parameter's dtype."""
+    check_host(opt, p, g)
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"{opt}: params[{key!r}] must be a NumPy array, got {type(p).__name__}")
+    if p.dtype not in _FLOATS:
+        raise TypeError(f"{opt}: params[{key!r}] has dtype {p.dtype}; parameters are updated "
+                        "in place and must be float32 or float64")
+    if not p.flags.writeable:
+        raise ValueError(f"{opt}: params[{key!r}] is read-only")
+    g = np.asarray(g)
+    if g.dtype.kind not in "biuf":
+        raise TypeError(f"{opt}: grads[{key!r}] has dtype {g.dtype} (use float32 or float64)")
+    if g.shape != p.shape:
+        raise ValueError(f"{opt}: grads[{key!r}] has shape {g.shape} but params[{key!r}] "
+                         f"has shape {p.shape}")
+    return g.astype(p.dtype, copy=False)
+
+
+def sgd_update(p, g, lr):
+    if _fused_ok(p):
+        _C.sgd_update(p, as_compute(g, p.dtype), lr)
+    else:
+        p -= lr * g
+
+
+def momentum_update(p, v, g, lr, momentum):
+    if _fused_ok(p):
+        _C.momentum_update(p, v, as_compute(g, p.dtype), lr, momentum)
+    else:
+        v *= momentum
+        v -= lr * g
+        p += v
+
+
+def nesterov_update(p, v, g, lr, momentum):
+    if _fused_ok(p):
+        _C.nesterov_update(p, v, as_compute(g, p.dtype), lr, momentum)
+    else:
+        v *= momentum
+        v -= lr * g
+        p += momentum * momentum * v
+        p -= (1 + momentum) * lr * g
+
+
+def adagrad_update(p, h, g, lr, eps):
+    if _fused_ok(p):
+        _C.adagrad_update(p, h, as_compute(g, p.dtype), lr, eps)
+    else:
+        h += g * g
+        p -= lr * g / (np.sqrt(h) + eps)
+
+
+def rmsprop_update(p, h, g, lr, decay_rate, eps):
+    if _fused_ok(p):
+        _C.rmsprop_update(p, h, as_compute(g, p.dtype), lr, decay_rate, eps)
+    else:
+        h *= decay_rate
+        h += (1 - decay_rate) * g * g
+        p -= lr * g / (np.sqrt(h) + eps)
+
+
+def adam_update(p, m, v, g, lr_t, beta1, beta2, eps):
+    if _fused_ok(p):
+        _C.adam_update(p, m, v, as_compute(g, p.dtype), lr_t, beta1, beta2, eps)
+    else:
+        m += (1 - beta1) * (g - m)
+        v += (1 - beta2) * (g ** 2 - v)
+        p -= lr_t * m / (np.sqrt(v) + eps)

@@ -1,0 +1,7 @@
+"""``python -m fastnn`` runs the fastnn command line (see fastnn.cli)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,84 @@
+"""Parameter files in the book's format: a pickled dict of NumPy arrays (W1, b1, ...), or .npz.
+
+Pickle can run arbitrary code while loading: load .pkl files only from trusted sources (the
+book's own ``train_convnet.py`` output, your own runs). ``.npz`` files are loaded with
+``allow_pickle=False`` and are safe to share.
+"""
+
+import os
+import pickle
+import tempfile
+
+import numpy as np
+
+
+class ParamsError(ValueError):
+    """A parameter file does not fit the network (keys, shapes or dtypes) or is unreadable."""
+
+
+def _is_npz(file_name):
+    return str(file_name).lower().endswith(".npz")
+
+
+def save(params, file_name):
+    """Write ``params`` atomically: a temp file in the same folder, then os.replace."""
+    file_name = os.fspath(file_name)
+    folder = os.path.dirname(os.path.abspath(file_name))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(file_name) + ".",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if _is_npz(file_name):
+                np.savez(f, **params)
+            else:
+                pickle.dump({k: np.asarray(v) for k, v in params.items()}, f, protocol=4)
+        os.replace(tmp, file_name)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load(file_name):
+    """The dict of arrays stored in ``file_name`` (.npz without pickle, else a trusted pickle)."""
+    file_name = os.fspath(file_name)
+    if _is_npz(file_name):
+        try:
+            with np.load(file_name, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (ValueError, OSError, EOFError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise ParamsError(f"{file_name}: not a readable .npz parameter file ({e})") from None
+    with open(file_name, "rb") as f:
+        try:
+            params = pickle.load(f)
+        except Exception as e:  # any unpickling failure means: not a parameter file
+            raise ParamsError(f"{file_name}: not a readable parameter pickle "
+                              f"({type(e).__name__}: {e})") from None
+    if not isinstance(params, dict) or not all(
+            isinstance(k, str) and isinstance(v, np.ndarray) for k, v in params.items()):
+        raise ParamsError(f"{file_name}: expected a dict of NumPy arrays (the book's params.pkl "
+                          f"format), got {type(params).__name__}")
+    return params
+
+
+def check(loaded, expected, file_name):
+    """Raise ParamsError naming every key, shape or dtype of ``loaded`` that does not fit."""
+    problems = []
+    missing = [k for k in expected if k not in loaded]
+    extra = [k for k in loaded if k not in expected]
+    if missing:
+        problems.append(f"missing {', '.join(missing)}")
+    if extra:
+        problems.append(f"unexpected {', '.join(extra)}")
+    for k in expected:
+        if k not in loaded:
+            continue
+        if loaded[k].shape != expected[k].shape:
+            problems.append(f"{k} has shape {loaded[k].shape} but the network expects "
+                            f"{expected[k].shape}")
+        if loaded[k].dtype.kind != "f":
+            problems.append(f"{k} has dtype {loaded[k].dtype} (expected floating point)")
+    if problems:
+        raise ParamsError(f"{file_name} does not fit this network: " + "; ".join(problems))

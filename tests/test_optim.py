@@ -1,0 +1,159 @@
+"""fastnn.optim against the book's update rules written out in NumPy here."""
+
+import numpy as np
+import pytest
+
+from fastnn import optim
+from conftest import assert_parity
+
+
+class RefOptimizer:
+    """The book's update rules in plain NumPy, one instance per optimizer name."""
+
+    def __init__(self, name, **hp):
+        self.name, self.hp, self.state, self.iter = name, hp, {}, 0
+
+    def update(self, params, grads):
+        hp, st = self.hp, self.state
+        self.iter += 1
+        for k in params:
+            p, g = params[k], grads[k]
+            if self.name == "SGD":
+                p -= hp["lr"] * g
+            elif self.name == "Momentum":
+                v = st.setdefault(k, np.zeros_like(p))
+                v[...] = hp["momentum"] * v - hp["lr"] * g
+                p += v
+            elif self.name == "Nesterov":
+                v = st.setdefault(k, np.zeros_like(p))
+                v *= hp["momentum"]
+                v -= hp["lr"] * g
+                p += hp["momentum"] ** 2 * v
+                p -= (1 + hp["momentum"]) * hp["lr"] * g
+            elif self.name == "AdaGrad":
+                h = st.setdefault(k, np.zeros_like(p))
+                h += g * g
+                p -= hp["lr"] * g / (np.sqrt(h) + 1e-7)
+            elif self.name == "RMSprop":
+                h = st.setdefault(k, np.zeros_like(p))
+                h *= hp["decay_rate"]
+                h += (1 - hp["decay_rate"]) * g * g
+                p -= hp["lr"] * g / (np.sqrt(h) + 1e-7)
+            elif self.name == "Adam":
+                b1, b2 = hp["beta1"], hp["beta2"]
+                lr_t = hp["lr"] * np.sqrt(1 - b2 ** self.iter) / (1 - b1 ** self.iter)
+                m = st.setdefault(k + "m", np.zeros_like(p))
+                v = st.setdefault(k + "v", np.zeros_like(p))
+                m += (1 - b1) * (g - m)
+                v += (1 - b2) * (g ** 2 - v)
+                p -= lr_t * m / (np.sqrt(v) + 1e-7)
+
+
+CASES = [
+    ("SGD", {"lr": 0.1}),
+    ("Momentum", {"lr": 0.05, "momentum": 0.8}),
+    ("Nesterov", {"lr": 0.05, "momentum": 0.85}),
+    ("AdaGrad", {"lr": 0.1}),
+    ("RMSprop", {"lr": 0.01, "decay_rate": 0.95}),
+    ("Adam", {"lr": 0.01, "beta1": 0.8, "beta2": 0.99}),
+]
+
+
+def make_params(rng, dtype):
+    # Sizes on both sides of the kernels' parallel threshold.
+    shapes = {"W1": (30, 1, 5, 5), "b1": (30,), "W2": (300, 100), "b2": (1,)}
+    return {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+
+
+@pytest.mark.parametrize("name,hp", CASES, ids=[c[0] for c in CASES])
+def test_updates_match_reference_over_several_steps(rng, dtype, name, hp):
+    params = make_params(rng, dtype)
+    expected = {k: v.copy() for k, v in params.items()}
+    held = dict(params)  # layers hold these references; updates must be in place
+    opt, ref = getattr(optim, name)(**hp), RefOptimizer(name, **hp)
+    for _ in range(5):
+        grads = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
+        opt.update(params, grads)
+        ref.update(expected, grads)
+    for k in params:
+        assert params[k] is held[k]
+        assert_parity(params[k], expected[k], dtype, reduce_len=25, err_msg=f"{name} {k}")
+
+
+def test_book_defaults_and_state_attributes(rng):
+    assert optim.SGD().lr == 0.01
+    m = optim.Momentum()
+    assert (m.lr, m.momentum, m.v) == (0.01, 0.9, None)
+    n = optim.Nesterov()
+    assert (n.lr, n.momentum, n.v) == (0.01, 0.9, None)
+    assert (optim.AdaGrad().lr, optim.AdaGrad().h) == (0.01, None)
+    r = optim.RMSprop()
+    assert (r.lr, r.decay_rate, r.h) == (0.01, 0.99, None)
+    a = optim.Adam()
+    assert (a.lr, a.beta1, a.beta2, a.iter, a.m, a.v) == (0.001, 0.9, 0.999, 0, None, None)
+    p = {"W": rng.standard_normal((3, 4))}
+    a.update(p, {"W": np.ones((3, 4))})
+    assert a.iter == 1 and a.m["W"].shape == (3, 4) and a.v["W"].dtype == np.float64
+
+
+@pytest.mark.parametrize("name,hp", CASES, ids=[c[0] for c in CASES])
+def test_non_contiguous_params_take_the_numpy_path(rng, name, hp):
+    base = rng.standard_normal((6, 8))
+    params = {"W": base[:, ::2], "F": np.asfortranarray(rng.standard_normal((5, 3)))}
+    expected = {k: v.copy() for k, v in params.items()}
+    opt, ref = getattr(optim, name)(**hp), RefOptimizer(name, **hp)
+    for _ in range(3):
+        grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+        opt.update(params, grads)
+        ref.update(expected, grads)
+    for k in params:
+        assert_parity(params[k], expected[k], np.float64)
+    assert_parity(base[:, ::2], expected["W"], np.float64)  # the view wrote through
+
+
+def test_gradient_dtype_follows_the_parameter(rng):
+    p = {"W": rng.standard_normal((4, 4)).astype(np.float32)}
+    before = p["W"].copy()
+    g = rng.standard_normal((4, 4))  # float64 gradient for float32 weights
+    optim.SGD(lr=0.5).update(p, {"W": g})
+    assert p["W"].dtype == np.float32
+    assert_parity(p["W"], before - np.float32(0.5) * g.astype(np.float32), np.float32)
+
+
+def test_nan_gradient_propagates():
+    p = {"W": np.zeros(3)}
+    optim.Adam().update(p, {"W": np.array([np.nan, 1.0, 0.0])})
+    assert np.isnan(p["W"][0]) and np.isfinite(p["W"][1:]).all()
+
+
+def test_empty_parameter_is_a_no_op():
+    p = {"W": np.zeros((0, 5), dtype=np.float32)}
+    optim.RMSprop().update(p, {"W": np.zeros((0, 5), dtype=np.float32)})
+    assert p["W"].shape == (0, 5)
+
+
+@pytest.mark.parametrize("opt", [optim.SGD(), optim.Momentum(), optim.Adam()])
+def test_bad_inputs_raise_clear_errors(opt):
+    name = type(opt).__name__
+    with pytest.raises(TypeError, match=rf"{name}: params\['W'\] has dtype int64"):
+        opt.update({"W": np.zeros(3, dtype=np.int64)}, {"W": np.zeros(3)})
+    with pytest.raises(ValueError, match=rf"{name}: grads\['W'\] has shape \(4,\) but "
+                                         r"params\['W'\] has shape \(3,\)"):
+        opt.update({"W": np.zeros(3)}, {"W": np.zeros(4)})
+    with pytest.raises(KeyError, match=f"{name}: grads has no entry 'b'"):
+        opt.update({"W": np.zeros(3), "b": np.zeros(1)}, {"W": np.zeros(3)})
+    ro = np.zeros(3)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        opt.update({"W": ro}, {"W": np.zeros(3)})
+    with pytest.raises(TypeError, match="must be a NumPy array"):
+        opt.update({"W": [0.0, 1.0]}, {"W": np.zeros(2)})
+    with pytest.raises(TypeError, match="complex"):
+        opt.update({"W": np.zeros(2)}, {"W": np.zeros(2, dtype=complex)})
+
+
+def test_failed_update_changes_nothing():
+    p = {"a": np.ones(3), "b": np.ones(2)}
+    with pytest.raises(ValueError):
+        optim.SGD().update(p, {"a": np.ones(3), "b": np.ones(5)})
+    np.testing.assert_array_equal(p["a"], np.ones(3))
