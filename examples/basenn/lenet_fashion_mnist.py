@@ -1,43 +1,28 @@
 """LeNet-5 on Fashion-MNIST, images zero-padded from 28x28 to 32x32.
 
-Run: python examples/basenn/lenet_fashion_mnist.py   (reads the IDX files of the Debian package
-fashion-mnist, /usr/share/datasets/fashion-mnist; set FASHION_MNIST_DIR to read them elsewhere)
+Run: python examples/basenn/lenet_fashion_mnist.py   (fastnn.datasets finds the IDX files of
+the Debian package fashion-mnist in /usr/share/datasets, or a copy in ~/.cache/fastnn)
 """
-
-import gzip
-import os
 
 import numpy as np
 
 from fastnn.basenn import nn
+from fastnn.datasets import load_fashion_mnist
 
-DATA_DIR = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle boot"]
 
 
-def read_idx(path):
-    """An IDX file (the MNIST format: magic, dims as big-endian int32, then uint8 data)."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = np.frombuffer(raw, ">i4", count=ndim, offset=4)
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def load(kind, n=None):
-    """(N, 1, 32, 32) float32 images in [0, 1] and int64 labels."""
-    prefix = "train" if kind == "train" else "t10k"
-    x = read_idx(os.path.join(DATA_DIR, f"{prefix}-images-idx3-ubyte.gz"))[:n]
-    y = read_idx(os.path.join(DATA_DIR, f"{prefix}-labels-idx1-ubyte.gz"))[:n]
-    x = np.pad(x, [(0, 0), (2, 2), (2, 2)]).astype(np.float32)[:, None] / 255.0
-    return x, y.astype(np.int64)
+def pad32(x):
+    """(N, 1, 28, 28) -> (N, 1, 32, 32) with a 2-pixel zero border, as LeNet-5 expects."""
+    return np.pad(x, [(0, 0), (0, 0), (2, 2), (2, 2)])
 
 
 def main(epochs=2, n_train=None, n_test=None, batch_size=32, lr=0.002,
          save_fold="checkpoints/mn_ckpt1", seed=0):
-    train_x, train_y = load("train", n_train)
-    test_x, test_y = load("test", n_test)
+    (train_x, train_y), (test_x, test_y) = load_fashion_mnist(flatten=False, dtype=np.float32)
+    train_x, train_y = pad32(train_x[:n_train]), train_y[:n_train].astype(np.int64)
+    test_x, test_y = pad32(test_x[:n_test]), test_y[:n_test].astype(np.int64)
     model = nn("cls")
     model.set_seed(seed)
     model.load_dataset(train_x, train_y, classes=CLASSES)
