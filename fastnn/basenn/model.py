@@ -406,7 +406,7 @@ class nn:
               metrics=None, loss=None):
         """Train with a progress bar; prints loss and metrics per epoch and saves
         ``<save_fold>/basenn.pth`` after every epoch. ``checkpoint`` resumes from a file."""
-        from tqdm import tqdm
+        from .._progress import progress_bar
 
         if checkpoint is not None:
             self.load(checkpoint)
@@ -438,7 +438,7 @@ class nn:
             self.epochs_done += 1
             order = self.rng.permutation(n) if self.shuffle else np.arange(n)
             total, outs, targets = 0.0, [], []
-            bar = tqdm(range(0, n, bs), desc=f"Epoch {self.epochs_done}", unit="batch",
+            bar = progress_bar(range(0, n, bs), desc=f"Epoch {self.epochs_done}", unit="batch",
                        leave=False)
             for start in bar:
                 idx = order[start:start + bs]
