@@ -15,7 +15,7 @@ import time
 from benchmarks.harness import print_table, set_threads, sgemm_gflops
 
 # Benchmark modules, each with run(quick) -> list of rows; missing ones are reported, not hidden.
-SUITES = ["bench_layers", "bench_train"]
+SUITES = ["bench_layers", "bench_train", "bench_rnn", "bench_basenn"]
 
 
 def main(argv=None):
