@@ -42,8 +42,11 @@ env LD_PRELOAD="$asan $stdcxx" \
   "$py" -m pytest -q -p no:cacheprovider "${@:-tests}" || status=$?
 if compgen -G "$log*" >/dev/null; then
   cat "$log"* >&2
-  echo "sanitize.sh: sanitizer reports above" >&2
-  exit 1
+  # "failed to allocate" warnings are the oversized-request tests (malloc returned NULL)
+  if grep -qE "ERROR: AddressSanitizer|runtime error:|SUMMARY: " "$log"*; then
+    echo "sanitize.sh: sanitizer reports above" >&2
+    exit 1
+  fi
 fi
 [ "$status" -eq 0 ] || { echo "sanitize.sh: tests failed (status $status)" >&2; exit "$status"; }
 echo "sanitize.sh: clean (ASan + UBSan)"

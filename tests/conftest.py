@@ -75,7 +75,7 @@ import sys  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 _FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None,
+settings.register_profile("ci", max_examples=200, derandomize=True, deadline=None,
                           suppress_health_check=_FUZZ_HEALTH, print_blob=True)
 settings.register_profile("long", max_examples=2000, deadline=None,
                           suppress_health_check=_FUZZ_HEALTH, print_blob=True)

@@ -273,3 +273,66 @@ def test_reference_im2col_of_an_empty_batch():
     x = np.zeros((0, 2, 4, 4))
     assert RU.im2col(x, 3, 2, 1, 1).shape == (0, 12)
     assert util.im2col(x, 3, 2, 1, 1).shape == (0, 12)
+
+
+# ------------------------------------------------------------------ recurrent layers (vol. 2)
+
+@given(st.data(), st.sampled_from([("TimeRNN", 1), ("TimeLSTM", 4), ("TimeGRU", 3)]),
+       st.sampled_from([0, 1, 2, 3]), st.integers(1, 6), st.integers(1, 4), st.integers(1, 4),
+       st.booleans())
+def test_time_recurrent(data, layer_gates, N, T, D, H, extremes):
+    EXAMPLES["test_time_recurrent"] += 1
+    import fastnn.time_layers as TL
+    from fastnn.reference import time_layers as RT
+    name, gates = layer_gates
+    dt = np.dtype(data.draw(st.sampled_from(FLOATS)))
+    xs = data.draw(arrays((N, T, D), dtype=dt, extremes=extremes))
+    Wx, Wh, b = (data.draw(arrays(s, dtype=dt, extremes=False, layouts=False))
+                 for s in [(D, gates * H), (H, gates * H), (gates * H,)])
+    layer, ref = getattr(TL, name)(Wx, Wh, b), getattr(RT, name)(Wx.copy(), Wh.copy(), b.copy())
+    hs = layer.forward(xs)
+    check(hs, ref.forward(xs), dt, reduce_len=T * (D + H), what=f"{name}.forward")
+    if extremes:
+        return  # saturated gates: the backward's products of 0 * inf differ in order
+    dhs = data.draw(arrays(hs.shape, dtype=dt, extremes=False))
+    check(layer.backward(dhs), ref.backward(dhs), dt, reduce_len=T * gates * H, what="dxs")
+    for g, rg, what in zip(layer.grads, ref.grads, ["dWx", "dWh", "db"]):
+        check(g, rg, dt, reduce_len=N * T, what=what)
+
+
+# ------------------------------------------------------------------ optimizers (the book's formulas)
+
+def _book_update(name, p, g, state, lr):
+    """One step of the book's common/optimizer.py on copies (state: dict kept between steps)."""
+    if name == "SGD":
+        p -= lr * g
+    elif name == "Momentum":
+        state["v"] = 0.9 * state.get("v", 0) - lr * g
+        p += state["v"]
+    elif name == "AdaGrad":
+        state["h"] = state.get("h", 0) + g * g
+        p -= lr * g / (np.sqrt(state["h"]) + 1e-7)
+    elif name == "Adam":
+        state["it"] = state.get("it", 0) + 1
+        m, v = state.get("m", np.zeros_like(p)), state.get("v", np.zeros_like(p))
+        lr_t = lr * np.sqrt(1.0 - 0.999 ** state["it"]) / (1.0 - 0.9 ** state["it"])
+        m += (1 - 0.9) * (g - m)
+        v += (1 - 0.999) * (g ** 2 - v)
+        state["m"], state["v"] = m, v
+        p -= lr_t * m / (np.sqrt(v) + 1e-7)
+
+
+@given(st.data(), st.sampled_from(["SGD", "Momentum", "AdaGrad", "Adam"]),
+       st.lists(st.integers(0, 5), min_size=1, max_size=3), st.integers(1, 3))
+def test_optimizers(data, name, shape, steps):
+    EXAMPLES["test_optimizers"] += 1
+    from fastnn import optim
+    dt = np.dtype(data.draw(st.sampled_from(FLOATS)))
+    p = data.draw(arrays(tuple(shape), dtype=dt, extremes=False, layouts=False))
+    expected, state = p.copy(), {}
+    opt = getattr(optim, name)(lr=0.01)
+    for _ in range(steps):
+        g = data.draw(arrays(tuple(shape), dtype=dt))
+        opt.update({"W": p}, {"W": g})
+        _book_update(name, expected, g.copy(), state, 0.01)
+    check(p, expected, dt, reduce_len=steps, what=name)
