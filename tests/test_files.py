@@ -144,3 +144,44 @@ def test_cli_safe_refuses_pickles_in_one_line(tmp_path, net, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "refusing to unpickle" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "f.png").exists()
+
+
+# ------------------------------------------------------------------ BaseNN checkpoints
+
+def _basenn_model():
+    from fastnn.basenn import nn
+    model = nn()
+    model.add('Linear', size=(4, 3), activation='ReLU')
+    model.add('Linear', size=(3, 2))
+    return model
+
+
+def test_basenn_truncated_or_foreign_checkpoint_is_a_value_error(tmp_path):
+    from fastnn.basenn import nn
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(b"PK\x03\x04trunc")  # a zip header, then nothing (was a raw BadZipFile)
+    with pytest.raises(ValueError, match="is not a fastnn.basenn checkpoint"):
+        nn().load(str(cut))
+    pkl = tmp_path / "evil.pth"
+    pkl.write_bytes(pickle.dumps({"W1": _Payload(str(tmp_path / "pwned"))}))
+    with pytest.raises(ValueError, match="is not a fastnn.basenn checkpoint"):
+        nn().load(str(pkl))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_basenn_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    from fastnn.basenn import model as basenn_model
+    model = _basenn_model()
+    path = tmp_path / "m.pth"
+    model.save(str(path))
+    before = path.read_bytes()
+
+    def write_half_then_fail(f, **arrays):
+        f.write(b"PK\x03\x04partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(basenn_model.np, "savez", write_half_then_fail)
+    with pytest.raises(OSError):
+        model.save(str(path))
+    monkeypatch.undo()
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.pth"]
