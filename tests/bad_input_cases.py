@@ -11,7 +11,7 @@ import numpy as np
 
 import fastnn
 import fastnn.time_layers as TL
-from fastnn import _C, _ops, datasets, layers as L, models, nn, optim, util
+from fastnn import _C, _ops, basenn, datasets, layers as L, models, nn, optim, util
 from fastnn.datasets import DatasetNotFound
 from fastnn.models import ParamsError
 from fastnn.trainer import Trainer
@@ -43,6 +43,15 @@ def _load_params(content, suffix, **kwargs):
         with open(path, "wb") as f:
             f.write(content)
         models.TwoLayerNet(4, 3, 2).load_params(path, **kwargs)
+
+
+def _basenn_load(content):
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "model.pth")
+        with open(path, "wb") as f:
+            f.write(content)
+        basenn.nn().load(path)
 
 
 def _no_data(load):
@@ -281,6 +290,21 @@ CASES = [
      "were not found in", lambda: _no_data(lambda: datasets.load_mnist(download=False))),
     ("dataset-ratio", "datasets.load_digits", "test_ratio 1.5", ValueError,
      r"test_ratio must be in \(0, 1\)", lambda: datasets.load_digits(test_ratio=1.5)),
+    # ---- BaseNN builder
+    ("basenn-layer", "basenn.nn.add", "layer 'Conv9d'", ValueError,
+     "add: unknown layer 'Conv9d'", lambda: basenn.nn().add("Conv9d", size=(1, 2))),
+    ("basenn-size", "basenn.nn.add", "size=3 for Linear", ValueError,
+     r"size must be a pair like \(in, out\), got 3", lambda: basenn.nn().add("Linear", size=3)),
+    ("basenn-activation", "basenn.nn.add", "activation 'Swish'", ValueError,
+     "add: unknown activation 'Swish'",
+     lambda: basenn.nn().add("Linear", size=(4, 3), activation="Swish")),
+    ("basenn-no-data", "basenn.nn.train", "train before load_dataset", ValueError,
+     "train: no data", lambda: basenn.nn().train(epochs=1)),
+    ("basenn-xy-length", "basenn.nn.load_dataset", "4 samples, 3 labels", ValueError,
+     "load_dataset: x has 4 samples but y has 3",
+     lambda: basenn.nn().load_dataset(z((4, 4)), z(3))),
+    ("basenn-checkpoint", "basenn.nn.load", "a truncated checkpoint", ValueError,
+     "is not a fastnn.basenn checkpoint", lambda: _basenn_load(b"PK\x03\x04trunc")),
     # ---- library
     ("threads-zero", "fastnn.set_num_threads", "0", ValueError,
      "n must be >= 1, got 0", lambda: fastnn.set_num_threads(0)),
