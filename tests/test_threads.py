@@ -40,6 +40,23 @@ def workloads():
         out, xc, xn, std, rm, rv = _ops.batchnorm_forward_train(a, g, be)
         return (out, rm, rv) + _ops.batchnorm_backward(out, g, xc, xn, std)
 
+    xs = rng.standard_normal((12, 64, 32))  # (T, N, D), time-major as the kernels take it
+    Wx, Wh = rng.standard_normal((32, 128)), rng.standard_normal((32, 128)) * 0.1
+    bl = rng.standard_normal(128)
+
+    def lstm():
+        hs, cs, gates, _ = _ops.lstm_forward(xs, None, None, Wx, Wh, bl)
+        return hs, cs
+
+    def gru():
+        return _ops.gru_forward(xs, None, Wx[:, :96], Wh[:, :96], bl[:96])[:1]
+
+    def adam():
+        p, m, v = a.copy(), np.zeros_like(a), np.zeros_like(a)
+        for _ in range(3):
+            _ops.adam_update(p, m, v, da @ Wa.T, 1e-3, 0.9, 0.999, 1e-7)
+        return p, m, v
+
     def maxpool():
         out, arg = _ops.maxpool2d_forward(x, 3, 3, 2, 1)
         return out, arg, _ops.maxpool2d_backward(dpool, arg, x.shape, 3, 3, 2, 1)
@@ -55,6 +72,9 @@ def workloads():
                             _ops.softmax_cross_entropy_backward(_ops.softmax(a), t)),
         "batchnorm": batchnorm,
         "im2col": lambda: (_ops.im2col(x, 3, 3, 1, 1),),
+        "lstm": lstm,
+        "gru": gru,
+        "adam": adam,
         "sigmoid": lambda: (_ops.sigmoid_forward(a), _ops.tanh_forward(a),
                             *_ops.relu_forward(a)),
     }
