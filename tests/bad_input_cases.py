@@ -5,13 +5,12 @@ them crashes the interpreter."""
 
 import json
 import os
-import sys
 
 import numpy as np
 
 import fastnn
 import fastnn.time_layers as TL
-from fastnn import _C, _ops, basenn, datasets, layers as L, models, nn, optim, util
+from fastnn import _C, basenn, datasets, layers as L, models, nn, optim, util
 from fastnn.datasets import DatasetNotFound
 from fastnn.models import ParamsError
 from fastnn.trainer import Trainer
@@ -333,9 +332,7 @@ def run_all():
         except Exception as e:  # the point: a Python exception, never a crash
             got, msg = type(e).__name__, str(e)
         print(json.dumps({"id": cid, "exception": got, "message": msg[:200]}), flush=True)
-    fastnn.set_num_threads(max(1, os.cpu_count() or 1))
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     run_all()

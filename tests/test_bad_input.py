@@ -49,6 +49,7 @@ def test_docs_table_lists_every_row():
     missing = [c[0] for c in CASES if f"`{c[0]}`" not in doc]
     assert not missing, f"docs/errors.md lacks rows {missing}"
 
+
 # ------------------------------------------------------------------ oversized requests
 # Sizes are computed without int64 overflow; a wrapped product once sized im2col's output
 # smaller than the loop filling it (a segfault).

@@ -12,11 +12,12 @@ import collections
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import given, strategies as st
 
 import fastnn.layers as L
-from fastnn import _ops, util
-from fastnn.reference import functional as F, layers as R, util as RU
+import fastnn.time_layers as TL
+from fastnn import _ops, optim, util
+from fastnn.reference import functional as F, layers as R, time_layers as RT, util as RU
 from conftest import assert_parity, tolerance
 
 # The reference computes with extreme values too: NumPy's overflow/invalid warnings are expected.
@@ -313,8 +314,6 @@ def test_reference_im2col_of_an_empty_batch():
        st.booleans())
 def test_time_recurrent(data, layer_gates, N, T, D, H, extremes):
     EXAMPLES["test_time_recurrent"] += 1
-    import fastnn.time_layers as TL
-    from fastnn.reference import time_layers as RT
     name, gates = layer_gates
     dt = np.dtype(data.draw(st.sampled_from(FLOATS)))
     xs = data.draw(arrays((N, T, D), dtype=dt, extremes=extremes))
@@ -357,7 +356,6 @@ def _book_update(name, p, g, state, lr):
        st.lists(st.integers(0, 5), min_size=1, max_size=3), st.integers(1, 3))
 def test_optimizers(data, name, shape, steps):
     EXAMPLES["test_optimizers"] += 1
-    from fastnn import optim
     dt = np.dtype(data.draw(st.sampled_from(FLOATS)))
     p = data.draw(arrays(tuple(shape), dtype=dt, extremes=False, layouts=False))
     expected, state = p.copy(), {}
