@@ -614,6 +614,7 @@ def _dispatching(name, host):
         return host(*args, **kwargs)
 
     op.__name__, op.__qualname__, op.__doc__ = host.__name__, host.__qualname__, host.__doc__
+    op.__wrapped__ = host  # inspect.signature shows the host signature
     return op
 
 
