@@ -346,7 +346,10 @@ def affine_backward(dout, x, W, layer="Affine"):
     M = W.shape[1]
     dx, dW, db = k.empty((N, D)), k.empty((D, M)), k.empty((M,))
     _C.cuda_affine_backward(*k.args(), _p(dout), _p(x2), _p(W), _p(dx), _p(dW), _p(db), N, D, M)
-    return dx.reshape(x.shape), dW, db
+    # The dtypes NumPy gives the book's expressions, as on the CPU.
+    return (dx.reshape(x.shape).astype(_ops.compute_dtype(layer, dout, W), copy=False),
+            dW.astype(_ops.compute_dtype(layer, x2, dout), copy=False),
+            db.astype(_ops.compute_dtype(layer, dout), copy=False))
 
 
 def softmax(x, layer="softmax"):
@@ -355,8 +358,8 @@ def softmax(x, layer="softmax"):
     k = _Launch(layer, _ops.compute_dtype(layer, x), x)
     x = k.array(x)
     y = k.empty(x.shape)
-    C = x.shape[-1] if x.ndim else 1
-    _C.cuda_softmax_forward(*k.args(), _p(x), _p(y), x.size // max(C, 1) if C else 0, C)
+    C = x.shape[-1]
+    _C.cuda_softmax_forward(*k.args(), _p(x), _p(y), x.size // C if C else 0, C)
     return y
 
 
@@ -438,38 +441,53 @@ def _batchnorm_x(layer, x):
 
 
 def _batchnorm_prepare(layer, x, gamma, beta, running_mean, running_var):
+    """(launch, x2, gamma, beta, running_mean, running_var) on the device in the compute dtype;
+    None running averages start as float64 zeros, as the book (and the CPU path)."""
     x2 = _batchnorm_x(layer, x)
     D = x2.shape[1]
+    if running_mean is None:
+        running_mean = np.zeros(D)
+    if running_var is None:
+        running_var = np.zeros(D)
     for name, p in dict(gamma=gamma, beta=beta, running_mean=running_mean,
                         running_var=running_var).items():
-        if p is not None and tuple(np.shape(p)) != (D,):
+        if tuple(np.shape(p)) != (D,):
             raise ValueError(f"{layer}: {name}.shape={tuple(np.shape(p))} but x has {D} features "
-                             f"per sample (x.shape={tuple(x.shape)})")
+                             f"per sample (x.shape={tuple(x.shape)}; 4-D x is normalised per "
+                             f"C*H*W feature, as in the book)")
     k = _Launch(layer, _ops.compute_dtype(layer, x2, gamma, beta, running_mean, running_var),
                 x, gamma, beta, running_mean, running_var)
-    rm = k.zeros((D,)) if running_mean is None else k.array(running_mean)
-    rv = k.zeros((D,)) if running_var is None else k.array(running_var)
-    return k, k.array(x2), k.array(gamma), k.array(beta), rm, rv
+    return k, x2, gamma, beta, running_mean, running_var
 
 
 def batchnorm_forward_train(x, gamma, beta, running_mean=None, running_var=None, momentum=0.9,
                             eps=_ops.BATCHNORM_EPS, layer="BatchNormalization"):
-    k, x2, g, b, rm, rv = _batchnorm_prepare(layer, x, gamma, beta, running_mean, running_var)
+    k, x2, gamma, beta, running_mean, running_var = _batchnorm_prepare(
+        layer, x, gamma, beta, running_mean, running_var)
     N, D = x2.shape
+    xd, g, b, rm, rv = (k.array(a) for a in (x2, gamma, beta, running_mean, running_var))
     out, xc, xn = k.empty((N, D)), k.empty((N, D)), k.empty((N, D))
     std, nrm, nrv = k.empty((D,)), k.empty((D,)), k.empty((D,))
-    _C.cuda_batchnorm_forward_train(*k.args(), _p(x2), _p(g), _p(b), _p(rm), _p(rv), _p(out),
+    _C.cuda_batchnorm_forward_train(*k.args(), _p(xd), _p(g), _p(b), _p(rm), _p(rv), _p(out),
                                     _p(xc), _p(xn), _p(std), _p(nrm), _p(nrv), N, D,
                                     float(momentum), float(eps))
-    return out.reshape(x.shape), xc, xn, std, nrm, nrv
+    # Result dtypes as on the CPU (the book's expressions under NumPy promotion).
+    out = out.reshape(x.shape).astype(_ops.compute_dtype(layer, x2, gamma, beta), copy=False)
+    xdt = _ops.compute_dtype(layer, x2)
+    xc, xn, std = (a.astype(xdt, copy=False) for a in (xc, xn, std))
+    nrm = nrm.astype(_ops.compute_dtype(layer, running_mean, x2), copy=False)
+    nrv = nrv.astype(_ops.compute_dtype(layer, running_var, x2), copy=False)
+    return out, xc, xn, std, nrm, nrv
 
 
 def batchnorm_forward_infer(x, gamma, beta, running_mean=None, running_var=None,
                             eps=_ops.BATCHNORM_EPS, layer="BatchNormalization"):
-    k, x2, g, b, rm, rv = _batchnorm_prepare(layer, x, gamma, beta, running_mean, running_var)
+    k, x2, gamma, beta, running_mean, running_var = _batchnorm_prepare(
+        layer, x, gamma, beta, running_mean, running_var)
     N, D = x2.shape
+    xd, g, b, rm, rv = (k.array(a) for a in (x2, gamma, beta, running_mean, running_var))
     out = k.empty((N, D))
-    _C.cuda_batchnorm_forward_infer(*k.args(), _p(x2), _p(g), _p(b), _p(rm), _p(rv), _p(out), N,
+    _C.cuda_batchnorm_forward_infer(*k.args(), _p(xd), _p(g), _p(b), _p(rm), _p(rv), _p(out), N,
                                     D, float(eps))
     return out.reshape(x.shape)
 
