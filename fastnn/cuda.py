@@ -8,7 +8,9 @@ whether that can work here and ``reason()`` why not.
 """
 
 import ctypes
+import functools
 import glob
+import inspect
 import os
 
 import numpy as np
@@ -565,3 +567,28 @@ def rmsprop_update(p, h, g, lr, decay_rate, eps):
 def adam_update(p, m, v, g, lr_t, beta1, beta2, eps):
     _update("adam", p, [m, v], g, [lr_t, beta1, beta2, eps])
 
+
+
+# ---------------------------------------------------------------- availability first
+
+def _requiring_cuda(fn):
+    """fn, raising the TypeError of _cupy (naming the layer) before anything else when CUDA
+    cannot be used here, so a device array never meets a host-only check."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def op(*args, **kwargs):
+        why = reason()
+        if why:
+            bound = sig.bind_partial(*args, **kwargs)
+            bound.apply_defaults()
+            who = bound.arguments.get("layer") or bound.arguments.get("opt") or fn.__name__
+            raise TypeError(f"{who}: got a GPU array but fastnn cannot use CUDA here: {why}")
+        return fn(*args, **kwargs)
+
+    return op
+
+
+for _name in _ops._CUDA_OPS:
+    globals()[_name] = _requiring_cuda(globals()[_name])
+del _name

@@ -3,6 +3,7 @@ the CPU-tested entry points again on CuPy arrays and are skipped (with fastnn.cu
 unless fastnn was built with CUDA, CuPy imports and a device is present."""
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -48,6 +49,16 @@ def test_every_dispatched_op_has_a_cuda_twin_with_the_same_signature():
 def test_device_array_without_usable_cuda_is_a_clear_type_error(call):
     with pytest.raises(TypeError, match="GPU array"):
         call(FakeDeviceArray())
+
+
+@pytest.mark.skipif(cuda.is_available(), reason="checks the behaviour without a usable GPU")
+def test_cuda_entry_points_name_the_layer_and_the_reason():
+    with pytest.raises(TypeError, match="^Convolution: got a GPU array .*" + re.escape(cuda.reason()[:20])):
+        cuda.conv2d_forward(FakeDeviceArray(), np.zeros((1, 3, 1, 1)), None)
+    with pytest.raises(TypeError, match="^Affine: got a GPU array"):
+        cuda.affine_forward(FakeDeviceArray(), np.zeros((3, 2)), np.zeros(2))
+    with pytest.raises(TypeError, match="^Adam: got a GPU array"):
+        cuda.check_param("Adam", "W1", FakeDeviceArray(), FakeDeviceArray())
 
 
 # ---------------------------------------------------------------- on a GPU
