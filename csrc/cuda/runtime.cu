@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 #include <dlfcn.h>
 
+#include <limits>
 #include <map>
 #include <mutex>
 #include <string>
@@ -94,6 +95,10 @@ template <typename T>
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, void* stream) {
   if (M <= 0 || N <= 0) return;
+  for (int64_t d : {M, N, K, lda, ldb, ldc})
+    if (d > std::numeric_limits<int>::max())
+      throw std::invalid_argument("matrix dimension " + std::to_string(d) +
+                                  " is too large for cuBLAS (max 2^31-1)");
   std::lock_guard<std::mutex> lock(handle_mutex);
   cublasHandle_t h = handle_for_current_device();
   const Cublas& c = cublas();
