@@ -2,8 +2,10 @@
 the CPU-tested entry points again on CuPy arrays and are skipped (with fastnn.cuda.reason())
 unless fastnn was built with CUDA, CuPy imports and a device is present."""
 
+import ast
 import inspect
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +35,8 @@ def test_reason_matches_availability():
 
 def test_every_dispatched_op_has_a_cuda_twin_with_the_same_signature():
     for name in _ops._CUDA_OPS:
-        host, device = inspect.signature(getattr(_ops, name)), inspect.signature(getattr(cuda, name))
+        host = inspect.signature(getattr(_ops, name))
+        device = inspect.signature(getattr(cuda, name))
         assert list(host.parameters) == list(device.parameters), name
         assert [p.default for p in host.parameters.values()] == \
             [p.default for p in device.parameters.values()], name
@@ -53,12 +56,49 @@ def test_device_array_without_usable_cuda_is_a_clear_type_error(call):
 
 @pytest.mark.skipif(cuda.is_available(), reason="checks the behaviour without a usable GPU")
 def test_cuda_entry_points_name_the_layer_and_the_reason():
-    with pytest.raises(TypeError, match="^Convolution: got a GPU array .*" + re.escape(cuda.reason()[:20])):
+    why = re.escape(cuda.reason()[:20])
+    with pytest.raises(TypeError, match="^Convolution: got a GPU array .*" + why):
         cuda.conv2d_forward(FakeDeviceArray(), np.zeros((1, 3, 1, 1)), None)
     with pytest.raises(TypeError, match="^Affine: got a GPU array"):
         cuda.affine_forward(FakeDeviceArray(), np.zeros((3, 2)), np.zeros(2))
     with pytest.raises(TypeError, match="^Adam: got a GPU array"):
         cuda.check_param("Adam", "W1", FakeDeviceArray(), FakeDeviceArray())
+
+
+def _cuda_calls():
+    """(name, number of arguments) of every _C.cuda_* call in fastnn/cuda.py; *k.args() is
+    the three (f64, device, stream)."""
+    tree = ast.parse(Path(cuda.__file__).read_text())
+    calls = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                isinstance(node.func.value, ast.Name) and node.func.value.id == "_C" and \
+                node.func.attr.startswith("cuda_"):
+            n = sum(3 if isinstance(a, ast.Starred) else 1 for a in node.args)
+            calls.append((node.func.attr, n + len(node.keywords)))
+    return calls
+
+
+@pytest.mark.skipif(not fastnn.build_info()["cuda"], reason="needs the CUDA build of fastnn")
+def test_every_cuda_binding_call_matches_its_arity():
+    """Without a GPU the calls into the CUDA binding never run: check each one names a
+    function of _C and passes as many arguments as its pybind11 signature takes."""
+    from fastnn import _C
+    calls = _cuda_calls()
+    assert len(calls) > 20
+    for name, n in calls:
+        fn = getattr(_C, name)
+        signature = fn.__doc__.splitlines()[0]
+        params = signature[signature.index("(") + 1:signature.rindex(") ->")]
+        arity = 0 if not params else params.count(": ")
+        assert arity == n, f"{name}: called with {n} arguments, takes {arity} ({signature})"
+
+
+@pytest.mark.skipif(fastnn.build_info()["cuda"], reason="checks the CPU-only build")
+def test_cpu_build_has_no_cuda_bindings():
+    from fastnn import _C
+    assert not [n for n in dir(_C) if n.startswith("cuda_")]
+    assert _cuda_calls()  # the CUDA module is still importable and parseable
 
 
 # ---------------------------------------------------------------- on a GPU
@@ -107,7 +147,8 @@ def test_activations(cp, rng, dtype, name):
 def test_convolution_and_im2col(cp, rng, dtype, geo):
     N, C, H, W, FH, FW, stride, pad = geo
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    Wt, b = rng.standard_normal((4, C, FH, FW)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    Wt = rng.standard_normal((4, C, FH, FW)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
     col = _ops.im2col(cp.asarray(x), FH, FW, stride, pad)
     _close(col, _ops.im2col(x, FH, FW, stride, pad), dtype)
     _close(_ops.col2im(col, x.shape, FH, FW, stride, pad),

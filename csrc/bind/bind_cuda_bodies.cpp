@@ -190,7 +190,8 @@ template <typename T>
 Array<T> softmax(Array<T> x) {
   FASTNN_CHECK(x.ndim() == 2, "x must be 2-D");
   auto y = empty<T>(shape_of(x));
-  for (int64_t i = 0; i < x.shape(0); ++i) body::softmax_row(x.data(), y.mutable_data(), x.shape(1), i);
+  for (int64_t i = 0; i < x.shape(0); ++i)
+    body::softmax_row(x.data(), y.mutable_data(), x.shape(1), i);
   return y;
 }
 

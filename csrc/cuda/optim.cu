@@ -12,14 +12,16 @@ void sgd_update(T* p, const T* g, int64_t n, T lr, void* stream) {
 
 template <typename T>
 void momentum_update(T* p, T* v, const T* g, int64_t n, T lr, T momentum, void* stream) {
-  for_each(n, stream, [=] __device__(int64_t i) { body::momentum_element(p, v, g, lr, momentum, i); },
-           "momentum");
+  for_each(n, stream, [=] __device__(int64_t i) {
+    body::momentum_element(p, v, g, lr, momentum, i);
+  }, "momentum");
 }
 
 template <typename T>
 void nesterov_update(T* p, T* v, const T* g, int64_t n, T lr, T momentum, void* stream) {
-  for_each(n, stream, [=] __device__(int64_t i) { body::nesterov_element(p, v, g, lr, momentum, i); },
-           "nesterov");
+  for_each(n, stream, [=] __device__(int64_t i) {
+    body::nesterov_element(p, v, g, lr, momentum, i);
+  }, "nesterov");
 }
 
 template <typename T>

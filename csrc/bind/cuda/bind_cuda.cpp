@@ -240,12 +240,12 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_optim_update", [](const std::string& name, bool f64, int dev, Ptr st, Ptr param,
                                 std::vector<Ptr> state, Ptr grad, int64_t n,
                                 std::vector<double> hyper) {
-    const std::pair<size_t, size_t> need = name == "sgd"                           ? std::pair{0, 1}
-                                           : name == "momentum" || name == "nesterov" ? std::pair{1, 2}
-                                           : name == "adagrad"                        ? std::pair{1, 2}
-                                           : name == "rmsprop"                        ? std::pair{1, 3}
-                                           : name == "adam"                           ? std::pair{2, 4}
-                                                                                      : std::pair{9, 9};
+    // (state arrays, hyper-parameters) each optimizer takes.
+    std::pair<size_t, size_t> need{9, 9};
+    if (name == "sgd") need = {0, 1};
+    else if (name == "momentum" || name == "nesterov" || name == "adagrad") need = {1, 2};
+    else if (name == "rmsprop") need = {1, 3};
+    else if (name == "adam") need = {2, 4};
     FASTNN_CHECK(need.first != 9, "unknown optimizer ", name);
     FASTNN_CHECK(state.size() == need.first && hyper.size() == need.second, name,
                  ": expected ", need.first, " state arrays and ", need.second,
