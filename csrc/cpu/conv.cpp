@@ -1,7 +1,5 @@
 #include "cpu/conv.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <memory>
 #include <new>
@@ -40,16 +38,10 @@ T* scratch(int64_t n) {
 }
 
 // Images go to OpenMP threads, each calling BLAS single-threaded, when there is at least one
-// image per thread; otherwise images run in turn and BLAS uses all threads.
+// image per thread; otherwise images run in turn and each GEMM is split over the threads.
 inline bool images_in_parallel(const ConvShape& s) {
   return get_num_threads() > 1 && s.N >= get_num_threads();
 }
-
-// OpenBLAS runs single-threaded while OpenMP threads call it; restored to the shared budget.
-struct SerialBlas {
-  SerialBlas() { scipy_openblas_set_num_threads(1); }
-  ~SerialBlas() { scipy_openblas_set_num_threads(get_num_threads()); }
-};
 
 // The sizes handed to BLAS fit its 32-bit ints (checked before any parallel region).
 void check_blas_sizes(const ConvShape& s, int64_t FN) {
@@ -170,7 +162,6 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
     return;
   }
   bool out_of_memory = false;
-  SerialBlas serial;
 #pragma omp parallel
   {
     T* col = nullptr;
@@ -218,7 +209,6 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   std::vector<T*> partial(get_num_threads(), nullptr);
   bool out_of_memory = false;
   {
-    SerialBlas serial;
 #pragma omp parallel
     {
       T *col = nullptr, *dWt = nullptr;
