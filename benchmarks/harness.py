@@ -3,7 +3,7 @@
 Contenders of one workload run interleaved in one process (A, B, C, A, B, C, ...) after a
 warm-up, with the same thread count, and the median of the repeats is reported, so machine noise
 hits all contenders alike. Peak memory is measured in a fresh child process per contender
-(``benchmarks.memory``): the growth of its resident high-water mark (ru_maxrss) over the resident
+(``benchmarks.memory``): the growth of its resident high-water mark (VmHWM) over the resident
 size after setup, across warm-up and timed steps. (Resetting VmHWM through /proc/self/clear_refs
 is not allowed in every sandbox, where it silently read 0.)
 """

@@ -4,25 +4,25 @@
 
 The child builds the network, optimizer and batch, notes its resident size (VmRSS), runs N
 steps (the first is the warm-up that allocates optimizer state and scratch buffers) and
-prints, as JSON, the growth of the resident high-water mark (ru_maxrss) over that size: the
+prints, as JSON, the growth of the resident high-water mark (VmHWM) over that size: the
 extra memory a step needs at its peak. A fresh process per contender keeps one contender's
-freed pages and allocator caches from hiding another's.
+freed pages and allocator caches from hiding another's, and starts its own VmHWM (ru_maxrss
+would not do: Linux carries it over from the parent through fork and exec).
 """
 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 
 
-def _rss_kib():
+def _status_kib(field):
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise OSError("no VmRSS in /proc/self/status")
+    raise OSError(f"no {field} in /proc/self/status")
 
 
 def peak_growth_mib(net, contender, steps=10, threads=None):
@@ -40,7 +40,9 @@ def peak_growth_mib(net, contender, steps=10, threads=None):
     if proc.returncode != 0:
         print(f"memory {net}/{contender} failed:\n{proc.stderr}", file=sys.stderr)
         return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_growth_mib"]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"memory: {result}", file=sys.stderr)
+    return result["peak_growth_mib"]
 
 
 def main(argv=None):
@@ -56,12 +58,14 @@ def main(argv=None):
 
     set_threads(args.threads)
     step, batch = make_step(args.net, args.contender)
-    base = _rss_kib()
+    base = _status_kib("VmRSS")
+    hwm_before = _status_kib("VmHWM")
     for _ in range(args.steps):
         step(*batch)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak = _status_kib("VmHWM")
     print(json.dumps({"net": args.net, "contender": args.contender, "rss_after_setup_mib":
-                      base / 1024, "peak_growth_mib": max(0, peak - base) / 1024}))
+                      base / 1024, "hwm_after_setup_mib": hwm_before / 1024,
+                      "peak_growth_mib": max(0, peak - base) / 1024}))
 
 
 if __name__ == "__main__":
