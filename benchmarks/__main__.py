@@ -15,7 +15,7 @@ import time
 from benchmarks.harness import print_table, set_threads, sgemm_gflops
 
 # Benchmark modules, each with run(quick) -> list of rows; missing ones are reported, not hidden.
-SUITES = ["bench_train", "bench_conv", "bench_dense"]
+SUITES = ["bench_train", "bench_conv", "bench_dense", "bench_rnn", "bench_basenn"]
 
 
 def _cpu_model():

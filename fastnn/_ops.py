@@ -583,3 +583,81 @@ def adam_update(p, m, v, g, lr_t, beta1, beta2, eps):
         m += (1 - beta1) * (g - m)
         v += (1 - beta2) * (g ** 2 - v)
         p -= lr_t * m / (np.sqrt(v) + eps)
+
+
+# ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
+# Sequences are time-major (T, N, D). torch_layout=False: the book's Wx (D, gH), Wh (H, gH) and
+# gate orders (LSTM f, g, i, o; GRU z, r, n); True: torch.nn's weight_ih (gH, D), weight_hh
+# (gH, H), LSTM i, f, g, o and GRU r, z, n (see csrc/cpu/rnn.h).
+
+def _recurrent_arrays(layer, arrays):
+    """Promote ``arrays`` (a dict, None entries kept) to one compute dtype, C-contiguous."""
+    check_host(layer, *[a for a in arrays.values() if a is not None])
+    dt = compute_dtype(layer, *arrays.values())
+    return dt, {k: None if a is None else as_compute(a, dt) for k, a in arrays.items()}
+
+
+def _check_sequence(layer, x, Wx, D_axis, h0=None, H=None, c0=None, C=None):
+    """Clear errors for a time-major x against Wx and the initial states."""
+    if x.ndim != 3:
+        raise ValueError(f"{layer}: expected a 3-D (T, N, D) sequence, got shape {x.shape}")
+    if x.shape[2] != Wx.shape[D_axis]:
+        raise ValueError(f"{layer}: input has {x.shape[2]} features but the weights expect "
+                         f"{Wx.shape[D_axis]} (x.shape={x.shape}, Wx.shape={Wx.shape})")
+    N = x.shape[1]
+    if h0 is not None and h0.shape != (N, H):
+        raise ValueError(f"{layer}: h0 has shape {h0.shape} but ({N}, {H}) was expected "
+                         f"for a batch of {N}")
+    if c0 is not None and c0.shape != (N, C):
+        raise ValueError(f"{layer}: c0 has shape {c0.shape} but ({N}, {C}) was expected "
+                         f"for a batch of {N}")
+
+
+def rnn_forward(x, h0, Wx, Wh, b, relu=False, torch_layout=False, layer="RNN"):
+    """Elman RNN over a sequence: returns hs (T, N, H)."""
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b))
+    _check_sequence(layer, a["x"], a["Wx"], 1 if torch_layout else 0, a["h0"], a["Wh"].shape[1])
+    return _C.rnn_forward(a["x"], a["h0"], a["Wx"], a["Wh"], a["b"], relu, torch_layout)
+
+
+def rnn_backward(x, h0, Wx, Wh, hs, dhs, dhn, relu=False, torch_layout=False, layer="RNN"):
+    """Returns (dx, dh0, dWx, dWh, db) given the gradients on hs and on the final state."""
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, hs=hs, dhs=dhs, dhn=dhn))
+    return _C.rnn_backward(a["x"], a["h0"], a["Wx"], a["Wh"], a["hs"], a["dhs"], a["dhn"], relu,
+                           torch_layout)
+
+
+def lstm_forward(x, h0, c0, Wx, Wh, b, Whr=None, torch_layout=False, layer="LSTM"):
+    """LSTM over a sequence: returns (hs, cs, gates, hfull); hfull is None without Whr."""
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, b=b, Whr=Whr))
+    H = a["Wh"].shape[0 if torch_layout else 1] // 4
+    P = H if Whr is None else a["Whr"].shape[0]
+    _check_sequence(layer, a["x"], a["Wx"], 1 if torch_layout else 0, a["h0"], P, a["c0"], H)
+    return _C.lstm_forward(a["x"], a["h0"], a["c0"], a["Wx"], a["Wh"], a["b"], a["Whr"],
+                           torch_layout)
+
+
+def lstm_backward(x, h0, c0, Wx, Wh, Whr, hs, cs, gates, hfull, dhs, dhn, dcn,
+                  torch_layout=False, layer="LSTM"):
+    """Returns (dx, dh0, dc0, dWx, dWh, db, dWhr); dWhr is None without Whr."""
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, Whr=Whr, hs=hs, cs=cs,
+                                          gates=gates, hfull=hfull, dhs=dhs, dhn=dhn, dcn=dcn))
+    return _C.lstm_backward(a["x"], a["h0"], a["c0"], a["Wx"], a["Wh"], a["Whr"], a["hs"],
+                            a["cs"], a["gates"], a["hfull"], a["dhs"], a["dhn"], a["dcn"],
+                            torch_layout)
+
+
+def gru_forward(x, h0, Wx, Wh, bx, bh=None, torch_layout=False, layer="GRU"):
+    """GRU over a sequence: returns (hs, gates, aux) (aux is what backward needs)."""
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, bx=bx, bh=bh))
+    H = a["Wh"].shape[0 if torch_layout else 1] // 3
+    _check_sequence(layer, a["x"], a["Wx"], 1 if torch_layout else 0, a["h0"], H)
+    return _C.gru_forward(a["x"], a["h0"], a["Wx"], a["Wh"], a["bx"], a["bh"], torch_layout)
+
+
+def gru_backward(x, h0, Wx, Wh, hs, gates, aux, dhs, dhn, torch_layout=False, layer="GRU"):
+    """Returns (dx, dh0, dWx, dWh, dbx, dbh); dbh is None in the book's layout."""
+    _, a = _recurrent_arrays(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, hs=hs, gates=gates, aux=aux,
+                                          dhs=dhs, dhn=dhn))
+    return _C.gru_backward(a["x"], a["h0"], a["Wx"], a["Wh"], a["hs"], a["gates"], a["aux"],
+                           a["dhs"], a["dhn"], torch_layout)

@@ -99,8 +99,8 @@ class Trainer:
     def _open_bar(self):
         if not self.verbose:
             return
-        from tqdm.auto import tqdm
-        self._bar = tqdm(total=self.iter_per_epoch, unit="batch", leave=False,
+        from ._progress import progress_bar
+        self._bar = progress_bar(total=self.iter_per_epoch, unit="batch", leave=False,
                          desc=f"epoch {self.current_epoch + 1}/{self.epochs}")
 
     def _end_epoch(self):

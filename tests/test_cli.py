@@ -5,23 +5,28 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import fastnn
 from idxfiles import write_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+# Where the fastnn under test was imported from: the working tree in development, or
+# site-packages after `pip install .` (whose source tree has no compiled _C).
+FASTNN_PARENT = Path(fastnn.__file__).resolve().parents[1]
 
 
 def run_cli(*args, env_extra=None, cwd=None):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in
-                                                       [env.get("PYTHONPATH")] if p])
+    env["PYTHONPATH"] = os.pathsep.join([str(FASTNN_PARENT)] + [p for p in
+                                                                [env.get("PYTHONPATH")] if p])
     env.update(env_extra or {})
+    # `python -m` puts the working directory first on sys.path: never run it from the repo.
     return subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=120)
+                          text=True, env=env, cwd=cwd or tempfile.gettempdir(), timeout=120)
 
 
 @pytest.fixture(scope="module")

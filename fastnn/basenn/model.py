@@ -1,0 +1,616 @@
+"""``nn``: the BaseNN (XEdu) model builder on fastnn kernels.
+
+Loss with a final Softmax: BaseNN (PyTorch) feeds the softmax output to CrossEntropyLoss, which
+applies a second softmax. Here CrossEntropyLoss always means cross-entropy of the model's class
+probabilities: when the last layer is a Softmax, training skips it and runs the fused
+SoftmaxWithLoss kernel on its input (gradient (p - onehot) / N); without a final Softmax the
+outputs are logits, as in PyTorch. ``inference`` always returns the full model's output.
+
+Checkpoints (``basenn.pth``) are NumPy .npz archives, not PyTorch files: ``__spec__`` holds the
+model description as JSON (format, version, task, dtype, loss, optimizer, classes, input shape,
+image preprocessing, epochs, and the arguments of every ``add`` call); ``param:<layer>.<name>``
+and ``buffer:<layer>.<name>`` hold the arrays (layer = 0-based ``add`` index). They are read with
+``allow_pickle=False`` and written to a temporary file that replaces the old one atomically.
+"""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from . import data as D
+from . import modules as M
+
+FORMAT = "fastnn.basenn"
+VERSION = 1
+
+# name -> (required arguments, optional arguments with defaults)
+LAYERS = {
+    "linear": (("size",), {}),
+    "conv1d": (("size", "kernel_size"), {"stride": 1, "padding": 0}),
+    "conv2d": (("size", "kernel_size"), {"stride": 1, "padding": 0}),
+    "maxpool": (("kernel_size",), {"stride": None, "padding": 0}),
+    "avgpool": (("kernel_size",), {"stride": None, "padding": 0}),
+    "dropout": ((), {"p": 0.5}),
+    "batchnorm1d": (("size",), {}),
+    "batchnorm2d": (("size",), {}),
+    "embedding": (("vocab_size", "embedding_dim"), {}),
+    "mean": ((), {"dim": None}),
+    "lstm": (("size",), {"num_layers": 1}),
+    "squeeze": ((), {}),
+    "unsqueeze": ((), {}),
+    "res_block": (("size",), {"num_blocks": 1, "stride": 1}),
+    "res_bottleneck": (("size",), {"num_blocks": 1, "stride": 1}),
+}
+OPTIMIZERS = ("SGD", "Adam", "Adagrad", "ASGD")
+LOSSES = ("CrossEntropyLoss", "MSELoss")
+METRICS = ("acc", "mae", "mse")
+
+
+def _jsonable(v):
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(a) for a in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _pair_arg(layer, kw, name):
+    v = kw[name]
+    if np.ndim(v) != 1 or len(v) != 2:
+        raise ValueError(f"add({layer!r}): {name} must be a pair like (in, out), got {v!r}")
+    return int(v[0]), int(v[1])
+
+
+def build_module(layer, kw, rng, dtype):
+    """The module for one ``add`` call (arguments already validated)."""
+    if layer == "linear":
+        return M.Linear(_pair_arg(layer, kw, "size"), rng, dtype)
+    if layer == "conv2d":
+        return M.Conv2d(_pair_arg(layer, kw, "size"), kw["kernel_size"], rng, dtype,
+                        stride=kw["stride"], padding=kw["padding"])
+    if layer == "conv1d":
+        return M.Conv1d(_pair_arg(layer, kw, "size"), kw["kernel_size"], rng, dtype,
+                        stride=kw["stride"], padding=kw["padding"])
+    if layer in ("maxpool", "avgpool"):
+        return M.Pool2d(layer, kw["kernel_size"], kw["stride"], kw["padding"])
+    if layer == "dropout":
+        return M.Dropout(float(kw["p"]))
+    if layer in ("batchnorm1d", "batchnorm2d"):
+        return M.BatchNorm(kw["size"], 1 if layer == "batchnorm1d" else 2, dtype)
+    if layer == "embedding":
+        return M.Embedding(kw["vocab_size"], kw["embedding_dim"], rng, dtype)
+    if layer == "mean":
+        return M.Mean(kw["dim"])
+    if layer == "lstm":
+        return M.LSTM(_pair_arg(layer, kw, "size"), dtype, num_layers=int(kw["num_layers"]))
+    if layer == "squeeze":
+        return M.Squeeze()
+    if layer == "unsqueeze":
+        return M.Unsqueeze()
+    block = M.basic_block if layer == "res_block" else M.bottleneck_block
+    return M.res_stage(block, _pair_arg(layer, kw, "size"), kw["num_blocks"], kw["stride"], rng,
+                       dtype)
+
+
+class ASGD:
+    """Averaged SGD with PyTorch's defaults (lambd=1e-4, alpha=0.75); the book's interface.
+
+    The running average of the weights PyTorch keeps is not used for predictions there either,
+    so only the decayed step is applied.
+    """
+
+    def __init__(self, lr=0.01, lambd=1e-4, alpha=0.75):
+        self.lr, self.lambd, self.alpha = lr, lambd, alpha
+        self.eta, self.step = lr, 0
+
+    def update(self, params, grads):
+        self.step += 1
+        for k in params:
+            p = params[k]
+            p *= p.dtype.type(1.0 - self.lambd * self.eta)
+            p -= p.dtype.type(self.eta) * grads[k]
+        self.eta = self.lr / (1.0 + self.lambd * self.lr * self.step) ** self.alpha
+
+
+def make_optimizer(name, lr):
+    from .. import optim
+
+    key = name.lower()
+    if key == "sgd":
+        return optim.SGD(lr=lr)
+    if key == "adam":
+        return optim.Adam(lr=lr)
+    if key == "adagrad":
+        return optim.AdaGrad(lr=lr)
+    return ASGD(lr=lr)
+
+
+class _Entry:
+    """One ``add`` call: its spec, its layer module and its activation module."""
+
+    def __init__(self, spec, module, act):
+        self.spec, self.module, self.act = spec, module, act
+
+    def describe(self):
+        kw = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}"
+                       for k, v in self.spec["kw"].items())
+        act = self.spec["activation"]
+        if self.spec["layer"] is None:
+            return act
+        return f"{self.spec['layer']}({kw})" + (f" + {act}" if act else "")
+
+
+class nn:
+    """A model built layer by layer: ``add`` layers, ``load_dataset``, ``train``, ``inference``."""
+
+    def __init__(self, task=None, dtype=np.float32):
+        if task not in (None, "cls", "reg"):
+            raise ValueError(f"nn: task must be 'cls', 'reg' or None, got {task!r}")
+        self.task = task
+        self.dtype = np.dtype(dtype)
+        self.layers = []
+        self.optimizer = "SGD"
+        self.save_fold = "checkpoints"
+        self.rng = np.random.default_rng()
+        self.x = self.y = self.x_val = self.y_val = None
+        self.batch_size = None
+        self.shuffle = True
+        self.classes = None
+        self.input_shape = None
+        self.image = None
+        self.loss = None
+        self.epochs_done = 0
+        self.history = []
+        self.result = None
+
+    # ------------------------------------------------------------ building
+
+    def set_seed(self, seed):
+        """Seed weight initialisation, shuffling and dropout (call before ``add``)."""
+        self.rng = np.random.default_rng(seed)
+        np.random.seed(seed)
+
+    def add(self, layer=None, activation=None, optimizer=None, **kw):
+        """Append a layer (with an optional activation), an activation alone, or set the
+        optimizer. Names are case-insensitive."""
+        if optimizer is not None:
+            names = {o.lower(): o for o in OPTIMIZERS}
+            if str(optimizer).lower() not in names:
+                raise ValueError(f"add: unknown optimizer {optimizer!r}; valid: "
+                                 f"{', '.join(OPTIMIZERS)}")
+            self.optimizer = names[str(optimizer).lower()]
+        if layer is None and activation is None:
+            if kw:
+                raise ValueError(f"add: arguments {sorted(kw)} given without a layer")
+            return
+        spec = self._spec(layer, activation, kw)
+        self.layers.append(self._build(spec))
+        if self.input_shape is not None:      # data already loaded: check the new layer now
+            try:
+                self._shapes(self.input_shape)
+            except ValueError:
+                self.layers.pop()
+                raise
+
+    def _spec(self, layer, activation, kw):
+        if activation is not None:
+            valid = {a.lower(): a for a in M.ACTIVATIONS}
+            if not isinstance(activation, str) or activation.lower() not in valid:
+                raise ValueError(f"add: unknown activation {activation!r}; valid: "
+                                 f"{', '.join(M.ACTIVATIONS)}")
+            activation = valid[activation.lower()]
+        if layer is None:
+            if kw:
+                raise ValueError(f"add(activation={activation!r}): unexpected arguments "
+                                 f"{sorted(kw)}")
+            return {"layer": None, "activation": activation, "kw": {}}
+        if not isinstance(layer, str) or layer.lower() not in LAYERS:
+            raise ValueError(f"add: unknown layer {layer!r}; valid layers: {', '.join(LAYERS)} "
+                             "(case-insensitive)")
+        name = layer.lower()
+        required, optional = LAYERS[name]
+        missing = [r for r in required if r not in kw]
+        if missing:
+            raise ValueError(f"add({layer!r}): missing argument(s) {', '.join(missing)} "
+                             f"(needs {', '.join(required)}; optional: "
+                             f"{', '.join(optional) or 'none'})")
+        extra = [k for k in kw if k not in required and k not in optional]
+        if extra:
+            raise ValueError(f"add({layer!r}): unexpected argument(s) {', '.join(extra)} "
+                             f"(accepts {', '.join(required + tuple(optional)) or 'no arguments'})")
+        full = {k: _jsonable(kw[k]) for k in required}
+        full.update({k: _jsonable(kw.get(k, v)) for k, v in optional.items()})
+        return {"layer": name, "activation": activation, "kw": full}
+
+    def _build(self, spec):
+        module = build_module(spec["layer"], spec["kw"], self.rng, self.dtype) \
+            if spec["layer"] else None
+        act = M.make_activation(spec["activation"]) if spec["activation"] else None
+        return _Entry(spec, module, act)
+
+    def _chain(self):
+        """(layer number, module) in execution order."""
+        out = []
+        for i, e in enumerate(self.layers, 1):
+            out += [(i, m) for m in (e.module, e.act) if m is not None]
+        return out
+
+    def _shapes(self, sample_shape):
+        """Per-sample output shape after each ``add``; ValueError names the failing layer."""
+        shape, shapes = tuple(sample_shape), []
+        for i, e in enumerate(self.layers, 1):
+            for m in (e.module, e.act):
+                if m is None:
+                    continue
+                try:
+                    shape = tuple(int(s) for s in m.out_shape(shape))
+                except M.ShapeError as err:
+                    raise ValueError(f"layer {i} ({e.describe()}) {err}") from None
+            shapes.append(shape)
+        return shapes
+
+    # ------------------------------------------------------------ data
+
+    def load_dataset(self, x, y=None, classes=None, batch_size=None, shuffle=True,
+                     train_val_ratio=1.0, num_workers=0):
+        """Training data as arrays: x of shape (N, ...) and y of shape (N,) or (N, ...)."""
+        x = np.asarray(x)
+        if x.ndim < 2:
+            raise ValueError(f"load_dataset: x must have a batch axis, got shape {x.shape}")
+        if y is not None:
+            y = np.asarray(y)
+            if len(y) != len(x):
+                raise ValueError(f"load_dataset: x has {len(x)} samples but y has {len(y)}")
+        self.classes = D.normalize_classes(classes) if classes is not None else self.classes
+        self.batch_size, self.shuffle = batch_size, shuffle
+        if not 0 < train_val_ratio <= 1:
+            train_val_ratio = 1.0
+        n_train = int(round(len(x) * train_val_ratio))
+        if n_train < len(x):
+            idx = self.rng.permutation(len(x))
+            tr, va = idx[:n_train], idx[n_train:]
+            self.x, self.x_val = x[tr], x[va]
+            self.y, self.y_val = (y[tr], y[va]) if y is not None else (None, None)
+        else:
+            self.x, self.y, self.x_val, self.y_val = x, y, None, None
+        self.input_shape = tuple(int(s) for s in x.shape[1:])
+
+    def load_tab_data(self, data_path, batch_size=None, shuffle=True, train_val_ratio=1.0,
+                      num_workers=0):
+        """A CSV file with a header row; features in every column but the last (the label)."""
+        x, y = D.load_csv(data_path, label=True)
+        self.load_dataset(x, y, batch_size=batch_size, shuffle=shuffle,
+                          train_val_ratio=train_val_ratio)
+
+    def load_img_data(self, data_path, batch_size=32, shuffle=True, transform=None,
+                      color="grayscale", train_val_ratio=1.0, classes=None, num_workers=0):
+        """An ImageFolder tree (data_path/<class>/<images>) read with Pillow into (N, C, H, W)
+        float32 in [0, 1]. transform: a dict of steps ('Resize': (h, w), 'CenterCrop': (h, w),
+        'Pad': p, 'Normalize': (mean, std)) applied in that order, or a callable on PIL images."""
+        x, y, names = D.load_image_folder(data_path, color, transform)
+        self.image = {"color": color, "transform": transform if isinstance(transform, dict)
+                      else None}
+        self.load_dataset(x, y, classes=classes if classes is not None else names,
+                          batch_size=batch_size, shuffle=shuffle,
+                          train_val_ratio=train_val_ratio)
+
+    def _as_input(self, x):
+        first = self._chain()[0][1] if self.layers else None
+        if first is not None and first.accepts_int:
+            return np.asarray(x)
+        return np.asarray(x, dtype=self.dtype)
+
+    # ------------------------------------------------------------ forward / backward
+
+    def _forward(self, x, train, modules=None):
+        for _, m in (modules if modules is not None else self._chain()):
+            x = m.forward(x, train)
+        return x
+
+    def _backward(self, dout, modules):
+        for _, m in reversed(modules):
+            dout = m.backward(dout)
+            if dout is None:
+                break
+
+    def _params(self, which="params"):
+        out = {}
+        for i, e in enumerate(self.layers):
+            if e.module is not None:
+                for k, v in getattr(e.module, which).items():
+                    out[f"{i}.{k}"] = v
+        return out
+
+    def _fused_softmax(self):
+        chain = self._chain()
+        return self.loss == "CrossEntropyLoss" and isinstance(chain[-1][1], M.Softmax)
+
+    def _class_targets(self, t, n_out):
+        t = np.asarray(t)
+        if t.ndim == 2 and t.shape[1] == n_out and np.all((t == 0) | (t == 1)) \
+                and np.all(t.sum(1) == 1):          # one-hot rows
+            t = t.argmax(1)
+        if t.dtype.kind not in "iu":
+            if not np.all(t == np.round(t)):
+                raise ValueError("CrossEntropyLoss: labels must be class indices (ints) "
+                                 "or one-hot rows; for real-valued targets use loss='MSELoss'")
+            t = t.astype(np.int64)
+        t = t.reshape(-1)
+        if t.size and (t.min() < 0 or t.max() >= n_out):
+            raise ValueError(f"CrossEntropyLoss: labels must lie in [0, {n_out}) for a model with "
+                             f"{n_out} outputs; got labels from {t.min()} to {t.max()}")
+        return t
+
+    def _loss_and_backward(self, x, t):
+        """Train-mode forward, loss, backward; returns (loss, model output)."""
+        from .. import layers as L
+
+        chain = self._chain()
+        if self._fused_softmax():
+            body = chain[:-1]
+            z = self._forward(x, True, body)
+            logits = z.reshape(-1, z.shape[-1])
+            last = L.SoftmaxWithLoss()
+            loss = float(last.forward(logits, self._class_targets(t, z.shape[-1])))
+            out = last.y.reshape(z.shape)
+            dz = last.backward(1).reshape(z.shape)
+            self._backward(dz, body)
+            return loss, out
+        out = self._forward(x, True, chain)
+        if self.loss == "CrossEntropyLoss":
+            logits = out.reshape(-1, out.shape[-1])
+            last = L.SoftmaxWithLoss()
+            loss = float(last.forward(logits, self._class_targets(t, out.shape[-1])))
+            dout = last.backward(1).reshape(out.shape)
+        else:
+            t = np.asarray(t, dtype=out.dtype)
+            if t.size != out.size:
+                raise ValueError(f"MSELoss: the model gives {out.shape[1:]} per sample but the "
+                                 f"targets are {t.shape[1:]}")
+            diff = out - t.reshape(out.shape)
+            loss = float(np.mean(diff * diff))
+            dout = diff * out.dtype.type(2.0 / max(out.size, 1))
+        self._backward(dout, chain)
+        return loss, out
+
+    # ------------------------------------------------------------ metrics
+
+    def _metric(self, name, out, t):
+        t = np.asarray(t)
+        if name == "acc":
+            pred = out.reshape(-1, out.shape[-1]).argmax(-1)
+            return float(np.mean(pred == self._class_targets(t, out.shape[-1])))
+        if t.size != out.size:       # class labels against probabilities: compare with one-hot
+            t = np.eye(out.shape[-1], dtype=out.dtype)[self._class_targets(t, out.shape[-1])]
+        diff = out.reshape(-1) - t.reshape(-1).astype(out.dtype)
+        return float(np.mean(np.abs(diff)) if name == "mae" else np.mean(diff * diff))
+
+    def _infer_task(self, loss):
+        if self.task is not None:
+            return self.task
+        if loss is not None:
+            return "reg" if loss == "MSELoss" else "cls"
+        if isinstance(self._chain()[-1][1], M.Softmax):
+            return "cls"
+        y = np.asarray(self.y)
+        if y.dtype.kind in "iub" or (y.dtype.kind == "f" and np.all(y == np.round(y))
+                                     and y.ndim == 1):
+            return "cls"
+        return "reg"
+
+    # ------------------------------------------------------------ training
+
+    def train(self, lr=0.01, epochs=30, batch_size=None, save_fold=None, checkpoint=None,
+              metrics=None, loss=None):
+        """Train with a progress bar; prints loss and metrics per epoch and saves
+        ``<save_fold>/basenn.pth`` after every epoch. ``checkpoint`` resumes from a file."""
+        from .._progress import progress_bar
+
+        if checkpoint is not None:
+            self.load(checkpoint)
+        if self.x is None:
+            raise ValueError("train: no data; call load_dataset(x, y), load_tab_data(...) or "
+                             "load_img_data(...) first")
+        if self.y is None:
+            raise ValueError("train: the loaded data has no labels y")
+        if not self.layers:
+            raise ValueError("train: the model has no layers; add them with model.add(...)")
+        if loss is not None and loss not in LOSSES:
+            raise ValueError(f"train: unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+        self.task = self._infer_task(loss)
+        self.loss = loss or ("CrossEntropyLoss" if self.task == "cls" else "MSELoss")
+        metrics = list(metrics) if metrics is not None else (
+            ["acc"] if self.task == "cls" else ["mae"])
+        for m in metrics:
+            if m not in METRICS:
+                raise ValueError(f"train: unknown metric {m!r}; valid: {', '.join(METRICS)}")
+        self.input_shape = tuple(self.x.shape[1:])
+        self._shapes(self.input_shape)
+        if save_fold is not None:
+            self.save_fold = save_fold
+        n = len(self.x)
+        bs = int(batch_size or self.batch_size or (n if n <= 1024 else 64))
+        opt = make_optimizer(self.optimizer, lr)
+        params = self._params()
+        for _ in range(int(epochs)):
+            self.epochs_done += 1
+            order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+            total, outs, targets = 0.0, [], []
+            bar = progress_bar(range(0, n, bs), desc=f"Epoch {self.epochs_done}", unit="batch",
+                       leave=False)
+            for start in bar:
+                idx = order[start:start + bs]
+                xb, tb = self._as_input(self.x[idx]), self.y[idx]
+                loss_value, out = self._loss_and_backward(xb, tb)
+                opt.update(params, self._params("grads"))
+                total += loss_value * len(idx)
+                outs.append(out)
+                targets.append(tb)
+                bar.set_postfix(loss=f"{loss_value:.4f}")
+            bar.close()
+            record = {"epoch": self.epochs_done, "loss": total / n}
+            out, t = np.concatenate(outs), np.concatenate(targets)
+            record.update({m: self._metric(m, out, t) for m in metrics})
+            if self.x_val is not None and len(self.x_val):
+                val = self._predict(self.x_val)
+                record.update({f"val_{m}": self._metric(m, val, self.y_val) for m in metrics})
+            self.history.append(record)
+            print("  ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+                            for k, v in record.items()))
+            self.save(os.path.join(self.save_fold, "basenn.pth"))
+        return self.history
+
+    # ------------------------------------------------------------ inference
+
+    def _predict(self, x, batch=256):
+        outs = [self._forward(self._as_input(x[i:i + batch]), False)
+                for i in range(0, len(x), batch)]
+        return np.concatenate(outs) if outs else np.zeros((0,), self.dtype)
+
+    def _read_path(self, path, label):
+        if os.path.isdir(path):
+            files = D.list_images(path)
+            if not files:
+                raise ValueError(f"inference: no images in folder {path!r}")
+        elif path.lower().endswith(D.IMAGE_EXTS):
+            files = [path]
+        elif path.lower().endswith(".csv"):
+            return D.load_csv(path, label=label)[0]
+        else:
+            raise ValueError(f"inference: cannot read {path!r} (give an array, an image file, a "
+                             "folder of images or a .csv file)")
+        cfg = self.image or {"color": "RGB" if self._in_channels() == 3 else "grayscale",
+                             "transform": None}
+        transform = cfg["transform"]
+        if transform is None and self.input_shape and len(self.input_shape) == 3:
+            transform = {"Resize": list(self.input_shape[1:])}
+        return np.stack([D.load_image(f, cfg["color"], transform) for f in files])
+
+    def _in_channels(self):
+        return self.input_shape[0] if self.input_shape and len(self.input_shape) == 3 else 1
+
+    def inference(self, data, checkpoint=None, label=False):
+        """Model outputs for a batch, a single sample, a list, an image file or folder, or a CSV
+        file (``label=True`` when its last column is a label). Returns an (N, outputs) array."""
+        if checkpoint is not None:
+            self.load(checkpoint)
+        if not self.layers:
+            raise ValueError("inference: the model has no layers; add them or pass checkpoint=")
+        x = self._read_path(data, label) if isinstance(data, str) else np.asarray(data)
+        if self.input_shape is not None and x.ndim == len(self.input_shape):
+            x = x[None]
+        if self.input_shape is not None:
+            self._shapes(x.shape[1:])
+        self.result = self._predict(x)
+        return self.result
+
+    def print_result(self, result=None):
+        """Classification: {sample: {'预测值': class, '置信度': probability}} (BaseNN's keys);
+        regression: {sample: {'预测值': value}}. Printed and returned."""
+        res = self.result if result is None else np.asarray(result)
+        if res is None:
+            raise ValueError("print_result: no result yet; call inference first")
+        out = {}
+        if self.task == "reg":
+            for i, r in enumerate(res):
+                v = np.asarray(r).ravel()
+                out[i] = {"预测值": float(v[0]) if v.size == 1 else v.tolist()}
+        else:
+            flat = res.reshape(len(res), -1)
+            for i, r in enumerate(flat):
+                k = int(np.argmax(r))
+                name = self.classes[k] if self.classes and k < len(self.classes) else k
+                out[i] = {"预测值": name, "置信度": float(r[k])}
+        print(out)
+        return out
+
+    def print_model(self):
+        """Every layer with its output shape (when the input shape is known) and parameter count."""
+        shapes = self._shapes(self.input_shape) if self.input_shape is not None else None
+        rows = [("#", "layer", "output shape", "params")]
+        total = 0
+        if self.input_shape is not None:
+            rows.append(("", "input", M._fmt(self.input_shape), ""))
+        for i, e in enumerate(self.layers):
+            count = sum(int(v.size) for v in (e.module.params.values() if e.module else []))
+            total += count
+            shape = M._fmt(shapes[i]) if shapes else "?"
+            rows.append((str(i + 1), e.describe(), shape, str(count)))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        lines = ["  ".join(r[c].ljust(widths[c]) for c in range(4)) for r in rows]
+        lines.append(f"total parameters: {total}   optimizer: {self.optimizer}")
+        text = "\n".join(lines)
+        print(text)
+        return text
+
+    # ------------------------------------------------------------ checkpoints
+
+    def _spec_json(self):
+        return json.dumps({
+            "format": FORMAT, "version": VERSION, "task": self.task, "dtype": self.dtype.name,
+            "loss": self.loss, "optimizer": self.optimizer, "classes": self.classes,
+            "input_shape": list(self.input_shape) if self.input_shape is not None else None,
+            "image": self.image, "epochs": self.epochs_done,
+            "layers": [e.spec for e in self.layers]})
+
+    def save(self, path):
+        """Write the model to ``path`` (an .npz archive; see the module docstring), atomically."""
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        arrays = {"__spec__": np.array(self._spec_json())}
+        arrays.update({f"param:{k}": v for k, v in self._params().items()})
+        arrays.update({f"buffer:{k}": np.asarray(v) for k, v in self._params("buffers").items()})
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".basenn-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    def load(self, path):
+        """Load a checkpoint written by ``save``/``train``. Builds the layers when the model has
+        none; otherwise the file must describe the same layers."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (ValueError, OSError) as err:
+            raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint ({err})") from None
+        if "__spec__" not in arrays:
+            raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint (no __spec__ entry)")
+        spec = json.loads(str(arrays["__spec__"]))
+        if spec.get("format") != FORMAT or spec.get("version", 0) > VERSION:
+            raise ValueError(f"{path!r}: unsupported checkpoint format {spec.get('format')!r} "
+                             f"version {spec.get('version')!r}")
+        if self.layers:
+            mine = [e.spec for e in self.layers]
+            if mine != spec["layers"]:
+                raise ValueError(f"checkpoint {path!r} describes different layers than this model:"
+                                 f"\n file: {spec['layers']}\n model: {mine}")
+        else:
+            self.dtype = np.dtype(spec["dtype"])
+            self.layers = [self._build(s) for s in spec["layers"]]
+        params = self._params()
+        for k, v in params.items():
+            saved = arrays.get(f"param:{k}")
+            if saved is None or saved.shape != v.shape:
+                raise ValueError(f"checkpoint {path!r}: parameter {k} missing or of shape "
+                                 f"{None if saved is None else saved.shape}, expected {v.shape}")
+            v[...] = saved
+        for i, e in enumerate(self.layers):
+            if e.module is not None and e.module.buffers:
+                pre = f"buffer:{i}."
+                e.module.load_buffers({k[len(pre):]: arrays[k].astype(self.dtype)
+                                       for k in arrays if k.startswith(pre)})
+        self.task = spec["task"] if self.task is None else self.task
+        self.loss, self.optimizer = spec["loss"], spec["optimizer"]
+        self.classes = spec["classes"] if spec["classes"] is not None else self.classes
+        self.input_shape = tuple(spec["input_shape"]) if spec["input_shape"] else self.input_shape
+        self.image = spec["image"] or self.image
+        self.epochs_done = spec["epochs"]

@@ -1,0 +1,606 @@
+"""The builder's layers: each wraps fastnn kernels (fastnn.layers, fastnn.nn) with a shape rule.
+
+A module holds ``params`` (name -> array, updated in place by the optimizer), ``grads`` (same
+names, filled by ``backward``) and ``buffers`` (saved state that is not trained: batch-norm
+running statistics). Shapes handed to ``out_shape`` are per sample (no batch axis).
+Every matrix product runs in fastnn's Affine/Convolution kernels; the small pieces with no kernel
+(LeakyReLU, Softmax, global mean, embedding gather, squeeze) are elementwise NumPy.
+"""
+
+import numpy as np
+
+from .. import layers as L
+
+
+class ShapeError(ValueError):
+    """A layer cannot take the shape its input has; the model adds the layer number."""
+
+
+def _pair(v, what):
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    v = tuple(int(a) for a in v)
+    if len(v) != 2:
+        raise ValueError(f"{what} must be an int or a pair, got {v}")
+    return v
+
+
+def _single(v, what):
+    """One int from an int or a pair with equal entries (the kernels take one stride/pad)."""
+    a, b = _pair(v, what)
+    if a != b:
+        raise ValueError(f"{what}={(a, b)}: fastnn's kernels take one value for both directions")
+    return a
+
+
+def _uniform(rng, bound, shape, dtype):
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def _fmt(shape):
+    return "(N, " + ", ".join(str(s) for s in shape) + ")" if shape else "(N,)"
+
+
+class Module:
+    accepts_int = False     # True where the input is token indices (embedding)
+
+    def __init__(self):
+        self.params, self.grads, self.buffers = {}, {}, {}
+
+    def out_shape(self, shape):
+        return shape
+
+    def forward(self, x, train):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def load_buffers(self, buffers):
+        self.buffers.update(buffers)
+
+
+# ------------------------------------------------------------------ activations
+
+class Activation(Module):
+    def __init__(self, kernel):
+        super().__init__()
+        self.kernel = kernel
+
+    def forward(self, x, train):
+        return self.kernel.forward(x)
+
+    def backward(self, dout):
+        return self.kernel.backward(dout)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.slope = negative_slope
+
+    def forward(self, x, train):
+        self.neg = x < 0
+        return np.where(self.neg, x * x.dtype.type(self.slope), x)
+
+    def backward(self, dout):
+        return np.where(self.neg, dout * dout.dtype.type(self.slope), dout)
+
+
+class Softmax(Module):
+    """Softmax over the last axis (the class axis of (N, classes) outputs)."""
+
+    def forward(self, x, train):
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        self.y = e / e.sum(axis=-1, keepdims=True)
+        return self.y
+
+    def backward(self, dout):
+        y = self.y
+        return y * (dout - (dout * y).sum(axis=-1, keepdims=True))
+
+
+def make_activation(name):
+    key = name.lower()
+    if key == "relu":
+        return Activation(L.Relu())
+    if key == "sigmoid":
+        return Activation(L.Sigmoid())
+    if key == "tanh":
+        return Activation(L.Tanh())
+    if key == "leakyrelu":
+        return LeakyReLU()
+    if key == "softmax":
+        return Softmax()
+    raise ValueError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
+
+
+ACTIVATIONS = ("ReLU", "Softmax", "tanh", "sigmoid", "LeakyReLU")
+
+
+# ------------------------------------------------------------------ dense and convolution
+
+class Linear(Module):
+    """Affine kernel; a 3-D/4-D input is flattened to (N, features) first."""
+
+    def __init__(self, size, rng, dtype):
+        super().__init__()
+        self.n_in, self.n_out = size
+        bound = 1.0 / np.sqrt(self.n_in)
+        self.params = {"W": _uniform(rng, bound, (self.n_in, self.n_out), dtype),
+                       "b": _uniform(rng, bound, (self.n_out,), dtype)}
+        self.kernel = L.Affine(self.params["W"], self.params["b"])
+
+    def out_shape(self, shape):
+        n = int(np.prod(shape)) if shape else 1
+        if n != self.n_in:
+            flat = f", flattened to {n}" if len(shape) > 1 else ""
+            raise ShapeError(f"expects {self.n_in} input features (size=({self.n_in}, "
+                             f"{self.n_out})) but its input has {n} (shape {_fmt(shape)}{flat})")
+        return (self.n_out,)
+
+    def forward(self, x, train):
+        self.x_shape = x.shape
+        out = self.kernel.forward(x.reshape(x.shape[0], -1))
+        return out
+
+    def backward(self, dout):
+        dx = self.kernel.backward(dout)
+        self.grads = {"W": self.kernel.dW, "b": self.kernel.db}
+        return dx.reshape(self.x_shape)
+
+
+def _conv_out(n, k, s, p):
+    return (n + 2 * p - k) // s + 1
+
+
+class Conv2d(Module):
+    """Convolution kernel on (N, C, H, W); without bias where batch norm follows (res blocks)."""
+
+    def __init__(self, size, kernel_size, rng, dtype, stride=1, padding=0, bias=True):
+        super().__init__()
+        self.c_in, self.c_out = size
+        self.kh, self.kw = _pair(kernel_size, "kernel_size")
+        self.stride = _single(stride, "stride")
+        self.pad = _single(padding, "padding")
+        bound = 1.0 / np.sqrt(self.c_in * self.kh * self.kw)
+        self.params["W"] = _uniform(rng, bound, (self.c_out, self.c_in, self.kh, self.kw), dtype)
+        if bias:
+            self.params["b"] = _uniform(rng, bound, (self.c_out,), dtype)
+        b = self.params["b"] if bias else np.zeros(self.c_out, dtype)
+        self.kernel = L.Convolution(self.params["W"], b, self.stride, self.pad)
+
+    def out_shape(self, shape):
+        if len(shape) != 3:
+            raise ShapeError(f"expects (N, {self.c_in}, H, W) input but gets {_fmt(shape)}")
+        c, h, w = shape
+        if c != self.c_in:
+            raise ShapeError(f"expects {self.c_in} input channels (size=({self.c_in}, "
+                             f"{self.c_out})) but its input has {c} (shape {_fmt(shape)})")
+        oh = _conv_out(h, self.kh, self.stride, self.pad)
+        ow = _conv_out(w, self.kw, self.stride, self.pad)
+        if oh < 1 or ow < 1:
+            raise ShapeError(f"kernel {self.kh}x{self.kw} does not fit a {h}x{w} input "
+                             f"with padding {self.pad}")
+        return (self.c_out, oh, ow)
+
+    def forward(self, x, train):
+        return self.kernel.forward(x)
+
+    def backward(self, dout):
+        dx = self.kernel.backward(dout)
+        self.grads = {"W": self.kernel.dW}
+        if "b" in self.params:
+            self.grads["b"] = self.kernel.db
+        return dx
+
+
+class Conv1d(Module):
+    """(N, C, L) convolution on the conv2d kernel with H = 1; padding is applied along L only."""
+
+    def __init__(self, size, kernel_size, rng, dtype, stride=1, padding=0):
+        super().__init__()
+        self.c_in, self.c_out = size
+        self.k = int(np.ravel(kernel_size)[0])
+        self.stride = int(np.ravel(stride)[0])
+        self.pad = int(np.ravel(padding)[0])
+        bound = 1.0 / np.sqrt(self.c_in * self.k)
+        self.params = {"W": _uniform(rng, bound, (self.c_out, self.c_in, 1, self.k), dtype),
+                       "b": _uniform(rng, bound, (self.c_out,), dtype)}
+        self.kernel = L.Convolution(self.params["W"], self.params["b"], self.stride, 0)
+
+    def out_shape(self, shape):
+        if len(shape) != 2:
+            raise ShapeError(f"expects (N, {self.c_in}, L) input but gets {_fmt(shape)}")
+        c, n = shape
+        if c != self.c_in:
+            raise ShapeError(f"expects {self.c_in} input channels (size=({self.c_in}, "
+                             f"{self.c_out})) but its input has {c} (shape {_fmt(shape)})")
+        out = _conv_out(n, self.k, self.stride, self.pad)
+        if out < 1:
+            raise ShapeError(f"kernel {self.k} does not fit a length-{n} input")
+        return (self.c_out, out)
+
+    def forward(self, x, train):
+        self.n = x.shape[2]
+        if self.pad:
+            x = np.pad(x, [(0, 0), (0, 0), (self.pad, self.pad)])
+        return self.kernel.forward(x[:, :, None, :])[:, :, 0, :]
+
+    def backward(self, dout):
+        dx = self.kernel.backward(dout[:, :, None, :])[:, :, 0, :]
+        self.grads = {"W": self.kernel.dW, "b": self.kernel.db}
+        return dx[:, :, self.pad:self.pad + self.n]
+
+
+class Pool2d(Module):
+    """Max or average pooling (PyTorch semantics: floor sizes, max pads with -inf, avg with 0).
+
+    The padding and the cropping of rows/columns no window reaches happen here, so the kernel
+    always sees an exactly tiled input with pad 0.
+    """
+
+    def __init__(self, mode, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.mode = mode
+        self.kh, self.kw = _pair(kernel_size, "kernel_size")
+        self.stride = _single(stride if stride is not None else (self.kh, self.kw), "stride")
+        self.pad = _single(padding, "padding")
+        if self.pad * 2 > min(self.kh, self.kw):
+            raise ValueError(f"{mode}: padding={self.pad} must be at most half the kernel size")
+        cls = L.Pooling if mode == "maxpool" else L.AvgPooling
+        self.kernel = cls(self.kh, self.kw, stride=self.stride, pad=0)
+
+    def out_shape(self, shape):
+        if len(shape) != 3:
+            raise ShapeError(f"expects (N, C, H, W) input but gets {_fmt(shape)}")
+        c, h, w = shape
+        oh = _conv_out(h, self.kh, self.stride, self.pad)
+        ow = _conv_out(w, self.kw, self.stride, self.pad)
+        if oh < 1 or ow < 1:
+            raise ShapeError(f"window {self.kh}x{self.kw} does not fit a {h}x{w} input")
+        return (c, oh, ow)
+
+    def forward(self, x, train):
+        self.x_shape = x.shape
+        p = self.pad
+        if p:
+            fill = -np.inf if self.mode == "maxpool" else 0
+            x = np.pad(x, [(0, 0), (0, 0), (p, p), (p, p)], constant_values=fill)
+        _, oh, ow = self.out_shape(self.x_shape[1:])
+        self.used = ((oh - 1) * self.stride + self.kh, (ow - 1) * self.stride + self.kw)
+        self.padded = x.shape
+        return self.kernel.forward(np.ascontiguousarray(x[:, :, :self.used[0], :self.used[1]]))
+
+    def backward(self, dout):
+        d = self.kernel.backward(dout)
+        if d.shape != self.padded:
+            full = np.zeros(self.padded, d.dtype)
+            full[:, :, :self.used[0], :self.used[1]] = d
+            d = full
+        p = self.pad
+        return d[:, :, p:p + self.x_shape[2], p:p + self.x_shape[3]] if p else d
+
+
+class Dropout(Module):
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+        self.kernel = L.Dropout(p)
+
+    def forward(self, x, train):
+        return self.kernel.forward(x, train)
+
+    def backward(self, dout):
+        return self.kernel.backward(dout)
+
+
+class BatchNorm(Module):
+    """Per-channel batch norm: channels of (N, C), (N, C, L) or (N, C, H, W) through the
+    BatchNormalization kernel, with the channel axis moved last."""
+
+    def __init__(self, size, dims, dtype):
+        super().__init__()
+        self.c = int(np.ravel(size)[-1])
+        self.dims = dims
+        self.params = {"gamma": np.ones(self.c, dtype), "beta": np.zeros(self.c, dtype)}
+        self.buffers = {"running_mean": np.zeros(self.c, dtype),
+                        "running_var": np.ones(self.c, dtype)}
+        self._make_kernel()
+
+    def _make_kernel(self):
+        self.kernel = L.BatchNormalization(self.params["gamma"], self.params["beta"], momentum=0.9,
+                                           running_mean=self.buffers["running_mean"],
+                                           running_var=self.buffers["running_var"])
+
+    def load_buffers(self, buffers):
+        super().load_buffers(buffers)
+        self._make_kernel()
+
+    def out_shape(self, shape):
+        ok = len(shape) in ((1, 2) if self.dims == 1 else (3,))
+        if not ok or shape[0] != self.c:
+            want = (f"(N, {self.c}) or (N, {self.c}, L)" if self.dims == 1
+                    else f"(N, {self.c}, H, W)")
+            raise ShapeError(f"expects {want} input but gets {_fmt(shape)}")
+        return shape
+
+    def forward(self, x, train):
+        self.x_shape = x.shape
+        xt = np.moveaxis(x, 1, -1)
+        self.t_shape = xt.shape
+        out = self.kernel.forward(np.ascontiguousarray(xt).reshape(-1, self.c), train)
+        self.buffers["running_mean"] = self.kernel.running_mean
+        self.buffers["running_var"] = self.kernel.running_var
+        return np.moveaxis(out.reshape(self.t_shape), -1, 1)
+
+    def backward(self, dout):
+        d = np.ascontiguousarray(np.moveaxis(dout, 1, -1)).reshape(-1, self.c)
+        dx = self.kernel.backward(d)
+        self.grads = {"gamma": self.kernel.dgamma, "beta": self.kernel.dbeta}
+        return np.moveaxis(dx.reshape(self.t_shape), -1, 1)
+
+
+# ------------------------------------------------------------------ shape utilities
+
+class Mean(Module):
+    """Global average: over H, W of (N, C, H, W); over the sequence axis of (N, T, D)."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def _axes(self, ndim):
+        if self.dim is not None:
+            dims = np.ravel(self.dim).tolist()
+            return tuple(sorted(d % ndim for d in dims))
+        return (2, 3) if ndim == 4 else (1,)
+
+    def out_shape(self, shape):
+        if len(shape) < 2:
+            raise ShapeError(f"expects a 3-D or 4-D input but gets {_fmt(shape)}")
+        axes = self._axes(len(shape) + 1)
+        if 0 in axes:
+            raise ShapeError("cannot average over the batch axis")
+        return tuple(s for i, s in enumerate(shape, 1) if i not in axes)
+
+    def forward(self, x, train):
+        self.x_shape = x.shape
+        self.axes = self._axes(x.ndim)
+        return x.mean(axis=self.axes)
+
+    def backward(self, dout):
+        count = int(np.prod([self.x_shape[a] for a in self.axes]))
+        d = np.expand_dims(dout, self.axes) / dout.dtype.type(count)
+        return np.broadcast_to(d, self.x_shape).copy()
+
+
+class Unsqueeze(Module):
+    """Keep the last time step of (N, T, D) as a length-1 sequence (N, 1, D)."""
+
+    def out_shape(self, shape):
+        if len(shape) != 2:
+            raise ShapeError(f"expects an (N, T, D) sequence but gets {_fmt(shape)}")
+        return (1, shape[1])
+
+    def forward(self, x, train):
+        self.x_shape = x.shape
+        return x[:, -1:, :]
+
+    def backward(self, dout):
+        dx = np.zeros(self.x_shape, dout.dtype)
+        dx[:, -1:, :] = dout
+        return dx
+
+
+class Squeeze(Module):
+    """Drop the length-1 axis of (N, 1, D) (or any length-1 axis after the batch)."""
+
+    def out_shape(self, shape):
+        if 1 not in shape:
+            raise ShapeError(f"has no length-1 axis to remove in {_fmt(shape)}")
+        return tuple(s for s in shape if s != 1)
+
+    def forward(self, x, train):
+        self.x_shape = x.shape
+        return x.reshape((x.shape[0],) + self.out_shape(x.shape[1:]))
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)
+
+
+class Embedding(Module):
+    accepts_int = True
+
+    def __init__(self, vocab_size, embedding_dim, rng, dtype):
+        super().__init__()
+        self.vocab, self.dim = int(vocab_size), int(embedding_dim)
+        self.params = {"W": rng.standard_normal((self.vocab, self.dim)).astype(dtype)}
+
+    def out_shape(self, shape):
+        return tuple(shape) + (self.dim,)
+
+    def forward(self, x, train):
+        idx = np.asarray(x)
+        if idx.dtype.kind not in "iu":
+            if not np.all(idx == np.round(idx)):
+                raise ValueError("embedding: inputs must be integer token indices")
+            idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.vocab):
+            raise IndexError(f"embedding: token index out of range [0, {self.vocab}) "
+                             f"(min {idx.min()}, max {idx.max()})")
+        self.idx = idx
+        return self.params["W"][idx]
+
+    def backward(self, dout):
+        dW = np.zeros_like(self.params["W"])
+        np.add.at(dW, self.idx.ravel(), dout.reshape(-1, self.dim))
+        self.grads = {"W": dW}
+        return None
+
+
+class LSTM(Module):
+    """fastnn.nn.LSTM (batch_first): (N, T, in) -> (N, T, hidden), every time step."""
+
+    def __init__(self, size, dtype, num_layers=1):
+        super().__init__()
+        from .. import nn as fnn
+
+        self.n_in, self.hidden = size
+        self.lstm = fnn.LSTM(self.n_in, self.hidden, num_layers=num_layers, batch_first=True,
+                             dtype=dtype)
+        self.params = {k: np.ascontiguousarray(v, dtype=dtype)
+                       for k, v in self.lstm.state_dict().items()}
+        self._sync()
+
+    def _sync(self):
+        """Make the LSTM compute with self.params (the arrays the optimizer updates)."""
+        sd = self.lstm.state_dict()
+        if any(sd[k] is not v for k, v in self.params.items()):
+            self.lstm.load_state_dict(self.params)
+
+    def out_shape(self, shape):
+        if len(shape) != 2 or shape[1] != self.n_in:
+            raise ShapeError(f"expects (N, T, {self.n_in}) input (size=({self.n_in}, "
+                             f"{self.hidden})) but gets {_fmt(shape)}")
+        return (shape[0], self.hidden)
+
+    def forward(self, x, train):
+        self._sync()
+        out, _ = self.lstm(x)
+        return out
+
+    def backward(self, dout):
+        dx = self.lstm.backward(dout)
+        if isinstance(dx, tuple):
+            dx = dx[0]
+        self.grads = {k: np.asarray(v) for k, v in self.lstm.grads.items()}
+        return dx
+
+
+# ------------------------------------------------------------------ residual blocks
+
+class Sequence(Module):
+    """Modules in a row, with their params/grads/buffers under 'i.name' keys."""
+
+    def __init__(self, modules):
+        super().__init__()
+        self.modules = modules
+        self._collect()
+
+    def _collect(self):
+        self.params, self.buffers = {}, {}
+        for i, m in enumerate(self.modules):
+            for k, v in m.params.items():
+                self.params[f"{i}.{k}"] = v
+            for k, v in m.buffers.items():
+                self.buffers[f"{i}.{k}"] = v
+
+    def load_buffers(self, buffers):
+        for i, m in enumerate(self.modules):
+            pre = f"{i}."
+            own = {k[len(pre):]: v for k, v in buffers.items() if k.startswith(pre)}
+            if own:
+                m.load_buffers(own)
+        self._collect()
+
+    def out_shape(self, shape):
+        for m in self.modules:
+            shape = m.out_shape(shape)
+        return shape
+
+    def forward(self, x, train):
+        for m in self.modules:
+            x = m.forward(x, train)
+        for i, m in enumerate(self.modules):
+            for k, v in m.buffers.items():
+                self.buffers[f"{i}.{k}"] = v
+        return x
+
+    def backward(self, dout):
+        for m in reversed(self.modules):
+            dout = m.backward(dout)
+        self.grads = {f"{i}.{k}": v for i, m in enumerate(self.modules) for k, v in m.grads.items()}
+        return dout
+
+
+class Residual(Module):
+    """relu(main(x) + shortcut(x)); the shortcut is identity or a 1x1 conv + batch norm."""
+
+    def __init__(self, main, shortcut):
+        super().__init__()
+        self.main = main
+        self.shortcut = shortcut
+        self.relu = L.Relu()
+        self._collect()
+
+    def _parts(self):
+        return [("main", self.main)] + ([("short", self.shortcut)] if self.shortcut else [])
+
+    def _collect(self):
+        self.params = {f"{p}.{k}": v for p, m in self._parts() for k, v in m.params.items()}
+        self.buffers = {f"{p}.{k}": v for p, m in self._parts() for k, v in m.buffers.items()}
+
+    def load_buffers(self, buffers):
+        for p, m in self._parts():
+            m.load_buffers({k[len(p) + 1:]: v for k, v in buffers.items() if k.startswith(p + ".")})
+        self._collect()
+
+    def out_shape(self, shape):
+        out = self.main.out_shape(shape)
+        short = self.shortcut.out_shape(shape) if self.shortcut else tuple(shape)
+        if short != out:
+            raise ShapeError(f"residual branches disagree: {_fmt(out)} vs {_fmt(short)}")
+        return out
+
+    def forward(self, x, train):
+        y = self.main.forward(x, train)
+        s = self.shortcut.forward(x, train) if self.shortcut else x
+        out = self.relu.forward(y + s)
+        self._collect()
+        return out
+
+    def backward(self, dout):
+        d = self.relu.backward(dout)
+        dx = self.main.backward(d)
+        dx = dx + (self.shortcut.backward(d) if self.shortcut else d)
+        self.grads = {f"{p}.{k}": v for p, m in self._parts() for k, v in m.grads.items()}
+        return dx
+
+
+def _projection(c_in, c_out, stride, rng, dtype):
+    return Sequence([Conv2d((c_in, c_out), 1, rng, dtype, stride=stride, bias=False),
+                     BatchNorm(c_out, 2, dtype)])
+
+
+def basic_block(c_in, c_out, stride, rng, dtype):
+    main = Sequence([Conv2d((c_in, c_out), 3, rng, dtype, stride=stride, padding=1, bias=False),
+                     BatchNorm(c_out, 2, dtype), Activation(L.Relu()),
+                     Conv2d((c_out, c_out), 3, rng, dtype, padding=1, bias=False),
+                     BatchNorm(c_out, 2, dtype)])
+    short = _projection(c_in, c_out, stride, rng, dtype) if stride != 1 or c_in != c_out else None
+    return Residual(main, short)
+
+
+def bottleneck_block(c_in, planes, stride, rng, dtype):
+    c_out = 4 * planes
+    main = Sequence([Conv2d((c_in, planes), 1, rng, dtype, bias=False),
+                     BatchNorm(planes, 2, dtype), Activation(L.Relu()),
+                     Conv2d((planes, planes), 3, rng, dtype, stride=stride, padding=1, bias=False),
+                     BatchNorm(planes, 2, dtype), Activation(L.Relu()),
+                     Conv2d((planes, c_out), 1, rng, dtype, bias=False),
+                     BatchNorm(c_out, 2, dtype)])
+    short = _projection(c_in, c_out, stride, rng, dtype) if stride != 1 or c_in != c_out else None
+    return Residual(main, short)
+
+
+def res_stage(block, size, num_blocks, stride, rng, dtype):
+    """num_blocks blocks; the first takes size[0] channels and the stride, the rest stride 1."""
+    c_in, c_out = size
+    expansion = 4 if block is bottleneck_block else 1
+    blocks = []
+    for i in range(int(num_blocks)):
+        blocks.append(block(c_in, c_out, stride if i == 0 else 1, rng, dtype))
+        c_in = c_out * expansion
+    return Sequence(blocks)

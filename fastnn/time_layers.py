@@ -1,0 +1,322 @@
+"""Drop-ins for the time layers of *Deep Learning from Scratch* vol. 2 (common/time_layers.py).
+
+Same constructors, attributes and shapes as the book: Wx (D, gH), Wh (H, gH), b (gH,), batch-major
+sequences (N, T, D), ``params``/``grads`` lists whose grads are overwritten in place, ``stateful``,
+``set_state``/``reset_state``. The whole time loop of TimeRNN/TimeLSTM/TimeGRU runs in one C++
+call (fastnn._ops); the single-step RNN/LSTM/GRU run the same kernels on a sequence of length 1.
+"""
+
+import numpy as np
+
+from . import _ops
+
+
+def _time_major(xs):
+    return np.ascontiguousarray(np.swapaxes(xs, 0, 1))
+
+
+def _check_batch_major(layer, xs):
+    if np.ndim(xs) != 3:
+        raise ValueError(f"{layer}: expected a 3-D (N, T, D) sequence, got shape {np.shape(xs)}")
+
+
+class RNN:
+    """One tanh RNN step: h_next = tanh(h_prev @ Wh + x @ Wx + b)."""
+
+    def __init__(self, Wx, Wh, b):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.cache = None
+
+    def forward(self, x, h_prev):
+        Wx, Wh, b = self.params
+        x1 = np.asarray(x)[np.newaxis]
+        hs = _ops.rnn_forward(x1, h_prev, Wx, Wh, b, layer="RNN")
+        self.cache = (x1, h_prev, hs)
+        return hs[0]
+
+    def backward(self, dh_next):
+        Wx, Wh, b = self.params
+        x1, h_prev, hs = self.cache
+        dx, dh_prev, dWx, dWh, db = _ops.rnn_backward(x1, h_prev, Wx, Wh, hs, None, dh_next,
+                                                      layer="RNN")
+        self.grads[0][...] = dWx
+        self.grads[1][...] = dWh
+        self.grads[2][...] = db
+        return dx[0], dh_prev
+
+
+class LSTM:
+    """One LSTM step (gates f, g, i, o in Wx/Wh/b's 4H blocks): returns (h_next, c_next)."""
+
+    def __init__(self, Wx, Wh, b):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.cache = None
+
+    def forward(self, x, h_prev, c_prev):
+        Wx, Wh, b = self.params
+        x1 = np.asarray(x)[np.newaxis]
+        hs, cs, gates, _ = _ops.lstm_forward(x1, h_prev, c_prev, Wx, Wh, b, layer="LSTM")
+        self.cache = (x1, h_prev, c_prev, hs, cs, gates)
+        return hs[0], cs[0]
+
+    def backward(self, dh_next, dc_next):
+        Wx, Wh, b = self.params
+        x1, h_prev, c_prev, hs, cs, gates = self.cache
+        dx, dh_prev, dc_prev, dWx, dWh, db, _ = _ops.lstm_backward(
+            x1, h_prev, c_prev, Wx, Wh, None, hs, cs, gates, None, None, dh_next, dc_next,
+            layer="LSTM")
+        self.grads[0][...] = dWx
+        self.grads[1][...] = dWh
+        self.grads[2][...] = db
+        return dx[0], dh_prev, dc_prev
+
+
+class GRU:
+    """One GRU step (blocks z, r, h~): h_next = (1 - z) * h_prev + z * h~."""
+
+    def __init__(self, Wx, Wh, b):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.cache = None
+
+    def forward(self, x, h_prev):
+        Wx, Wh, b = self.params
+        x1 = np.asarray(x)[np.newaxis]
+        hs, gates, aux = _ops.gru_forward(x1, h_prev, Wx, Wh, b, layer="GRU")
+        self.cache = (x1, h_prev, hs, gates, aux)
+        return hs[0]
+
+    def backward(self, dh_next):
+        Wx, Wh, b = self.params
+        x1, h_prev, hs, gates, aux = self.cache
+        dx, dh_prev, dWx, dWh, db, _ = _ops.gru_backward(x1, h_prev, Wx, Wh, hs, gates, aux,
+                                                         None, dh_next, layer="GRU")
+        self.grads[0][...] = dWx
+        self.grads[1][...] = dWh
+        self.grads[2][...] = db
+        return dx[0], dh_prev
+
+
+class TimeRNN:
+    """T tanh RNN steps over xs (N, T, D) -> hs (N, T, H), in one kernel call."""
+
+    _layer = "TimeRNN"
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.h, self.dh = None, None
+        self.stateful = stateful
+        self._cache = None
+
+    def _h0(self):
+        return self.h if self.stateful else None
+
+    def forward(self, xs):
+        _check_batch_major(self._layer, xs)
+        Wx, Wh, b = self.params
+        x, h0 = _time_major(xs), self._h0()
+        hs = _ops.rnn_forward(x, h0, Wx, Wh, b, layer=self._layer)
+        self._cache = (x, h0, hs)
+        self.h = hs[-1].copy() if len(hs) else self.h
+        return np.swapaxes(hs, 0, 1)
+
+    def backward(self, dhs):
+        Wx, Wh, b = self.params
+        x, h0, hs = self._cache
+        dx, self.dh, *grads = _ops.rnn_backward(x, h0, Wx, Wh, hs, _time_major(dhs), None,
+                                                layer=self._layer)
+        for g, new in zip(self.grads, grads):
+            g[...] = new
+        return np.swapaxes(dx, 0, 1)
+
+    def set_state(self, h):
+        self.h = h
+
+    def reset_state(self):
+        self.h = None
+
+
+class TimeGRU(TimeRNN):
+    """T GRU steps over xs (N, T, D) -> hs (N, T, H), in one kernel call."""
+
+    _layer = "TimeGRU"
+
+    def forward(self, xs):
+        _check_batch_major(self._layer, xs)
+        Wx, Wh, b = self.params
+        x, h0 = _time_major(xs), self._h0()
+        hs, gates, aux = _ops.gru_forward(x, h0, Wx, Wh, b, layer=self._layer)
+        self._cache = (x, h0, hs, gates, aux)
+        self.h = hs[-1].copy() if len(hs) else self.h
+        return np.swapaxes(hs, 0, 1)
+
+    def backward(self, dhs):
+        Wx, Wh, b = self.params
+        x, h0, hs, gates, aux = self._cache
+        dx, self.dh, dWx, dWh, db, _ = _ops.gru_backward(x, h0, Wx, Wh, hs, gates, aux,
+                                                         _time_major(dhs), None,
+                                                         layer=self._layer)
+        for g, new in zip(self.grads, (dWx, dWh, db)):
+            g[...] = new
+        return np.swapaxes(dx, 0, 1)
+
+
+class TimeLSTM:
+    """T LSTM steps over xs (N, T, D) -> hs (N, T, H), in one kernel call."""
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.h, self.c = None, None
+        self.dh = None
+        self.stateful = stateful
+        self._cache = None
+
+    def forward(self, xs):
+        _check_batch_major("TimeLSTM", xs)
+        Wx, Wh, b = self.params
+        x = _time_major(xs)
+        h0, c0 = (self.h, self.c) if self.stateful else (None, None)
+        hs, cs, gates, _ = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, layer="TimeLSTM")
+        self._cache = (x, h0, c0, hs, cs, gates)
+        if len(hs):
+            self.h, self.c = hs[-1].copy(), cs[-1].copy()
+        return np.swapaxes(hs, 0, 1)
+
+    def backward(self, dhs):
+        Wx, Wh, b = self.params
+        x, h0, c0, hs, cs, gates = self._cache
+        dx, self.dh, _, dWx, dWh, db, _ = _ops.lstm_backward(
+            x, h0, c0, Wx, Wh, None, hs, cs, gates, None, _time_major(dhs), None, None,
+            layer="TimeLSTM")
+        for g, new in zip(self.grads, (dWx, dWh, db)):
+            g[...] = new
+        return np.swapaxes(dx, 0, 1)
+
+    def set_state(self, h, c=None):
+        self.h, self.c = h, c
+
+    def reset_state(self):
+        self.h, self.c = None, None
+
+
+class Embedding:
+    """Rows of W picked by integer ids; backward scatters dout back into those rows."""
+
+    def __init__(self, W):
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+        self.idx = None
+
+    def forward(self, idx):
+        self.idx = idx
+        return self.params[0][idx]
+
+    def backward(self, dout):
+        dW = self.grads[0]
+        dW[...] = 0
+        np.add.at(dW, self.idx, dout)
+        return None
+
+
+class TimeEmbedding(Embedding):
+    """Embedding of an (N, T) id array -> (N, T, D)."""
+
+    def __init__(self, W):
+        super().__init__(W)
+        self.W = W
+
+
+class TimeAffine:
+    """x (N, T, D) @ W (D, M) + b at every time step, as one matrix product (BLAS kernel)."""
+
+    def __init__(self, W, b):
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+        self.x = None
+
+    def forward(self, x):
+        N, T, D = x.shape
+        W, b = self.params
+        self.x = x
+        out = _ops.affine_forward(np.reshape(x, (N * T, D)), W, b, layer="TimeAffine")
+        return out.reshape(N, T, -1)
+
+    def backward(self, dout):
+        N, T, D = self.x.shape
+        W, b = self.params
+        dx, dW, db = _ops.affine_backward(np.reshape(dout, (N * T, -1)),
+                                          np.reshape(self.x, (N * T, D)), W,
+                                          layer="TimeAffine")
+        self.grads[0][...] = dW
+        self.grads[1][...] = db
+        return dx.reshape(N, T, D)
+
+
+class TimeSoftmaxWithLoss:
+    """Mean softmax cross-entropy over every (n, t) whose label is not ignore_label (-1)."""
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.cache = None
+        self.ignore_label = -1
+
+    def forward(self, xs, ts):
+        N, T, V = xs.shape
+        if ts.ndim == 3:  # one-hot labels
+            ts = ts.argmax(axis=2)
+        ts = ts.reshape(N * T)
+        ys, loss = _ops.softmax_cross_entropy_forward(
+            np.reshape(xs, (N * T, V)), ts, eps=0.0, ignore_label=self.ignore_label,
+            layer="TimeSoftmaxWithLoss")
+        self.cache = (ts, ys, (N, T, V))
+        return loss
+
+    def backward(self, dout=1):
+        ts, ys, (N, T, V) = self.cache
+        dx = _ops.softmax_cross_entropy_backward(ys, ts, dout, ignore_label=self.ignore_label,
+                                                 layer="TimeSoftmaxWithLoss")
+        return dx.reshape(N, T, V)
+
+
+class TimeDropout:
+    """Inverted dropout over a whole sequence; ``train_flg = False`` passes xs through."""
+
+    def __init__(self, dropout_ratio=0.5):
+        self.params, self.grads = [], []
+        self.dropout_ratio = dropout_ratio
+        self.mask = None
+        self.train_flg = True
+
+    def forward(self, xs):
+        if not self.train_flg:
+            return xs
+        keep = np.random.rand(*xs.shape) > self.dropout_ratio
+        self.mask = keep.astype(np.float32) * (1.0 / (1.0 - self.dropout_ratio))
+        return xs * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+class TimeBiLSTM:
+    """Two TimeLSTMs, the second reading the sequence backwards; outputs (N, T, 2H)."""
+
+    def __init__(self, Wx1, Wh1, b1, Wx2, Wh2, b2, stateful=False):
+        self.forward_lstm = TimeLSTM(Wx1, Wh1, b1, stateful)
+        self.backward_lstm = TimeLSTM(Wx2, Wh2, b2, stateful)
+        self.params = self.forward_lstm.params + self.backward_lstm.params
+        self.grads = self.forward_lstm.grads + self.backward_lstm.grads
+
+    def forward(self, xs):
+        out_f = self.forward_lstm.forward(xs)
+        out_b = self.backward_lstm.forward(xs[:, ::-1])[:, ::-1]
+        return np.concatenate((out_f, out_b), axis=2)
+
+    def backward(self, dhs):
+        H = dhs.shape[2] // 2
+        dxs = self.forward_lstm.backward(dhs[:, :, :H])
+        return dxs + self.backward_lstm.backward(dhs[:, :, H:][:, ::-1])[:, ::-1]

@@ -1,0 +1,166 @@
+"""Shared checks for test_rnn.py, test_lstm.py and test_gru.py: one book-style family at a time.
+
+A family is (name of the Time* class, name of the single-step class, gates per block, states):
+states is 1 for RNN/GRU (h) and 2 for LSTM (h, c).
+"""
+
+import numpy as np
+import pytest
+
+import fastnn.time_layers as fast
+import fastnn.reference.time_layers as ref
+from conftest import assert_parity, gradcheck
+
+
+def make_params(rng, D, H, gates, dtype, scale=0.5):
+    G = gates * H
+    return [(rng.standard_normal((D, G)) * scale).astype(dtype),
+            (rng.standard_normal((H, G)) * scale).astype(dtype),
+            rng.standard_normal(G).astype(dtype)]
+
+
+def pair(cls_name, params):
+    """The fastnn layer and the reference layer on copies of the same parameters."""
+    return (getattr(fast, cls_name)(*params),
+            getattr(ref, cls_name)(*[p.copy() for p in params]))
+
+
+def check_time_parity(rng, dtype, time_cls, gates, N, T, D, H, stateful=False, xs=None,
+                      scale=0.5):
+    params = make_params(rng, D, H, gates, dtype, scale)
+    a, r = pair(time_cls, params)
+    a.stateful = r.stateful = stateful
+    rounds = 2 if stateful else 1
+    for _ in range(rounds):
+        x = xs if xs is not None else rng.standard_normal((N, T, D)).astype(dtype)
+        dhs = rng.standard_normal((N, T, H)).astype(dtype)
+        assert_parity(a.forward(x), r.forward(np.ascontiguousarray(x)), dtype, reduce_len=D + H)
+        assert_parity(a.backward(dhs), r.backward(dhs), dtype, reduce_len=T * (D + H))
+        for ga, gr in zip(a.grads, r.grads):
+            assert_parity(ga, gr, dtype, reduce_len=N * T * gates * H)
+        assert_parity(a.dh, r.dh, dtype, reduce_len=T * gates * H)
+    return a, r
+
+
+def check_step_parity(rng, dtype, step_cls, gates, states, N, D, H):
+    params = make_params(rng, D, H, gates, dtype)
+    a, r = pair(step_cls, params)
+    x = rng.standard_normal((N, D)).astype(dtype)
+    st = [rng.standard_normal((N, H)).astype(dtype) for _ in range(states)]
+    outs_a, outs_r = a.forward(x, *st), r.forward(x, *st)
+    if states == 1:
+        outs_a, outs_r = (outs_a,), (outs_r,)
+    for oa, orf in zip(outs_a, outs_r):
+        assert_parity(oa, orf, dtype, reduce_len=D + H)
+    d = [rng.standard_normal((N, H)).astype(dtype) for _ in range(states)]
+    for ga, gr in zip(a.backward(*d), r.backward(*d)):
+        assert_parity(ga, gr, dtype, reduce_len=gates * H)
+    for ga, gr in zip(a.grads, r.grads):
+        assert_parity(ga, gr, dtype, reduce_len=N * gates * H)
+
+
+def check_time_gradients(rng, time_cls, gates, N=2, T=3, D=3, H=4):
+    """Central differences of sum(forward(xs) * dhs) w.r.t. xs and every parameter (float64)."""
+    params = make_params(rng, D, H, gates, np.float64)
+    layer = getattr(fast, time_cls)(*params)
+    xs = rng.standard_normal((N, T, D))
+    dhs = rng.standard_normal((N, T, H))
+
+    def loss():
+        return float(np.sum(layer.forward(xs) * dhs))
+
+    loss()
+    dxs = layer.backward(dhs)
+    grads = [g.copy() for g in layer.grads]
+    gradcheck(loss, xs, dxs)
+    for p, g in zip(layer.params, grads):  # the layer holds p itself: in-place edits are seen
+        gradcheck(loss, p, g)
+
+
+def check_edge_cases(rng, dtype, time_cls, gates):
+    D, H = 3, 5
+    # batch of one, odd sizes
+    check_time_parity(rng, dtype, time_cls, gates, N=1, T=7, D=D, H=H)
+    # empty batch gives empty arrays of the right shapes
+    layer = getattr(fast, time_cls)(*make_params(rng, D, H, gates, dtype))
+    hs = layer.forward(np.zeros((0, 4, D), dtype))
+    assert hs.shape == (0, 4, H) and hs.dtype == dtype
+    dxs = layer.backward(np.zeros((0, 4, H), dtype))
+    assert dxs.shape == (0, 4, D)
+    np.testing.assert_array_equal(layer.grads[0], 0)
+    # non-contiguous and Fortran-ordered inputs
+    big = rng.standard_normal((3, 10, D)).astype(dtype)
+    check_time_parity(rng, dtype, time_cls, gates, 3, 5, D, H, xs=big[:, ::2])
+    check_time_parity(rng, dtype, time_cls, gates, 3, 10, D, H, xs=np.asfortranarray(big))
+
+
+def check_nan_propagates(rng, time_cls, gates):
+    D, H = 3, 4
+    params = make_params(rng, D, H, gates, np.float32)
+    a, r = pair(time_cls, params)
+    xs = rng.standard_normal((2, 3, D)).astype(np.float32)
+    xs[0, 1, 0] = np.nan
+    ha, hr = a.forward(xs), r.forward(xs)
+    np.testing.assert_array_equal(np.isnan(ha), np.isnan(hr))
+    assert np.isnan(ha[0, 1:]).all() and np.isfinite(ha[1]).all() and np.isfinite(ha[0, 0]).all()
+
+
+def check_bad_input(rng, time_cls, gates):
+    D, H = 3, 4
+    layer = getattr(fast, time_cls)(*make_params(rng, D, H, gates, np.float32))
+    with pytest.raises(ValueError, match=r"input has 5 features but the weights expect 3"):
+        layer.forward(np.zeros((2, 3, 5), np.float32))
+    with pytest.raises(ValueError, match=r"3-D"):
+        layer.forward(np.zeros((2, 3), np.float32))
+    with pytest.raises(TypeError, match=time_cls):
+        layer.forward(np.zeros((2, 3, D), np.complex64))
+    layer.stateful = True
+    layer.set_state(np.zeros((7, H), np.float32))
+    with pytest.raises(ValueError, match=r"h0 has shape \(7, 4\) but \(2, 4\)"):
+        layer.forward(np.zeros((2, 3, D), np.float32))
+
+
+def check_stateful_and_reset(rng, time_cls, gates, states):
+    """stateful carries h (and c) across calls; reset_state/set_state behave like the book."""
+    N, T, D, H = 2, 4, 3, 5
+    params = make_params(rng, D, H, gates, np.float64)
+    a, r = pair(time_cls, params)
+    a.stateful = r.stateful = True
+    xs = rng.standard_normal((N, 2 * T, D))
+    whole = getattr(fast, time_cls)(*params).forward(xs)
+    first, second = a.forward(xs[:, :T]), a.forward(xs[:, T:])
+    assert_parity(np.concatenate([first, second], axis=1), whole, np.float64)
+    assert_parity(a.h, whole[:, -1], np.float64)
+    a.reset_state()
+    assert a.h is None
+    h0 = rng.standard_normal((N, H))
+    st = (h0, rng.standard_normal((N, H))) if states == 2 else (h0,)
+    a.set_state(*st)
+    r.set_state(*[s.copy() for s in st])
+    assert_parity(a.forward(xs), r.forward(xs), np.float64)
+
+
+def check_concurrent_calls(rng, time_cls, gates):
+    """Layers used from several Python threads at once (the kernels release the GIL) give the
+    same results as one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+    D, H = 16, 32
+    jobs = []
+    for _ in range(6):
+        layer = getattr(fast, time_cls)(*make_params(rng, D, H, gates, np.float32, 0.2))
+        jobs.append((layer, rng.standard_normal((8, 20, D)).astype(np.float32),
+                     rng.standard_normal((8, 20, H)).astype(np.float32)))
+
+    def work(job):
+        layer, xs, dhs = job
+        hs = layer.forward(xs)
+        return hs, layer.backward(dhs), [g.copy() for g in layer.grads]
+
+    serial = [work(j) for j in jobs]
+    with ThreadPoolExecutor(3) as pool:
+        parallel = list(pool.map(work, jobs))
+    for (hs, dx, gs), (hs2, dx2, gs2) in zip(serial, parallel):
+        np.testing.assert_array_equal(hs, hs2)
+        np.testing.assert_array_equal(dx, dx2)
+        for g, g2 in zip(gs, gs2):
+            np.testing.assert_array_equal(g, g2)

@@ -1,0 +1,174 @@
+"""The book's vol. 2 time layers: Embedding, TimeEmbedding, TimeAffine, TimeSoftmaxWithLoss,
+TimeDropout, TimeBiLSTM against fastnn.reference, and book-style model code run unchanged."""
+
+import numpy as np
+import pytest
+
+import fastnn.time_layers as fast
+import fastnn.reference.time_layers as ref
+from conftest import assert_parity, gradcheck
+
+
+def test_module_exports_the_books_classes():
+    for name in ["RNN", "TimeRNN", "LSTM", "TimeLSTM", "GRU", "TimeGRU", "Embedding",
+                 "TimeEmbedding", "TimeAffine", "TimeSoftmaxWithLoss", "TimeDropout",
+                 "TimeBiLSTM"]:
+        assert hasattr(fast, name) and hasattr(ref, name), name
+
+
+def test_embedding_and_time_embedding(rng, dtype):
+    W = rng.standard_normal((10, 4)).astype(dtype)
+    idx = np.array([1, 3, 3, 0])
+    a, r = fast.Embedding(W), ref.Embedding(W.copy())
+    assert_parity(a.forward(idx), r.forward(idx), dtype)
+    d = rng.standard_normal((4, 4)).astype(dtype)
+    assert a.backward(d) is None and r.backward(d) is None
+    assert_parity(a.grads[0], r.grads[0], dtype)
+    assert_parity(a.grads[0][3], d[1] + d[2], dtype)  # repeated ids accumulate
+
+    ids = rng.integers(0, 10, size=(3, 5))
+    a, r = fast.TimeEmbedding(W), ref.TimeEmbedding(W.copy())
+    assert_parity(a.forward(ids), r.forward(ids), dtype)
+    d = rng.standard_normal((3, 5, 4)).astype(dtype)
+    a.backward(d)
+    r.backward(d)
+    assert_parity(a.grads[0], r.grads[0], dtype, reduce_len=15)
+
+
+def test_time_affine(rng, dtype):
+    W = rng.standard_normal((6, 7)).astype(dtype)
+    b = rng.standard_normal(7).astype(dtype)
+    a, r = fast.TimeAffine(W, b), ref.TimeAffine(W.copy(), b.copy())
+    x = rng.standard_normal((3, 4, 6)).astype(dtype)
+    assert_parity(a.forward(x), r.forward(x), dtype, reduce_len=6)
+    d = rng.standard_normal((3, 4, 7)).astype(dtype)
+    assert_parity(a.backward(d), r.backward(d), dtype, reduce_len=7)
+    for ga, gr in zip(a.grads, r.grads):
+        assert_parity(ga, gr, dtype, reduce_len=12)
+
+
+def test_time_affine_gradients(rng):
+    W, b = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    layer = fast.TimeAffine(W, b)
+    x, d = rng.standard_normal((2, 3, 3)), rng.standard_normal((2, 3, 4))
+
+    def loss():
+        return float(np.sum(layer.forward(x) * d))
+
+    loss()
+    dx = layer.backward(d)
+    dW, db = (g.copy() for g in layer.grads)
+    gradcheck(loss, x, dx)
+    gradcheck(loss, W, dW)
+    gradcheck(loss, b, db)
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_time_softmax_with_loss_ignores_minus_one(rng, dtype, one_hot):
+    N, T, V = 3, 4, 5
+    xs = rng.standard_normal((N, T, V)).astype(dtype)
+    ts = rng.integers(0, V, size=(N, T))
+    ts[0, 1] = ts[2, 3] = -1
+    labels = ts
+    if one_hot:
+        ts = ts.clip(0)  # argmax of the one-hot rows; -1 has no one-hot form
+        labels = np.eye(V, dtype=int)[ts]
+    a, r = fast.TimeSoftmaxWithLoss(), ref.TimeSoftmaxWithLoss()
+    assert a.ignore_label == -1
+    la, lr = a.forward(xs, labels), r.forward(xs, labels)
+    np.testing.assert_allclose(la, lr, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert_parity(a.backward(), r.backward(), dtype)
+    if not one_hot:
+        # direct computation: mean over the 10 labelled positions
+        p = np.exp(xs) / np.exp(xs).sum(axis=2, keepdims=True)
+        keep = ts != -1
+        expected = -np.log(p[keep, ts[keep]]).mean()
+        np.testing.assert_allclose(la, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+        np.testing.assert_array_equal(a.backward()[0, 1], 0)
+
+
+def test_time_dropout_train_and_eval(rng):
+    xs = rng.standard_normal((4, 5, 6)).astype(np.float32)
+    a, r = fast.TimeDropout(0.3), ref.TimeDropout(0.3)
+    np.random.seed(3)
+    ya = a.forward(xs)
+    np.random.seed(3)
+    yr = r.forward(xs)
+    assert_parity(ya, yr, np.float32)
+    kept = ya != 0
+    np.testing.assert_allclose(ya[kept], xs[kept] / 0.7, rtol=1e-6)
+    d = rng.standard_normal(xs.shape).astype(np.float32)
+    assert_parity(a.backward(d), r.backward(d), np.float32)
+    a.train_flg = False
+    assert a.forward(xs) is xs
+
+
+def test_time_bilstm(rng, dtype):
+    N, T, D, H = 2, 5, 3, 4
+    ps = [p.astype(dtype) for p in (rng.standard_normal((D, 4 * H)) * 0.5,
+                                    rng.standard_normal((H, 4 * H)) * 0.5,
+                                    rng.standard_normal(4 * H),
+                                    rng.standard_normal((D, 4 * H)) * 0.5,
+                                    rng.standard_normal((H, 4 * H)) * 0.5,
+                                    rng.standard_normal(4 * H))]
+    a, r = fast.TimeBiLSTM(*ps), ref.TimeBiLSTM(*[p.copy() for p in ps])
+    xs = rng.standard_normal((N, T, D)).astype(dtype)
+    out = a.forward(xs)
+    assert out.shape == (N, T, 2 * H)
+    assert_parity(out, r.forward(xs), dtype, reduce_len=D + H)
+    d = rng.standard_normal((N, T, 2 * H)).astype(dtype)
+    assert_parity(a.backward(d), r.backward(d), dtype, reduce_len=T * (D + H))
+    assert len(a.grads) == 6
+    for ga, gr in zip(a.grads, r.grads):
+        assert_parity(ga, gr, dtype, reduce_len=N * T * 4 * H)
+
+
+class _BookRnnlm:
+    """A vol. 2 ch. 6 style language model written against a time_layers module, unchanged."""
+
+    def __init__(self, layers_module, V, D, H, rng, cell="TimeLSTM", gates=4):
+        m = layers_module
+        f = np.float32
+        embed_W = (rng.standard_normal((V, D)) / 100).astype(f)
+        Wx = (rng.standard_normal((D, gates * H)) / np.sqrt(D)).astype(f)
+        Wh = (rng.standard_normal((H, gates * H)) / np.sqrt(H)).astype(f)
+        b = np.zeros(gates * H).astype(f)
+        affine_W = (rng.standard_normal((H, V)) / np.sqrt(H)).astype(f)
+        affine_b = np.zeros(V).astype(f)
+        self.layers = [m.TimeEmbedding(embed_W), getattr(m, cell)(Wx, Wh, b, stateful=True),
+                       m.TimeDropout(0.0), m.TimeAffine(affine_W, affine_b)]
+        self.loss_layer = m.TimeSoftmaxWithLoss()
+        self.params, self.grads = [], []
+        for layer in self.layers:
+            self.params += layer.params
+            self.grads += layer.grads
+
+    def forward(self, xs, ts):
+        for layer in self.layers:
+            xs = layer.forward(xs)
+        return self.loss_layer.forward(xs, ts)
+
+    def backward(self, dout=1):
+        dout = self.loss_layer.backward(dout)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+
+@pytest.mark.parametrize("cell,gates", [("TimeLSTM", 4), ("TimeGRU", 3), ("TimeRNN", 1)])
+def test_book_model_code_runs_unchanged(cell, gates):
+    V, D, H, N, T = 12, 6, 8, 4, 5
+    models = [_BookRnnlm(mod, V, D, H, np.random.default_rng(7), cell, gates)
+              for mod in (fast, ref)]
+    data = np.random.default_rng(8).integers(0, V, size=(3, N, T + 1))
+    for step in range(3):  # SGD as the book's optimizer does it: params[i] -= lr * grads[i]
+        xs, ts = data[step, :, :-1], data[step, :, 1:]
+        losses = [m.forward(xs, ts) for m in models]
+        for m in models:
+            m.backward()
+        np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+        for ga, gr in zip(models[0].grads, models[1].grads):
+            assert_parity(ga, gr, np.float32, reduce_len=N * T * gates * H)
+        for m in models:
+            for p, g in zip(m.params, m.grads):
+                p -= 0.5 * g
