@@ -11,10 +11,12 @@ import os as _os
 
 import scipy_openblas32 as _openblas  # noqa: F401
 
-# Idle OpenMP workers sleep instead of spinning: on few cores, spinning workers starve the
-# OpenBLAS threads that run between our parallel loops (measured 5x slower training steps on
-# 2 busy cores). Read by libgomp when _C loads it; a value the user set wins.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP workers spin briefly (~20k polls, tens of microseconds), catching the next
+# parallel region of a layer sequence, then sleep so they never starve other processes on busy
+# cores. OpenBLAS runs no threads of its own (core/blas.h), so nothing of ours competes with
+# them. Measured against OMP_WAIT_POLICY=PASSIVE: MLP 784-256-10 step 1.17x faster on 2 cores.
+# Read by libgomp when _C loads it; values the user set (or OMP_WAIT_POLICY) win.
+_os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 from . import _C  # noqa: E402
 
