@@ -17,10 +17,9 @@ import numpy as np
 
 
 def set_threads(n):
-    """One thread count for fastnn (OpenMP + OpenBLAS), NumPy's BLAS and PyTorch."""
-    import fastnn
-
-    fastnn.set_num_threads(n)
+    """One thread count for NumPy's BLAS, PyTorch and fastnn (OpenMP threads; its OpenBLAS
+    stays single-threaded). fastnn goes last: threadpoolctl would otherwise also give fastnn's
+    OpenBLAS n threads of its own, nested inside fastnn's n OpenMP threads."""
     try:
         from threadpoolctl import threadpool_limits
 
@@ -33,6 +32,9 @@ def set_threads(n):
         torch.set_num_threads(n)
     except ImportError:
         pass
+    import fastnn
+
+    fastnn.set_num_threads(n)
 
 
 def compare(contenders, repeats=7, warmup=2, min_time=0.0, max_repeats=None):

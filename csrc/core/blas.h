@@ -38,7 +38,8 @@ inline void blas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
 
 // Below this many flops one thread is faster than any split (~50 us of work).
 constexpr double kGemmParallelFlops = double(1 << 22);
-// Blocks are at least this many rows/columns of C, and about 4 per thread for balance.
+// Blocks are at least this many rows/columns of C (unless that leaves one per thread), and up
+// to 4 per thread for balance.
 constexpr int64_t kGemmMinBlock = 32;
 
 }  // namespace detail
@@ -52,8 +53,10 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, co
   const int threads = omp_in_parallel() ? 1 : get_num_threads();
   const bool rows = M >= N;  // split the longer side of C
   const int64_t side = rows ? M : N;
-  const int64_t blocks = std::min<int64_t>(4 * threads, side / detail::kGemmMinBlock);
-  if (threads == 1 || blocks < 2 || 2.0 * double(M) * double(N) * double(K) <
+  // A multiple of the thread count, so equal blocks end together.
+  const int64_t blocks =
+      threads * std::clamp<int64_t>(side / (detail::kGemmMinBlock * threads), 1, 4);
+  if (threads == 1 || side < threads || 2.0 * double(M) * double(N) * double(K) <
                                         detail::kGemmParallelFlops) {
     detail::blas_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
