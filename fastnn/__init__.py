@@ -49,3 +49,6 @@ def build_info():
 
 # One thread budget from the start: OpenBLAS otherwise sizes its own pool independently.
 _C.set_num_threads(_C.get_num_threads())
+
+# The optional CUDA backend: fastnn.cuda.is_available() / fastnn.cuda.reason().
+from . import cuda  # noqa: E402,F401

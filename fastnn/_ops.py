@@ -666,3 +666,42 @@ def gru_backward(x, h0, Wx, Wh, hs, gates, aux, dhs, dhn, torch_layout=False, la
                                           dhs=dhs, dhn=dhn))
     return _C.gru_backward(a["x"], a["h0"], a["Wx"], a["Wh"], a["hs"], a["gates"], a["aux"],
                            a["dhs"], a["dhn"], torch_layout)
+
+
+# ---------------------------------------------------------------- CUDA dispatch
+# With the CUDA build (FASTNN_CUDA=ON), these entry points send calls that involve an array
+# exposing __cuda_array_interface__ (CuPy) to the function of the same name in fastnn.cuda;
+# NumPy calls run the CPU code above unchanged. CPU-only builds skip this: check_host keeps
+# raising its TypeError for device arrays.
+_CUDA_OPS = (
+    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward",
+    "tanh_backward", "im2col", "col2im", "conv2d_forward", "conv2d_backward",
+    "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+    "flatten_batch", "affine_forward", "affine_backward", "softmax",
+    "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
+    "batchnorm_forward_train", "batchnorm_forward_infer", "batchnorm_backward", "check_param",
+    "sgd_update", "momentum_update", "nesterov_update", "adagrad_update", "rmsprop_update",
+    "adam_update",
+)
+
+
+def _on_device(*arrays):
+    return any(hasattr(a, "__cuda_array_interface__") for a in arrays)
+
+
+def _dispatching(name, host):
+    def op(*args, **kwargs):
+        if _on_device(*args, *kwargs.values()):
+            from . import cuda
+            return getattr(cuda, name)(*args, **kwargs)
+        return host(*args, **kwargs)
+
+    op.__name__, op.__qualname__, op.__doc__ = host.__name__, host.__qualname__, host.__doc__
+    op.__wrapped__ = host  # inspect.signature shows the host signature
+    return op
+
+
+if _C.build_info()["cuda"]:
+    for _name in _CUDA_OPS:
+        globals()[_name] = _dispatching(_name, globals()[_name])
+    del _name

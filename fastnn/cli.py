@@ -103,7 +103,7 @@ def cmd_evaluate(args):
     dtype = np.dtype(args.dtype)
     _, (x_test, t_test) = load_data(args.dataset, dtype)
     network = build_model(args.model, x_test.shape[1:], dtype)
-    network.load_params(args.params)
+    network.load_params(args.params, allow_pickle=not args.safe)
     acc = network.accuracy(x_test, t_test, batch_size=args.batch_size)
     print(f"test accuracy: {acc:.4f} ({len(x_test)} {args.dataset} test images, {args.model})")
     return 0
@@ -112,7 +112,7 @@ def cmd_evaluate(args):
 def cmd_show_filters(args):
     from .models import _params
     from .viz import show_filters
-    params = _params.load(args.params)
+    params = _params.load(args.params, allow_pickle=not args.safe)
     W = params.get(args.key)
     if W is None or W.ndim != 4:
         raise UsageError(f"{args.params}: {args.key} is not a convolution weight "
@@ -166,6 +166,8 @@ def build_parser():
     e = sub.add_parser("evaluate", help="print the test accuracy of saved parameters")
     e.add_argument("--model", choices=MODELS, default="simple_convnet")
     e.add_argument("--params", required=True, help="params.pkl or .npz file")
+    e.add_argument("--safe", action="store_true",
+                   help="refuse pickle files (.pkl can run code when loaded): .npz only")
     e.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     e.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     e.add_argument("--batch-size", type=_positive(int), default=100)
@@ -173,6 +175,8 @@ def build_parser():
 
     s = sub.add_parser("show-filters", help="draw the first-layer convolution filters")
     s.add_argument("--params", required=True, help="params.pkl or .npz file")
+    s.add_argument("--safe", action="store_true",
+                   help="refuse pickle files (.pkl can run code when loaded): .npz only")
     s.add_argument("--out", default="filters.png")
     s.add_argument("--key", default="W1", help="which weight to draw (default W1)")
     s.set_defaults(func=cmd_show_filters)

@@ -63,3 +63,31 @@ def gradcheck(f, x, analytic, rtol=1e-6, atol=1e-8, h=1e-5):
     assert x.dtype == np.float64, "gradient checks run in float64"
     num = numerical_grad(f, x, h)
     np.testing.assert_allclose(analytic, num, rtol=rtol, atol=atol)
+
+
+# ---------------------------------------------------------------- hypothesis profiles (fuzzing)
+# "ci" (default): bounded and derandomized, so CI is deterministic and fast; "long": many more
+# random examples, on demand: HYPOTHESIS_PROFILE=long pytest tests/test_fuzz.py (or pass
+# --hypothesis-profile=long, hypothesis' own pytest option).
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=200, derandomize=True, deadline=None,
+                          suppress_health_check=_FUZZ_HEALTH, print_blob=True)
+settings.register_profile("long", max_examples=2000, deadline=None,
+                          suppress_health_check=_FUZZ_HEALTH, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    fuzz = sys.modules.get("test_fuzz")
+    if fuzz is not None and fuzz.EXAMPLES:
+        counts = dict(fuzz.EXAMPLES)
+        comparisons = counts.pop("comparisons", 0)
+        terminalreporter.write_line(
+            f"fuzz ({settings.default.max_examples} max per test): "
+            f"{sum(counts.values())} examples, {comparisons} comparisons with the reference; "
+            + ", ".join(f"{k.removeprefix('test_')} {v}" for k, v in sorted(counts.items())))

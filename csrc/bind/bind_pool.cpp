@@ -1,3 +1,5 @@
+#include <limits>
+
 #include "bind/registry.h"
 #include "bind/window.h"
 #include "cpu/pool.h"
@@ -24,6 +26,8 @@ cpu::ConvShape pool_backward_shape(const char* op, const py::array& dout,
 template <typename T>
 py::tuple maxpool2d_forward(Array<T> x, int64_t FH, int64_t FW, int64_t stride, int64_t pad) {
   const auto s = checked_window("Pooling", x, FH, FW, stride, pad);
+  FASTNN_CHECK(s.FH * s.FW <= std::numeric_limits<int32_t>::max(), "Pooling: a ", s.FH, "x",
+               s.FW, " window has more cells than its int32 argmax can index");
   auto out = empty<T>({s.N, s.C, s.OH, s.OW});
   IndexArray arg(std::vector<py::ssize_t>{s.N, s.C, s.OH, s.OW});
   {

@@ -33,6 +33,22 @@ inline int blas_int(int64_t n, const char* what) {
   return static_cast<int>(n);
 }
 
+// a * b and a + b of non-negative sizes, or ValueError naming `what` when the result does not
+// fit in int64 (signed overflow would be undefined behaviour and wrap to a wrong, small size).
+inline int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r))
+    throw std::invalid_argument(str_cat(what, " = ", a, " * ", b, " does not fit in 64 bits"));
+  return r;
+}
+
+inline int64_t checked_add(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    throw std::invalid_argument(str_cat(what, " = ", a, " + ", b, " does not fit in 64 bits"));
+  return r;
+}
+
 }  // namespace fastnn
 
 #define FASTNN_CHECK(cond, ...)                                        \

@@ -2,14 +2,27 @@
 
 #include <cblas.h>
 
+#include <atomic>
+
 namespace fastnn {
+namespace {
+// The budget set by set_num_threads (0: not set yet, OpenMP's default). OpenMP keeps its thread
+// count per calling thread, so each thread adopts the budget when a kernel asks for it.
+std::atomic<int> budget{0};
+}  // namespace
 
 void set_num_threads(int n) {
   if (n < 1) n = 1;
+  budget.store(n);
   omp_set_num_threads(n);
   scipy_openblas_set_num_threads(1);  // fastnn::gemm splits large GEMMs over OpenMP threads
 }
 
-int get_num_threads() { return omp_get_max_threads(); }
+int get_num_threads() {
+  const int n = budget.load();
+  if (n == 0) return omp_get_max_threads();
+  if (!omp_in_parallel() && omp_get_max_threads() != n) omp_set_num_threads(n);
+  return n;
+}
 
 }  // namespace fastnn

@@ -8,6 +8,9 @@
 namespace fastnn {
 
 void set_num_threads(int n);
+// The budget; also makes it the OpenMP thread count of the calling thread (Python threads other
+// than the one that called set_num_threads would otherwise keep OpenMP's default). Every kernel
+// asks for it before its parallel regions.
 int get_num_threads();
 
 // Parallel loops pay off only past a few thousand elements.

@@ -16,6 +16,7 @@ and ``buffer:<layer>.<name>`` hold the arrays (layer = 0-based ``add`` index). T
 import json
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -566,6 +567,8 @@ class nn:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the rename makes it visible
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -580,7 +583,7 @@ class nn:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
             raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint ({err})") from None
         if "__spec__" not in arrays:
             raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint (no __spec__ entry)")

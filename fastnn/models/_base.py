@@ -106,11 +106,12 @@ class Network:
         """Save ``params`` in the book's pickle format (or .npz when the name ends in .npz)."""
         _params.save(self.params, file_name)
 
-    def load_params(self, file_name="params.pkl"):
+    def load_params(self, file_name="params.pkl", allow_pickle=True):
         """Load a file written by ``save_params`` or by the book's code, into the arrays the
         layers already hold. Keys and shapes must match; values are converted to this
-        network's dtype. Pickle files run code when loaded: use only trusted ones."""
-        loaded = _params.load(file_name)
+        network's dtype. Pickle files run code when loaded: use only trusted ones, or pass
+        ``allow_pickle=False`` to accept only .npz files."""
+        loaded = _params.load(file_name, allow_pickle=allow_pickle)
         _params.check(loaded, self.params, file_name)
         for key, val in loaded.items():
             self.params[key][...] = val

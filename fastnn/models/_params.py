@@ -2,12 +2,14 @@
 
 Pickle can run arbitrary code while loading: load .pkl files only from trusted sources (the
 book's own ``train_convnet.py`` output, your own runs). ``.npz`` files are loaded with
-``allow_pickle=False`` and are safe to share.
+``allow_pickle=False`` and are safe to share; ``load(..., allow_pickle=False)`` (the CLI's
+``--safe``) refuses anything but ``.npz`` before reading a byte of it.
 """
 
 import os
 import pickle
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -32,6 +34,8 @@ def save(params, file_name):
                 np.savez(f, **params)
             else:
                 pickle.dump({k: np.asarray(v) for k, v in params.items()}, f, protocol=4)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
         os.replace(tmp, file_name)
     except BaseException:
         if os.path.exists(tmp):
@@ -39,17 +43,21 @@ def save(params, file_name):
         raise
 
 
-def load(file_name):
-    """The dict of arrays stored in ``file_name`` (.npz without pickle, else a trusted pickle)."""
+def load(file_name, allow_pickle=True):
+    """The dict of arrays stored in ``file_name`` (.npz without pickle, else a trusted pickle;
+    with ``allow_pickle=False`` only .npz files are accepted)."""
     file_name = os.fspath(file_name)
     if _is_npz(file_name):
         try:
             with np.load(file_name, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
-        except (ValueError, OSError, EOFError) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             if isinstance(e, FileNotFoundError):
                 raise
             raise ParamsError(f"{file_name}: not a readable .npz parameter file ({e})") from None
+    if not allow_pickle:
+        raise ParamsError(f"{file_name}: refusing to unpickle (allow_pickle=False / --safe); "
+                          f"save parameters as .npz to load them safely")
     with open(file_name, "rb") as f:
         try:
             params = pickle.load(f)

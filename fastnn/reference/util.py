@@ -31,7 +31,8 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0):
         for dx in range(filter_w):
             cols = slice(dx, dx + stride * out_w, stride)
             patches[:, :, dy, dx] = padded[:, :, rows, cols]
-    return patches.transpose(0, 4, 5, 1, 2, 3).reshape(N * out_h * out_w, -1)
+    rows = patches.transpose(0, 4, 5, 1, 2, 3)
+    return rows.reshape(N * out_h * out_w, C * filter_h * filter_w)  # also when N == 0
 
 
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):

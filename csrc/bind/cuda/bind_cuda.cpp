@@ -1,0 +1,274 @@
+// Python side of the CUDA kernels (built only with FASTNN_CUDA). fastnn/cuda.py validates,
+// allocates the outputs as CuPy arrays and passes raw device pointers (ints), the device id
+// and CuPy's current stream; every function here takes (f64, device, stream, pointers...,
+// sizes...), with f64 choosing the double or the float kernel.
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bind/registry.h"
+#include "cuda/ops.h"
+
+namespace fastnn::bind {
+namespace {
+
+using Ptr = std::uintptr_t;
+
+template <typename T> T* p(Ptr a) { return reinterpret_cast<T*>(a); }
+
+// Runs fn(T{}) with T = double or float on `device`, without the GIL.
+template <typename Fn>
+void run(bool f64, int device, Fn&& fn) {
+  py::gil_scoped_release nogil;
+  cuda::set_device(device);
+  if (f64) fn(double{});
+  else fn(float{});
+}
+
+body::Window window(const std::vector<int64_t>& x, int64_t FH, int64_t FW, int64_t stride,
+                    int64_t pad) {
+  FASTNN_CHECK(x.size() == 4, "expected an (N, C, H, W) shape, got ", shape_str(x));
+  return body::make_window(x[0], x[1], x[2], x[3], FH, FW, stride, pad);
+}
+
+using Shape = std::vector<int64_t>;
+
+void bind_cuda(py::module_& m) {
+  m.def("cuda_unavailable_reason", [] { return cuda::unavailable_reason(); },
+        "'' when a CUDA device and cuBLAS can be used, else the reason");
+
+  m.def("cuda_relu_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr y, Ptr mask, int64_t n) {
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::relu_forward(p<const T>(x), p<T>(y), p<bool>(mask), n, p<void>(st));
+    });
+  });
+  m.def("cuda_relu_backward", [](bool f64, int dev, Ptr st, Ptr dout, Ptr mask, Ptr dx,
+                                 int64_t n) {
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::relu_backward(p<const T>(dout), p<const bool>(mask), p<T>(dx), n, p<void>(st));
+    });
+  });
+  m.def("cuda_unary_forward", [](const std::string& op, bool f64, int dev, Ptr st, Ptr x, Ptr y,
+                                 int64_t n) {
+    FASTNN_CHECK(op == "sigmoid" || op == "tanh", "unknown activation ", op);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      if (op == "sigmoid") cuda::sigmoid_forward(p<const T>(x), p<T>(y), n, p<void>(st));
+      else cuda::tanh_forward(p<const T>(x), p<T>(y), n, p<void>(st));
+    });
+  });
+  m.def("cuda_unary_backward", [](const std::string& op, bool f64, int dev, Ptr st, Ptr dout,
+                                  Ptr y, Ptr dx, int64_t n) {
+    FASTNN_CHECK(op == "sigmoid" || op == "tanh", "unknown activation ", op);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      if (op == "sigmoid")
+        cuda::sigmoid_backward(p<const T>(dout), p<const T>(y), p<T>(dx), n, p<void>(st));
+      else cuda::tanh_backward(p<const T>(dout), p<const T>(y), p<T>(dx), n, p<void>(st));
+    });
+  });
+
+  m.def("cuda_im2col", [](bool f64, int dev, Ptr st, Ptr x, Ptr col, Shape shape, int64_t FH,
+                          int64_t FW, int64_t stride, int64_t pad) {
+    const auto s = window(shape, FH, FW, stride, pad);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::im2col(p<const T>(x), p<T>(col), s, p<void>(st));
+    });
+  });
+  m.def("cuda_col2im", [](bool f64, int dev, Ptr st, Ptr col, Ptr x, Shape shape, int64_t FH,
+                          int64_t FW, int64_t stride, int64_t pad) {
+    const auto s = window(shape, FH, FW, stride, pad);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::col2im(p<const T>(col), p<T>(x), s, p<void>(st));
+    });
+  });
+
+  // b == 0: no bias.
+  m.def("cuda_conv2d_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr W, Ptr b, Ptr out,
+                                  Shape shape, int64_t FN, int64_t FH, int64_t FW,
+                                  int64_t stride, int64_t pad) {
+    const auto s = window(shape, FH, FW, stride, pad);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::conv2d_forward(p<const T>(x), p<const T>(W), p<const T>(b), p<T>(out), s, FN,
+                           p<void>(st));
+    });
+  });
+  m.def("cuda_conv2d_backward", [](bool f64, int dev, Ptr st, Ptr dout, Ptr x, Ptr W, Ptr dx,
+                                   Ptr dW, Ptr db, Shape shape, int64_t FN, int64_t FH,
+                                   int64_t FW, int64_t stride, int64_t pad) {
+    const auto s = window(shape, FH, FW, stride, pad);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::conv2d_backward(p<const T>(dout), p<const T>(x), p<const T>(W), p<T>(dx), p<T>(dW),
+                            p<T>(db), s, FN, p<void>(st));
+    });
+  });
+
+  m.def("cuda_maxpool2d_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr out, Ptr arg,
+                                     Shape shape, int64_t FH, int64_t FW, int64_t stride,
+                                     int64_t pad) {
+    const auto s = window(shape, FH, FW, stride, pad);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::maxpool2d_forward(p<const T>(x), p<T>(out), p<int32_t>(arg), s, p<void>(st));
+    });
+  });
+  m.def("cuda_maxpool2d_backward", [](bool f64, int dev, Ptr st, Ptr dout, Ptr arg, Ptr dx,
+                                      Shape shape, int64_t FH, int64_t FW, int64_t stride,
+                                      int64_t pad) {
+    const auto s = window(shape, FH, FW, stride, pad);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::maxpool2d_backward(p<const T>(dout), p<const int32_t>(arg), p<T>(dx), s,
+                               p<void>(st));
+    });
+  });
+  m.def("cuda_avgpool2d_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr out, Shape shape,
+                                     int64_t FH, int64_t FW, int64_t stride, int64_t pad) {
+    const auto s = window(shape, FH, FW, stride, pad);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::avgpool2d_forward(p<const T>(x), p<T>(out), s, p<void>(st));
+    });
+  });
+  m.def("cuda_avgpool2d_backward", [](bool f64, int dev, Ptr st, Ptr dout, Ptr dx, Shape shape,
+                                      int64_t FH, int64_t FW, int64_t stride, int64_t pad) {
+    const auto s = window(shape, FH, FW, stride, pad);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::avgpool2d_backward(p<const T>(dout), p<T>(dx), s, p<void>(st));
+    });
+  });
+
+  m.def("cuda_affine_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr W, Ptr b, Ptr out,
+                                  int64_t N, int64_t D, int64_t M) {
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::affine_forward(p<const T>(x), p<const T>(W), p<const T>(b), p<T>(out), N, D, M,
+                           p<void>(st));
+    });
+  });
+  m.def("cuda_affine_backward", [](bool f64, int dev, Ptr st, Ptr dout, Ptr x, Ptr W, Ptr dx,
+                                   Ptr dW, Ptr db, int64_t N, int64_t D, int64_t M) {
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::affine_backward(p<const T>(dout), p<const T>(x), p<const T>(W), p<T>(dx), p<T>(dW),
+                            p<T>(db), N, D, M, p<void>(st));
+    });
+  });
+
+  m.def("cuda_softmax_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr y, int64_t rows,
+                                   int64_t C) {
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::softmax_forward(p<const T>(x), p<T>(y), rows, C, p<void>(st));
+    });
+  });
+  m.def("cuda_softmax_cross_entropy_forward",
+        [](bool f64, int dev, Ptr st, Ptr x, Ptr labels, Ptr y, Ptr row_loss, int64_t N,
+           int64_t C, double eps, std::optional<int64_t> ignore) {
+          run(f64, dev, [&](auto t) {
+            using T = decltype(t);
+            cuda::softmax_cross_entropy_forward(p<const T>(x), p<const int64_t>(labels), p<T>(y),
+                                                p<T>(row_loss), N, C, eps, ignore.has_value(),
+                                                ignore.value_or(0), p<void>(st));
+          });
+        });
+  m.def("cuda_softmax_cross_entropy_backward",
+        [](bool f64, int dev, Ptr st, Ptr y, Ptr labels, Ptr dx, int64_t N, int64_t C,
+           double scale, std::optional<int64_t> ignore) {
+          run(f64, dev, [&](auto t) {
+            using T = decltype(t);
+            cuda::softmax_cross_entropy_backward(p<const T>(y), p<const int64_t>(labels),
+                                                 p<T>(dx), N, C, scale, ignore.has_value(),
+                                                 ignore.value_or(0), p<void>(st));
+          });
+        });
+  m.def("cuda_softmax_cross_entropy_backward_dense",
+        [](bool f64, int dev, Ptr st, Ptr y, Ptr target, Ptr dx, int64_t n, double scale) {
+          run(f64, dev, [&](auto t) {
+            using T = decltype(t);
+            cuda::softmax_cross_entropy_backward_dense(p<const T>(y), p<const T>(target),
+                                                       p<T>(dx), n, scale, p<void>(st));
+          });
+        });
+
+  m.def("cuda_batchnorm_forward_train",
+        [](bool f64, int dev, Ptr st, Ptr x, Ptr gamma, Ptr beta, Ptr rm, Ptr rv, Ptr out,
+           Ptr xc, Ptr xn, Ptr std, Ptr new_rm, Ptr new_rv, int64_t N, int64_t D,
+           double momentum, double eps) {
+          run(f64, dev, [&](auto t) {
+            using T = decltype(t);
+            cuda::batchnorm_forward_train(p<const T>(x), p<const T>(gamma), p<const T>(beta),
+                                          p<const T>(rm), p<const T>(rv), p<T>(out), p<T>(xc),
+                                          p<T>(xn), p<T>(std), p<T>(new_rm), p<T>(new_rv), N, D,
+                                          momentum, eps, p<void>(st));
+          });
+        });
+  m.def("cuda_batchnorm_forward_infer",
+        [](bool f64, int dev, Ptr st, Ptr x, Ptr gamma, Ptr beta, Ptr rm, Ptr rv, Ptr out,
+           int64_t N, int64_t D, double eps) {
+          run(f64, dev, [&](auto t) {
+            using T = decltype(t);
+            cuda::batchnorm_forward_infer(p<const T>(x), p<const T>(gamma), p<const T>(beta),
+                                          p<const T>(rm), p<const T>(rv), p<T>(out), N, D, eps,
+                                          p<void>(st));
+          });
+        });
+  m.def("cuda_batchnorm_backward",
+        [](bool f64, int dev, Ptr st, Ptr dout, Ptr gamma, Ptr xc, Ptr xn, Ptr std, Ptr dx,
+           Ptr dgamma, Ptr dbeta, int64_t N, int64_t D) {
+          run(f64, dev, [&](auto t) {
+            using T = decltype(t);
+            cuda::batchnorm_backward(p<const T>(dout), p<const T>(gamma), p<const T>(xc),
+                                     p<const T>(xn), p<const T>(std), p<T>(dx), p<T>(dgamma),
+                                     p<T>(dbeta), N, D, p<void>(st));
+          });
+        });
+
+  // name in sgd, momentum, nesterov, adagrad, rmsprop, adam; state: the optimizer's arrays
+  // (v, h, or m and v), hyper: its scalars in the order of csrc/cpu/optim.h.
+  m.def("cuda_optim_update", [](const std::string& name, bool f64, int dev, Ptr st, Ptr param,
+                                std::vector<Ptr> state, Ptr grad, int64_t n,
+                                std::vector<double> hyper) {
+    // (state arrays, hyper-parameters) each optimizer takes.
+    std::pair<size_t, size_t> need{9, 9};
+    if (name == "sgd") need = {0, 1};
+    else if (name == "momentum" || name == "nesterov" || name == "adagrad") need = {1, 2};
+    else if (name == "rmsprop") need = {1, 3};
+    else if (name == "adam") need = {2, 4};
+    FASTNN_CHECK(need.first != 9, "unknown optimizer ", name);
+    FASTNN_CHECK(state.size() == need.first && hyper.size() == need.second, name,
+                 ": expected ", need.first, " state arrays and ", need.second,
+                 " hyper-parameters");
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      auto h = [&](size_t k) { return static_cast<T>(hyper[k]); };
+      T* pp = p<T>(param);
+      const T* g = p<const T>(grad);
+      void* s = p<void>(st);
+      if (name == "sgd") cuda::sgd_update(pp, g, n, h(0), s);
+      else if (name == "momentum") cuda::momentum_update(pp, p<T>(state[0]), g, n, h(0), h(1), s);
+      else if (name == "nesterov") cuda::nesterov_update(pp, p<T>(state[0]), g, n, h(0), h(1), s);
+      else if (name == "adagrad") cuda::adagrad_update(pp, p<T>(state[0]), g, n, h(0), h(1), s);
+      else if (name == "rmsprop")
+        cuda::rmsprop_update(pp, p<T>(state[0]), g, n, h(0), h(1), h(2), s);
+      else
+        cuda::adam_update(pp, p<T>(state[0]), p<T>(state[1]), g, n, h(0), h(1), h(2), h(3), s);
+    });
+  });
+}
+
+Registrar reg("cuda", &bind_cuda);
+
+}  // namespace
+}  // namespace fastnn::bind

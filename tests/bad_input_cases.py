@@ -1,0 +1,339 @@
+"""The bad-input table of docs/errors.md as code: (id, API, input, exception, message pattern,
+call). tests/test_bad_input.py checks each row in-process and runs the whole table in a child
+process (``python tests/bad_input_cases.py`` prints one JSON line per row) to prove that none of
+them crashes the interpreter."""
+
+import json
+import os
+
+import numpy as np
+
+import fastnn
+import fastnn.time_layers as TL
+from fastnn import _C, basenn, datasets, layers as L, models, nn, optim, util
+from fastnn.datasets import DatasetNotFound
+from fastnn.models import ParamsError
+from fastnn.trainer import Trainer
+
+z = np.zeros
+
+
+def _conv(x, W, b=None, stride=1, pad=0):
+    return L.Convolution(W, z(W.shape[0]) if b is None else b, stride, pad).forward(x)
+
+
+def _affine(x, W, b):
+    return L.Affine(W, b).forward(x)
+
+
+def _loss(x, t):
+    return L.SoftmaxWithLoss().forward(x, t)
+
+
+def _bn(x, D=3):
+    return L.BatchNormalization(np.ones(D), z(D)).forward(x)
+
+
+def _load_params(content, suffix, **kwargs):
+    """load_params of a file holding `content` (written to a fresh temporary folder)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "params" + suffix)
+        with open(path, "wb") as f:
+            f.write(content)
+        models.TwoLayerNet(4, 3, 2).load_params(path, **kwargs)
+
+
+def _basenn_load(content):
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "model.pth")
+        with open(path, "wb") as f:
+            f.write(content)
+        basenn.nn().load(path)
+
+
+def _no_data(load):
+    """Run a dataset loader with no data folder to find (FASTNN_DATA and HOME set to nowhere)."""
+    old = {k: os.environ.get(k) for k in ("FASTNN_DATA", "HOME")}
+    os.environ.update(FASTNN_DATA="/nonexistent/fastnn-data", HOME="/nonexistent")
+    try:
+        load()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class GPUArray:
+    __cuda_array_interface__ = {"shape": (2, 3), "typestr": "<f4", "data": (0, False),
+                                "version": 3}
+    shape, ndim, dtype = (2, 3), 2, np.dtype(np.float32)
+
+
+X = z((2, 1, 5, 5))
+W = z((3, 1, 3, 3))
+
+# id, API, input (as the docs say it), exception, message pattern, call
+CASES = [
+    # ---- dtypes, devices
+    ("dtype-complex", "Relu.forward", "complex128 x", TypeError,
+     "Relu: arrays of dtype complex128 are not supported",
+     lambda: L.Relu().forward(z(3, complex))),
+    ("dtype-object", "Affine.forward", "object x", TypeError,
+     "Affine: arrays of dtype object are not supported",
+     lambda: _affine(np.array([[1, None]], object), z((2, 2)), z(2))),
+    ("dtype-str", "Sigmoid.forward", "str x", TypeError,
+     "Sigmoid: arrays of dtype <U1 are not supported",
+     lambda: L.Sigmoid().forward(np.array(["a"]))),
+    ("gpu-array", "Relu.forward", "an array with __cuda_array_interface__", TypeError,
+     "got a GPU array", lambda: L.Relu().forward(GPUArray())),
+    # ---- activations
+    ("relu-dout-shape", "Relu.backward", "dout of another shape", ValueError,
+     r"Relu.backward: dout has shape \(2,\) but the forward input had shape \(3,\)",
+     lambda: (lambda r: (r.forward(z(3)), r.backward(z(2))))(L.Relu())),
+    ("sigmoid-dout-shape", "Sigmoid.backward", "dout of another shape", ValueError,
+     r"Sigmoid.backward: dout has shape \(2,\) but the forward output had shape \(3,\)",
+     lambda: (lambda r: (r.forward(z(3)), r.backward(z(2))))(L.Sigmoid())),
+    # ---- affine
+    ("affine-features", "Affine.forward", "x with 3 features, W for 4", ValueError,
+     r"Affine: x has 3 features per sample but W expects 4",
+     lambda: _affine(z((2, 3)), z((4, 5)), z(5))),
+    ("affine-W-ndim", "Affine.forward", "1-D W", ValueError,
+     r"Affine: W must be 2-D \(D, M\) and b 1-D", lambda: _affine(z((2, 3)), z(3), z(1))),
+    ("affine-b-length", "Affine.forward", "b of the wrong length", ValueError,
+     r"Affine: b has length 4 but W has 5 columns", lambda: _affine(z((2, 3)), z((3, 5)), z(4))),
+    ("affine-scalar", "Affine.forward", "a 0-D x", ValueError,
+     "Affine: x must have a batch axis", lambda: _affine(np.float64(1), z((1, 1)), z(1))),
+    ("affine-backward-first", "Affine.backward", "backward before forward", RuntimeError,
+     r"Affine.backward: call forward\(x\) first", lambda: L.Affine(z((2, 2)), z(2)).backward(z(2))),
+    ("affine-dout-shape", "Affine.backward", "dout of another shape", ValueError,
+     r"Affine.backward: dout has shape \(2, 4\) but the forward output had shape \(2, 5\)",
+     lambda: (lambda a: (a.forward(z((2, 3))), a.backward(z((2, 4)))))(L.Affine(z((3, 5)), z(5)))),
+    # ---- softmax with loss
+    ("loss-label-range", "SoftmaxWithLoss.forward", "label 3 with 3 classes", IndexError,
+     "label 3 .* is out of range for 3 classes", lambda: _loss(z((2, 3)), np.array([0, 3]))),
+    ("loss-label-negative", "SoftmaxWithLoss.forward", "label -1", IndexError,
+     "label -1 .* is out of range", lambda: _loss(z((2, 3)), np.array([0, -1]))),
+    ("loss-label-uint64", "SoftmaxWithLoss.forward", "uint64 label 2**63", IndexError,
+     "is out of range", lambda: _loss(z((2, 3)), np.array([0, 2**63], np.uint64))),
+    ("loss-float-labels", "SoftmaxWithLoss.forward", "float labels (N,)", TypeError,
+     "integer labels t must have an integer dtype", lambda: _loss(z((2, 3)), z(2))),
+    ("loss-label-count", "SoftmaxWithLoss.forward", "3 labels for 2 samples", ValueError,
+     "got 3 labels for a batch of 2", lambda: _loss(z((2, 3)), np.array([0, 1, 2]))),
+    ("loss-x-ndim", "SoftmaxWithLoss.forward", "3-D x", ValueError,
+     r"expected x of shape \(N, C\)", lambda: _loss(z((2, 3, 4)), np.array([0, 1]))),
+    ("loss-backward-first", "SoftmaxWithLoss.backward", "backward before forward", RuntimeError,
+     "call forward", lambda: L.SoftmaxWithLoss().backward()),
+    ("loss-dout-array", "SoftmaxWithLoss.backward", "dout with 2 numbers", ValueError,
+     "dout must be one number",
+     lambda: (lambda s: (s.forward(z((2, 3)), np.array([0, 1])), s.backward(z(2))))(
+         L.SoftmaxWithLoss())),
+    # ---- batch normalization
+    ("bn-gamma-shape", "BatchNormalization.forward", "gamma for 3 features, x with 4", ValueError,
+     r"gamma.shape=\(3,\) but x has 4 features", lambda: _bn(z((2, 4)))),
+    ("bn-x-ndim", "BatchNormalization.forward", "3-D x", ValueError,
+     "x must be 2-D .* or 4-D", lambda: _bn(z((2, 3, 1)))),
+    ("bn-backward-first", "BatchNormalization.backward", "backward before forward", RuntimeError,
+     "call forward", lambda: L.BatchNormalization(np.ones(3), z(3)).backward(z((2, 3)))),
+    ("dropout-backward-first", "Dropout.backward", "backward before a training forward",
+     ValueError, "Dropout.backward: dout has shape", lambda: L.Dropout().backward(z(3))),
+    # ---- convolution
+    ("conv-channels", "Convolution.forward", "x with 2 channels, W for 1", ValueError,
+     "Convolution: x has 2 channels but W expects 1", lambda: _conv(z((2, 2, 5, 5)), W)),
+    ("conv-W-ndim", "Convolution.forward", "3-D W", ValueError,
+     r"W must be 4-D \(FN, C, FH, FW\)", lambda: _conv(X, z((3, 3, 3)))),
+    ("conv-x-ndim", "Convolution.forward", "3-D x", ValueError,
+     r"x must be 4-D \(N, C, H, W\)", lambda: _conv(z((1, 5, 5)), W)),
+    ("conv-window", "Convolution.forward", "7x7 filter on a 5x5 image", ValueError,
+     "window 7x7 is larger than the padded input 5x5", lambda: _conv(X, z((3, 1, 7, 7)))),
+    ("conv-stride", "Convolution.forward", "stride 0", ValueError,
+     "stride must be >= 1, got 0", lambda: _conv(X, W, stride=0)),
+    ("conv-pad", "Convolution.forward", "pad -1", ValueError,
+     "pad must be >= 0, got -1", lambda: _conv(X, W, pad=-1)),
+    ("conv-stride-float", "Convolution.forward", "stride 1.5", TypeError,
+     "stride must be an integer, got 1.5", lambda: _conv(X, W, stride=1.5)),
+    ("conv-bias", "Convolution.forward", "b with 2 elements for 3 filters", ValueError,
+     "b must have FN=3 elements", lambda: _conv(X, W, b=z(2))),
+    ("conv-backward-first", "Convolution.backward", "backward before forward", RuntimeError,
+     "Convolution.backward called before forward",
+     lambda: L.Convolution(W, z(3)).backward(z((2, 3, 3, 3)))),
+    ("conv-dout-shape", "Convolution.backward", "dout of another shape", ValueError,
+     r"dout has shape \(2, 3, 2, 2\) but the forward output had shape \(2, 3, 3, 3\)",
+     lambda: (lambda c: (c.forward(X), c.backward(z((2, 3, 2, 2)))))(L.Convolution(W, z(3)))),
+    # 1 PiB: more than any address space, so malloc fails even where the OS overcommits
+    ("conv-huge-output", "Convolution.forward", "pad 2**23 (an output of 2.8e14 elements)",
+     MemoryError, "Unable to allocate", lambda: _conv(z((1, 1, 2, 2)), z((1, 1, 1, 1)), pad=2**23)),
+    ("conv-blas-int32", "Convolution.forward",
+     "OH*OW = 2**34 > 2**31-1 (no filters, so the output is empty)", ValueError,
+     "OH\\*OW = .* is too large for BLAS",
+     lambda: _conv(z((1, 1, 1, 1)), z((0, 1, 1, 1)), pad=2**16)),
+    # ---- pooling
+    ("pool-window-size", "Pooling()", "pool_h 0", ValueError,
+     "window size must be at least 1x1, got 0x2", lambda: L.Pooling(0, 2)),
+    ("pool-stride", "Pooling()", "stride 0", ValueError,
+     "stride must be >= 1, got 0", lambda: L.Pooling(2, 2, 0)),
+    ("pool-window", "Pooling.forward", "3x3 window on a 2x2 image", ValueError,
+     "window 3x3 is larger than the padded input 2x2",
+     lambda: L.Pooling(3, 3).forward(z((1, 1, 2, 2)))),
+    ("pool-backward-first", "AvgPooling.backward", "backward before forward", RuntimeError,
+     "AvgPooling.backward called before forward", lambda: L.AvgPooling(2, 2).backward(z(1))),
+    ("pool-int32-argmax", "Pooling.forward", "a 65536x65536 window (pad 2**15)", ValueError,
+     "more cells than its int32 argmax can index",
+     lambda: L.Pooling(2**16, 2**16, 1, 2**15).forward(z((1, 1, 1, 1)))),
+    ("pool-huge-output", "AvgPooling.forward", "pad 2**40 on a 1x1 image", ValueError,
+     r"AvgPooling: OH\*OW = .* does not fit in 64 bits",
+     lambda: L.AvgPooling(1, 1, 1, 2**40).forward(z((1, 1, 1, 1)))),
+    # ---- im2col / col2im
+    ("im2col-x-ndim", "util.im2col", "3-D x", ValueError,
+     r"im2col: x must be 4-D", lambda: util.im2col(z((1, 5, 5)), 3, 3)),
+    ("im2col-overflow", "util.im2col", "pad 2**31-1 (N*OH*OW overflows int64)", ValueError,
+     r"im2col: OH\*OW = .* does not fit in 64 bits",
+     lambda: util.im2col(z((1, 1, 2, 2)), 1, 1, 1, 2**31 - 1)),
+    ("im2col-pad-overflow", "util.im2col", "pad 2**62 (2*pad overflows int64)", ValueError,
+     r"im2col: 2\*pad = .* does not fit in 64 bits",
+     lambda: util.im2col(z((1, 1, 1, 1)), 1, 1, 1, 2**62)),
+    ("im2col-pad-int64", "util.im2col", "pad 2**70 (not an int64)", TypeError,
+     "incompatible function arguments", lambda: util.im2col(z((1, 1, 1, 1)), 1, 1, 1, 2**70)),
+    ("col2im-col-shape", "util.col2im", "col of the wrong shape", ValueError,
+     r"col2im: col has shape \(4, 9\) but input_shape",
+     lambda: util.col2im(z((4, 9)), (2, 1, 5, 5), 3, 3)),
+    ("col2im-input-shape", "util.col2im", "a 3-D input_shape", ValueError,
+     r"input_shape must be \(N, C, H, W\)", lambda: util.col2im(z((4, 9)), (1, 5, 5), 3, 3)),
+    ("col2im-huge", "util.col2im", "input_shape (0, 1, 2**40, 2**40)", ValueError,
+     r"col2im: H\*W = .* does not fit in 64 bits",
+     lambda: util.col2im(z((0, 1)), (0, 1, 2**40, 2**40), 1, 1)),
+    # ---- direct _C calls (the bindings check again; _ops is the supported entry point)
+    ("C-conv-channels", "_C.conv2d_forward", "x with 2 channels, W for 1", ValueError,
+     "Convolution: x has 2 channels but W expects 1",
+     lambda: _C.conv2d_forward(z((1, 2, 3, 3)), z((1, 1, 1, 1)), None, 1, 0)),
+    ("C-complex", "_C.relu_forward", "complex128 x", TypeError,
+     "incompatible function arguments", lambda: _C.relu_forward(z(3, complex))),
+    ("C-label-range", "_C.softmax_cross_entropy_forward", "label 5 with 3 classes", IndexError,
+     "label 5 .* is out of range for 3 classes",
+     lambda: _C.softmax_cross_entropy_forward(z((1, 3)), np.array([5]), 0.0, None, "loss")),
+    ("C-relu-mask", "_C.relu_backward", "mask of another size", ValueError,
+     "Relu.backward: dout has shape",
+     lambda: _C.relu_backward(z(3), z(2, bool), z(3))),
+    ("C-pool-arg-shape", "_C.maxpool2d_backward", "arg of another shape", ValueError,
+     "Pooling.backward: arg has shape",
+     lambda: _C.maxpool2d_backward(z((1, 1, 1, 1)), z((1, 1, 2, 1), np.int32), [1, 1, 2, 2],
+                                   2, 2, 1, 0)),
+    ("C-col2im-shape", "_C.col2im", "col of the wrong shape", ValueError,
+     "col2im: col has shape",
+     lambda: _C.col2im(z((3, 9)), [1, 1, 5, 5], 3, 3, 1, 0)),
+    ("C-softmax-out", "_C.softmax_cross_entropy_backward", "out of another shape", ValueError,
+     r"out.shape=\(1, 2\) differs from y.shape=\(2, 3\)",
+     lambda: _C.softmax_cross_entropy_backward(z((2, 3)), np.array([0, 1]), 1.0, None,
+                                               z((1, 2)), "loss")),
+    # ---- time layers (vol. 2) and torch-style nn modules
+    ("time-ndim", "TimeLSTM.forward", "2-D xs", ValueError,
+     r"TimeLSTM: expected a 3-D \(N, T, D\) sequence",
+     lambda: TL.TimeLSTM(z((3, 8)), z((2, 8)), z(8)).forward(z((2, 3)))),
+    ("time-features", "TimeLSTM.forward", "xs with 4 features, Wx for 3", ValueError,
+     "TimeLSTM: input has 4 features but the weights expect 3",
+     lambda: TL.TimeLSTM(z((3, 8)), z((2, 8)), z(8)).forward(z((2, 5, 4)))),
+    ("time-Wh", "TimeRNN.forward", "Wh of shape (3, 2) for H = 2", ValueError,
+     r"Wh has shape \(3, 2\) but \(2, 2\) was expected",
+     lambda: TL.TimeRNN(z((3, 2)), z((3, 2)), z(2)).forward(z((2, 5, 3)))),
+    ("time-embedding-index", "TimeEmbedding.forward", "word id 7 with 5 rows", IndexError,
+     "index 7 is out of bounds", lambda: TL.TimeEmbedding(z((5, 3))).forward(np.array([[7]]))),
+    ("time-loss-label", "TimeSoftmaxWithLoss.forward", "label 5 with 4 classes", IndexError,
+     "TimeSoftmaxWithLoss: label 5 .* is out of range for 4 classes",
+     lambda: TL.TimeSoftmaxWithLoss().forward(z((2, 3, 4)), np.array([[0, 1, 5], [0, 0, 0]]))),
+    ("nn-hidden-size", "nn.LSTM()", "hidden_size 0", ValueError,
+     "LSTM: hidden_size must be a positive int, got 0", lambda: nn.LSTM(3, 0)),
+    ("nn-input-size", "nn.LSTM.__call__", "input with 2 features, input_size 3", ValueError,
+     "LSTM: input has 2 features but input_size is 3", lambda: nn.LSTM(3, 4)(z((5, 2, 2)))),
+    ("nn-ndim", "nn.GRU.__call__", "1-D input", ValueError,
+     "GRU: expected a 2-D .* or 3-D input", lambda: nn.GRU(3, 4)(z(5))),
+    ("nn-empty-sequence", "nn.GRU.__call__", "T = 0", ValueError,
+     "GRU: the sequence length must be at least 1", lambda: nn.GRU(3, 4)(z((0, 2, 3)))),
+    ("nn-hx", "nn.LSTM.__call__", "hx an array, not (h0, c0)", ValueError,
+     r"LSTM: hx must be a tuple \(h0, c0\)", lambda: nn.LSTM(3, 4)(z((5, 2, 3)), z((1, 2, 4)))),
+    ("nn-backward-first", "nn.RNN.backward", "backward before forward", RuntimeError,
+     "RNN.backward called before a forward pass", lambda: nn.RNN(3, 4).backward(z((5, 2, 4)))),
+    ("nn-state-dict", "nn.LSTM.load_state_dict", "{}", KeyError,
+     "LSTM.load_state_dict: missing keys", lambda: nn.LSTM(3, 4).load_state_dict({})),
+    # ---- optimizers, models, trainer, datasets
+    ("optim-missing-grad", "SGD.update", "grads without params' key", KeyError,
+     "SGD: grads has no entry 'W'", lambda: optim.SGD().update({"W": z(3)}, {})),
+    ("optim-int-param", "SGD.update", "int64 parameter", TypeError,
+     "SGD: params\\['W'\\] has dtype int64",
+     lambda: optim.SGD().update({"W": z(3, int)}, {"W": z(3)})),
+    ("optim-grad-shape", "Adam.update", "grad of another shape", ValueError,
+     r"Adam: grads\['W'\] has shape \(4,\) but params\['W'\] has shape \(3,\)",
+     lambda: optim.Adam().update({"W": z(3)}, {"W": z(4)})),
+    ("model-dtype", "TwoLayerNet()", "dtype int32", TypeError,
+     "dtype must be float32 or float64, got int32",
+     lambda: models.TwoLayerNet(4, 3, 2, dtype=np.int32)),
+    ("model-too-small", "SimpleConvNet()", "input_dim (1, 3, 3)", ValueError,
+     r"SimpleConvNet: input \(1, 3, 3\) is too small", lambda: models.SimpleConvNet((1, 3, 3))),
+    ("model-accuracy-empty", "Network.accuracy", "empty x", ValueError,
+     "accuracy: x is empty", lambda: models.TwoLayerNet(4, 3, 2).accuracy(z((0, 4)), z(0, int))),
+    ("model-params-file", "Network.load_params", "a file that is not a pickle", ParamsError,
+     "not a readable parameter pickle", lambda: _load_params(b"garbage", ".pkl")),
+    ("model-params-truncated", "Network.load_params", "a truncated .npz", ParamsError,
+     "not a readable .npz", lambda: _load_params(b"PK\x03\x04trunc", ".npz")),
+    ("model-params-safe", "Network.load_params", "a .pkl with allow_pickle=False", ParamsError,
+     "refusing to unpickle", lambda: _load_params(b"garbage", ".pkl", allow_pickle=False)),
+    ("trainer-empty", "Trainer()", "empty x_train", ValueError,
+     "Trainer: x_train is empty",
+     lambda: Trainer(models.TwoLayerNet(4, 3, 2), z((0, 4)), z(0, int), z((1, 4)), z(1, int))),
+    ("trainer-optimizer", "Trainer()", "optimizer 'lion'", ValueError,
+     "Trainer: unknown optimizer 'lion'",
+     lambda: Trainer(models.TwoLayerNet(4, 3, 2), z((2, 4)), z(2, int), z((1, 4)), z(1, int),
+                     optimizer="lion")),
+    ("dataset-missing", "datasets.load_mnist", "download=False, no files", DatasetNotFound,
+     "were not found in", lambda: _no_data(lambda: datasets.load_mnist(download=False))),
+    ("dataset-ratio", "datasets.load_digits", "test_ratio 1.5", ValueError,
+     r"test_ratio must be in \(0, 1\)", lambda: datasets.load_digits(test_ratio=1.5)),
+    # ---- BaseNN builder
+    ("basenn-layer", "basenn.nn.add", "layer 'Conv9d'", ValueError,
+     "add: unknown layer 'Conv9d'", lambda: basenn.nn().add("Conv9d", size=(1, 2))),
+    ("basenn-size", "basenn.nn.add", "size=3 for Linear", ValueError,
+     r"size must be a pair like \(in, out\), got 3", lambda: basenn.nn().add("Linear", size=3)),
+    ("basenn-activation", "basenn.nn.add", "activation 'Swish'", ValueError,
+     "add: unknown activation 'Swish'",
+     lambda: basenn.nn().add("Linear", size=(4, 3), activation="Swish")),
+    ("basenn-no-data", "basenn.nn.train", "train before load_dataset", ValueError,
+     "train: no data", lambda: basenn.nn().train(epochs=1)),
+    ("basenn-xy-length", "basenn.nn.load_dataset", "4 samples, 3 labels", ValueError,
+     "load_dataset: x has 4 samples but y has 3",
+     lambda: basenn.nn().load_dataset(z((4, 4)), z(3))),
+    ("basenn-checkpoint", "basenn.nn.load", "a truncated checkpoint", ValueError,
+     "is not a fastnn.basenn checkpoint", lambda: _basenn_load(b"PK\x03\x04trunc")),
+    ("C-lstm-Wh", "_C.lstm_forward", "Wh of shape (3, 8) for H = 2", ValueError,
+     r"LSTM: Wh has shape \(3, 8\) but \(2, 8\) was expected",
+     lambda: _C.lstm_forward(z((2, 1, 3)), None, None, z((3, 8)), z((3, 8)), z(8), None, False)),
+    ("C-lstm-gates", "_C.lstm_backward", "gates of one step for two", ValueError,
+     r"LSTM: gates has shape \(1, 1, 8\) but \(2, 1, 8\) was expected",
+     lambda: _C.lstm_backward(z((2, 1, 3)), None, None, z((3, 8)), z((2, 8)), None, z((2, 1, 2)),
+                              z((2, 1, 2)), z((1, 1, 8)), None, z((2, 1, 2)), None, None, False)),
+    ("C-gru-h0", "_C.gru_forward", "h0 of batch 5 for x of batch 1", ValueError,
+     r"GRU: h0 has shape \(5, 2\) but \(1, 2\) was expected",
+     lambda: _C.gru_forward(z((2, 1, 3)), z((5, 2)), z((3, 6)), z((2, 6)), z(6), None, False)),
+    ("C-adam-state", "_C.adam_update", "v of another size", ValueError,
+     r"Adam: v has shape \(2,\) but the parameter has shape \(3,\)",
+     lambda: _C.adam_update(z(3), z(3), z(2), z(3), 0.1, 0.9, 0.999, 1e-7)),
+    # ---- library
+    ("threads-zero", "fastnn.set_num_threads", "0", ValueError,
+     "n must be >= 1, got 0", lambda: fastnn.set_num_threads(0)),
+]
+
+
+def run_all():
+    """Run every case; one JSON line each: id and the exception type name (or null)."""
+    for cid, _api, _input, _exc, _match, call in CASES:
+        try:
+            call()
+            got, msg = None, ""
+        except Exception as e:  # the point: a Python exception, never a crash
+            got, msg = type(e).__name__, str(e)
+        print(json.dumps({"id": cid, "exception": got, "message": msg[:200]}), flush=True)
+
+
+if __name__ == "__main__":
+    run_all()

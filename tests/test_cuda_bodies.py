@@ -1,0 +1,410 @@
+"""The CUDA kernels' per-element bodies (csrc/cuda/body), run in CPU loops through the
+test-only ``_C._body_*`` functions, against fastnn.reference. The loops use the same
+decomposition as the .cu kernels (one element, pixel, row or column-share per thread); the
+GEMMs, done by cuBLAS on the GPU, are NumPy here."""
+
+import numpy as np
+import pytest
+
+from fastnn import _C
+from fastnn.reference import layers as ref
+from fastnn.reference import util as ref_util
+from fastnn.reference.functional import softmax as ref_softmax
+
+from conftest import assert_parity, gradcheck
+
+# (N, C, H, W, FH, FW, stride, pad): square, non-square, odd, overlapping, padded, batch 1,
+# windows larger than stride, stride larger than window, window as large as the padded input.
+GEOMETRIES = [
+    (2, 3, 7, 7, 3, 3, 1, 0),
+    (1, 1, 5, 8, 2, 3, 2, 1),
+    (3, 2, 9, 6, 3, 2, 2, 2),
+    (2, 4, 4, 4, 2, 2, 2, 0),
+    (1, 2, 6, 5, 1, 1, 3, 0),
+    (2, 1, 3, 3, 5, 5, 1, 1),
+]
+GEO_IDS = ["-".join(map(str, g)) for g in GEOMETRIES]
+
+
+def _x(rng, dtype, *shape):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# ---------------------------------------------------------------- activations
+
+def test_relu(rng, dtype):
+    x = _x(rng, dtype, 4, 7)
+    x[0, 0], x[1, 1] = np.nan, 0.0
+    y, mask = _C._body_relu_forward(x)
+    layer = ref.Relu()
+    expected = layer.forward(x.copy())
+    assert_parity(y, expected, dtype)
+    np.testing.assert_array_equal(mask, layer.mask)
+    assert np.isnan(y[0, 0]) and y[1, 1] == 0
+    dout = _x(rng, dtype, 4, 7)
+    assert_parity(_C._body_relu_backward(dout, mask), layer.backward(dout.copy()), dtype)
+
+
+@pytest.mark.parametrize("name", ["Sigmoid", "Tanh"])
+def test_sigmoid_tanh(rng, dtype, name):
+    x = _x(rng, dtype, 3, 5, 2) * 4
+    x[0, 0, 0] = np.nan
+    fwd = getattr(_C, f"_body_{name.lower()}_forward")
+    bwd = getattr(_C, f"_body_{name.lower()}_backward")
+    layer = getattr(ref, name)()
+    y = fwd(x)
+    assert_parity(y, layer.forward(x), dtype)
+    assert np.isnan(y[0, 0, 0])
+    dout = _x(rng, dtype, 3, 5, 2)
+    assert_parity(bwd(dout, y), layer.backward(dout), dtype)
+
+
+def test_sigmoid_extremes(dtype):
+    x = np.array([-1000, -50, 0, 50, 1000], dtype=dtype)
+    with np.errstate(over="ignore"):
+        assert_parity(_C._body_sigmoid_forward(x), 1 / (1 + np.exp(-x)), dtype)
+
+
+# ---------------------------------------------------------------- im2col, col2im, convolution
+
+@pytest.mark.parametrize("geo", GEOMETRIES, ids=GEO_IDS)
+def test_im2col_col2im(rng, dtype, geo):
+    N, C, H, W, FH, FW, stride, pad = geo
+    x = _x(rng, dtype, N, C, H, W)
+    col = _C._body_im2col(x, FH, FW, stride, pad)
+    np.testing.assert_array_equal(col, ref_util.im2col(x, FH, FW, stride, pad))
+    dcol = _x(rng, dtype, *col.shape)
+    assert_parity(_C._body_col2im(dcol, [N, C, H, W], FH, FW, stride, pad),
+                  ref_util.col2im(dcol, (N, C, H, W), FH, FW, stride, pad), dtype,
+                  reduce_len=FH * FW)
+
+
+def test_col2im_is_adjoint_of_im2col(rng):
+    # <im2col(x), c> == <x, col2im(c)> for every geometry: the gather covers each entry once.
+    for N, C, H, W, FH, FW, stride, pad in GEOMETRIES:
+        x = rng.standard_normal((N, C, H, W))
+        col = _C._body_im2col(x, FH, FW, stride, pad)
+        c = rng.standard_normal(col.shape)
+        lhs = float(np.sum(col * c))
+        rhs = float(np.sum(x * _C._body_col2im(c, [N, C, H, W], FH, FW, stride, pad)))
+        assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
+
+
+def _conv_forward(x, W, b, stride, pad):
+    """The GPU algorithm: im2col body, GEMM (cuBLAS there, NumPy here), layout+bias body."""
+    FN, C, FH, FW = W.shape
+    N, _, H, Wd = x.shape
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (Wd + 2 * pad - FW) // stride + 1
+    col = _C._body_im2col(x, FH, FW, stride, pad)
+    return _C._body_conv_out(col @ W.reshape(FN, -1).T, b, N, OH, OW)
+
+
+def _conv_backward(dout, x, W, stride, pad):
+    FN, C, FH, FW = W.shape
+    col = _C._body_im2col(x, FH, FW, stride, pad)
+    rows = _C._body_conv_dout_rows(dout)
+    db = _C._body_column_sum(rows)
+    dW = (rows.T @ col).reshape(W.shape)
+    dx = _C._body_col2im(rows @ W.reshape(FN, -1), list(x.shape), FH, FW, stride, pad)
+    return dx, dW, db
+
+
+@pytest.mark.parametrize("geo", GEOMETRIES, ids=GEO_IDS)
+def test_convolution(rng, dtype, geo):
+    N, C, H, W, FH, FW, stride, pad = geo
+    FN = 3
+    x, Wt, b = _x(rng, dtype, N, C, H, W), _x(rng, dtype, FN, C, FH, FW), _x(rng, dtype, FN)
+    layer = ref.Convolution(Wt, b, stride, pad)
+    out = _conv_forward(x, Wt, b, stride, pad)
+    assert_parity(out, layer.forward(x), dtype, reduce_len=C * FH * FW)
+    assert_parity(_conv_forward(x, Wt, None, stride, pad), layer.forward(x) - b[:, None, None],
+                  dtype, reduce_len=C * FH * FW)
+    dout = _x(rng, dtype, *out.shape)
+    dx, dW, db = _conv_backward(dout, x, Wt, stride, pad)
+    ref_dx = layer.backward(dout)
+    rl = max(1, N * out.shape[2] * out.shape[3])
+    assert_parity(dx, ref_dx, dtype, reduce_len=FN * FH * FW)
+    assert_parity(dW, layer.dW, dtype, reduce_len=rl)
+    assert_parity(db, layer.db, dtype, reduce_len=rl)
+
+
+def test_convolution_gradcheck(rng):
+    x, W = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 2))
+    b, dout = rng.standard_normal(3), None
+    out = _conv_forward(x, W, b, 2, 1)
+    dout = rng.standard_normal(out.shape)
+    dx, dW, db = _conv_backward(dout, x, W, 2, 1)
+    loss = lambda: float(np.sum(_conv_forward(x, W, b, 2, 1) * dout))  # noqa: E731
+    gradcheck(loss, x, dx)
+    gradcheck(loss, W, dW)
+    gradcheck(loss, b, db)
+
+
+def test_empty_batch_windows(dtype):
+    x = np.zeros((0, 3, 5, 5), dtype)
+    col = _C._body_im2col(x, 3, 3, 1, 1)
+    assert col.shape == (0, 27)
+    assert _C._body_col2im(col, [0, 3, 5, 5], 3, 3, 1, 1).shape == (0, 3, 5, 5)
+    assert _conv_forward(x, np.zeros((2, 3, 3, 3), dtype), None, 1, 1).shape == (0, 2, 5, 5)
+    dx, dW, db = _conv_backward(np.zeros((0, 2, 5, 5), dtype), x, np.ones((2, 3, 3, 3), dtype),
+                                1, 1)
+    assert dx.shape == (0, 3, 5, 5) and (dW == 0).all() and (db == 0).all()
+    out, arg = _C._body_maxpool_forward(x, 2, 2, 2, 0)
+    assert out.shape == arg.shape == (0, 3, 2, 2)
+    assert _C._body_maxpool_backward(out, arg, [0, 3, 5, 5], 2, 2, 2, 0).shape == x.shape
+    assert _C._body_avgpool_forward(x, 2, 2, 2, 0).shape == (0, 3, 2, 2)
+    assert _C._body_avgpool_backward(out, [0, 3, 5, 5], 2, 2, 2, 0).shape == x.shape
+
+
+# ---------------------------------------------------------------- pooling
+
+@pytest.mark.parametrize("geo", GEOMETRIES, ids=GEO_IDS)
+def test_maxpool(rng, dtype, geo):
+    N, C, H, W, FH, FW, stride, pad = geo
+    x = _x(rng, dtype, N, C, H, W)
+    layer = ref.Pooling(FH, FW, stride, pad)
+    out, arg = _C._body_maxpool_forward(x, FH, FW, stride, pad)
+    np.testing.assert_array_equal(out, layer.forward(x))
+    # The reference's arg_max is ordered (n, oh, ow, c); ours is (n, c, oh, ow).
+    ref_arg = layer.arg_max.reshape(N, out.shape[2], out.shape[3], C).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(arg, ref_arg)
+    dout = _x(rng, dtype, *out.shape)
+    assert_parity(_C._body_maxpool_backward(dout, arg, [N, C, H, W], FH, FW, stride, pad),
+                  layer.backward(dout), dtype, reduce_len=FH * FW)
+
+
+def test_maxpool_ties_nan_and_padding(dtype):
+    x = np.zeros((1, 1, 4, 4), dtype)  # all ties: the first cell of each window
+    x[0, 0, 2, 3] = np.nan
+    out, arg = _C._body_maxpool_forward(x, 2, 2, 2, 0)
+    layer = ref.Pooling(2, 2, 2, 0)
+    np.testing.assert_array_equal(out, layer.forward(x))
+    np.testing.assert_array_equal(arg.ravel(), layer.arg_max)
+    assert np.isnan(out[0, 0, 1, 1]) and arg[0, 0, 1, 1] == 1
+    # Negative inputs under padding: padding is -inf, never the maximum.
+    xn = -np.ones((1, 1, 3, 3), dtype)
+    out, arg = _C._body_maxpool_forward(xn, 2, 2, 1, 1)
+    np.testing.assert_array_equal(out, ref.Pooling(2, 2, 1, 1).forward(xn))
+    assert (out == -1).all() and arg[0, 0, 0, 0] == 3
+
+
+def test_maxpool_backward_ignores_foreign_arg(dtype):
+    dout = np.ones((1, 1, 2, 2), dtype)
+    arg = np.array([[[[0, -1], [4, 99]]]], np.int32)  # out-of-window indices route nothing
+    dx = _C._body_maxpool_backward(dout, arg, [1, 1, 4, 4], 2, 2, 2, 0)
+    assert dx.sum() == 1 and dx[0, 0, 0, 0] == 1
+
+
+@pytest.mark.parametrize("geo", GEOMETRIES, ids=GEO_IDS)
+def test_avgpool(rng, dtype, geo):
+    N, C, H, W, FH, FW, stride, pad = geo
+    x = _x(rng, dtype, N, C, H, W)
+    layer = ref.AvgPooling(FH, FW, stride, pad)
+    out = _C._body_avgpool_forward(x, FH, FW, stride, pad)
+    assert_parity(out, layer.forward(x), dtype, reduce_len=FH * FW)
+    dout = _x(rng, dtype, *out.shape)
+    assert_parity(_C._body_avgpool_backward(dout, [N, C, H, W], FH, FW, stride, pad),
+                  layer.backward(dout), dtype, reduce_len=FH * FW)
+
+
+def test_pool_nan_propagates(dtype):
+    x = np.arange(16, dtype=dtype).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 0] = np.nan
+    out = _C._body_avgpool_forward(x, 2, 2, 2, 0)
+    assert np.isnan(out[0, 0, 0, 0]) and np.isfinite(out[0, 0, 1]).all()
+
+
+# ---------------------------------------------------------------- affine
+
+@pytest.mark.parametrize("N", [0, 1, 5, 300])
+def test_affine(rng, dtype, N):
+    x, W, b = _x(rng, dtype, N, 2, 3), _x(rng, dtype, 6, 4), _x(rng, dtype, 4)
+    layer = ref.Affine(W, b)
+    out = _C._body_bias_add(x.reshape(N, 6) @ W, b)
+    assert_parity(out, layer.forward(x), dtype, reduce_len=6)
+    dout = _x(rng, dtype, N, 4)
+    layer.backward(dout)
+    assert_parity(_C._body_column_sum(dout), layer.db, dtype, reduce_len=max(N, 1))
+
+
+def test_column_sum_more_rows_than_threads(rng, dtype):
+    a = _x(rng, dtype, 1000, 3)
+    assert_parity(_C._body_column_sum(a), a.sum(axis=0), dtype, reduce_len=1000)
+    a[7, 1] = np.nan
+    assert np.isnan(_C._body_column_sum(a)[1])
+
+
+# ---------------------------------------------------------------- softmax, cross entropy
+
+def test_softmax_rows(rng, dtype):
+    x = _x(rng, dtype, 6, 9) * 30
+    x[2, 3] = np.nan
+    y = _C._body_softmax(x)
+    expected = ref_softmax(x.astype(np.float64)).astype(dtype)
+    assert_parity(y, expected, dtype, reduce_len=9)
+    assert np.isnan(y[2]).all() and np.isfinite(np.delete(y, 2, axis=0)).all()
+    assert_parity(_C._body_softmax(np.full((2, 3), 1e4, dtype)), np.full((2, 3), 1 / 3), dtype)
+
+
+@pytest.mark.parametrize("onehot", [False, True])
+def test_softmax_with_loss(rng, dtype, onehot):
+    N, C = 7, 5
+    x, t = _x(rng, dtype, N, C), rng.integers(0, C, N)
+    layer = ref.SoftmaxWithLoss()
+    tt = np.eye(C, dtype=dtype)[t] if onehot else t
+    loss = layer.forward(x, tt)
+    y, rows = _C._body_softmax_ce_forward(x, t, 1e-7, None)
+    assert_parity(y, layer.y, dtype, reduce_len=C)
+    assert_parity(rows.sum() / N, loss, dtype, reduce_len=N)
+    expected = layer.backward(2.0)
+    if onehot:
+        dx = _C._body_softmax_ce_backward_dense(y, tt, 2.0 / N)
+    else:
+        dx = _C._body_softmax_ce_backward(y, t, 2.0 / N, None)
+    assert_parity(dx, expected, dtype)
+
+
+def test_softmax_ce_ignore_label(rng, dtype):
+    N, C = 6, 4
+    x, t = _x(rng, dtype, N, C), np.array([0, -1, 3, -1, 2, 1])
+    y, rows = _C._body_softmax_ce_forward(x, t, 0.0, -1)
+    keep = t != -1
+    y_ref = ref_softmax(x)
+    expected_rows = -np.log(y_ref[np.arange(N), np.where(keep, t, 0)])
+    assert_parity(rows[keep], expected_rows[keep], dtype)
+    assert (rows[~keep] == 0).all()
+    dx = _C._body_softmax_ce_backward(y, t, 1.0 / keep.sum(), -1)
+    target = np.zeros_like(y_ref)
+    target[np.arange(N)[keep], t[keep]] = 1
+    assert_parity(dx, (y_ref - target) * keep[:, None] / keep.sum(), dtype)
+
+
+def test_softmax_ce_bad_label_is_nan_not_a_wild_read(rng, dtype):
+    x, t = _x(rng, dtype, 3, 4), np.array([0, 4, -2])
+    _, rows = _C._body_softmax_ce_forward(x, t, 1e-7, None)
+    assert np.isfinite(rows[0]) and np.isnan(rows[1:]).all()
+    dx = _C._body_softmax_ce_backward(_C._body_softmax(x), t, 1.0, None)
+    assert np.isfinite(dx[0]).all() and np.isnan(dx[1:]).all()
+
+
+def test_softmax_ce_gradcheck(rng):
+    x, t = rng.standard_normal((4, 5)), rng.integers(0, 5, 4)
+
+    def loss():
+        return float(_C._body_softmax_ce_forward(x, t, 0.0, None)[1].sum() / 4)
+
+    y, _ = _C._body_softmax_ce_forward(x, t, 0.0, None)
+    gradcheck(loss, x, _C._body_softmax_ce_backward(y, t, 0.25, None))
+
+
+# ---------------------------------------------------------------- batch normalization
+
+@pytest.mark.parametrize("N,D", [(8, 5), (1, 3), (300, 2), (0, 4)])
+def test_batchnorm(rng, dtype, N, D):
+    x = _x(rng, dtype, N, D) * 3 + 1
+    gamma, beta = _x(rng, dtype, D), _x(rng, dtype, D)
+    rm, rv = _x(rng, dtype, D), np.abs(_x(rng, dtype, D))
+    layer = ref.BatchNormalization(gamma, beta, 0.9, rm.copy(), rv.copy())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = layer.forward(x, train_flg=True)
+        out, xc, xn, std, nrm, nrv = _C._body_batchnorm_forward_train(x, gamma, beta, rm, rv,
+                                                                      0.9, 10e-7)
+    rl = max(N, 1)
+    assert_parity(out, expected, dtype, reduce_len=rl)
+    assert_parity(nrm, layer.running_mean, dtype, reduce_len=rl)
+    assert_parity(nrv, layer.running_var, dtype, reduce_len=rl)
+    if N == 0:
+        assert np.isnan(std).all()
+        return
+    assert_parity(xc, layer.xc, dtype, reduce_len=rl)
+    assert_parity(xn, layer.xn, dtype, reduce_len=rl)
+    assert_parity(std, layer.std, dtype, reduce_len=rl)
+    dout = _x(rng, dtype, N, D)
+    dx, dgamma, dbeta = _C._body_batchnorm_backward(dout, gamma, xc, xn, std)
+    # dx is a difference of O(N) sums: compare at the scale of those sums.
+    assert_parity(dx, layer.backward(dout), dtype, reduce_len=rl * rl)
+    assert_parity(dgamma, layer.dgamma, dtype, reduce_len=rl)
+    assert_parity(dbeta, layer.dbeta, dtype, reduce_len=rl)
+    infer = _C._body_batchnorm_forward_infer(x, gamma, beta, nrm, nrv, 10e-7)
+    assert_parity(infer, layer.forward(x, train_flg=False), dtype, reduce_len=rl)
+
+
+def test_batchnorm_gradcheck(rng):
+    x, gamma, beta = rng.standard_normal((6, 3)), rng.standard_normal(3), rng.standard_normal(3)
+    zeros = np.zeros(3)
+    dout = rng.standard_normal((6, 3))
+
+    def loss():
+        out = _C._body_batchnorm_forward_train(x, gamma, beta, zeros, zeros, 0.9, 10e-7)[0]
+        return float(np.sum(out * dout))
+
+    _, xc, xn, std, _, _ = _C._body_batchnorm_forward_train(x, gamma, beta, zeros, zeros, 0.9,
+                                                            10e-7)
+    dx, dgamma, dbeta = _C._body_batchnorm_backward(dout, gamma, xc, xn, std)
+    gradcheck(loss, x, dx, rtol=1e-5, atol=1e-7)
+    gradcheck(loss, gamma, dgamma)
+    gradcheck(loss, beta, dbeta)
+
+
+# ---------------------------------------------------------------- optimizers
+
+def _book_update(name, p, state, g, hyper):
+    """The book's common/optimizer.py update rules, one step, in NumPy."""
+    if name == "sgd":
+        p -= hyper[0] * g
+    elif name == "momentum":
+        state[0][...] = hyper[1] * state[0] - hyper[0] * g
+        p += state[0]
+    elif name == "nesterov":
+        lr, mom = hyper
+        state[0] *= mom
+        state[0] -= lr * g
+        p += mom * mom * state[0]
+        p -= (1 + mom) * lr * g
+    elif name == "adagrad":
+        state[0] += g * g
+        p -= hyper[0] * g / (np.sqrt(state[0]) + hyper[1])
+    elif name == "rmsprop":
+        lr, decay, eps = hyper
+        state[0] *= decay
+        state[0] += (1 - decay) * g * g
+        p -= lr * g / (np.sqrt(state[0]) + eps)
+    elif name == "adam":
+        lr_t, b1, b2, eps = hyper
+        state[0] += (1 - b1) * (g - state[0])
+        state[1] += (1 - b2) * (g ** 2 - state[1])
+        p -= lr_t * state[0] / (np.sqrt(state[1]) + eps)
+
+
+OPTIMIZERS = {
+    "sgd": (0, [0.1]),
+    "momentum": (1, [0.1, 0.9]),
+    "nesterov": (1, [0.1, 0.9]),
+    "adagrad": (1, [0.1, 1e-7]),
+    "rmsprop": (1, [0.1, 0.99, 1e-7]),
+    "adam": (2, [0.01, 0.9, 0.999, 1e-8]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_bodies(rng, dtype, name):
+    n_state, hyper = OPTIMIZERS[name]
+    p = _x(rng, dtype, 4, 6)
+    state = [np.abs(_x(rng, dtype, 4, 6)) for _ in range(n_state)]
+    p_ref, state_ref = p.copy(), [s.copy() for s in state]
+    hyper_t = [dtype.type(h) for h in hyper]
+    for _ in range(3):
+        g = _x(rng, dtype, 4, 6)
+        _C._body_optim(name, p, state, g, hyper)
+        _book_update(name, p_ref, state_ref, g, hyper_t)
+    assert_parity(p, p_ref, dtype, reduce_len=3)
+    for s, s_ref in zip(state, state_ref):
+        assert_parity(s, s_ref, dtype, reduce_len=3)
+
+
+def test_optimizer_body_bad_name(dtype):
+    p = np.zeros(3, dtype)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        _C._body_optim("lion", p, [], p.copy(), [0.1])
+    with pytest.raises(ValueError, match="missing state"):
+        _C._body_optim("adam", p, [], p.copy(), [0.1, 0.9, 0.999, 1e-8])

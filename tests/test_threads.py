@@ -1,0 +1,169 @@
+"""Kernels called from several Python threads at once (the GIL is released around compute)
+give the single-threaded results, also while another thread changes set_num_threads."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _ops
+from conftest import assert_parity
+
+
+@pytest.fixture
+def restore_threads():
+    old = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(old)
+
+
+def workloads():
+    """name -> function returning a tuple of arrays; each is big enough for the parallel paths
+    (and conv has N >= threads, so images go to OpenMP threads calling serial BLAS)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 3, 20, 20))
+    W = rng.standard_normal((6, 3, 3, 3))
+    b = rng.standard_normal(6)
+    dconv = rng.standard_normal((8, 6, 10, 10))
+    a = rng.standard_normal((256, 200))
+    Wa = rng.standard_normal((200, 100))
+    ba = rng.standard_normal(100)
+    da = rng.standard_normal((256, 100))
+    t = rng.integers(0, 200, 256)
+    g, be = rng.standard_normal(200), rng.standard_normal(200)
+    dpool = rng.standard_normal((8, 3, 10, 10))
+
+    def batchnorm():
+        out, xc, xn, std, rm, rv = _ops.batchnorm_forward_train(a, g, be)
+        return (out, rm, rv) + _ops.batchnorm_backward(out, g, xc, xn, std)
+
+    xs = rng.standard_normal((12, 64, 32))  # (T, N, D), time-major as the kernels take it
+    Wx, Wh = rng.standard_normal((32, 128)), rng.standard_normal((32, 128)) * 0.1
+    bl = rng.standard_normal(128)
+
+    def lstm():
+        hs, cs, gates, _ = _ops.lstm_forward(xs, None, None, Wx, Wh, bl)
+        return hs, cs
+
+    def gru():
+        return _ops.gru_forward(xs, None, Wx[:, :96], Wh[:, :96], bl[:96])[:1]
+
+    def adam():
+        p, m, v = a.copy(), np.zeros_like(a), np.zeros_like(a)
+        for _ in range(3):
+            _ops.adam_update(p, m, v, da @ Wa.T, 1e-3, 0.9, 0.999, 1e-7)
+        return p, m, v
+
+    def maxpool():
+        out, arg = _ops.maxpool2d_forward(x, 3, 3, 2, 1)
+        return out, arg, _ops.maxpool2d_backward(dpool, arg, x.shape, 3, 3, 2, 1)
+
+    return {
+        "conv": lambda: (_ops.conv2d_forward(x, W, b, 2, 1),
+                         *_ops.conv2d_backward(dconv, x, W, b, 2, 1)),
+        "maxpool": maxpool,
+        "avgpool": lambda: (_ops.avgpool2d_forward(x, 3, 3, 2, 1),
+                            _ops.avgpool2d_backward(dpool, x.shape, 3, 3, 2, 1)),
+        "affine": lambda: (_ops.affine_forward(a, Wa, ba), *_ops.affine_backward(da, a, Wa)),
+        "softmax": lambda: (*_ops.softmax_cross_entropy_forward(a, t),
+                            _ops.softmax_cross_entropy_backward(_ops.softmax(a), t)),
+        "batchnorm": batchnorm,
+        "im2col": lambda: (_ops.im2col(x, 3, 3, 1, 1),),
+        "lstm": lstm,
+        "gru": gru,
+        "adam": adam,
+        "sigmoid": lambda: (_ops.sigmoid_forward(a), _ops.tanh_forward(a),
+                            *_ops.relu_forward(a)),
+    }
+
+
+def expected_results(jobs):
+    fastnn.set_num_threads(1)
+    return {name: fn() for name, fn in jobs.items()}
+
+
+def assert_same(results, expected):
+    for name, got in results:
+        for g, e in zip(got, expected[name], strict=True):
+            assert_parity(g, e, np.asarray(e).dtype if np.asarray(e).dtype.kind == "f" else None,
+                          err_msg=name)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_concurrent_calls_match_single_threaded(restore_threads, threads):
+    jobs = workloads()
+    expected = expected_results(jobs)
+    fastnn.set_num_threads(threads)
+    order = list(jobs) * 4
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(zip(order, pool.map(lambda n: jobs[n](), order)))
+    assert_same(results, expected)
+
+
+def test_set_num_threads_while_others_compute(restore_threads):
+    jobs = workloads()
+    expected = expected_results(jobs)
+    stop = threading.Event()
+
+    def churn():
+        k = 0
+        while not stop.is_set():
+            fastnn.set_num_threads(1 + k % 4)
+            k += 1
+            time.sleep(0.0005)
+        return k
+
+    order = list(jobs) * 6
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        changer = pool.submit(churn)
+        try:
+            results = list(zip(order, pool.map(lambda n: jobs[n](), order)))
+        finally:
+            stop.set()
+        assert changer.result() > 0
+    assert_same(results, expected)
+
+
+def test_budget_applies_to_every_python_thread(restore_threads):
+    # OpenMP keeps its thread count per OS thread: the budget must still govern new threads.
+    fastnn.set_num_threads(1)
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(fastnn.get_num_threads()))
+    worker.start()
+    worker.join()
+    assert seen == [1]
+    assert fastnn.build_info()["num_threads"] == 1
+
+
+def test_gil_is_released_during_compute(restore_threads):
+    # A pure-Python counter keeps running while another thread is inside a long kernel call.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 16, 48, 48))
+    W = rng.standard_normal((32, 16, 5, 5))
+    fastnn.set_num_threads(1)
+    count, stop = [0], threading.Event()
+
+    def counter():
+        while not stop.is_set():
+            count[0] += 1
+
+    inside = []
+
+    def compute():
+        before = count[0]
+        _ops.conv2d_forward(x, W, None, 1, 2)
+        inside.append(count[0] - before)
+
+    c = threading.Thread(target=counter)
+    c.start()
+    try:
+        w = threading.Thread(target=compute)
+        w.start()
+        w.join()
+    finally:
+        stop.set()
+        c.join()
+    assert inside[0] > 1000, f"the counter advanced only {inside[0]} times during the kernel"
