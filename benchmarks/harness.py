@@ -19,7 +19,11 @@ import numpy as np
 def set_threads(n):
     """One thread count for NumPy's BLAS, PyTorch and fastnn (OpenMP threads; its OpenBLAS
     stays single-threaded). fastnn goes last: threadpoolctl would otherwise also give fastnn's
-    OpenBLAS n threads of its own, nested inside fastnn's n OpenMP threads."""
+    OpenBLAS n threads of its own, nested inside fastnn's n OpenMP threads. fastnn is imported
+    before torch: torch loads its own libgomp.so.1, which fastnn then shares, and libgomp reads
+    fastnn's OMP_WAIT_POLICY=PASSIVE default only if fastnn sets it before the first load."""
+    import fastnn
+
     try:
         from threadpoolctl import threadpool_limits
 
@@ -32,8 +36,6 @@ def set_threads(n):
         torch.set_num_threads(n)
     except ImportError:
         pass
-    import fastnn
-
     fastnn.set_num_threads(n)
 
 
