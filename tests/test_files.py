@@ -185,3 +185,13 @@ def test_basenn_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeyp
         model.save(str(path))
     monkeypatch.undo()
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.pth"]
+
+
+@pytest.mark.parametrize("name", ["p.pkl", "p.npz"])
+def test_saved_file_gets_the_permissions_of_a_plain_open(tmp_path, net, name):
+    path = tmp_path / name
+    net.save_params(str(path))
+    with open(tmp_path / "plain", "wb"):
+        pass
+    assert os.stat(path).st_mode & 0o777 == os.stat(tmp_path / "plain").st_mode & 0o777
+    assert sorted(os.listdir(tmp_path)) == sorted([name, "plain"])  # no temporary file left

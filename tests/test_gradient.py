@@ -1,7 +1,6 @@
 """fastnn.gradient: the book's numerical_gradient and gradient_check."""
 
 import numpy as np
-import pytest
 
 from fastnn.gradient import gradient_check, numerical_gradient
 from fastnn.models import MultiLayerNetExtend, TwoLayerNet

@@ -15,11 +15,11 @@ and ``buffer:<layer>.<name>`` hold the arrays (layer = 0-based ``add`` index). T
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from .._files import atomic_write
 from . import data as D
 from . import modules as M
 
@@ -563,17 +563,8 @@ class nn:
         arrays = {"__spec__": np.array(self._spec_json())}
         arrays.update({f"param:{k}": v for k, v in self._params().items()})
         arrays.update({f"buffer:{k}": np.asarray(v) for k, v in self._params("buffers").items()})
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".basenn-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())  # on disk before the rename makes it visible
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
 
     def load(self, path):
         """Load a checkpoint written by ``save``/``train``. Builds the layers when the model has

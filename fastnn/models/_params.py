@@ -8,10 +8,11 @@ book's own ``train_convnet.py`` output, your own runs). ``.npz`` files are loade
 
 import os
 import pickle
-import tempfile
 import zipfile
 
 import numpy as np
+
+from .._files import atomic_write
 
 
 class ParamsError(ValueError):
@@ -23,24 +24,12 @@ def _is_npz(file_name):
 
 
 def save(params, file_name):
-    """Write ``params`` atomically: a temp file in the same folder, then os.replace."""
-    file_name = os.fspath(file_name)
-    folder = os.path.dirname(os.path.abspath(file_name))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(file_name) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if _is_npz(file_name):
-                np.savez(f, **params)
-            else:
-                pickle.dump({k: np.asarray(v) for k, v in params.items()}, f, protocol=4)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
-        os.replace(tmp, file_name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``params`` atomically (see fastnn._files.atomic_write)."""
+    with atomic_write(file_name) as f:
+        if _is_npz(file_name):
+            np.savez(f, **params)
+        else:
+            pickle.dump({k: np.asarray(v) for k, v in params.items()}, f, protocol=4)
 
 
 def load(file_name, allow_pickle=True):
