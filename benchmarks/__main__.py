@@ -43,8 +43,8 @@ def main(argv=None):
     rate = sgemm_gflops()
     machine = _cpu_model() or platform.machine()
     load = os.getloadavg()
-    print(f"fastnn {fastnn.__version__} | {machine}, {os.cpu_count()} cores | {args.threads} threads"
-          f" | measured sgemm {rate:.1f} GFLOP/s | float32 | load {load[0]:.1f}"
+    print(f"fastnn {fastnn.__version__} | {machine}, {os.cpu_count()} cores | "
+          f"{args.threads} threads | measured sgemm {rate:.1f} GFLOP/s | float32 | load {load[0]:.1f}"
           + (" | --quick" if args.quick else ""))
     rows = []
     for name in args.only or SUITES:
