@@ -3,7 +3,7 @@ backward, SGD update) in float32, fastnn.basenn against the same network in torc
 
 import numpy as np
 
-from benchmarks.harness import compare, peak_memory_mib, row
+from benchmarks.harness import compare, row
 
 BATCH = 64
 
@@ -80,10 +80,8 @@ def run(quick=False):
         xt, tt = torch.from_numpy(x), torch.from_numpy(t)
         contenders["torch"] = lambda: tstep(xt, tt)
     times = compare(contenders, repeats=5 if quick else 11, min_time=0.0 if quick else 0.05)
-    memory = {k: peak_memory_mib(fn) for k, fn in contenders.items()}
-    memory = {k: v for k, v in memory.items() if v is not None}
     forward = 2 * BATCH * (6 * 28 * 28 * 25 + 16 * 10 * 10 * 150 + 400 * 120 + 120 * 84 + 84 * 10)
-    return [row(f"basenn LeNet-5 train step, batch {BATCH} 1x32x32", times, 3 * forward, memory)]
+    return [row(f"basenn LeNet-5 train step, batch {BATCH} 1x32x32", times, 3 * forward)]
 
 
 if __name__ == "__main__":

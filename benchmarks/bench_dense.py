@@ -1,108 +1,105 @@
-"""Dense-layer workloads: fastnn vs fastnn.reference (NumPy), forward + backward.
-
-One process, contenders interleaved, median of the timed repeats after a warm-up, the same
-thread count for both (fastnn.set_num_threads also sets the OpenBLAS NumPy uses only when they
-share a library, so run with OMP/OPENBLAS_NUM_THREADS set alike for a fair comparison).
-Usage: PYTHONPATH=. python benchmarks/bench_dense.py [--repeats 9] [--json out.json]
-"""
-
-import argparse
-import json
-import time
+"""Dense layers, forward + backward, float32: fastnn's layer classes, fastnn.reference's and
+PyTorch (autograd) on identical inputs and upstream gradients: Affine at SimpleConvNet's
+4320->100 and at 4096->4096 (GEMM bound), SoftmaxWithLoss, Relu and BatchNormalization."""
 
 import numpy as np
 
-import fastnn
-from fastnn import layers as L
-from fastnn.reference import layers as R
+from benchmarks.harness import compare, row, torch_or_none
+
+DT = np.float32
 
 
-def _affine(mod, dtype, N=100, D=4320, M=100):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((N, D)).astype(dtype)
-    W = (0.01 * rng.standard_normal((D, M))).astype(dtype)
-    b = np.zeros(M, dtype)
-    dout = rng.standard_normal((N, M)).astype(dtype)
-    layer = mod.Affine(W, b)
+def _torch_step(torch, fn, x, params, dout):
+    xt = torch.from_numpy(x).requires_grad_()
+    ps = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
+    dt = torch.from_numpy(dout) if dout is not None else None
 
+    def step():
+        for t in [xt] + ps:
+            t.grad = None
+        fn(xt, *ps).backward(dt)
+    return step
+
+
+def _layer_step(layer, x, dout):
     def step():
         layer.forward(x)
         layer.backward(dout)
-    return step, 3 * 2 * N * D * M  # three GEMMs
+    return step
 
 
-def _softmax_loss(mod, dtype, N=100, C=1000):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((N, C)).astype(dtype)
+def _affine(mod, torch, rng, N, D, M):
+    x = rng.standard_normal((N, D), dtype=DT)
+    W = (0.01 * rng.standard_normal((D, M))).astype(DT)
+    b = rng.standard_normal(M, dtype=DT)
+    dout = rng.standard_normal((N, M), dtype=DT)
+    c = {k: _layer_step(m.Affine(W, b), x, dout) for k, m in mod.items()}
+    if torch is not None:
+        c["torch"] = _torch_step(torch, lambda x, w, b: torch.nn.functional.linear(x, w, b),
+                                 x, [np.ascontiguousarray(W.T), b], dout)
+    return c, 3 * 2 * N * D * M
+
+
+def _softmax(mod, torch, rng, N, C):
+    x = rng.standard_normal((N, C), dtype=DT)
     t = rng.integers(0, C, N)
-    layer = mod.SoftmaxWithLoss()
+    c = {}
+    for k, m in mod.items():
+        layer = m.SoftmaxWithLoss()
 
-    def step():
-        layer.forward(x, t)
-        layer.backward()
-    return step, None
+        def step(layer=layer):
+            layer.forward(x, t)
+            layer.backward()
+        c[k] = step
+    if torch is not None:
+        tt = torch.from_numpy(t)
+        c["torch"] = _torch_step(torch, lambda x: torch.nn.functional.cross_entropy(x, tt),
+                                 x, [], None)
+    return c, None
 
 
-def _batchnorm(mod, dtype, N=100, D=4320):
+def _relu(mod, torch, rng, shape):
+    x = rng.standard_normal(shape, dtype=DT)
+    dout = rng.standard_normal(shape, dtype=DT)
+    c = {k: _layer_step(m.Relu(), x, dout) for k, m in mod.items()}
+    if torch is not None:
+        c["torch"] = _torch_step(torch, torch.relu, x, [], dout)
+    return c, None
+
+
+def _batchnorm(mod, torch, rng, N, D):
+    x = rng.standard_normal((N, D), dtype=DT)
+    dout = rng.standard_normal((N, D), dtype=DT)
+    c = {k: _layer_step(m.BatchNormalization(np.ones(D, DT), np.zeros(D, DT), 0.9,
+                                             np.zeros(D, DT), np.ones(D, DT)), x, dout)
+         for k, m in mod.items()}
+    if torch is not None:
+        rm, rv = torch.zeros(D), torch.ones(D)
+        c["torch"] = _torch_step(
+            torch, lambda x, g, b: torch.nn.functional.batch_norm(
+                x, rm, rv, g, b, training=True, momentum=0.1, eps=1e-7),
+            x, [np.ones(D, DT), np.zeros(D, DT)], dout)
+    return c, None
+
+
+def run(quick=False):
+    import fastnn.layers as fast
+    import fastnn.reference.layers as ref
+
+    torch = torch_or_none()
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((N, D)).astype(dtype)
-    dout = rng.standard_normal((N, D)).astype(dtype)
-    layer = mod.BatchNormalization(np.ones(D, dtype), np.zeros(D, dtype), 0.9,
-                                   np.zeros(D, dtype), np.ones(D, dtype))
-
-    def step():
-        layer.forward(x)
-        layer.backward(dout)
-    return step, None
-
-
-WORKLOADS = {
-    "Affine 4320->100 N=100 fwd+bwd": _affine,
-    "SoftmaxWithLoss N=100 C=1000 fwd+bwd": _softmax_loss,
-    "BatchNorm N=100 D=4320 fwd+bwd": _batchnorm,
-}
-
-
-def _timings_ms(fns, repeats):
-    """Median and best time of each contender, in ms."""
-    times = {k: [] for k in fns}
-    for fn in fns.values():
-        fn()  # warm-up
-    for _ in range(repeats):
-        for k, fn in fns.items():  # interleaved
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: (1e3 * float(np.median(v)), 1e3 * min(v)) for k, v in times.items()}
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=9)
-    ap.add_argument("--json")
-    args = ap.parse_args()
+    mod = {"fastnn": fast, "reference": ref}
+    repeats = 5 if quick else 9
+    cases = [
+        ("affine 4320->100, batch 100", _affine(mod, torch, rng, 100, 4320, 100)),
+        ("affine 4096->4096, batch 512", _affine(mod, torch, rng, 512, 4096, 4096)),
+        ("softmax-cross-entropy 100x10", _softmax(mod, torch, rng, 100, 10)),
+        ("softmax-cross-entropy 256x1000", _softmax(mod, torch, rng, 256, 1000)),
+        ("relu 100x30x24x24", _relu(mod, torch, rng, (100, 30, 24, 24))),
+        ("batchnorm 100x4320", _batchnorm(mod, torch, rng, 100, 4320)),
+    ]
     rows = []
-    print(f"threads: {fastnn.get_num_threads()}")
-    print(f"{'workload':40s} {'dtype':8s} {'fastnn ms':>10s} {'numpy ms':>10s} {'speed-up':>9s}"
-          f" {'(best-of)':>9s}")
-    for name, make in WORKLOADS.items():
-        for dtype in (np.float32, np.float64):
-            ours, flops = make(L, dtype)
-            ref, _ = make(R, dtype)
-            ms = _timings_ms({"fastnn": ours, "numpy": ref}, args.repeats)
-            (ours_ms, ours_best), (ref_ms, ref_best) = ms["fastnn"], ms["numpy"]
-            row = dict(workload=name, dtype=np.dtype(dtype).name, fastnn_ms=ours_ms,
-                       numpy_ms=ref_ms, speedup=ref_ms / ours_ms, fastnn_best_ms=ours_best,
-                       numpy_best_ms=ref_best, speedup_best=ref_best / ours_best)
-            if flops:
-                row["fastnn_gflops"] = flops / ours_ms / 1e6
-            rows.append(row)
-            print(f"{name:40s} {row['dtype']:8s} {ours_ms:10.3f} {ref_ms:10.3f}"
-                  f" {row['speedup']:8.2f}x {row['speedup_best']:8.2f}x")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(threads=fastnn.get_num_threads(), rows=rows), f, indent=1)
-
-
-if __name__ == "__main__":
-    main()
+    for label, (contenders, flops) in cases:
+        times = compare(contenders, repeats=repeats, warmup=1, min_time=0.02)
+        rows.append(row(label + " fwd+bwd", times, flops))
+    return rows

@@ -2,8 +2,10 @@
 
 Contenders of one workload run interleaved in one process (A, B, C, A, B, C, ...) after a
 warm-up, with the same thread count, and the median of the repeats is reported, so machine noise
-hits all contenders alike. Peak memory is the growth of the process's resident high-water mark
-(VmHWM, reset through /proc/self/clear_refs) while a contender runs.
+hits all contenders alike. Peak memory is measured in a fresh child process per contender
+(``benchmarks.memory``): the growth of its resident high-water mark (VmHWM) over the resident
+size after setup, across warm-up and timed steps. (Resetting VmHWM through /proc/self/clear_refs
+is not allowed in every sandbox, where it silently read 0.)
 """
 
 import ctypes
@@ -15,10 +17,13 @@ import numpy as np
 
 
 def set_threads(n):
-    """One thread count for fastnn (OpenMP + OpenBLAS), NumPy's BLAS and PyTorch."""
+    """One thread count for NumPy's BLAS, PyTorch and fastnn (OpenMP threads; its OpenBLAS
+    stays single-threaded). fastnn goes last: threadpoolctl would otherwise also give fastnn's
+    OpenBLAS n threads of its own, nested inside fastnn's n OpenMP threads. fastnn is imported
+    before torch: torch loads its own libgomp.so.1, which fastnn then shares, and libgomp reads
+    fastnn's OMP_WAIT_POLICY=PASSIVE default only if fastnn sets it before the first load."""
     import fastnn
 
-    fastnn.set_num_threads(n)
     try:
         from threadpoolctl import threadpool_limits
 
@@ -31,46 +36,18 @@ def set_threads(n):
         torch.set_num_threads(n)
     except ImportError:
         pass
+    fastnn.set_num_threads(n)
 
 
-def _vm_kib(field):
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_memory_mib(fn):
-    """Extra resident memory (MiB) at the peak of one call of fn, beyond the RSS before it."""
-    if not _reset_peak():
-        return None
-    before = _vm_kib("VmRSS")
-    fn()
-    peak = _vm_kib("VmHWM")
-    if before is None or peak is None:
-        return None
-    return max(0.0, (peak - before) / 1024.0)
-
-
-def compare(contenders, repeats=7, warmup=2, min_time=0.0):
+def compare(contenders, repeats=7, warmup=2, min_time=0.0, max_repeats=None):
     """Time each callable of {name: fn}, interleaved; returns {name: median seconds}.
 
-    Each repeat calls fn enough times to last min_time seconds and divides.
+    Each repeat calls fn enough times to last min_time seconds and divides. max_repeats
+    ({name: n}, n >= 5) lets a slow contender (the NumPy reference at large shapes) stop early;
+    the others keep running interleaved.
     """
     names = list(contenders)
+    max_repeats = max_repeats or {}
     inner = {}
     for name in names:
         fn = contenders[name]
@@ -84,6 +61,8 @@ def compare(contenders, repeats=7, warmup=2, min_time=0.0):
     for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
+            if r >= max_repeats.get(name, repeats):
+                continue
             fn, k = contenders[name], inner[name]
             t0 = time.perf_counter()
             for _ in range(k):
@@ -96,10 +75,16 @@ _sgemm_rate = None
 
 
 def sgemm_gflops(n=2048, repeats=5):
-    """The machine's measured sgemm rate (GFLOP/s) through the same OpenBLAS fastnn links."""
+    """The machine's sgemm rate (GFLOP/s): the faster of OpenBLAS (the library fastnn links)
+    on all of fastnn's threads and on one thread, for n x n x n.
+
+    fastnn keeps OpenBLAS single-threaded and splits GEMMs over its own threads; on busy cores
+    OpenBLAS's own threading can be slower than one thread, so both are measured.
+    """
     global _sgemm_rate
     if _sgemm_rate is not None:
         return _sgemm_rate
+    import fastnn
     import scipy_openblas32
 
     lib = ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(),
@@ -114,18 +99,28 @@ def sgemm_gflops(n=2048, repeats=5):
     c = np.empty((n, n), dtype=np.float32)
     pa, pb, pc = (m.ctypes.data_as(fp) for m in (a, b, c))
 
-    def run():
-        sgemm(101, 111, 111, n, n, n, 1.0, pa, n, pb, n, 0.0, pc, n)  # row-major, no transposes
+    def run(threads):
+        def fn():
+            lib.scipy_openblas_set_num_threads(threads)
+            sgemm(101, 111, 111, n, n, n, 1.0, pa, n, pb, n, 0.0, pc, n)  # row-major, no trans
+        return fn
 
-    best = compare({"sgemm": run}, repeats=repeats, warmup=1)["sgemm"]
-    _sgemm_rate = 2.0 * n ** 3 / best / 1e9
+    threads = fastnn.get_num_threads()
+    try:
+        times = compare({f"{threads} threads": run(threads), "1 thread": run(1)},
+                        repeats=repeats, warmup=1)
+    finally:
+        fastnn.set_num_threads(threads)  # restores fastnn's OpenBLAS setting
+    _sgemm_rate = 2.0 * n ** 3 / min(times.values()) / 1e9
     return _sgemm_rate
 
 
-def row(workload, times, flops=None, memory=None, baseline="fastnn"):
+def row(workload, times, flops=None, memory=None, baseline="fastnn", note=None):
     """One result row: ms per contender, speed-up of `baseline` over each other, GFLOP/s."""
     rate = sgemm_gflops()
     out = {"workload": workload, "ms": {k: v * 1e3 for k, v in times.items()}}
+    if note:
+        out["note"] = note
     if baseline in times:
         out["speedup"] = {k: v / times[baseline] for k, v in times.items() if k != baseline}
     if flops:
@@ -158,6 +153,19 @@ def print_table(rows, file=None):
         cells.append(" / ".join(f"{k} {v:.0f}" for k, v in peak.items()) if peak else "-")
         lines.append(cells)
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
-    text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in lines)
+    text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip()
+                     for line in lines)
+    notes = [f"- {r['workload']}: {r['note']}" for r in rows if r.get("note")]
+    if notes:
+        text += "\n\nNotes:\n" + "\n".join(notes)
     print(text, file=file)
     return text
+
+
+def torch_or_none():
+    """PyTorch when installed (a contender everywhere), else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch

@@ -211,8 +211,9 @@ def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution"):
     return _C.conv2d_forward(as_compute(x, dt), as_compute(W, dt), bc, stride, pad)
 
 
-def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution"):
-    """(dx, dW, db) of conv2d_forward for dout (N, FN, OH, OW), in the promotion of all inputs."""
+def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", need_dx=True):
+    """(dx, dW, db) of conv2d_forward for dout (N, FN, OH, OW), in the promotion of all inputs;
+    dx is None (not computed) when need_dx is false."""
     x, W, b, stride, pad = _conv_checks(layer, x, W, b, stride, pad)
     check_host(layer, dout)
     dout = np.asarray(dout)
@@ -224,7 +225,7 @@ def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution"):
                          f"had shape {expected}")
     dt = compute_dtype(layer, dout, x, W, b)
     return _C.conv2d_backward(as_compute(dout, dt), as_compute(x, dt), as_compute(W, dt), stride,
-                              pad)
+                              pad, need_dx)
 
 
 def _pool_checks(layer, x, pool_h, pool_w, stride, pad):
@@ -308,9 +309,10 @@ def affine_forward(x, W, b, layer="Affine"):
     return _C.affine_forward(as_compute(x2, dt), as_compute(W, dt), as_compute(b, dt))
 
 
-def affine_backward(dout, x, W, layer="Affine"):
-    """(dx, dW, db) of out = x.reshape(N, -1) @ W + b; dx has x's shape. Each result has the
-    dtype NumPy gives the book's expression (dout @ W.T, x.T @ dout, dout.sum(axis=0))."""
+def affine_backward(dout, x, W, layer="Affine", need_dx=True):
+    """(dx, dW, db) of out = x.reshape(N, -1) @ W + b; dx has x's shape, or is None (not
+    computed) when need_dx is false. Each result has the dtype NumPy gives the book's
+    expression (dout @ W.T, x.T @ dout, dout.sum(axis=0))."""
     check_host(layer, dout, x, W)
     x = np.asarray(x)
     x2, W, dout = flatten_batch(layer, x), np.asarray(W), np.asarray(dout)
@@ -321,8 +323,11 @@ def affine_backward(dout, x, W, layer="Affine"):
     if dout.shape != expected:
         raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward output "
                          f"had shape {expected}")
-    dx, dW, db = _C.affine_backward(as_compute(dout, dt), as_compute(x2, dt), as_compute(W, dt))
-    return (dx.reshape(x.shape).astype(compute_dtype(layer, dout, W), copy=False),
+    dx, dW, db = _C.affine_backward(as_compute(dout, dt), as_compute(x2, dt), as_compute(W, dt),
+                                    need_dx)
+    if dx is not None:
+        dx = dx.reshape(x.shape).astype(compute_dtype(layer, dout, W), copy=False)
+    return (dx,
             dW.astype(compute_dtype(layer, x2, dout), copy=False),
             db.astype(compute_dtype(layer, dout), copy=False))
 

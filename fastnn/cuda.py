@@ -230,7 +230,7 @@ def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution"):
     return out
 
 
-def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution"):
+def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", need_dx=True):
     stride, pad = _conv_checks(layer, x, W, b, stride, pad)
     FN, _, FH, FW = W.shape
     N, _, H, Wd = x.shape
@@ -243,7 +243,7 @@ def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution"):
     dx, dW, db = k.empty(x.shape), k.empty(W.shape), k.empty((FN,))
     _C.cuda_conv2d_backward(*k.args(), _p(dout), _p(x), _p(W), _p(dx), _p(dW), _p(db),
                             list(x.shape), FN, FH, FW, stride, pad)
-    return dx, dW, db
+    return (dx if need_dx else None), dW, db  # the kernel always computes dx
 
 
 def _pool_forward_checks(layer, x, pool_h, pool_w, stride, pad):
@@ -334,7 +334,7 @@ def affine_forward(x, W, b, layer="Affine"):
     return out
 
 
-def affine_backward(dout, x, W, layer="Affine"):
+def affine_backward(dout, x, W, layer="Affine", need_dx=True):
     x2 = flatten_batch(layer, x)
     if W.ndim != 2 or x2.shape[1] != W.shape[0]:
         raise _ops._shape_error(layer + ".backward", "x and W do not match", x=x, W=W)
@@ -348,8 +348,9 @@ def affine_backward(dout, x, W, layer="Affine"):
     M = W.shape[1]
     dx, dW, db = k.empty((N, D)), k.empty((D, M)), k.empty((M,))
     _C.cuda_affine_backward(*k.args(), _p(dout), _p(x2), _p(W), _p(dx), _p(dW), _p(db), N, D, M)
-    # The dtypes NumPy gives the book's expressions, as on the CPU.
-    return (dx.reshape(x.shape).astype(_ops.compute_dtype(layer, dout, W), copy=False),
+    # The dtypes NumPy gives the book's expressions, as on the CPU; the kernel always computes dx.
+    return (dx.reshape(x.shape).astype(_ops.compute_dtype(layer, dout, W), copy=False)
+            if need_dx else None,
             dW.astype(_ops.compute_dtype(layer, x2, dout), copy=False),
             db.astype(_ops.compute_dtype(layer, dout), copy=False))
 

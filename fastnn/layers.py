@@ -79,6 +79,12 @@ class Affine:
         dx, self.dW, self.db = _ops.affine_backward(dout, self.x, self.W, "Affine")
         return dx.reshape(self.original_x_shape)
 
+    def _param_backward(self, dout):
+        """backward() without dx: sets dW and db only (a network's first layer)."""
+        if self.x is None:
+            raise RuntimeError("Affine.backward: call forward(x) first")
+        _, self.dW, self.db = _ops.affine_backward(dout, self.x, self.W, "Affine", need_dx=False)
+
 
 class SoftmaxWithLoss:
     """Softmax + cross-entropy: loss = mean over the batch of -log(y[t] + 1e-7).
@@ -228,6 +234,12 @@ class Convolution:
         dx, self.dW, self.db = _ops.conv2d_backward(dout, self.x, self.W, self.b, self.stride,
                                                     self.pad)
         return dx
+
+    def _param_backward(self, dout):
+        """backward() without dx: sets dW and db only (a network's first layer)."""
+        _forward_first(self, "Convolution")
+        _, self.dW, self.db = _ops.conv2d_backward(dout, self.x, self.W, self.b, self.stride,
+                                                   self.pad, need_dx=False)
 
     @property
     def col(self):

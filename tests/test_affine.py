@@ -187,3 +187,22 @@ def test_threaded_path_matches_reference(rng, dtype):
         assert_parity(ours.db, ref.db, dtype, reduce_len=300)
     finally:
         fastnn.set_num_threads(n)
+
+
+@pytest.mark.parametrize("x_shape,M", [((7, 13), 5), ((300, 4, 50), 70), ((0, 6), 3),
+                                       ((4, 9), 0)])
+def test_param_backward_without_dx_matches_reference(rng, dtype, x_shape, M):
+    # The path a network's first layer takes: dW and db only, dx never computed.
+    x, W, b = _pair(rng, dtype, x_shape, M)
+    N = x_shape[0]
+    ours, ref = L.Affine(W, b), R.Affine(W, b)
+    ours.forward(x)
+    ref.forward(x)
+    dout = rng.standard_normal((N, M)).astype(dtype)
+    assert ours._param_backward(dout) is None
+    ref.backward(dout)
+    assert_parity(ours.dW, ref.dW, dtype, reduce_len=max(N, 1))
+    assert_parity(ours.db, ref.db, dtype, reduce_len=max(N, 1))
+    assert _ops.affine_backward(dout, x, W, need_dx=False)[0] is None
+    with pytest.raises(RuntimeError, match="call forward"):
+        L.Affine(W, b)._param_backward(dout)

@@ -246,3 +246,23 @@ def test_concurrent_calls_from_python_threads(rng):
     for outs, exp in zip(results, expected):
         for out in outs:
             assert_parity(out, exp, np.float64, reduce_len=27)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_param_backward_without_dx_matches_reference(rng, dtype, threads, shape):
+    # The path a network's first layer takes: dW and db only, dx never computed.
+    x, Wt, b, stride, pad = make(rng, shape, dtype)
+    layer, ref_layer = Convolution(Wt, b, stride, pad), ref.Convolution(Wt, b, stride, pad)
+    out = layer.forward(x)
+    ref_layer.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    assert layer._param_backward(dout) is None
+    ref_layer.backward(dout)
+    positions = x.shape[0] * out.shape[2] * out.shape[3]
+    assert_parity(layer.dW, ref_layer.dW, dtype, reduce_len=positions)
+    assert_parity(layer.db, ref_layer.db, dtype, reduce_len=positions)
+    dx, dW, db = _ops.conv2d_backward(dout, x, Wt, b, stride, pad, need_dx=False)
+    assert dx is None
+    np.testing.assert_array_equal(dW, layer.dW)
+    with pytest.raises(RuntimeError, match="before forward|forward"):
+        Convolution(Wt, b, stride, pad)._param_backward(dout)

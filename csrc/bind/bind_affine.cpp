@@ -23,9 +23,9 @@ Array<T> affine_forward(Array<T> x, Array<T> W, Array<T> b) {
   return out;
 }
 
-// Returns (dx (N, D), dW (D, M), db (M,)).
+// Returns (dx (N, D), dW (D, M), db (M,)); dx is None when need_dx is false.
 template <typename T>
-py::tuple affine_backward(Array<T> dout, Array<T> x, Array<T> W) {
+py::tuple affine_backward(Array<T> dout, Array<T> x, Array<T> W, bool need_dx) {
   FASTNN_CHECK(dout.ndim() == 2 && x.ndim() == 2 && W.ndim() == 2,
                "Affine.backward: expected dout (N, M), x (N, D) and W (D, M), got dout.shape=",
                shape_str(shape_of(dout)), ", x.shape=", shape_str(shape_of(x)),
@@ -34,21 +34,23 @@ py::tuple affine_backward(Array<T> dout, Array<T> x, Array<T> W) {
   FASTNN_CHECK(W.shape(0) == D && dout.shape(0) == N && dout.shape(1) == M,
                "Affine.backward: dout.shape=", shape_str(shape_of(dout)), " does not match x.shape=",
                shape_str(shape_of(x)), " and W.shape=", shape_str(shape_of(W)));
-  auto dx = empty<T>({N, D});
+  auto dx = need_dx ? empty<T>({N, D}) : Array<T>();
   auto dW = empty<T>({D, M});
   auto db = empty<T>({M});
   {
+    T* dx_data = need_dx ? dx.mutable_data() : nullptr;
     py::gil_scoped_release nogil;
-    cpu::affine_backward(dout.data(), x.data(), W.data(), dx.mutable_data(), dW.mutable_data(),
+    cpu::affine_backward(dout.data(), x.data(), W.data(), dx_data, dW.mutable_data(),
                          db.mutable_data(), N, D, M);
   }
-  return py::make_tuple(dx, dW, db);
+  return py::make_tuple(need_dx ? py::object(dx) : py::none(), dW, db);
 }
 
 template <typename T>
 void define(py::module_& m) {
   m.def("affine_forward", &affine_forward<T>, py::arg("x"), py::arg("W"), py::arg("b"));
-  m.def("affine_backward", &affine_backward<T>, py::arg("dout"), py::arg("x"), py::arg("W"));
+  m.def("affine_backward", &affine_backward<T>, py::arg("dout"), py::arg("x"), py::arg("W"),
+        py::arg("need_dx") = true);
 }
 
 void bind_affine(py::module_& m) {

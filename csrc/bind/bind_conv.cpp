@@ -30,22 +30,25 @@ Array<T> conv2d_forward(Array<T> x, Array<T> W, std::optional<Array<T>> b, int64
   return out;
 }
 
+// Returns (dx, dW, db); dx is None when need_dx is false.
 template <typename T>
-py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride, int64_t pad) {
+py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride, int64_t pad,
+                          bool need_dx) {
   const auto s = conv_shape(x, W, stride, pad);
   const int64_t FN = W.shape(0);
   const std::vector<int64_t> expect{s.N, FN, s.OH, s.OW};
   FASTNN_CHECK(shape_of(dout) == expect, "Convolution.backward: dout has shape ",
                shape_str(shape_of(dout)), " but the forward output had shape ", shape_str(expect));
-  auto dx = empty<T>(shape_of(x));
+  auto dx = need_dx ? empty<T>(shape_of(x)) : Array<T>();
   auto dW = empty<T>(shape_of(W));
   auto db = empty<T>({FN});
   {
+    T* dx_data = need_dx ? dx.mutable_data() : nullptr;
     py::gil_scoped_release nogil;
-    cpu::conv2d_backward(dout.data(), x.data(), W.data(), dx.mutable_data(), dW.mutable_data(),
+    cpu::conv2d_backward(dout.data(), x.data(), W.data(), dx_data, dW.mutable_data(),
                          db.mutable_data(), s, FN);
   }
-  return py::make_tuple(dx, dW, db);
+  return py::make_tuple(need_dx ? py::object(dx) : py::none(), dW, db);
 }
 
 template <typename T>
@@ -53,7 +56,7 @@ void define(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward<T>, py::arg("x"), py::arg("W"), py::arg("b"),
         py::arg("stride"), py::arg("pad"));
   m.def("conv2d_backward", &conv2d_backward<T>, py::arg("dout"), py::arg("x"), py::arg("W"),
-        py::arg("stride"), py::arg("pad"));
+        py::arg("stride"), py::arg("pad"), py::arg("need_dx") = true);
 }
 
 void bind_conv(py::module_& m) {

@@ -1,30 +1,80 @@
 // gemm<T> over OpenBLAS cblas (scipy-openblas32 prefixes every symbol with scipy_).
 // Row-major: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
+//
+// One thread pool: OpenBLAS always runs single-threaded (set_num_threads), and a GEMM big
+// enough to share, called outside a parallel region, is split into blocks of rows (or columns)
+// of C that fastnn's OpenMP threads take dynamically. OpenBLAS's own threading synchronises its
+// threads several times per call, which on busy cores waits for a descheduled thread each time
+// (measured 4-20x slower than one thread at 256x256x784 on 2 loaded cores); one dynamic loop
+// waits at most once. Each element of C is computed by one block's call, whichever thread runs
+// it, so results do not depend on timing.
 #pragma once
 #include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
 
 #include "core/check.h"
+#include "core/parallel.h"
 
 namespace fastnn {
+namespace detail {
 
-inline void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-                 const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                 int64_t ldc) {
-  if (M == 0 || N == 0) return;
+inline void blas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                      float* C, int64_t ldc) {
   scipy_cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans, blas_int(M, "M"), blas_int(N, "N"),
-                    blas_int(K, "K"), alpha, A, blas_int(lda, "lda"), B, blas_int(ldb, "ldb"),
-                    beta, C, blas_int(ldc, "ldc"));
+                    transB ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha, A,
+                    int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
-inline void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
-                 const double* A, int64_t lda, const double* B, int64_t ldb, double beta,
-                 double* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
+inline void blas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
+                      const double* A, int64_t lda, const double* B, int64_t ldb, double beta,
+                      double* C, int64_t ldc) {
   scipy_cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans, blas_int(M, "M"), blas_int(N, "N"),
-                    blas_int(K, "K"), alpha, A, blas_int(lda, "lda"), B, blas_int(ldb, "ldb"),
-                    beta, C, blas_int(ldc, "ldc"));
+                    transB ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha, A,
+                    int(lda), B, int(ldb), beta, C, int(ldc));
+}
+
+// Below this many flops one thread is faster than any split (~50 us of work).
+constexpr double kGemmParallelFlops = double(1 << 22);
+// Blocks are at least this many rows/columns of C (unless that leaves one per thread), and up
+// to 4 per thread for balance.
+constexpr int64_t kGemmMinBlock = 32;
+
+}  // namespace detail
+
+template <typename T>
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  blas_int(M, "M"), blas_int(N, "N"), blas_int(K, "K");
+  blas_int(lda, "lda"), blas_int(ldb, "ldb"), blas_int(ldc, "ldc");
+  const int threads = omp_in_parallel() ? 1 : get_num_threads();
+  const bool rows = M >= N;  // split the longer side of C
+  const int64_t side = rows ? M : N;
+  // A multiple of the thread count, so equal blocks end together.
+  const int64_t blocks =
+      threads * std::clamp<int64_t>(side / (detail::kGemmMinBlock * threads), 1, 4);
+  if (threads == 1 || side < threads || 2.0 * double(M) * double(N) * double(K) <
+                                        detail::kGemmParallelFlops) {
+    detail::blas_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const int64_t step = (side + blocks - 1) / blocks;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < blocks; ++i) {
+    const int64_t lo = i * step, len = std::min(step, side - lo);
+    if (len <= 0) continue;
+    if (rows) {  // rows lo.. of op(A) and C
+      const T* Ai = transA ? A + lo : A + lo * lda;
+      detail::blas_gemm(transA, transB, len, N, K, alpha, Ai, lda, B, ldb, beta, C + lo * ldc,
+                        ldc);
+    } else {  // columns lo.. of op(B) and C
+      const T* Bi = transB ? B + lo * ldb : B + lo;
+      detail::blas_gemm(transA, transB, M, len, K, alpha, A, lda, Bi, ldb, beta, C + lo, ldc);
+    }
+  }
 }
 
 }  // namespace fastnn

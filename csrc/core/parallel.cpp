@@ -15,7 +15,7 @@ void set_num_threads(int n) {
   if (n < 1) n = 1;
   budget.store(n);
   omp_set_num_threads(n);
-  scipy_openblas_set_num_threads(n);
+  scipy_openblas_set_num_threads(1);  // fastnn::gemm splits large GEMMs over OpenMP threads
 }
 
 int get_num_threads() {

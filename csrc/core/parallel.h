@@ -1,5 +1,6 @@
-// One thread budget for OpenMP and OpenBLAS: set_num_threads() sets both, so a kernel that
-// calls BLAS outside its parallel regions never oversubscribes the cores.
+// One thread pool: set_num_threads() sizes OpenMP's and keeps OpenBLAS single-threaded;
+// fastnn::gemm (core/blas.h) splits large GEMMs over the OpenMP threads, so cores are never
+// oversubscribed.
 #pragma once
 #include <cstdint>
 #include <omp.h>

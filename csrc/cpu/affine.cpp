@@ -18,9 +18,10 @@ void affine_forward(const T* x, const T* W, const T* b, T* out, int64_t N, int64
 template <typename T>
 void affine_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db, int64_t N,
                      int64_t D, int64_t M) {
+  // dx may be null: the caller does not need it (a network's first layer).
   // BLAS rejects a zero leading dimension, so the empty sums are written directly.
   if (M == 0) {
-    std::fill(dx, dx + N * D, T(0));
+    if (dx) std::fill(dx, dx + N * D, T(0));
     return;
   }
   if (N == 0) {
@@ -29,8 +30,8 @@ void affine_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     return;
   }
   if (D > 0) {
-    gemm(false, true, N, D, M, T(1), dout, M, W, M, T(0), dx, D);   // dout @ W^T
-    gemm(true, false, D, M, N, T(1), x, D, dout, M, T(0), dW, M);   // x^T @ dout
+    if (dx) gemm(false, true, N, D, M, T(1), dout, M, W, M, T(0), dx, D);  // dout @ W^T
+    gemm(true, false, D, M, N, T(1), x, D, dout, M, T(0), dW, M);          // x^T @ dout
   }
   // db: column sums of dout, rows added in order; threads split the columns.
   constexpr int64_t kCols = 256;

@@ -9,6 +9,7 @@ void affine_forward(const T* x, const T* W, const T* b, T* out, int64_t N, int64
 
 // Backward from dout (N, M): dx (N, D) = dout @ W^T, dW (D, M) = x^T @ dout, db (M,) = sum_i dout.
 template <typename T>
+// dx may be null: only dW and db are computed.
 void affine_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db, int64_t N,
                      int64_t D, int64_t M);
 

@@ -1,7 +1,5 @@
 #include "cpu/conv.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <memory>
 #include <new>
@@ -40,16 +38,10 @@ T* scratch(int64_t n) {
 }
 
 // Images go to OpenMP threads, each calling BLAS single-threaded, when there is at least one
-// image per thread; otherwise images run in turn and BLAS uses all threads.
+// image per thread; otherwise images run in turn and each GEMM is split over the threads.
 inline bool images_in_parallel(const ConvShape& s) {
   return get_num_threads() > 1 && s.N >= get_num_threads();
 }
-
-// OpenBLAS runs single-threaded while OpenMP threads call it; restored to the shared budget.
-struct SerialBlas {
-  SerialBlas() { scipy_openblas_set_num_threads(1); }
-  ~SerialBlas() { scipy_openblas_set_num_threads(get_num_threads()); }
-};
 
 // The sizes handed to BLAS fit its 32-bit ints (checked before any parallel region).
 void check_blas_sizes(const ConvShape& s, int64_t FN) {
@@ -140,17 +132,19 @@ void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape
   }
 }
 
-// dW (FN, CK) += dout_n @ colT^T; dcolT = Wm^T @ dout_n overwrites colT and is folded onto dx_n.
+// dW (FN, CK) += dout_n @ colT^T; dcolT = Wm^T @ dout_n overwrites colT and is folded onto dx_n
+// (skipped when dxn is null: the caller does not need dx).
 template <typename T>
 void backward_image(const T* doutn, const T* xn, const T* W, T* dxn, T* dW, const ConvShape& s,
                     int64_t FN, T* colT) {
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
-  std::fill(dxn, dxn + s.C * s.H * s.W, T(0));
+  if (dxn) std::fill(dxn, dxn + s.C * s.H * s.W, T(0));
   for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
     const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
     const T* d = doutn + oh0 * s.OW;  // (FN, R) block of dout_n, row stride P
     im2col_t(xn, colT, s, oh0, oh1);
     gemm(false, true, FN, CK, R, T(1), d, P, colT, R, T(1), dW, CK);
+    if (!dxn) continue;
     gemm(true, false, CK, R, FN, T(1), W, CK, d, P, T(0), colT, R);
     col2im_t_add(colT, dxn, s, oh0, oh1);
   }
@@ -170,7 +164,6 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
     return;
   }
   bool out_of_memory = false;
-  SerialBlas serial;
 #pragma omp parallel
   {
     T* col = nullptr;
@@ -210,7 +203,7 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   if (!images_in_parallel(s)) {
     T* col = scratch<T, 0>(col_len);
     for (int64_t n = 0; n < s.N; ++n)
-      backward_image(dout + n * FN * P, x + n * CHW, W, dx + n * CHW, dW, s, FN, col);
+      backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dW, s, FN, col);
     return;
   }
   // Each thread accumulates its own dW; the partial sums are added in thread order afterwards,
@@ -218,7 +211,6 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   std::vector<T*> partial(get_num_threads(), nullptr);
   bool out_of_memory = false;
   {
-    SerialBlas serial;
 #pragma omp parallel
     {
       T *col = nullptr, *dWt = nullptr;
@@ -234,7 +226,8 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < s.N; ++n)
         if (col && dWt)
-          backward_image(dout + n * FN * P, x + n * CHW, W, dx + n * CHW, dWt, s, FN, col);
+          backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dWt, s, FN,
+                         col);
     }
   }
   if (out_of_memory) throw std::bad_alloc();

@@ -13,6 +13,7 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
 
 // From dout (N, FN, OH, OW): dx (N, C, H, W), dW (FN, C, FH, FW), db (FN,), all overwritten.
 template <typename T>
+// dx may be null: only dW and db are computed.
 void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                      const ConvShape& s, int64_t FN);
 

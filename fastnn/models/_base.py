@@ -83,8 +83,12 @@ class Network:
         """Gradients of the loss by backpropagation, as a dict keyed like ``params``."""
         self.last_loss = self._train_loss(x, t)
         dout = self.last_layer.backward(1)
-        for layer in reversed(list(self.layers.values())):
+        layers = list(self.layers.values())
+        for layer in reversed(layers[1:]):
             dout = layer.backward(dout)
+        # Nothing needs the input's gradient: a first layer that can skips computing it.
+        first = layers[0]
+        getattr(first, "_param_backward", first.backward)(dout)
         grads = {}
         for key, name, attr in self._grad_map:
             g = getattr(self.layers[name], attr)
