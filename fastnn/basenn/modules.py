@@ -7,6 +7,8 @@ Every matrix product runs in fastnn's Affine/Convolution kernels; the small piec
 (LeakyReLU, Softmax, global mean, embedding gather, squeeze) are elementwise NumPy.
 """
 
+import abc
+
 import numpy as np
 
 from .. import layers as L
@@ -41,7 +43,9 @@ def _fmt(shape):
     return "(N, " + ", ".join(str(s) for s in shape) + ")" if shape else "(N,)"
 
 
-class Module:
+class Module(abc.ABC):
+    """A builder layer: forward(x, train) -> y, then backward(dout) -> dx filling ``grads``."""
+
     accepts_int = False     # True where the input is token indices (embedding)
 
     def __init__(self):
@@ -50,11 +54,13 @@ class Module:
     def out_shape(self, shape):
         return shape
 
+    @abc.abstractmethod
     def forward(self, x, train):
-        raise NotImplementedError
+        """The layer's output for input batch x (train: dropout/batch-norm behaviour)."""
 
+    @abc.abstractmethod
     def backward(self, dout):
-        raise NotImplementedError
+        """The gradient w.r.t. the last forward's input; parameter gradients go to ``grads``."""
 
     def load_buffers(self, buffers):
         self.buffers.update(buffers)
