@@ -9,6 +9,13 @@ call (fastnn._ops); the single-step RNN/LSTM/GRU run the same kernels on a seque
 import numpy as np
 
 from . import _ops
+from .reference import time_layers as _reference
+
+# No kernel pays for these (a row gather, a scatter-add, a mask multiply): they are the
+# reference classes themselves.
+Embedding = _reference.Embedding
+TimeEmbedding = _reference.TimeEmbedding
+TimeDropout = _reference.TimeDropout
 
 
 def _time_major(xs):
@@ -203,33 +210,6 @@ class TimeLSTM:
         self.h, self.c = None, None
 
 
-class Embedding:
-    """Rows of W picked by integer ids; backward scatters dout back into those rows."""
-
-    def __init__(self, W):
-        self.params = [W]
-        self.grads = [np.zeros_like(W)]
-        self.idx = None
-
-    def forward(self, idx):
-        self.idx = idx
-        return self.params[0][idx]
-
-    def backward(self, dout):
-        dW = self.grads[0]
-        dW[...] = 0
-        np.add.at(dW, self.idx, dout)
-        return None
-
-
-class TimeEmbedding(Embedding):
-    """Embedding of an (N, T) id array -> (N, T, D)."""
-
-    def __init__(self, W):
-        super().__init__(W)
-        self.W = W
-
-
 class TimeAffine:
     """x (N, T, D) @ W (D, M) + b at every time step, as one matrix product (BLAS kernel)."""
 
@@ -282,41 +262,7 @@ class TimeSoftmaxWithLoss:
         return dx.reshape(N, T, V)
 
 
-class TimeDropout:
-    """Inverted dropout over a whole sequence; ``train_flg = False`` passes xs through."""
-
-    def __init__(self, dropout_ratio=0.5):
-        self.params, self.grads = [], []
-        self.dropout_ratio = dropout_ratio
-        self.mask = None
-        self.train_flg = True
-
-    def forward(self, xs):
-        if not self.train_flg:
-            return xs
-        keep = np.random.rand(*xs.shape) > self.dropout_ratio
-        self.mask = keep.astype(np.float32) * (1.0 / (1.0 - self.dropout_ratio))
-        return xs * self.mask
-
-    def backward(self, dout):
-        return dout * self.mask
-
-
-class TimeBiLSTM:
+class TimeBiLSTM(_reference.TimeBiLSTM):
     """Two TimeLSTMs, the second reading the sequence backwards; outputs (N, T, 2H)."""
 
-    def __init__(self, Wx1, Wh1, b1, Wx2, Wh2, b2, stateful=False):
-        self.forward_lstm = TimeLSTM(Wx1, Wh1, b1, stateful)
-        self.backward_lstm = TimeLSTM(Wx2, Wh2, b2, stateful)
-        self.params = self.forward_lstm.params + self.backward_lstm.params
-        self.grads = self.forward_lstm.grads + self.backward_lstm.grads
-
-    def forward(self, xs):
-        out_f = self.forward_lstm.forward(xs)
-        out_b = self.backward_lstm.forward(xs[:, ::-1])[:, ::-1]
-        return np.concatenate((out_f, out_b), axis=2)
-
-    def backward(self, dhs):
-        H = dhs.shape[2] // 2
-        dxs = self.forward_lstm.backward(dhs[:, :, :H])
-        return dxs + self.backward_lstm.backward(dhs[:, :, H:][:, ::-1])[:, ::-1]
+    lstm_class = TimeLSTM

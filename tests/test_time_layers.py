@@ -112,6 +112,9 @@ def test_time_bilstm(rng, dtype):
                                     rng.standard_normal((H, 4 * H)) * 0.5,
                                     rng.standard_normal(4 * H))]
     a, r = fast.TimeBiLSTM(*ps), ref.TimeBiLSTM(*[p.copy() for p in ps])
+    # the drop-in runs both directions on the compiled TimeLSTM, the reference on its own
+    assert type(a.forward_lstm) is fast.TimeLSTM and type(a.backward_lstm) is fast.TimeLSTM
+    assert type(r.forward_lstm) is ref.TimeLSTM
     xs = rng.standard_normal((N, T, D)).astype(dtype)
     out = a.forward(xs)
     assert out.shape == (N, T, 2 * H)
