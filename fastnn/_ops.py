@@ -443,12 +443,9 @@ def _batchnorm_params(layer, D, x_shape, **params):
                              f"feature, as in the book)")
 
 
-def batchnorm_forward_train(x, gamma, beta, running_mean=None, running_var=None, momentum=0.9,
-                            eps=BATCHNORM_EPS, layer="BatchNormalization"):
-    """Training forward over x (N, D) or (N, C, H, W) (flattened to (N, C*H*W) as the book
-    does). Returns (out (x.shape), xc (N, D), xn (N, D), std (D,), running_mean, running_var)
-    with the running averages as new arrays (None starts them at float64 zeros, as the book).
-    An empty batch leaves the running averages unchanged."""
+def _batchnorm_inputs(layer, x, gamma, beta, running_mean, running_var):
+    """Checked (x, x as (N, D), running_mean, running_var, compute dtype); None running
+    averages become float64 zeros, as the book starts them."""
     check_host(layer, x, gamma, beta, running_mean, running_var)
     x = np.asarray(x)
     x2 = _batchnorm_x(layer, x)
@@ -460,6 +457,17 @@ def batchnorm_forward_train(x, gamma, beta, running_mean=None, running_var=None,
     _batchnorm_params(layer, D, x.shape, gamma=gamma, beta=beta, running_mean=running_mean,
                       running_var=running_var)
     dt = compute_dtype(layer, x2, gamma, beta, running_mean, running_var)
+    return x, x2, running_mean, running_var, dt
+
+
+def batchnorm_forward_train(x, gamma, beta, running_mean=None, running_var=None, momentum=0.9,
+                            eps=BATCHNORM_EPS, layer="BatchNormalization"):
+    """Training forward over x (N, D) or (N, C, H, W) (flattened to (N, C*H*W) as the book
+    does). Returns (out (x.shape), xc (N, D), xn (N, D), std (D,), running_mean, running_var)
+    with the running averages as new arrays (None starts them at float64 zeros, as the book).
+    An empty batch leaves the running averages unchanged."""
+    x, x2, running_mean, running_var, dt = _batchnorm_inputs(layer, x, gamma, beta,
+                                                            running_mean, running_var)
     out, xc, xn, std, rm, rv = _C.batchnorm_forward_train(
         as_compute(x2, dt), as_compute(gamma, dt), as_compute(beta, dt),
         as_compute(running_mean, dt), as_compute(running_var, dt), float(momentum), float(eps))
@@ -475,17 +483,8 @@ def batchnorm_forward_infer(x, gamma, beta, running_mean=None, running_var=None,
                             eps=BATCHNORM_EPS, layer="BatchNormalization"):
     """Inference forward: gamma * (x - running_mean) / sqrt(running_var + eps) + beta, shape of
     x (2-D or 4-D as in training); None running averages are zeros, as the book."""
-    check_host(layer, x, gamma, beta, running_mean, running_var)
-    x = np.asarray(x)
-    x2 = _batchnorm_x(layer, x)
-    D = x2.shape[1]
-    if running_mean is None:
-        running_mean = np.zeros(D)
-    if running_var is None:
-        running_var = np.zeros(D)
-    _batchnorm_params(layer, D, x.shape, gamma=gamma, beta=beta, running_mean=running_mean,
-                      running_var=running_var)
-    dt = compute_dtype(layer, x2, gamma, beta, running_mean, running_var)
+    x, x2, running_mean, running_var, dt = _batchnorm_inputs(layer, x, gamma, beta,
+                                                            running_mean, running_var)
     out = _C.batchnorm_forward_infer(as_compute(x2, dt), as_compute(gamma, dt),
                                      as_compute(beta, dt), as_compute(running_mean, dt),
                                      as_compute(running_var, dt), float(eps))
