@@ -7,6 +7,18 @@ import pytest
 RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 
 
+@pytest.fixture(scope="module")
+def one_kernel_thread():
+    """One kernel thread for a module of small workloads: on a busy 2-core machine OpenMP
+    wake-ups cost more than they save."""
+    import fastnn
+
+    n = fastnn.get_num_threads()
+    fastnn.set_num_threads(1)
+    yield
+    fastnn.set_num_threads(n)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -7,20 +7,13 @@ import os
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn.basenn import nn
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples", "basenn")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One kernel thread: these workloads are small, and on a busy 2-core machine OpenMP
-    wake-ups cost more than they save."""
-    n = fastnn.get_num_threads()
-    fastnn.set_num_threads(1)
-    yield
-    fastnn.set_num_threads(n)
+# Small workloads: one kernel thread (see conftest.one_kernel_thread).
+pytestmark = pytest.mark.usefixtures("one_kernel_thread")
 
 
 def example(name):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from conftest import numerical_grad
-import fastnn
 from fastnn.basenn import nn
 
 
@@ -23,14 +22,8 @@ def _model(layers, x, y, loss, seed=0):
     return m
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One kernel thread: these workloads are small, and on a busy 2-core machine OpenMP
-    wake-ups cost more than they save."""
-    n = fastnn.get_num_threads()
-    fastnn.set_num_threads(1)
-    yield
-    fastnn.set_num_threads(n)
+# Small workloads: one kernel thread (see conftest.one_kernel_thread).
+pytestmark = pytest.mark.usefixtures("one_kernel_thread")
 
 
 def _check(m, x, y, rtol=1e-5, atol=1e-8):

@@ -6,20 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import fastnn
 from fastnn.basenn import modules as M
 
 RTOL = 1e-9
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One kernel thread: these workloads are small, and on a busy 2-core machine OpenMP
-    wake-ups cost more than they save."""
-    n = fastnn.get_num_threads()
-    fastnn.set_num_threads(1)
-    yield
-    fastnn.set_num_threads(n)
+# Small workloads: one kernel thread (see conftest.one_kernel_thread).
+pytestmark = pytest.mark.usefixtures("one_kernel_thread")
 
 
 def _torch_pair(fn, x, dout):
