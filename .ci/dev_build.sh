@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Developer build: compiles fastnn._C into fastnn/ in place, so `PYTHONPATH=. pytest` runs
-# against the working tree without reinstalling. Usage: .ci/dev_build.sh [extra cmake -D args]
+# against the working tree without reinstalling. Usage: [BUILD=dir] .ci/dev_build.sh [extra cmake -D args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
-build=build/dev
+build=${BUILD:-build/dev}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DPython_EXECUTABLE="$(command -v "$py")" \
   -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" "$@" >/dev/null
