@@ -45,6 +45,16 @@ def check_host(layer, *arrays):
                             "(fastnn.build_info()['cuda'] is False)")
 
 
+def array_module(layer, *arrays):
+    """``cupy`` when any of ``arrays`` is a device array (exposes ``__cuda_array_interface__``),
+    else ``numpy``: layers make their state and outputs with it, so that they live where their
+    inputs do. Device arrays without usable CUDA raise the TypeError of fastnn.cuda."""
+    if any(hasattr(a, "__cuda_array_interface__") for a in arrays):
+        from . import cuda
+        return cuda._cupy(layer)
+    return np
+
+
 def _shape_error(layer, what, **arrays):
     """ValueError naming the layer, the problem and the shapes (arrays or shape tuples)."""
     shapes = ", ".join(f"{k}.shape={tuple(v.shape) if hasattr(v, 'shape') else tuple(v)}"

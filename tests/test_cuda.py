@@ -65,6 +65,16 @@ def test_cuda_entry_points_name_the_layer_and_the_reason():
         cuda.check_param("Adam", "W1", FakeDeviceArray(), FakeDeviceArray())
 
 
+def test_array_module_follows_the_arrays():
+    assert _ops.array_module("Affine", np.zeros(2), None, 3.0) is np
+    if cuda.is_available():
+        import cupy
+        assert _ops.array_module("Affine", np.zeros(2), cupy.zeros(2)) is cupy
+    else:
+        with pytest.raises(TypeError, match="^Affine: got a GPU array"):
+            _ops.array_module("Affine", FakeDeviceArray())
+
+
 def _cuda_calls():
     """(name, number of arguments) of every _C.cuda_* call in fastnn/cuda.py; *k.args() is
     the three (f64, device, stream)."""
