@@ -272,8 +272,10 @@ Registrar reg("cuda", &bind_cuda);
 
 // ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
 // Time-major sequences and the outputs of csrc/cpu/rnn.h, lstm.h, gru.h; pointer 0 stands for
-// an absent optional array (h0, c0, b, bx, bh, Whr, hfull, dhs, dhn, dcn, dWhr, dbh). torch
-// picks Layout::Torch. fastnn/cuda.py checks the shapes (the CPU binding's messages).
+// an absent optional array (h0, c0, b, bx, bh, Whr, hfull, dhs, dhn, dcn, dWhr, dbh), so
+// fastnn/cuda.py passes a real allocation for a present Whr without elements (CuPy gives empty
+// arrays pointer 0). torch picks Layout::Torch. fastnn/cuda.py checks the shapes, with the CPU
+// binding's messages.
 
 cuda::Layout layout(bool torch) { return torch ? cuda::Layout::Torch : cuda::Layout::Book; }
 
@@ -303,7 +305,6 @@ void bind_cuda_recurrent(py::module_& m) {
                                 Ptr b, Ptr Whr, Ptr hs, Ptr cs, Ptr gates, Ptr hfull, int64_t T,
                                 int64_t N, int64_t D, int64_t H, int64_t P, bool torch) {
     FASTNN_CHECK(!Whr || torch, "LSTM: a projection (Whr) needs the torch layout");
-    FASTNN_CHECK(bool(Whr) == bool(hfull), "LSTM: hfull must be given exactly with Whr");
     run(f64, dev, [&](auto t) {
       using R = decltype(t);
       cuda::lstm_forward(layout(torch), p<const R>(x), p<const R>(h0), p<const R>(c0),
@@ -317,8 +318,6 @@ void bind_cuda_recurrent(py::module_& m) {
                                  Ptr db, Ptr dWhr, int64_t T, int64_t N, int64_t D, int64_t H,
                                  int64_t P, bool torch) {
     FASTNN_CHECK(!Whr || torch, "LSTM: a projection (Whr) needs the torch layout");
-    FASTNN_CHECK(bool(Whr) == bool(hfull) && bool(Whr) == bool(dWhr),
-                 "LSTM: hfull and dWhr must be given exactly with Whr");
     run(f64, dev, [&](auto t) {
       using R = decltype(t);
       cuda::lstm_backward(layout(torch), p<const R>(x), p<const R>(h0), p<const R>(c0),
