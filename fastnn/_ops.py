@@ -692,6 +692,8 @@ _CUDA_OPS = (
     "sgd_update", "momentum_update", "nesterov_update", "adagrad_update", "rmsprop_update",
     "adam_update",
 )
+_CUDA_OPS += ("rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
+              "gru_backward")
 
 
 def _on_device(*arrays):

@@ -569,6 +569,200 @@ def adam_update(p, m, v, g, lr_t, beta1, beta2, eps):
     _update("adam", p, [m, v], g, [lr_t, beta1, beta2, eps])
 
 
+# ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
+# The signatures, results and checks of _ops' recurrent section (time-major x (T, N, D); see
+# csrc/cpu/rnn.h for the layouts). The shape checks that _ops leaves to its C++ binding are
+# repeated here with the same messages, which name the kernel family (RNN, LSTM, GRU).
+
+def _recurrent_launch(layer, arrays):
+    """(launch, ``arrays`` as C-contiguous CuPy arrays of one compute dtype, None kept), as
+    _ops._recurrent_arrays."""
+    k = _Launch(layer, _ops.compute_dtype(layer, *arrays.values()), *arrays.values())
+    return k, {n: None if a is None else k.array(a) for n, a in arrays.items()}
+
+
+def _expect(family, name, a, want):
+    if a is not None and tuple(a.shape) != tuple(want):
+        raise ValueError(f"{family}: {name} has shape {tuple(a.shape)} but {tuple(want)} was "
+                         "expected")
+
+
+def _weight_shape(torch_layout, K, G):
+    return (G, K) if torch_layout else (K, G)
+
+
+def _seq_shape(family, x):
+    if x.ndim != 3:
+        raise ValueError(f"{family}: x must be 3-D (T, N, D), got shape {tuple(x.shape)}")
+    return tuple(int(d) for d in x.shape)
+
+
+def _hidden_size(family, Wh, torch_layout, g):
+    if Wh.ndim != 2:
+        raise ValueError(f"{family}: Wh must be 2-D, got shape {tuple(Wh.shape)}")
+    G = int(Wh.shape[0 if torch_layout else 1])
+    if G % g != 0 or G <= 0:
+        raise ValueError(f"{family}: Wh has shape {tuple(Wh.shape)}, whose gate dimension is not "
+                         f"a positive multiple of {g}")
+    return G // g
+
+
+def rnn_forward(x, h0, Wx, Wh, b, relu=False, torch_layout=False, layer="RNN"):
+    k, a = _recurrent_launch(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b))
+    _ops._check_sequence(layer, a["x"], a["Wx"], 1 if torch_layout else 0, a["h0"],
+                         a["Wh"].shape[1])
+    T, N, D = _seq_shape("RNN", a["x"])
+    H = _hidden_size("RNN", a["Wh"], torch_layout, 1)
+    _expect("RNN", "Wx", a["Wx"], _weight_shape(torch_layout, D, H))
+    _expect("RNN", "Wh", a["Wh"], _weight_shape(torch_layout, H, H))
+    _expect("RNN", "b", a["b"], (H,))
+    _expect("RNN", "h0", a["h0"], (N, H))
+    hs = k.empty((T, N, H))
+    _C.cuda_rnn_forward(*k.args(), _p(a["x"]), _p(a["h0"]), _p(a["Wx"]), _p(a["Wh"]),
+                        _p(a["b"]), _p(hs), T, N, D, H, bool(relu), bool(torch_layout))
+    return hs
+
+
+def rnn_backward(x, h0, Wx, Wh, hs, dhs, dhn, relu=False, torch_layout=False, layer="RNN"):
+    k, a = _recurrent_launch(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, hs=hs, dhs=dhs, dhn=dhn))
+    T, N, D = _seq_shape("RNN", a["x"])
+    H = _hidden_size("RNN", a["Wh"], torch_layout, 1)
+    _expect("RNN", "Wx", a["Wx"], _weight_shape(torch_layout, D, H))
+    _expect("RNN", "Wh", a["Wh"], _weight_shape(torch_layout, H, H))
+    _expect("RNN", "h0", a["h0"], (N, H))
+    _expect("RNN", "hs", a["hs"], (T, N, H))
+    _expect("RNN", "dhs", a["dhs"], (T, N, H))
+    _expect("RNN", "dhn", a["dhn"], (N, H))
+    dx, dh0 = k.empty((T, N, D)), k.empty((N, H))
+    dWx, dWh, db = k.empty(a["Wx"].shape), k.empty(a["Wh"].shape), k.empty((H,))
+    _C.cuda_rnn_backward(*k.args(), _p(a["x"]), _p(a["h0"]), _p(a["Wx"]), _p(a["Wh"]),
+                         _p(a["hs"]), _p(a["dhs"]), _p(a["dhn"]), _p(dx), _p(dh0), _p(dWx),
+                         _p(dWh), _p(db), T, N, D, H, bool(relu), bool(torch_layout))
+    return dx, dh0, dWx, dWh, db
+
+
+def _lstm_sizes(Wh, Whr, torch_layout):
+    """(H, P) from Wh and the optional projection Whr (P, H); P == H without it."""
+    H = _hidden_size("LSTM", Wh, torch_layout, 4)
+    P = H
+    if Whr is not None:
+        if not torch_layout:
+            raise ValueError("LSTM: a projection (Whr) needs the torch layout")
+        if Whr.ndim != 2 or Whr.shape[1] != H:
+            raise ValueError(f"LSTM: Whr has shape {tuple(Whr.shape)} but (P, {H}) was expected")
+        P = int(Whr.shape[0])
+    return H, P
+
+
+def _p_whr(k, Whr):
+    """(pointer, keep-alive) of a projection: a present Whr must not read as absent (null),
+    which CuPy's pointer of an empty (P == 0) array would; the kernels never read it then."""
+    if Whr is None:
+        return 0, None
+    if Whr.size:
+        return _p(Whr), Whr
+    stand_in = k.empty((1,))
+    return _p(stand_in), stand_in
+
+
+def lstm_forward(x, h0, c0, Wx, Wh, b, Whr=None, torch_layout=False, layer="LSTM"):
+    k, a = _recurrent_launch(layer, dict(x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, b=b, Whr=Whr))
+    H = a["Wh"].shape[0 if torch_layout else 1] // 4
+    P = H if Whr is None else a["Whr"].shape[0]
+    _ops._check_sequence(layer, a["x"], a["Wx"], 1 if torch_layout else 0, a["h0"], P,
+                         a["c0"], H)
+    T, N, D = _seq_shape("LSTM", a["x"])
+    H, P = _lstm_sizes(a["Wh"], a["Whr"], torch_layout)
+    _expect("LSTM", "Wx", a["Wx"], _weight_shape(torch_layout, D, 4 * H))
+    _expect("LSTM", "Wh", a["Wh"], _weight_shape(torch_layout, P, 4 * H))
+    _expect("LSTM", "b", a["b"], (4 * H,))
+    _expect("LSTM", "h0", a["h0"], (N, P))
+    _expect("LSTM", "c0", a["c0"], (N, H))
+    hs, cs, gates = k.empty((T, N, P)), k.empty((T, N, H)), k.empty((T, N, 4 * H))
+    hfull = None if Whr is None else k.empty((T, N, H))
+    whr, _keep = _p_whr(k, a["Whr"])
+    _C.cuda_lstm_forward(*k.args(), _p(a["x"]), _p(a["h0"]), _p(a["c0"]), _p(a["Wx"]),
+                         _p(a["Wh"]), _p(a["b"]), whr, _p(hs), _p(cs), _p(gates), _p(hfull),
+                         T, N, D, H, P, bool(torch_layout))
+    return hs, cs, gates, hfull
+
+
+def lstm_backward(x, h0, c0, Wx, Wh, Whr, hs, cs, gates, hfull, dhs, dhn, dcn,
+                  torch_layout=False, layer="LSTM"):
+    k, a = _recurrent_launch(layer, dict(x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, Whr=Whr, hs=hs, cs=cs,
+                                         gates=gates, hfull=hfull, dhs=dhs, dhn=dhn, dcn=dcn))
+    T, N, D = _seq_shape("LSTM", a["x"])
+    H, P = _lstm_sizes(a["Wh"], a["Whr"], torch_layout)
+    _expect("LSTM", "Wx", a["Wx"], _weight_shape(torch_layout, D, 4 * H))
+    _expect("LSTM", "Wh", a["Wh"], _weight_shape(torch_layout, P, 4 * H))
+    _expect("LSTM", "h0", a["h0"], (N, P))
+    _expect("LSTM", "c0", a["c0"], (N, H))
+    _expect("LSTM", "hs", a["hs"], (T, N, P))
+    _expect("LSTM", "cs", a["cs"], (T, N, H))
+    _expect("LSTM", "gates", a["gates"], (T, N, 4 * H))
+    if (Whr is None) != (hfull is None):
+        raise ValueError("LSTM: hfull must be given exactly with Whr")
+    _expect("LSTM", "hfull", a["hfull"], (T, N, H))
+    _expect("LSTM", "dhs", a["dhs"], (T, N, P))
+    _expect("LSTM", "dhn", a["dhn"], (N, P))
+    _expect("LSTM", "dcn", a["dcn"], (N, H))
+    dx, dh0, dc0 = k.empty((T, N, D)), k.empty((N, P)), k.empty((N, H))
+    dWx, dWh, db = k.empty(a["Wx"].shape), k.empty(a["Wh"].shape), k.empty((4 * H,))
+    dWhr = None if Whr is None else k.empty((P, H))
+    whr, _keep = _p_whr(k, a["Whr"])
+    _C.cuda_lstm_backward(*k.args(), _p(a["x"]), _p(a["h0"]), _p(a["c0"]), _p(a["Wx"]),
+                          _p(a["Wh"]), whr, _p(a["hs"]), _p(a["cs"]), _p(a["gates"]),
+                          _p(a["hfull"]), _p(a["dhs"]), _p(a["dhn"]), _p(a["dcn"]), _p(dx),
+                          _p(dh0), _p(dc0), _p(dWx), _p(dWh), _p(db), _p(dWhr), T, N, D, H, P,
+                          bool(torch_layout))
+    return dx, dh0, dc0, dWx, dWh, db, dWhr
+
+
+def _gru_checks(a, torch_layout):
+    """(T, N, D, H) after the checks common to both GRU passes."""
+    T, N, D = _seq_shape("GRU", a["x"])
+    H = _hidden_size("GRU", a["Wh"], torch_layout, 3)
+    _expect("GRU", "Wx", a["Wx"], _weight_shape(torch_layout, D, 3 * H))
+    _expect("GRU", "Wh", a["Wh"], _weight_shape(torch_layout, H, 3 * H))
+    return T, N, D, H
+
+
+def gru_forward(x, h0, Wx, Wh, bx, bh=None, torch_layout=False, layer="GRU"):
+    k, a = _recurrent_launch(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, bx=bx, bh=bh))
+    H = a["Wh"].shape[0 if torch_layout else 1] // 3
+    _ops._check_sequence(layer, a["x"], a["Wx"], 1 if torch_layout else 0, a["h0"], H)
+    T, N, D, H = _gru_checks(a, torch_layout)
+    _expect("GRU", "bx", a["bx"], (3 * H,))
+    _expect("GRU", "bh", a["bh"], (3 * H,))
+    if not torch_layout and bh is not None:
+        raise ValueError("GRU: the book's GRU has a single bias")
+    _expect("GRU", "h0", a["h0"], (N, H))
+    hs, gates, aux = k.empty((T, N, H)), k.empty((T, N, 3 * H)), k.empty((T, N, H))
+    _C.cuda_gru_forward(*k.args(), _p(a["x"]), _p(a["h0"]), _p(a["Wx"]), _p(a["Wh"]),
+                        _p(a["bx"]), _p(a["bh"]), _p(hs), _p(gates), _p(aux), T, N, D, H,
+                        bool(torch_layout))
+    return hs, gates, aux
+
+
+def gru_backward(x, h0, Wx, Wh, hs, gates, aux, dhs, dhn, torch_layout=False, layer="GRU"):
+    k, a = _recurrent_launch(layer, dict(x=x, h0=h0, Wx=Wx, Wh=Wh, hs=hs, gates=gates, aux=aux,
+                                         dhs=dhs, dhn=dhn))
+    T, N, D, H = _gru_checks(a, torch_layout)
+    _expect("GRU", "h0", a["h0"], (N, H))
+    _expect("GRU", "hs", a["hs"], (T, N, H))
+    _expect("GRU", "gates", a["gates"], (T, N, 3 * H))
+    _expect("GRU", "aux", a["aux"], (T, N, H))
+    _expect("GRU", "dhs", a["dhs"], (T, N, H))
+    _expect("GRU", "dhn", a["dhn"], (N, H))
+    dx, dh0 = k.empty((T, N, D)), k.empty((N, H))
+    dWx, dWh, dbx = k.empty(a["Wx"].shape), k.empty(a["Wh"].shape), k.empty((3 * H,))
+    dbh = k.empty((3 * H,)) if torch_layout else None
+    _C.cuda_gru_backward(*k.args(), _p(a["x"]), _p(a["h0"]), _p(a["Wx"]), _p(a["Wh"]),
+                         _p(a["hs"]), _p(a["gates"]), _p(a["aux"]), _p(a["dhs"]), _p(a["dhn"]),
+                         _p(dx), _p(dh0), _p(dWx), _p(dWh), _p(dbx), _p(dbh), T, N, D, H,
+                         bool(torch_layout))
+    return dx, dh0, dWx, dWh, dbx, dbh
+
 
 # ---------------------------------------------------------------- availability first
 

@@ -4,6 +4,10 @@ Same constructors, attributes and shapes as the book: Wx (D, gH), Wh (H, gH), b 
 sequences (N, T, D), ``params``/``grads`` lists whose grads are overwritten in place, ``stateful``,
 ``set_state``/``reset_state``. The whole time loop of TimeRNN/TimeLSTM/TimeGRU runs in one C++
 call (fastnn._ops); the single-step RNN/LSTM/GRU run the same kernels on a sequence of length 1.
+
+With CuPy parameters (or inputs) the recurrent layers, TimeAffine, TimeSoftmaxWithLoss and
+TimeBiLSTM run the CUDA kernels and their outputs, states and grads stay CuPy arrays (grads are
+made with ``np.zeros_like`` of the parameters, so CuPy parameters give CuPy grads).
 """
 
 import numpy as np
@@ -18,13 +22,14 @@ TimeEmbedding = _reference.TimeEmbedding
 TimeDropout = _reference.TimeDropout
 
 
-def _time_major(xs):
-    return np.ascontiguousarray(np.swapaxes(xs, 0, 1))
+def _time_major(xp, xs):
+    return xp.ascontiguousarray(xp.swapaxes(xp.asarray(xs), 0, 1))
 
 
 def _check_batch_major(layer, xs):
-    if np.ndim(xs) != 3:
-        raise ValueError(f"{layer}: expected a 3-D (N, T, D) sequence, got shape {np.shape(xs)}")
+    shape = tuple(xs.shape) if hasattr(xs, "shape") else np.shape(xs)
+    if len(shape) != 3:
+        raise ValueError(f"{layer}: expected a 3-D (N, T, D) sequence, got shape {shape}")
 
 
 class RNN:
@@ -37,7 +42,7 @@ class RNN:
 
     def forward(self, x, h_prev):
         Wx, Wh, b = self.params
-        x1 = np.asarray(x)[np.newaxis]
+        x1 = _ops.array_module("RNN", x, h_prev, *self.params).asarray(x)[np.newaxis]
         hs = _ops.rnn_forward(x1, h_prev, Wx, Wh, b, layer="RNN")
         self.cache = (x1, h_prev, hs)
         return hs[0]
@@ -63,7 +68,7 @@ class LSTM:
 
     def forward(self, x, h_prev, c_prev):
         Wx, Wh, b = self.params
-        x1 = np.asarray(x)[np.newaxis]
+        x1 = _ops.array_module("LSTM", x, h_prev, c_prev, *self.params).asarray(x)[np.newaxis]
         hs, cs, gates, _ = _ops.lstm_forward(x1, h_prev, c_prev, Wx, Wh, b, layer="LSTM")
         self.cache = (x1, h_prev, c_prev, hs, cs, gates)
         return hs[0], cs[0]
@@ -90,7 +95,7 @@ class GRU:
 
     def forward(self, x, h_prev):
         Wx, Wh, b = self.params
-        x1 = np.asarray(x)[np.newaxis]
+        x1 = _ops.array_module("GRU", x, h_prev, *self.params).asarray(x)[np.newaxis]
         hs, gates, aux = _ops.gru_forward(x1, h_prev, Wx, Wh, b, layer="GRU")
         self.cache = (x1, h_prev, hs, gates, aux)
         return hs[0]
@@ -121,23 +126,29 @@ class TimeRNN:
     def _h0(self):
         return self.h if self.stateful else None
 
+    def _xp(self, *arrays):
+        """numpy or cupy, by where the parameters and ``arrays`` live."""
+        return _ops.array_module(self._layer, *arrays, *self.params)
+
     def forward(self, xs):
         _check_batch_major(self._layer, xs)
         Wx, Wh, b = self.params
-        x, h0 = _time_major(xs), self._h0()
+        xp = self._xp(xs, self.h)
+        x, h0 = _time_major(xp, xs), self._h0()
         hs = _ops.rnn_forward(x, h0, Wx, Wh, b, layer=self._layer)
         self._cache = (x, h0, hs)
         self.h = hs[-1].copy() if len(hs) else self.h
-        return np.swapaxes(hs, 0, 1)
+        return xp.swapaxes(hs, 0, 1)
 
     def backward(self, dhs):
         Wx, Wh, b = self.params
         x, h0, hs = self._cache
-        dx, self.dh, *grads = _ops.rnn_backward(x, h0, Wx, Wh, hs, _time_major(dhs), None,
+        xp = self._xp(dhs, x)
+        dx, self.dh, *grads = _ops.rnn_backward(x, h0, Wx, Wh, hs, _time_major(xp, dhs), None,
                                                 layer=self._layer)
         for g, new in zip(self.grads, grads):
             g[...] = new
-        return np.swapaxes(dx, 0, 1)
+        return xp.swapaxes(dx, 0, 1)
 
     def set_state(self, h):
         self.h = h
@@ -154,21 +165,23 @@ class TimeGRU(TimeRNN):
     def forward(self, xs):
         _check_batch_major(self._layer, xs)
         Wx, Wh, b = self.params
-        x, h0 = _time_major(xs), self._h0()
+        xp = self._xp(xs, self.h)
+        x, h0 = _time_major(xp, xs), self._h0()
         hs, gates, aux = _ops.gru_forward(x, h0, Wx, Wh, b, layer=self._layer)
         self._cache = (x, h0, hs, gates, aux)
         self.h = hs[-1].copy() if len(hs) else self.h
-        return np.swapaxes(hs, 0, 1)
+        return xp.swapaxes(hs, 0, 1)
 
     def backward(self, dhs):
         Wx, Wh, b = self.params
         x, h0, hs, gates, aux = self._cache
+        xp = self._xp(dhs, x)
         dx, self.dh, dWx, dWh, db, _ = _ops.gru_backward(x, h0, Wx, Wh, hs, gates, aux,
-                                                         _time_major(dhs), None,
+                                                         _time_major(xp, dhs), None,
                                                          layer=self._layer)
         for g, new in zip(self.grads, (dWx, dWh, db)):
             g[...] = new
-        return np.swapaxes(dx, 0, 1)
+        return xp.swapaxes(dx, 0, 1)
 
 
 class TimeLSTM:
@@ -185,23 +198,25 @@ class TimeLSTM:
     def forward(self, xs):
         _check_batch_major("TimeLSTM", xs)
         Wx, Wh, b = self.params
-        x = _time_major(xs)
+        xp = _ops.array_module("TimeLSTM", xs, self.h, self.c, *self.params)
+        x = _time_major(xp, xs)
         h0, c0 = (self.h, self.c) if self.stateful else (None, None)
         hs, cs, gates, _ = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, layer="TimeLSTM")
         self._cache = (x, h0, c0, hs, cs, gates)
         if len(hs):
             self.h, self.c = hs[-1].copy(), cs[-1].copy()
-        return np.swapaxes(hs, 0, 1)
+        return xp.swapaxes(hs, 0, 1)
 
     def backward(self, dhs):
         Wx, Wh, b = self.params
         x, h0, c0, hs, cs, gates = self._cache
+        xp = _ops.array_module("TimeLSTM", dhs, x, *self.params)
         dx, self.dh, _, dWx, dWh, db, _ = _ops.lstm_backward(
-            x, h0, c0, Wx, Wh, None, hs, cs, gates, None, _time_major(dhs), None, None,
+            x, h0, c0, Wx, Wh, None, hs, cs, gates, None, _time_major(xp, dhs), None, None,
             layer="TimeLSTM")
         for g, new in zip(self.grads, (dWx, dWh, db)):
             g[...] = new
-        return np.swapaxes(dx, 0, 1)
+        return xp.swapaxes(dx, 0, 1)
 
     def set_state(self, h, c=None):
         self.h, self.c = h, c
@@ -222,14 +237,13 @@ class TimeAffine:
         N, T, D = x.shape
         W, b = self.params
         self.x = x
-        out = _ops.affine_forward(np.reshape(x, (N * T, D)), W, b, layer="TimeAffine")
+        out = _ops.affine_forward(x.reshape(N * T, D), W, b, layer="TimeAffine")
         return out.reshape(N, T, -1)
 
     def backward(self, dout):
         N, T, D = self.x.shape
         W, b = self.params
-        dx, dW, db = _ops.affine_backward(np.reshape(dout, (N * T, -1)),
-                                          np.reshape(self.x, (N * T, D)), W,
+        dx, dW, db = _ops.affine_backward(dout.reshape(N * T, -1), self.x.reshape(N * T, D), W,
                                           layer="TimeAffine")
         self.grads[0][...] = dW
         self.grads[1][...] = db
@@ -250,7 +264,7 @@ class TimeSoftmaxWithLoss:
             ts = ts.argmax(axis=2)
         ts = ts.reshape(N * T)
         ys, loss = _ops.softmax_cross_entropy_forward(
-            np.reshape(xs, (N * T, V)), ts, eps=0.0, ignore_label=self.ignore_label,
+            xs.reshape(N * T, V), ts, eps=0.0, ignore_label=self.ignore_label,
             layer="TimeSoftmaxWithLoss")
         self.cache = (ts, ys, (N, T, V))
         return loss

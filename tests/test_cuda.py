@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _ops, cuda, layers
+from fastnn import _ops, cuda, layers, nn, time_layers
 from fastnn.reference import layers as ref
 
 from conftest import assert_parity
@@ -249,3 +249,313 @@ def test_layers_on_device(cp, rng):
     for fast, slow in reversed(chain):
         dd, dr = fast.backward(dd), slow.backward(dr)
         _close(dd, dr, np.float64, 64)
+
+
+# ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
+
+@pytest.mark.skipif(cuda.is_available(), reason="checks the behaviour without a usable GPU")
+def test_recurrent_layers_without_usable_cuda_raise_a_clear_type_error():
+    x = FakeDeviceArray()
+    with pytest.raises(TypeError, match="^RNN: got a GPU array"):
+        _ops.rnn_forward(x, None, np.zeros((3, 2)), np.zeros((2, 2)), None)
+    with pytest.raises(TypeError, match="^GRU: got a GPU array"):
+        _ops.gru_backward(x, None, np.zeros((3, 6)), np.zeros((2, 6)), x, x, x, None, None)
+    with pytest.raises(TypeError, match="^LSTM.cuda: fastnn cannot use CUDA here"):
+        nn.LSTM(3, 4).cuda()
+    with pytest.raises(TypeError, match="^GRU.cuda: fastnn cannot use CUDA here"):
+        nn.GRU(3, 4).to("cuda:0")
+    m = nn.RNN(3, 4)
+    params = m.parameters()
+    assert m.to("cpu") is m and m.cpu() is m
+    assert all(a is b for a, b in zip(m.parameters(), params))  # already there: no copies
+
+
+def _sequence(rng, dtype, T, N, D, H, g, torch_layout, P=None):
+    """x (T, N, D) and Wx, Wh, b in a layout's shapes (gate dimension g*H, Wh's input P)."""
+    P = H if P is None else P
+    G = g * H
+    x = rng.standard_normal((T, N, D)).astype(dtype)
+    Wx = (rng.standard_normal((G, D) if torch_layout else (D, G)) * 0.5).astype(dtype)
+    Wh = (rng.standard_normal((G, P) if torch_layout else (P, G)) * 0.5).astype(dtype)
+    return x, Wx, Wh, rng.standard_normal(G).astype(dtype)
+
+
+def _dev(cp, *arrays):
+    return [None if a is None else cp.asarray(a) for a in arrays]
+
+
+def _close_all(got, want, dtype, reduce_len):
+    """Every result a CuPy array close to the CPU's (None where the CPU gives None)."""
+    assert len(got) == len(want)
+    for a, e in zip(got, want):
+        if e is None:
+            assert a is None
+        else:
+            _close(a, e, dtype, max(1, reduce_len))
+
+
+RECURRENT_SHAPES = [(5, 3, 4, 6), (1, 1, 1, 1), (3, 2, 0, 3), (0, 2, 3, 4), (3, 0, 2, 4),
+                    (6, 33, 20, 40)]  # (T, N, D, H): D = 0 no input, T = 0, N = 0, many blocks
+RECURRENT_IDS = ["x".join(map(str, s)) for s in RECURRENT_SHAPES]
+LAYOUTS = pytest.mark.parametrize("torch_layout", [False, True], ids=["book", "torch"])
+STATES = pytest.mark.parametrize("states", [False, True], ids=["zero-state", "h0"])
+
+
+@gpu
+@LAYOUTS
+@STATES
+@pytest.mark.parametrize("shape", RECURRENT_SHAPES, ids=RECURRENT_IDS)
+def test_rnn_sequences(cp, rng, dtype, torch_layout, states, shape):
+    T, N, D, H = shape
+    for relu in (False, True):
+        x, Wx, Wh, b = _sequence(rng, dtype, T, N, D, H, 1, torch_layout)
+        h0 = rng.standard_normal((N, H)).astype(dtype) if states else None
+        b = b if states else None  # the bias is optional too
+        hs_cpu = _ops.rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout)
+        hs = _ops.rnn_forward(*_dev(cp, x, h0, Wx, Wh, b), relu, torch_layout)
+        _close(hs, hs_cpu, dtype, T * (D + H))
+        dhs = rng.standard_normal(hs_cpu.shape).astype(dtype)
+        dhn = rng.standard_normal((N, H)).astype(dtype) if states else None
+        args = (x, h0, Wx, Wh, hs_cpu, dhs, dhn)
+        _close_all(_ops.rnn_backward(*_dev(cp, *args), relu, torch_layout),
+                   _ops.rnn_backward(*args, relu, torch_layout), dtype, T * N * H)
+
+
+@gpu
+@LAYOUTS
+@STATES
+@pytest.mark.parametrize("shape", RECURRENT_SHAPES, ids=RECURRENT_IDS)
+def test_lstm_sequences(cp, rng, dtype, torch_layout, states, shape):
+    T, N, D, H = shape
+    x, Wx, Wh, b = _sequence(rng, dtype, T, N, D, H, 4, torch_layout)
+    h0, c0 = ((rng.standard_normal((N, H)).astype(dtype),
+               rng.standard_normal((N, H)).astype(dtype)) if states else (None, None))
+    fwd_cpu = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, None, torch_layout)
+    _close_all(_ops.lstm_forward(*_dev(cp, x, h0, c0, Wx, Wh, b), None, torch_layout), fwd_cpu,
+               dtype, T * (D + H))
+    hs, cs, gates, _ = fwd_cpu
+    dhs = rng.standard_normal(hs.shape).astype(dtype)
+    dhn, dcn = ((rng.standard_normal((N, H)).astype(dtype),
+                 rng.standard_normal((N, H)).astype(dtype)) if states else (None, None))
+    args = (x, h0, c0, Wx, Wh, None, hs, cs, gates, None, dhs, dhn, dcn)
+    _close_all(_ops.lstm_backward(*_dev(cp, *args), torch_layout),
+               _ops.lstm_backward(*args, torch_layout), dtype, T * N * 4 * H)
+
+
+@gpu
+@STATES
+@pytest.mark.parametrize("P", [2, 0])
+def test_lstm_projection_sequences(cp, rng, dtype, states, P):
+    T, N, D, H = 4, 3, 5, 6
+    x, Wx, Wh, b = _sequence(rng, dtype, T, N, D, H, 4, True, P)
+    Whr = (rng.standard_normal((P, H)) * 0.5).astype(dtype)
+    h0, c0 = ((rng.standard_normal((N, P)).astype(dtype),
+               rng.standard_normal((N, H)).astype(dtype)) if states else (None, None))
+    fwd_cpu = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, Whr, True)
+    _close_all(_ops.lstm_forward(*_dev(cp, x, h0, c0, Wx, Wh, b, Whr), True), fwd_cpu, dtype,
+               T * (D + H))
+    hs, cs, gates, hfull = fwd_cpu
+    dhs = rng.standard_normal(hs.shape).astype(dtype)
+    dhn = rng.standard_normal((N, P)).astype(dtype) if states else None
+    args = (x, h0, c0, Wx, Wh, Whr, hs, cs, gates, hfull, dhs, dhn, None)
+    _close_all(_ops.lstm_backward(*_dev(cp, *args), True), _ops.lstm_backward(*args, True),
+               dtype, T * N * 4 * H)
+
+
+@gpu
+@LAYOUTS
+@STATES
+@pytest.mark.parametrize("shape", RECURRENT_SHAPES, ids=RECURRENT_IDS)
+def test_gru_sequences(cp, rng, dtype, torch_layout, states, shape):
+    T, N, D, H = shape
+    x, Wx, Wh, bx = _sequence(rng, dtype, T, N, D, H, 3, torch_layout)
+    h0 = rng.standard_normal((N, H)).astype(dtype) if states else None
+    bh = rng.standard_normal(3 * H).astype(dtype) if torch_layout and states else None
+    fwd_cpu = _ops.gru_forward(x, h0, Wx, Wh, bx, bh, torch_layout)
+    _close_all(_ops.gru_forward(*_dev(cp, x, h0, Wx, Wh, bx, bh), torch_layout), fwd_cpu, dtype,
+               T * (D + H))
+    hs, gates, aux = fwd_cpu
+    dhs = rng.standard_normal(hs.shape).astype(dtype)
+    dhn = rng.standard_normal((N, H)).astype(dtype) if states else None
+    args = (x, h0, Wx, Wh, hs, gates, aux, dhs, dhn)
+    _close_all(_ops.gru_backward(*_dev(cp, *args), torch_layout),
+               _ops.gru_backward(*args, torch_layout), dtype, T * N * 3 * H)
+
+
+@gpu
+@pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
+def test_recurrent_mixed_inputs_and_final_state_gradients_only(cp, rng, family):
+    """float32 x with float64 weights computes in float64; NumPy states join CuPy arrays on
+    the device; a gradient on the final state alone (dhs None) reaches every step."""
+    T, N, D, H = 4, 3, 2, 5
+    g = {"rnn": 1, "lstm": 4, "gru": 3}[family]
+    x, Wx, Wh, b = _sequence(rng, np.float64, T, N, D, H, g, True)
+    x = x.astype(np.float32)
+    h0, dhn = rng.standard_normal((N, H)), rng.standard_normal((N, H))
+    xd, Wxd, Whd, bd = _dev(cp, x, Wx, Wh, b)
+    if family == "rnn":
+        fwd_cpu = (_ops.rnn_forward(x, h0, Wx, Wh, b, torch_layout=True),)
+        fwd = (_ops.rnn_forward(xd, h0, Wxd, Whd, bd, torch_layout=True),)
+        args = (x, h0, Wx, Wh, fwd_cpu[0], None, dhn)
+        bwd_cpu = _ops.rnn_backward(*args, torch_layout=True)
+        bwd = _ops.rnn_backward(*_dev(cp, *args), torch_layout=True)
+    elif family == "lstm":
+        c0, dcn = rng.standard_normal((N, H)), rng.standard_normal((N, H))
+        fwd_cpu = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, torch_layout=True)
+        fwd = _ops.lstm_forward(xd, h0, c0, Wxd, Whd, bd, torch_layout=True)
+        args = (x, h0, c0, Wx, Wh, None, *fwd_cpu[:3], None, None, dhn, dcn)
+        bwd_cpu = _ops.lstm_backward(*args, torch_layout=True)
+        bwd = _ops.lstm_backward(*_dev(cp, *args), torch_layout=True)
+    else:
+        fwd_cpu = _ops.gru_forward(x, h0, Wx, Wh, b, b, torch_layout=True)
+        fwd = _ops.gru_forward(xd, h0, Wxd, Whd, bd, b, torch_layout=True)
+        args = (x, h0, Wx, Wh, *fwd_cpu, None, dhn)
+        bwd_cpu = _ops.gru_backward(*args, torch_layout=True)
+        bwd = _ops.gru_backward(*_dev(cp, *args), torch_layout=True)
+    _close_all(fwd, fwd_cpu, np.float64, T * (D + H))
+    _close_all(bwd, bwd_cpu, np.float64, T * N * g * H)
+    assert float(abs(bwd_cpu[0][0]).sum()) > 0  # dhn reached the first step
+
+
+def _z(*shape):
+    return np.zeros(shape)
+
+
+@gpu
+@pytest.mark.parametrize("call", [
+    lambda d: _ops.rnn_forward(d(_z(2, 3, 4)), None, d(_z(4, 5)), d(_z(5, 5)), d(_z(6))),
+    lambda d: _ops.rnn_backward(d(_z(2, 3, 4)), None, d(_z(4, 5)), d(_z(5, 5)), d(_z(2, 3, 6)),
+                                None, None),
+    lambda d: _ops.rnn_forward(d(_z(2, 3)), None, d(_z(4, 5)), d(_z(5, 5)), None),
+    lambda d: _ops.lstm_forward(d(_z(2, 3, 4)), None, None, d(_z(4, 20)), d(_z(5, 20)), None,
+                                d(_z(2, 5))),
+    lambda d: _ops.lstm_forward(d(_z(2, 3, 4)), None, None, d(_z(4, 18)), d(_z(5, 18)), None),
+    lambda d: _ops.lstm_forward(d(_z(2, 3, 4)), d(_z(3, 4)), None, d(_z(4, 20)), d(_z(5, 20)),
+                                None),
+    lambda d: _ops.lstm_backward(d(_z(2, 3, 4)), None, None, d(_z(4, 20)), d(_z(5, 20)), None,
+                                 d(_z(2, 3, 5)), d(_z(2, 3, 5)), d(_z(2, 3, 20)),
+                                 d(_z(2, 3, 5)), None, None, None),
+    lambda d: _ops.lstm_backward(d(_z(2, 3, 4)), None, None, d(_z(4, 20)), d(_z(5, 20)), None,
+                                 d(_z(2, 3, 5)), d(_z(2, 3, 5)), d(_z(2, 3, 20)), None, None,
+                                 None, d(_z(3, 4))),
+    lambda d: _ops.gru_forward(d(_z(2, 3, 4)), None, d(_z(4, 15)), d(_z(5, 15)), d(_z(15)),
+                               d(_z(15))),
+    lambda d: _ops.gru_backward(d(_z(2, 3, 4)), None, d(_z(4, 15)), d(_z(5, 15)),
+                                d(_z(2, 3, 5)), d(_z(2, 3, 15)), d(_z(2, 3, 5)), None,
+                                d(_z(3, 4))),
+], ids=["rnn-b", "rnn-hs", "rnn-2d", "lstm-book-projection", "lstm-gates", "lstm-h0",
+        "lstm-hfull", "lstm-dcn", "gru-book-bh", "gru-dhn"])
+def test_recurrent_bad_shapes_raise_the_cpu_message(cp, call):
+    with pytest.raises(ValueError) as on_cpu:
+        call(lambda a: a)
+    with pytest.raises(ValueError) as on_gpu:
+        call(cp.asarray)
+    assert str(on_gpu.value) == str(on_cpu.value)
+
+
+@gpu
+@pytest.mark.parametrize("cls,gates", [("TimeRNN", 1), ("TimeLSTM", 4), ("TimeGRU", 3)])
+def test_time_layers_on_device(cp, rng, dtype, cls, gates):
+    """Stateful book layers with CuPy parameters: two rounds (the second from the carried
+    state); outputs, grads and states are CuPy arrays close to the NumPy layer's."""
+    N, T, D, H = 3, 5, 4, 6
+    params = [(rng.standard_normal(s) * 0.5).astype(dtype)
+              for s in ((D, gates * H), (H, gates * H), (gates * H,))]
+    host = getattr(time_layers, cls)(*[p.copy() for p in params], stateful=True)
+    dev = getattr(time_layers, cls)(*_dev(cp, *params), stateful=True)
+    for _ in range(2):
+        xs = rng.standard_normal((N, T, D)).astype(dtype)
+        dhs = rng.standard_normal((N, T, H)).astype(dtype)
+        _close(dev.forward(cp.asarray(xs)), host.forward(xs), dtype, T * (D + H))
+        _close(dev.h, host.h, dtype, T * (D + H))
+        if cls == "TimeLSTM":
+            _close(dev.c, host.c, dtype, T * (D + H))
+        _close(dev.backward(cp.asarray(dhs)), host.backward(dhs), dtype, T * gates * H)
+        _close(dev.dh, host.dh, dtype, T * gates * H)
+        for g_dev, g_host in zip(dev.grads, host.grads):
+            _close(g_dev, g_host, dtype, N * T * gates * H)
+
+
+@gpu
+@pytest.mark.parametrize("cls,gates,states", [("RNN", 1, 1), ("LSTM", 4, 2), ("GRU", 3, 1)])
+def test_step_layers_on_device(cp, rng, dtype, cls, gates, states):
+    N, D, H = 4, 3, 5
+    params = [(rng.standard_normal(s) * 0.5).astype(dtype)
+              for s in ((D, gates * H), (H, gates * H), (gates * H,))]
+    host = getattr(time_layers, cls)(*[p.copy() for p in params])
+    dev = getattr(time_layers, cls)(*_dev(cp, *params))
+    x = rng.standard_normal((N, D)).astype(dtype)
+    st = [rng.standard_normal((N, H)).astype(dtype) for _ in range(states)]
+    d = [rng.standard_normal((N, H)).astype(dtype) for _ in range(states)]
+    out_h, out_d = host.forward(x, *st), dev.forward(cp.asarray(x), *_dev(cp, *st))
+    _close_all(out_d if states > 1 else (out_d,), out_h if states > 1 else (out_h,), dtype,
+               D + H)
+    _close_all(dev.backward(*_dev(cp, *d)), host.backward(*d), dtype, gates * H)
+    _close_all(dev.grads, host.grads, dtype, N * gates * H)
+
+
+@gpu
+def test_time_bilstm_affine_softmax_on_device(cp, rng):
+    N, T, D, H, V = 2, 4, 3, 5, 6
+    lstm = [rng.standard_normal(s) * 0.5 for s in ((D, 4 * H), (H, 4 * H), (4 * H,)) * 2]
+    W, b = rng.standard_normal((2 * H, V)), rng.standard_normal(V)
+    host = [time_layers.TimeBiLSTM(*[p.copy() for p in lstm]),
+            time_layers.TimeAffine(W.copy(), b.copy()), time_layers.TimeSoftmaxWithLoss()]
+    dev = [time_layers.TimeBiLSTM(*_dev(cp, *lstm)), time_layers.TimeAffine(*_dev(cp, W, b)),
+           time_layers.TimeSoftmaxWithLoss()]
+    xs, ts = rng.standard_normal((N, T, D)), rng.integers(-1, V, (N, T))  # -1: ignored
+    ts[0, 0] = 1
+    out_h, out_d = xs, cp.asarray(xs)
+    for layer_h, layer_d in zip(host[:2], dev[:2]):
+        out_h, out_d = layer_h.forward(out_h), layer_d.forward(out_d)
+        _close(out_d, out_h, np.float64, T * (D + H))
+    loss_h, loss_d = host[2].forward(out_h, ts), dev[2].forward(out_d, cp.asarray(ts))
+    _close(loss_d, loss_h, np.float64, N * T * V)
+    d_h, d_d = host[2].backward(), dev[2].backward()
+    for layer_h, layer_d in zip(reversed(host[:2]), reversed(dev[:2])):
+        d_h, d_d = layer_h.backward(d_h), layer_d.backward(d_d)
+        _close(d_d, d_h, np.float64, N * T * 4 * H)
+        _close_all(layer_d.grads, layer_h.grads, np.float64, N * T * 4 * H)
+
+
+@gpu
+@pytest.mark.parametrize("kind,kw", [("LSTM", {}), ("LSTM", {"proj_size": 3}), ("GRU", {}),
+                                     ("RNN", {"nonlinearity": "relu"})],
+                         ids=["lstm", "lstm-proj", "gru", "rnn-relu"])
+def test_nn_modules_on_device(cp, rng, kind, kw):
+    """Two bidirectional layers with dropout between them, moved with load_state_dict of CuPy
+    arrays: outputs, states, input gradient and grads are CuPy arrays close to the NumPy
+    module's; cpu() brings the parameters back unchanged."""
+    kw = dict(kw, num_layers=2, bidirectional=True, dropout=0.25, dtype=np.float64)
+    host, dev = getattr(fastnn.nn, kind)(4, 5, **kw), getattr(fastnn.nn, kind)(4, 5, **kw)
+    dev.load_state_dict({k: cp.asarray(v) for k, v in host.state_dict().items()})
+    assert all(isinstance(p, cp.ndarray) for p in dev.parameters())
+    host._rng, dev._rng = np.random.default_rng(7), np.random.default_rng(7)  # same masks
+    T, N = 6, 3
+    H_out = kw.get("proj_size") or 5
+    x = rng.standard_normal((T, N, 4))
+    h0 = rng.standard_normal((4, N, H_out))
+    hx = (h0, rng.standard_normal((4, N, 5))) if kind == "LSTM" else h0
+    hx_d = tuple(_dev(cp, *hx)) if kind == "LSTM" else cp.asarray(hx)
+    out_h, state_h = host(x, hx)
+    out_d, state_d = dev(cp.asarray(x), hx_d)
+    _close(out_d, out_h, np.float64, T * 10)
+    _close_all(state_d if kind == "LSTM" else (state_d,),
+               state_h if kind == "LSTM" else (state_h,), np.float64, T * 10)
+    d_out = rng.standard_normal(out_h.shape)
+    d_hn = rng.standard_normal((4, N, H_out))
+    d_cn = rng.standard_normal((4, N, 5)) if kind == "LSTM" else None
+    dx_h = host.backward(d_out, d_hn, d_cn)
+    dx_d = dev.backward(*_dev(cp, d_out, d_hn, d_cn))
+    _close(dx_d, dx_h, np.float64, T * N * 40)
+    assert list(dev.grads) == list(host.grads)
+    _close_all(list(dev.grads.values()), list(host.grads.values()), np.float64, T * N * 40)
+    _close(dev.d_h0, host.d_h0, np.float64, T * N * 40)
+    if kind == "LSTM":
+        _close(dev.d_c0, host.d_c0, np.float64, T * N * 40)
+    dev.cpu()
+    for k, p in dev.state_dict().items():
+        assert isinstance(p, np.ndarray)
+        np.testing.assert_array_equal(p, host.state_dict()[k])
+    host.to("cuda")
+    assert all(isinstance(p, cp.ndarray) for p in host.parameters())

@@ -1,12 +1,12 @@
 """The CUDA kernels' per-element bodies (csrc/cuda/body), run in CPU loops through the
-test-only ``_C._body_*`` functions, against fastnn.reference. The loops use the same
-decomposition as the .cu kernels (one element, pixel, row or column-share per thread); the
-GEMMs, done by cuBLAS on the GPU, are NumPy here."""
+test-only ``_C._body_*`` functions, against fastnn.reference (the recurrent ones against the
+CPU kernels). The loops use the same decomposition as the .cu kernels (one element, pixel, row
+or column-share per thread); the GEMMs, done by cuBLAS on the GPU, are NumPy here."""
 
 import numpy as np
 import pytest
 
-from fastnn import _C
+from fastnn import _C, _ops
 from fastnn.reference import layers as ref
 from fastnn.reference import util as ref_util
 from fastnn.reference.functional import softmax as ref_softmax
@@ -408,3 +408,278 @@ def test_optimizer_body_bad_name(dtype):
         _C._body_optim("lion", p, [], p.copy(), [0.1])
     with pytest.raises(ValueError, match="missing state"):
         _C._body_optim("adam", p, [], p.copy(), [0.1, 0.9, 0.999, 1e-8])
+
+
+# ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
+# The time loops of csrc/cuda/{rnn,lstm,gru}.cu, step for step, with NumPy for cuBLAS and the
+# step bodies of body/recurrent.h, against the CPU kernels (_ops). The backward passes get the
+# CPU forward's caches, so each direction is compared on its own.
+
+def _kg(W, torch_layout):
+    """A gate weight seen as (K, G), as GateWeight reads it."""
+    return W.T if torch_layout else W
+
+
+def _from_kg(dW, torch_layout):
+    return np.ascontiguousarray(dW.T if torch_layout else dW)
+
+
+def _input_projection(x, Wx, b, torch_layout):
+    T, N, D = x.shape
+    out = x.reshape(T * N, D) @ _kg(Wx, torch_layout)
+    if b is not None:
+        out = _C._body_bias_add(out, b)
+    return out.reshape(T, N, -1)
+
+
+def _grad_w_hidden(h0, hs, dG):
+    """sum_t h_{t-1}^T dG_t: h_0 .. h_{T-2} in one product, plus h0^T dG_0 when h0 is given."""
+    K, G = hs.shape[2], dG.shape[2]
+    dW = hs[:-1].reshape(-1, K).T @ dG[1:].reshape(-1, G)
+    return dW if h0 is None else dW + h0.T @ dG[0]
+
+
+def _input_grads(x, Wx, dG, torch_layout):
+    """(dx, dWx, db) from the gate gradients of every step."""
+    T, N, D = x.shape
+    dG2 = dG.reshape(T * N, -1)
+    dx = (dG2 @ _kg(Wx, torch_layout).T).reshape(T, N, D)
+    return dx, _from_kg(x.reshape(T * N, D).T @ dG2, torch_layout), _C._body_column_sum(dG2)
+
+
+def _gpu_rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout):
+    hs = _input_projection(x, Wx, b, torch_layout)
+    wh = _kg(Wh, torch_layout)
+    for t in range(len(hs)):
+        h_prev = hs[t - 1] if t else h0
+        pre = hs[t] if h_prev is None else hs[t] + h_prev @ wh
+        hs[t] = _C._body_rnn_step_forward(np.ascontiguousarray(pre), relu)
+    return hs
+
+
+def _gpu_rnn_backward(x, h0, Wx, Wh, hs, dhs, dhn, relu, torch_layout):
+    T, N, _ = x.shape
+    H = hs.shape[2]
+    wh = _kg(Wh, torch_layout)
+    dh_all = _C._body_dh_seed(dhs, dhn, T, N, H)
+    dh0 = np.zeros((N, H), x.dtype)
+    dG = np.empty_like(hs)
+    for t in reversed(range(T)):
+        dG[t] = _C._body_rnn_step_backward(hs[t], dh_all[t], relu)
+        dh_prev = dh_all[t - 1] if t else dh0
+        dh_prev += dG[t] @ wh.T
+    dx, dWx, db = _input_grads(x, Wx, dG, torch_layout)
+    return dx, dh0, dWx, _from_kg(_grad_w_hidden(h0, hs, dG), torch_layout), db
+
+
+def _gpu_lstm_forward(x, h0, c0, Wx, Wh, b, Whr, torch_layout):
+    gates = _input_projection(x, Wx, b, torch_layout)
+    T, N, G = gates.shape
+    H = G // 4
+    wh = _kg(Wh, torch_layout)
+    hs, cs = np.empty((T, N, wh.shape[0]), x.dtype), np.empty((T, N, H), x.dtype)
+    hfull = None if Whr is None else np.empty((T, N, H), x.dtype)
+    for t in range(T):
+        h_prev = hs[t - 1] if t else h0
+        c_prev = cs[t - 1] if t else c0
+        A = gates[t] if h_prev is None else gates[t] + h_prev @ wh
+        gates[t], cs[t], h_cell = _C._body_lstm_step_forward(np.ascontiguousarray(A), c_prev,
+                                                             torch_layout)
+        if Whr is None:
+            hs[t] = h_cell
+        else:
+            hfull[t], hs[t] = h_cell, h_cell @ Whr.T
+    return hs, cs, gates, hfull
+
+
+def _gpu_lstm_backward(x, h0, c0, Wx, Wh, Whr, hs, cs, gates, hfull, dhs, dhn, dcn,
+                       torch_layout):
+    T, N, _ = x.shape
+    P, H = hs.shape[2], cs.shape[2]
+    wh = _kg(Wh, torch_layout)
+    dc = np.zeros((N, H), x.dtype) if dcn is None else dcn
+    dh_all = _C._body_dh_seed(dhs, dhn, T, N, P)
+    dh0 = np.zeros((N, P), x.dtype)
+    dG = np.empty_like(gates)
+    for t in reversed(range(T)):
+        dhc = dh_all[t] if Whr is None else dh_all[t] @ Whr
+        c_prev = cs[t - 1] if t else c0
+        dG[t], dc = _C._body_lstm_step_backward(gates[t], cs[t], c_prev,
+                                                np.ascontiguousarray(dhc), dc, torch_layout)
+        dh_prev = dh_all[t - 1] if t else dh0
+        dh_prev += dG[t] @ wh.T
+    dx, dWx, db = _input_grads(x, Wx, dG, torch_layout)
+    dWhr = None if Whr is None else dh_all.reshape(T * N, P).T @ hfull.reshape(T * N, H)
+    return (dx, dh0, dc, dWx, _from_kg(_grad_w_hidden(h0, hs, dG), torch_layout), db, dWhr)
+
+
+def _gpu_gru_forward(x, h0, Wx, Wh, bx, bh, torch_layout):
+    gates = _input_projection(x, Wx, bx, torch_layout)
+    T, N, G = gates.shape
+    H = G // 3
+    wh = _kg(Wh, torch_layout)
+    hs, aux = np.empty((T, N, H), x.dtype), np.empty((T, N, H), x.dtype)
+    for t in range(T):
+        h_prev = hs[t - 1] if t else h0
+        A = gates[t].copy()
+        if torch_layout:
+            hg = None if h_prev is None else np.ascontiguousarray(h_prev @ wh)
+            gates[t], aux[t], hs[t] = _C._body_gru_torch_step_forward(A, hg, bh, h_prev)
+        else:  # blocks z, r, n
+            if h_prev is not None:
+                A[:, :2 * H] += h_prev @ wh[:, :2 * H]
+            A, aux[t] = _C._body_gru_book_step_forward_zr(A, h_prev)
+            if h_prev is not None:
+                A[:, 2 * H:] += aux[t] @ wh[:, 2 * H:]
+            gates[t], hs[t] = _C._body_gru_book_step_forward_n(A, h_prev)
+    return hs, gates, aux
+
+
+def _gpu_gru_backward(x, h0, Wx, Wh, hs, gates, aux, dhs, dhn, torch_layout):
+    T, N, _ = x.shape
+    H = hs.shape[2]
+    wh = _kg(Wh, torch_layout)
+    dh_all = _C._body_dh_seed(dhs, dhn, T, N, H)
+    dh0 = np.zeros((N, H), x.dtype)
+    dG, dGh = np.empty_like(gates), np.empty_like(gates)
+    for t in reversed(range(T)):
+        h_prev = hs[t - 1] if t else h0
+        dh_prev = dh_all[t - 1] if t else dh0
+        if torch_layout:
+            dG[t], dGh[t], new = _C._body_gru_torch_step_backward(gates[t], aux[t], h_prev,
+                                                                   dh_all[t], dh_prev)
+            dh_prev[...] = new + dGh[t] @ wh.T
+        else:
+            dA = _C._body_gru_book_step_backward_zn(gates[t], h_prev, dh_all[t])
+            drh = np.ascontiguousarray(dA[:, 2 * H:] @ wh[:, 2 * H:].T)
+            dG[t], new = _C._body_gru_book_step_backward_r(gates[t], h_prev, dh_all[t], drh, dA,
+                                                           dh_prev)
+            dh_prev[...] = new + dG[t][:, :2 * H] @ wh[:, :2 * H].T
+    dx, dWx, dbx = _input_grads(x, Wx, dG, torch_layout)
+    if torch_layout:
+        dWh, dbh = _grad_w_hidden(h0, hs, dGh), _C._body_column_sum(dGh.reshape(T * N, -1))
+    else:
+        dWh = np.concatenate([_grad_w_hidden(h0, hs, dG[:, :, :2 * H]),
+                              aux.reshape(-1, H).T @ dG[:, :, 2 * H:].reshape(-1, H)], axis=1)
+        dbh = None
+    return dx, dh0, dWx, _from_kg(dWh, torch_layout), dbx, dbh
+
+
+def _seq_inputs(rng, dtype, T, N, D, H, g, torch_layout, P=None):
+    """x, Wx, Wh, b (each layout's shapes, gate dimension g*H; Wh's input size P or H)."""
+    P = H if P is None else P
+    G = g * H
+    x = _x(rng, dtype, T, N, D)
+    Wx = (rng.standard_normal((G, D) if torch_layout else (D, G)) * 0.5).astype(dtype)
+    Wh = (rng.standard_normal((G, P) if torch_layout else (P, G)) * 0.5).astype(dtype)
+    return x, Wx, Wh, _x(rng, dtype, G)
+
+
+def _check_results(got, want, dtype, reduce_len):
+    assert len(got) == len(want)
+    for i, (a, e) in enumerate(zip(got, want)):
+        if e is None:
+            assert a is None, f"result {i}"
+        else:
+            assert_parity(a, e, dtype, reduce_len=reduce_len, err_msg=f"result {i}")
+
+
+LAYOUTS = pytest.mark.parametrize("torch_layout", [False, True], ids=["book", "torch"])
+STATES = pytest.mark.parametrize("states", [False, True], ids=["zero-state", "h0"])
+SEQ_SHAPES = [(5, 3, 4, 6), (1, 1, 1, 1), (3, 2, 0, 3)]  # (T, N, D, H); D = 0: no input
+
+
+@LAYOUTS
+@STATES
+@pytest.mark.parametrize("relu", [False, True], ids=["tanh", "relu"])
+@pytest.mark.parametrize("shape", SEQ_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_rnn_bodies_match_cpu(rng, dtype, torch_layout, states, relu, shape):
+    T, N, D, H = shape
+    x, Wx, Wh, b = _seq_inputs(rng, dtype, T, N, D, H, 1, torch_layout)
+    h0 = _x(rng, dtype, N, H) if states else None
+    b = b if states else None  # the bias is optional too
+    hs = _ops.rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout)
+    assert_parity(_gpu_rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout), hs, dtype,
+                  reduce_len=D + H)
+    dhs = _x(rng, dtype, *hs.shape)
+    dhn = _x(rng, dtype, N, H) if states else None
+    _check_results(_gpu_rnn_backward(x, h0, Wx, Wh, hs, dhs, dhn, relu, torch_layout),
+                   _ops.rnn_backward(x, h0, Wx, Wh, hs, dhs, dhn, relu, torch_layout), dtype,
+                   T * N * H)
+
+
+@LAYOUTS
+@STATES
+@pytest.mark.parametrize("shape", SEQ_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_lstm_bodies_match_cpu(rng, dtype, torch_layout, states, shape):
+    T, N, D, H = shape
+    x, Wx, Wh, b = _seq_inputs(rng, dtype, T, N, D, H, 4, torch_layout)
+    h0, c0 = (_x(rng, dtype, N, H), _x(rng, dtype, N, H)) if states else (None, None)
+    fwd = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, None, torch_layout)
+    _check_results(_gpu_lstm_forward(x, h0, c0, Wx, Wh, b, None, torch_layout), fwd, dtype,
+                   D + H)
+    hs, cs, gates, _ = fwd
+    dhs = _x(rng, dtype, *hs.shape)
+    dhn, dcn = (_x(rng, dtype, N, H), _x(rng, dtype, N, H)) if states else (None, None)
+    args = (x, h0, c0, Wx, Wh, None, hs, cs, gates, None, dhs, dhn, dcn, torch_layout)
+    _check_results(_gpu_lstm_backward(*args), _ops.lstm_backward(*args), dtype, T * N * 4 * H)
+
+
+@STATES
+def test_lstm_projection_bodies_match_cpu(rng, dtype, states):
+    T, N, D, H, P = 4, 3, 5, 6, 2
+    x, Wx, Wh, b = _seq_inputs(rng, dtype, T, N, D, H, 4, True, P)
+    Whr = (rng.standard_normal((P, H)) * 0.5).astype(dtype)
+    h0, c0 = (_x(rng, dtype, N, P), _x(rng, dtype, N, H)) if states else (None, None)
+    fwd = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, Whr, True)
+    _check_results(_gpu_lstm_forward(x, h0, c0, Wx, Wh, b, Whr, True), fwd, dtype, D + H)
+    hs, cs, gates, hfull = fwd
+    dhs = _x(rng, dtype, *hs.shape)
+    dhn = _x(rng, dtype, N, P) if states else None
+    args = (x, h0, c0, Wx, Wh, Whr, hs, cs, gates, hfull, dhs, dhn, None, True)
+    _check_results(_gpu_lstm_backward(*args), _ops.lstm_backward(*args), dtype, T * N * 4 * H)
+
+
+@LAYOUTS
+@STATES
+@pytest.mark.parametrize("shape", SEQ_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_gru_bodies_match_cpu(rng, dtype, torch_layout, states, shape):
+    T, N, D, H = shape
+    x, Wx, Wh, bx = _seq_inputs(rng, dtype, T, N, D, H, 3, torch_layout)
+    h0 = _x(rng, dtype, N, H) if states else None
+    bh = _x(rng, dtype, 3 * H) if torch_layout and states else None
+    fwd = _ops.gru_forward(x, h0, Wx, Wh, bx, bh, torch_layout)
+    _check_results(_gpu_gru_forward(x, h0, Wx, Wh, bx, bh, torch_layout), fwd, dtype, D + H)
+    hs, gates, aux = fwd
+    dhs = _x(rng, dtype, *hs.shape)
+    dhn = _x(rng, dtype, N, H) if states else None
+    args = (x, h0, Wx, Wh, hs, gates, aux, dhs, dhn, torch_layout)
+    _check_results(_gpu_gru_backward(*args), _ops.gru_backward(*args), dtype, T * N * 3 * H)
+
+
+def test_dh_seed_adds_dhn_to_the_last_step(rng, dtype):
+    T, N, P = 3, 2, 4
+    dhs = _x(rng, dtype, T, N, P)
+    dhn = _x(rng, dtype, N, P)
+    expected = dhs.copy()
+    expected[-1] += dhn
+    np.testing.assert_array_equal(_C._body_dh_seed(dhs, dhn, T, N, P), expected)
+    np.testing.assert_array_equal(_C._body_dh_seed(dhs, None, T, N, P), dhs)
+    only_dhn = _C._body_dh_seed(None, dhn, T, N, P)
+    np.testing.assert_array_equal(only_dhn[-1], dhn)
+    assert (only_dhn[:-1] == 0).all()
+
+
+@pytest.mark.parametrize("family", ["lstm", "gru"])
+def test_recurrent_bodies_propagate_nan(rng, dtype, family):
+    T, N, D, H = 3, 2, 3, 4
+    lstm = family == "lstm"
+    x, Wx, Wh, b = _seq_inputs(rng, dtype, T, N, D, H, 4 if lstm else 3, not lstm)
+    x[0, 1, 0] = np.nan
+    if lstm:
+        hs = _gpu_lstm_forward(x, None, None, Wx, Wh, b, None, False)[0]
+    else:
+        hs = _gpu_gru_forward(x, None, Wx, Wh, b, None, True)[0]
+    # x[0, 1, 0] reaches every gate of sample 1 at step 0 and the recurrence carries it on;
+    # sample 0 never sees it.
+    assert np.isnan(hs[:, 1]).all() and np.isfinite(hs[:, 0]).all()

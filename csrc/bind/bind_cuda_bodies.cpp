@@ -16,6 +16,7 @@
 #include "cuda/body/im2col.h"
 #include "cuda/body/optim.h"
 #include "cuda/body/pool.h"
+#include "cuda/body/recurrent.h"
 #include "cuda/body/softmax.h"
 
 namespace fastnn::bind {
@@ -356,6 +357,206 @@ void bind_cuda_bodies(py::module_& m) {
 }
 
 Registrar reg("cuda_bodies", &bind_cuda_bodies);
+
+// ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
+// One time step of a body of csrc/cuda/body/recurrent.h over its N*H elements; the test does
+// the GEMMs and the time loop of csrc/cuda/{rnn,lstm,gru}.cu in NumPy. Bodies that update
+// arrays in place work on copies, returned. None stands for a null pointer (zeros).
+
+template <typename T>
+using OptArray = std::optional<Array<T>>;
+
+template <typename T>
+const T* ptr_or_null(const OptArray<T>& a) {
+  return a ? a->data() : nullptr;
+}
+
+template <typename T>
+Array<T> copy_of(const Array<T>& a) {
+  return py::array(a).attr("copy")();
+}
+
+body::Layout layout_of(bool torch) { return torch ? body::Layout::Torch : body::Layout::Book; }
+
+// (N, H) of a step's gate block A (N, g*H); every other array must hold N*H elements.
+template <typename T>
+std::pair<int64_t, int64_t> step_size(const Array<T>& A, int64_t g,
+                                      std::initializer_list<const py::array*> others) {
+  FASTNN_CHECK(A.ndim() == 2 && A.shape(1) % g == 0, "A must be (N, ", g, "H)");
+  const int64_t N = A.shape(0), H = A.shape(1) / g;
+  for (const py::array* a : others)
+    FASTNN_CHECK(!a || a->size() == N * H, "state size mismatch: expected ", N * H,
+                 " elements, got ", a->size());
+  return {N, H};
+}
+
+template <typename T>
+const py::array* opt(const OptArray<T>& a) {
+  return a ? &*a : nullptr;
+}
+
+// (T, N, P): the gradient seeds of the backward passes.
+template <typename T>
+Array<T> dh_seed(OptArray<T> dhs, OptArray<T> dhn, int64_t T_, int64_t N, int64_t P) {
+  FASTNN_CHECK(T_ >= 1 && (!dhs || dhs->size() == T_ * N * P) && (!dhn || dhn->size() == N * P),
+               "dh_seed: size mismatch");
+  auto out = empty<T>({T_, N, P});
+  for (int64_t i = 0; i < out.size(); ++i)
+    out.mutable_data()[i] =
+        body::dh_seed_element(ptr_or_null(dhs), ptr_or_null(dhn), (T_ - 1) * N * P, i);
+  return out;
+}
+
+template <typename T>
+Array<T> rnn_step_forward(Array<T> pre, bool relu) {
+  auto h = copy_of(pre);
+  for (int64_t i = 0; i < h.size(); ++i) body::rnn_forward_element(h.mutable_data(), relu, i);
+  return h;
+}
+
+template <typename T>
+Array<T> rnn_step_backward(Array<T> h, Array<T> dh, bool relu) {
+  FASTNN_CHECK(h.size() == dh.size(), "size mismatch");
+  auto dg = empty<T>(shape_of(h));
+  for (int64_t i = 0; i < h.size(); ++i)
+    body::rnn_backward_element(h.data(), dh.data(), dg.mutable_data(), relu, i);
+  return dg;
+}
+
+// (gates, c, h_cell) from the pre-activations A (N, 4H).
+template <typename T>
+py::tuple lstm_step_forward(Array<T> A, OptArray<T> c_prev, bool torch) {
+  const auto [N, H] = step_size(A, 4, {opt(c_prev)});
+  auto gates = copy_of(A);
+  auto c = empty<T>({N, H}), h = empty<T>({N, H});
+  const auto k = body::LstmGates::of(layout_of(torch));
+  for (int64_t i = 0; i < N * H; ++i)
+    body::lstm_forward_element(k, gates.mutable_data(), ptr_or_null(c_prev), c.mutable_data(),
+                               h.mutable_data(), H, i);
+  return py::make_tuple(gates, c, h);
+}
+
+// (dA, the gradient on c_prev) from the activated gates A and the running dc.
+template <typename T>
+py::tuple lstm_step_backward(Array<T> A, Array<T> c, OptArray<T> c_prev, Array<T> dh,
+                             Array<T> dc, bool torch) {
+  const auto [N, H] = step_size(A, 4, {&c, opt(c_prev), &dh, &dc});
+  auto dA = empty<T>(shape_of(A));
+  auto dc_prev = copy_of(dc);
+  const auto k = body::LstmGates::of(layout_of(torch));
+  for (int64_t i = 0; i < N * H; ++i)
+    body::lstm_backward_element(k, A.data(), c.data(), ptr_or_null(c_prev), dh.data(),
+                                dc_prev.mutable_data(), dA.mutable_data(), H, i);
+  return py::make_tuple(dA, dc_prev);
+}
+
+// (A with z, r activated, r * h_prev).
+template <typename T>
+py::tuple gru_book_step_forward_zr(Array<T> A, OptArray<T> h_prev) {
+  const auto [N, H] = step_size(A, 3, {opt(h_prev)});
+  auto a = copy_of(A);
+  auto rh = empty<T>({N, H});
+  const auto k = body::GruGates::of(body::Layout::Book);
+  for (int64_t i = 0; i < N * H; ++i)
+    body::gru_book_forward_zr_element(k, a.mutable_data(), ptr_or_null(h_prev),
+                                      rh.mutable_data(), H, i);
+  return py::make_tuple(a, rh);
+}
+
+// (A with n activated, h).
+template <typename T>
+py::tuple gru_book_step_forward_n(Array<T> A, OptArray<T> h_prev) {
+  const auto [N, H] = step_size(A, 3, {opt(h_prev)});
+  auto a = copy_of(A);
+  auto h = empty<T>({N, H});
+  const auto k = body::GruGates::of(body::Layout::Book);
+  for (int64_t i = 0; i < N * H; ++i)
+    body::gru_book_forward_n_element(k, a.mutable_data(), ptr_or_null(h_prev), h.mutable_data(),
+                                     H, i);
+  return py::make_tuple(a, h);
+}
+
+// (gates, aux, h) from the input part A and the hidden part hg (+ bh).
+template <typename T>
+py::tuple gru_torch_step_forward(Array<T> A, OptArray<T> hg, OptArray<T> bh,
+                                 OptArray<T> h_prev) {
+  const auto [N, H] = step_size(A, 3, {opt(h_prev)});
+  FASTNN_CHECK((!hg || hg->size() == 3 * N * H) && (!bh || bh->size() == 3 * H),
+               "hg/bh size mismatch");
+  auto a = copy_of(A);
+  auto aux = empty<T>({N, H}), h = empty<T>({N, H});
+  const auto k = body::GruGates::of(body::Layout::Torch);
+  for (int64_t i = 0; i < N * H; ++i)
+    body::gru_torch_forward_element(k, a.mutable_data(), ptr_or_null(hg), ptr_or_null(bh),
+                                    ptr_or_null(h_prev), aux.mutable_data(), h.mutable_data(), H,
+                                    i);
+  return py::make_tuple(a, aux, h);
+}
+
+// dA with its z and n blocks written (the r block zero).
+template <typename T>
+Array<T> gru_book_step_backward_zn(Array<T> A, OptArray<T> h_prev, Array<T> dh) {
+  const auto [N, H] = step_size(A, 3, {opt(h_prev), &dh});
+  auto dA = empty<T>(shape_of(A));
+  std::fill(dA.mutable_data(), dA.mutable_data() + dA.size(), T(0));
+  const auto k = body::GruGates::of(body::Layout::Book);
+  for (int64_t i = 0; i < N * H; ++i)
+    body::gru_book_backward_zn_element(k, A.data(), ptr_or_null(h_prev), dh.data(),
+                                       dA.mutable_data(), H, i);
+  return dA;
+}
+
+// (dA with its r block written, dh_prev + the direct gradient on h_prev).
+template <typename T>
+py::tuple gru_book_step_backward_r(Array<T> A, OptArray<T> h_prev, Array<T> dh, Array<T> drh,
+                                   Array<T> dA, Array<T> dh_prev) {
+  const auto [N, H] = step_size(A, 3, {opt(h_prev), &dh, &drh, &dh_prev});
+  FASTNN_CHECK(dA.size() == A.size(), "dA size mismatch");
+  auto da = copy_of(dA);
+  auto dp = copy_of(dh_prev);
+  const auto k = body::GruGates::of(body::Layout::Book);
+  for (int64_t i = 0; i < N * H; ++i)
+    body::gru_book_backward_r_element(k, A.data(), ptr_or_null(h_prev), dh.data(), drh.data(),
+                                      da.mutable_data(), dp.mutable_data(), H, i);
+  return py::make_tuple(da, dp);
+}
+
+// (dA, dAh, dh_prev + dh * z).
+template <typename T>
+py::tuple gru_torch_step_backward(Array<T> A, Array<T> aux, OptArray<T> h_prev, Array<T> dh,
+                                  Array<T> dh_prev) {
+  const auto [N, H] = step_size(A, 3, {&aux, opt(h_prev), &dh, &dh_prev});
+  auto dA = empty<T>(shape_of(A)), dAh = empty<T>(shape_of(A));
+  auto dp = copy_of(dh_prev);
+  const auto k = body::GruGates::of(body::Layout::Torch);
+  for (int64_t i = 0; i < N * H; ++i)
+    body::gru_torch_backward_element(k, A.data(), aux.data(), ptr_or_null(h_prev), dh.data(),
+                                     dA.mutable_data(), dAh.mutable_data(), dp.mutable_data(), H,
+                                     i);
+  return py::make_tuple(dA, dAh, dp);
+}
+
+template <typename T>
+void define_recurrent(py::module_& m) {
+  m.def("_body_dh_seed", &dh_seed<T>);
+  m.def("_body_rnn_step_forward", &rnn_step_forward<T>);
+  m.def("_body_rnn_step_backward", &rnn_step_backward<T>);
+  m.def("_body_lstm_step_forward", &lstm_step_forward<T>);
+  m.def("_body_lstm_step_backward", &lstm_step_backward<T>);
+  m.def("_body_gru_book_step_forward_zr", &gru_book_step_forward_zr<T>);
+  m.def("_body_gru_book_step_forward_n", &gru_book_step_forward_n<T>);
+  m.def("_body_gru_torch_step_forward", &gru_torch_step_forward<T>);
+  m.def("_body_gru_book_step_backward_zn", &gru_book_step_backward_zn<T>);
+  m.def("_body_gru_book_step_backward_r", &gru_book_step_backward_r<T>);
+  m.def("_body_gru_torch_step_backward", &gru_torch_step_backward<T>);
+}
+
+void bind_cuda_bodies_recurrent(py::module_& m) {
+  define_recurrent<float>(m);
+  define_recurrent<double>(m);
+}
+
+Registrar reg_recurrent("cuda_bodies_recurrent", &bind_cuda_bodies_recurrent);
 
 }  // namespace
 }  // namespace fastnn::bind

@@ -6,9 +6,11 @@
 #include <string>
 
 #include "cuda/body/common.h"
+#include "cuda/body/recurrent.h"
 
 namespace fastnn::cuda {
 
+using body::Layout;
 using body::Window;
 
 // "" when a CUDA device can be used, else why not (no driver, no device, no cuBLAS...).
@@ -90,5 +92,39 @@ void rmsprop_update(T* p, T* h, const T* g, int64_t n, T lr, T decay_rate, T eps
 template <typename T>
 void adam_update(T* p, T* m, T* v, const T* g, int64_t n, T lr_t, T beta1, T beta2, T eps,
                  void* stream);
+
+// ---- Recurrent sequences: the semantics, layouts, optional (null) pointers and output arrays
+// of csrc/cpu/rnn.h, lstm.h and gru.h, on device pointers (x (T*N, D) time-major, ...). Scratch
+// comes from the stream-ordered allocator.
+template <typename Real>
+void rnn_forward(Layout L, bool relu, const Real* x, const Real* h0, const Real* Wx,
+                 const Real* Wh, const Real* b, int64_t T, int64_t N, int64_t D, int64_t H,
+                 Real* hs, void* stream);
+template <typename Real>
+void rnn_backward(Layout L, bool relu, const Real* x, const Real* h0, const Real* Wx,
+                  const Real* Wh, const Real* hs, const Real* dhs, const Real* dhn, int64_t T,
+                  int64_t N, int64_t D, int64_t H, Real* dx, Real* dh0, Real* dWx, Real* dWh,
+                  Real* db, void* stream);
+template <typename Real>
+void lstm_forward(Layout L, const Real* x, const Real* h0, const Real* c0, const Real* Wx,
+                  const Real* Wh, const Real* b, const Real* Whr, int64_t T, int64_t N, int64_t D,
+                  int64_t H, int64_t P, Real* hs, Real* cs, Real* gates, Real* hfull,
+                  void* stream);
+template <typename Real>
+void lstm_backward(Layout L, const Real* x, const Real* h0, const Real* c0, const Real* Wx,
+                   const Real* Wh, const Real* Whr, const Real* hs, const Real* cs,
+                   const Real* gates, const Real* hfull, const Real* dhs, const Real* dhn,
+                   const Real* dcn, int64_t T, int64_t N, int64_t D, int64_t H, int64_t P,
+                   Real* dx, Real* dh0, Real* dc0, Real* dWx, Real* dWh, Real* db, Real* dWhr,
+                   void* stream);
+template <typename Real>
+void gru_forward(Layout L, const Real* x, const Real* h0, const Real* Wx, const Real* Wh,
+                 const Real* bx, const Real* bh, int64_t T, int64_t N, int64_t D, int64_t H,
+                 Real* hs, Real* gates, Real* aux, void* stream);
+template <typename Real>
+void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const Real* Wh,
+                  const Real* hs, const Real* gates, const Real* aux, const Real* dhs,
+                  const Real* dhn, int64_t T, int64_t N, int64_t D, int64_t H, Real* dx,
+                  Real* dh0, Real* dWx, Real* dWh, Real* dbx, Real* dbh, void* stream);
 
 }  // namespace fastnn::cuda

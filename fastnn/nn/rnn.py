@@ -5,6 +5,11 @@ gate orders (LSTM i, f, g, o; GRU r, z, n), call signature and return values as 
 PyTorch ``state_dict`` loads unchanged and gives the same outputs. Training without autograd:
 ``backward(d_output, d_hn)`` returns the gradient w.r.t. the input and fills ``grads`` (same keys
 as ``state_dict()``) and ``d_h0`` (LSTM: also ``d_c0``).
+
+On the GPU: ``.cuda()`` (or ``.to("cuda")``) moves the parameters to CuPy arrays, ``.cpu()``
+back; ``load_state_dict`` keeps a CuPy value on the device. With CuPy parameters or input the
+CUDA kernels run and outputs, states and grads are CuPy arrays (a NumPy input or state is
+copied to the device first).
 """
 
 import math
@@ -17,6 +22,10 @@ from .. import _ops
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
+def _on_device(a):
+    return hasattr(a, "__cuda_array_interface__")
+
+
 def _to_numpy(a):
     """NumPy view of ``a``; CPU torch tensors (even ones requiring grad) are accepted."""
     if hasattr(a, "detach"):
@@ -24,6 +33,12 @@ def _to_numpy(a):
     if hasattr(a, "cpu") and not isinstance(a, np.ndarray):
         a = a.cpu()
     return np.asarray(a)
+
+
+def _to_array(xp, a):
+    """``a`` as an array of ``xp`` (numpy or cupy): device arrays as they are (cupy.asarray makes
+    no copy), anything else through _to_numpy (then copied to the device when xp is cupy)."""
+    return xp.asarray(a if _on_device(a) else _to_numpy(a))
 
 
 class _RNNBase:
@@ -100,7 +115,9 @@ class _RNNBase:
         return OrderedDict(self._params)
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy values (NumPy arrays, CPU torch tensors, ...) into the parameters in place."""
+        """Copy values (NumPy arrays, CPU torch tensors, ...) into the parameters in place. A
+        CuPy value is copied into a CuPy parameter, or replaces a NumPy one by a CuPy copy in
+        the parameter's dtype (the module moves to the device with its state)."""
         name = type(self).__name__
         missing = [k for k in self._params if k not in state_dict]
         unexpected = [k for k in state_dict if k not in self._params]
@@ -110,21 +127,49 @@ class _RNNBase:
         for key, value in state_dict.items():
             if key not in self._params:
                 continue
-            value = _to_numpy(value)
             p = self._params[key]
-            if value.shape != p.shape:
-                raise ValueError(f"{name}.load_state_dict: {key} has shape {value.shape} but "
-                                 f"the module expects {p.shape}")
-            p[...] = value
+            xp = _ops.array_module(name, p, value)
+            value = _to_array(xp, value)
+            if tuple(value.shape) != tuple(p.shape):
+                raise ValueError(f"{name}.load_state_dict: {key} has shape {tuple(value.shape)} "
+                                 f"but the module expects {tuple(p.shape)}")
+            if xp is np or _on_device(p):
+                p[...] = value
+            else:
+                self._params[key] = value.astype(p.dtype, copy=True)
 
     def to(self, dtype):
-        """Convert every parameter to float32 or float64 (new arrays)."""
+        """Convert every parameter to float32 or float64 (new arrays); ``"cuda"`` (or
+        ``"cuda:1"``) and ``"cpu"`` move them instead, as ``cuda()`` and ``cpu()``."""
+        if isinstance(dtype, str) and dtype.split(":")[0] in ("cuda", "cpu"):
+            kind, _, index = dtype.partition(":")
+            return self.cuda(int(index) if index else None) if kind == "cuda" else self.cpu()
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"{type(self).__name__}: dtype must be float32 or float64, "
                             f"got {dtype}")
         for k, p in self._params.items():
             self._params[k] = p.astype(dtype)
+        return self
+
+    def cuda(self, device=None):
+        """Move every parameter to the GPU (CuPy arrays on ``device``, default the current one);
+        the kernels then run there. TypeError when CUDA cannot be used here."""
+        from .. import cuda
+        if not cuda.is_available():
+            raise TypeError(f"{type(self).__name__}.cuda: fastnn cannot use CUDA here: "
+                            f"{cuda.reason()}")
+        import cupy as cp
+        with cp.cuda.Device(device):
+            for k, p in self._params.items():
+                self._params[k] = cp.array(p)
+        return self
+
+    def cpu(self):
+        """Move every parameter back to NumPy arrays."""
+        for k, p in self._params.items():
+            if _on_device(p):
+                self._params[k] = p.get()
         return self
 
     def float(self):
@@ -160,20 +205,26 @@ class _RNNBase:
 
     # ---- forward
 
-    def _check_state(self, what, h, batched, N, size):
+    def _xp(self, *arrays):
+        """numpy or cupy: where the parameters and ``arrays`` (None, tuples of arrays) live."""
+        flat = [b for a in arrays for b in (a if isinstance(a, (tuple, list)) else (a,))]
+        return _ops.array_module(type(self).__name__, *flat, *self._params.values())
+
+    def _check_state(self, xp, what, h, batched, N, size):
         name = type(self).__name__
         L = self.num_layers * self.num_directions
         want = (L, N, size) if batched else (L, size)
-        h = _to_numpy(h)
-        if h.shape != want:
-            raise ValueError(f"{name}: expected {what} of shape {want}, got {h.shape}")
+        h = _to_array(xp, h)
+        if tuple(h.shape) != want:
+            raise ValueError(f"{name}: expected {what} of shape {want}, got {tuple(h.shape)}")
         return h if batched else h[:, np.newaxis, :]
 
     def _prepare(self, x, hx):
         """x as time-major (T, N, D); the initial states as (L * dirs, N, size) or None."""
         name = type(self).__name__
-        x = _to_numpy(x)
-        user_shape = x.shape
+        xp = self._xp(x, hx)
+        x = _to_array(xp, x)
+        user_shape = tuple(x.shape)
         if x.ndim not in (2, 3):
             raise ValueError(f"{name}: expected a 2-D (unbatched) or 3-D input, got shape "
                              f"{x.shape}")
@@ -181,14 +232,14 @@ class _RNNBase:
         if not batched:
             x = x[:, np.newaxis, :]
         elif self.batch_first:
-            x = np.swapaxes(x, 0, 1)
+            x = xp.swapaxes(x, 0, 1)
         if x.shape[2] != self.input_size:
             raise ValueError(f"{name}: input has {x.shape[2]} features but input_size is "
                              f"{self.input_size} (input shape {user_shape})")
         if x.shape[0] == 0:
             raise ValueError(f"{name}: the sequence length must be at least 1")
         dtype = _ops.compute_dtype(name, x, *self._params.values())
-        x = np.ascontiguousarray(x, dtype=dtype)
+        x = xp.ascontiguousarray(x, dtype=dtype)
         N = x.shape[1]
         H_out = self.proj_size or self.hidden_size
         h0 = c0 = None
@@ -196,12 +247,12 @@ class _RNNBase:
             if self.mode == "LSTM":
                 if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                     raise ValueError(f"{name}: hx must be a tuple (h0, c0)")
-                h0 = self._check_state("h0", hx[0], batched, N, H_out)
-                c0 = self._check_state("c0", hx[1], batched, N, self.hidden_size)
+                h0 = self._check_state(xp, "h0", hx[0], batched, N, H_out)
+                c0 = self._check_state(xp, "c0", hx[1], batched, N, self.hidden_size)
             else:
-                h0 = self._check_state("h0", hx, batched, N, H_out)
+                h0 = self._check_state(xp, "h0", hx, batched, N, H_out)
         _ops.compute_dtype(name, h0, c0)  # TypeError for complex/object states
-        return x, h0, c0, batched, dtype
+        return x, h0, c0, batched, dtype, xp
 
     def _run_direction(self, x, h0, c0, sfx):
         """One layer in one direction on time-major x; returns (hs, h_n, c_n, cache)."""
@@ -228,7 +279,7 @@ class _RNNBase:
         return self.forward(x, hx)
 
     def forward(self, x, hx=None):
-        x, h0_all, c0_all, batched, dtype = self._prepare(x, hx)
+        x, h0_all, c0_all, batched, dtype, xp = self._prepare(x, hx)
         dirs = self.num_directions
         h_n, c_n, caches, masks = [], [], [], []
         inp = x
@@ -238,46 +289,47 @@ class _RNNBase:
                 i = layer * dirs + d
                 h0 = None if h0_all is None else h0_all[i]
                 c0 = None if c0_all is None else c0_all[i]
-                xi = inp if d == 0 else np.ascontiguousarray(inp[::-1])
+                xi = inp if d == 0 else xp.ascontiguousarray(inp[::-1])
                 hs, hn, cn, cache = self._run_direction(xi, h0, c0, sfx)
                 outs.append(hs if d == 0 else hs[::-1])
                 h_n.append(hn)
                 c_n.append(cn)
                 caches.append(cache)
-            out = outs[0] if dirs == 1 else np.concatenate(outs, axis=2)
+            out = outs[0] if dirs == 1 else xp.concatenate(outs, axis=2)
             mask = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                # Drawn on the host (the same draws as on the CPU), then moved to out's device.
                 keep = self._rng.random(out.shape) >= self.dropout
-                mask = keep.astype(out.dtype) / (1.0 - self.dropout) if self.dropout < 1 \
-                    else np.zeros_like(out)
+                mask = xp.asarray(keep.astype(out.dtype) / (1.0 - self.dropout)) \
+                    if self.dropout < 1 else xp.zeros_like(out)
                 out = out * mask
             masks.append(mask)
             inp = out
         self._cache = (caches, masks, batched, x.shape, dtype)
         output = inp
-        h_n = np.stack(h_n)
+        h_n = xp.stack(h_n)
         if batched:
             if self.batch_first:
-                output = np.swapaxes(output, 0, 1)
+                output = xp.swapaxes(output, 0, 1)
         else:
             output, h_n = output[:, 0, :], h_n[:, 0, :]
         if self.mode == "LSTM":
-            c_n = np.stack(c_n)
+            c_n = xp.stack(c_n)
             return output, (h_n, c_n if batched else c_n[:, 0, :])
         return output, h_n
 
     # ---- backward
 
-    def _prepare_grad(self, what, g, shape, batched, dtype):
+    def _prepare_grad(self, xp, what, g, shape, batched, dtype):
         name = type(self).__name__
         if g is None:
             return None
-        g = _to_numpy(g)
+        g = _to_array(xp, g)
         user_shape = shape if batched else (shape[0], shape[2])
-        if g.shape != user_shape:
-            raise ValueError(f"{name}.backward: {what} has shape {g.shape} but {user_shape} "
-                             f"was expected")
-        return np.asarray(g if batched else g[:, np.newaxis, :], dtype=dtype)
+        if tuple(g.shape) != user_shape:
+            raise ValueError(f"{name}.backward: {what} has shape {tuple(g.shape)} but "
+                             f"{user_shape} was expected")
+        return xp.asarray(g if batched else g[:, np.newaxis, :], dtype=dtype)
 
     def backward(self, d_output, d_hn=None, d_cn=None):
         """Gradient w.r.t. the last call's input; fills ``grads`` and ``d_h0`` (and ``d_c0``)."""
@@ -288,20 +340,22 @@ class _RNNBase:
         dirs = self.num_directions
         H_out = self.proj_size or self.hidden_size
         L = self.num_layers * dirs
-        d_out = _to_numpy(d_output)
+        xp = self._xp(d_output, d_hn, d_cn, caches[0][0])
+        d_out = _to_array(xp, d_output)
         out_shape = (T, N, dirs * H_out)
         if batched and self.batch_first:
             want = (N, T, dirs * H_out)
-            if d_out.shape != want:
-                raise ValueError(f"{name}.backward: d_output has shape {d_out.shape} but "
+            if tuple(d_out.shape) != want:
+                raise ValueError(f"{name}.backward: d_output has shape {tuple(d_out.shape)} but "
                                  f"{want} was expected")
-            d_out = np.swapaxes(d_out, 0, 1)
+            d_out = xp.swapaxes(d_out, 0, 1)
         else:
-            d_out = self._prepare_grad("d_output", d_out, out_shape, batched, dtype)
-        d_out = np.asarray(d_out, dtype=dtype)
-        d_hn = self._prepare_grad("d_hn", d_hn, (L, N, H_out), batched, dtype)
+            d_out = self._prepare_grad(xp, "d_output", d_out, out_shape, batched, dtype)
+        d_out = xp.asarray(d_out, dtype=dtype)
+        d_hn = self._prepare_grad(xp, "d_hn", d_hn, (L, N, H_out), batched, dtype)
         if self.mode == "LSTM":
-            d_cn = self._prepare_grad("d_cn", d_cn, (L, N, self.hidden_size), batched, dtype)
+            d_cn = self._prepare_grad(xp, "d_cn", d_cn, (L, N, self.hidden_size), batched,
+                                      dtype)
         elif d_cn is not None:
             raise ValueError(f"{name}.backward: d_cn is only for LSTM")
 
@@ -317,7 +371,7 @@ class _RNNBase:
                 dhs = d_out[:, :, d * H_out:(d + 1) * H_out]
                 if d == 1:
                     dhs = dhs[::-1]
-                dhs = np.ascontiguousarray(dhs)
+                dhs = xp.ascontiguousarray(dhs)
                 dhn = None if d_hn is None else d_hn[i]
                 dcn = None if d_cn is None else d_cn[i]
                 dx, d_h0[i], d_c0[i], g = self._backward_direction(caches[i], dhs, dhn, dcn, sfx)
@@ -329,16 +383,16 @@ class _RNNBase:
 
         self.grads = OrderedDict((k, grads[k].astype(p.dtype, copy=False))
                                  for k, p in self._params.items())
-        self.d_h0 = np.stack(d_h0)
+        self.d_h0 = xp.stack(d_h0)
         if self.mode == "LSTM":
-            self.d_c0 = np.stack(d_c0)
+            self.d_c0 = xp.stack(d_c0)
         d_input = d_out
         if not batched:
             self.d_h0 = self.d_h0[:, 0, :]
             if self.mode == "LSTM":
                 self.d_c0 = self.d_c0[:, 0, :]
             return d_input[:, 0, :]
-        return np.swapaxes(d_input, 0, 1) if self.batch_first else d_input
+        return xp.swapaxes(d_input, 0, 1) if self.batch_first else d_input
 
     def _backward_direction(self, cache, dhs, dhn, dcn, sfx):
         p = self._params

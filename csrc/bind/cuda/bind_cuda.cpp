@@ -270,5 +270,91 @@ void bind_cuda(py::module_& m) {
 
 Registrar reg("cuda", &bind_cuda);
 
+// ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
+// Time-major sequences and the outputs of csrc/cpu/rnn.h, lstm.h, gru.h; pointer 0 stands for
+// an absent optional array (h0, c0, b, bx, bh, Whr, hfull, dhs, dhn, dcn, dWhr, dbh), so
+// fastnn/cuda.py passes a real allocation for a present Whr without elements (CuPy gives empty
+// arrays pointer 0). torch picks Layout::Torch. fastnn/cuda.py checks the shapes, with the CPU
+// binding's messages.
+
+cuda::Layout layout(bool torch) { return torch ? cuda::Layout::Torch : cuda::Layout::Book; }
+
+void bind_cuda_recurrent(py::module_& m) {
+  m.def("cuda_rnn_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr h0, Ptr Wx, Ptr Wh, Ptr b,
+                               Ptr hs, int64_t T, int64_t N, int64_t D, int64_t H, bool relu,
+                               bool torch) {
+    run(f64, dev, [&](auto t) {
+      using R = decltype(t);
+      cuda::rnn_forward(layout(torch), relu, p<const R>(x), p<const R>(h0), p<const R>(Wx),
+                        p<const R>(Wh), p<const R>(b), T, N, D, H, p<R>(hs), p<void>(st));
+    });
+  });
+  m.def("cuda_rnn_backward", [](bool f64, int dev, Ptr st, Ptr x, Ptr h0, Ptr Wx, Ptr Wh, Ptr hs,
+                                Ptr dhs, Ptr dhn, Ptr dx, Ptr dh0, Ptr dWx, Ptr dWh, Ptr db,
+                                int64_t T, int64_t N, int64_t D, int64_t H, bool relu,
+                                bool torch) {
+    run(f64, dev, [&](auto t) {
+      using R = decltype(t);
+      cuda::rnn_backward(layout(torch), relu, p<const R>(x), p<const R>(h0), p<const R>(Wx),
+                         p<const R>(Wh), p<const R>(hs), p<const R>(dhs), p<const R>(dhn), T, N,
+                         D, H, p<R>(dx), p<R>(dh0), p<R>(dWx), p<R>(dWh), p<R>(db), p<void>(st));
+    });
+  });
+
+  m.def("cuda_lstm_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr h0, Ptr c0, Ptr Wx, Ptr Wh,
+                                Ptr b, Ptr Whr, Ptr hs, Ptr cs, Ptr gates, Ptr hfull, int64_t T,
+                                int64_t N, int64_t D, int64_t H, int64_t P, bool torch) {
+    FASTNN_CHECK(!Whr || torch, "LSTM: a projection (Whr) needs the torch layout");
+    run(f64, dev, [&](auto t) {
+      using R = decltype(t);
+      cuda::lstm_forward(layout(torch), p<const R>(x), p<const R>(h0), p<const R>(c0),
+                         p<const R>(Wx), p<const R>(Wh), p<const R>(b), p<const R>(Whr), T, N, D,
+                         H, P, p<R>(hs), p<R>(cs), p<R>(gates), p<R>(hfull), p<void>(st));
+    });
+  });
+  m.def("cuda_lstm_backward", [](bool f64, int dev, Ptr st, Ptr x, Ptr h0, Ptr c0, Ptr Wx,
+                                 Ptr Wh, Ptr Whr, Ptr hs, Ptr cs, Ptr gates, Ptr hfull, Ptr dhs,
+                                 Ptr dhn, Ptr dcn, Ptr dx, Ptr dh0, Ptr dc0, Ptr dWx, Ptr dWh,
+                                 Ptr db, Ptr dWhr, int64_t T, int64_t N, int64_t D, int64_t H,
+                                 int64_t P, bool torch) {
+    FASTNN_CHECK(!Whr || torch, "LSTM: a projection (Whr) needs the torch layout");
+    run(f64, dev, [&](auto t) {
+      using R = decltype(t);
+      cuda::lstm_backward(layout(torch), p<const R>(x), p<const R>(h0), p<const R>(c0),
+                          p<const R>(Wx), p<const R>(Wh), p<const R>(Whr), p<const R>(hs),
+                          p<const R>(cs), p<const R>(gates), p<const R>(hfull), p<const R>(dhs),
+                          p<const R>(dhn), p<const R>(dcn), T, N, D, H, P, p<R>(dx), p<R>(dh0),
+                          p<R>(dc0), p<R>(dWx), p<R>(dWh), p<R>(db), p<R>(dWhr), p<void>(st));
+    });
+  });
+
+  m.def("cuda_gru_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr h0, Ptr Wx, Ptr Wh, Ptr bx,
+                               Ptr bh, Ptr hs, Ptr gates, Ptr aux, int64_t T, int64_t N,
+                               int64_t D, int64_t H, bool torch) {
+    FASTNN_CHECK(torch || !bh, "GRU: the book's GRU has a single bias");
+    run(f64, dev, [&](auto t) {
+      using R = decltype(t);
+      cuda::gru_forward(layout(torch), p<const R>(x), p<const R>(h0), p<const R>(Wx),
+                        p<const R>(Wh), p<const R>(bx), p<const R>(bh), T, N, D, H, p<R>(hs),
+                        p<R>(gates), p<R>(aux), p<void>(st));
+    });
+  });
+  m.def("cuda_gru_backward", [](bool f64, int dev, Ptr st, Ptr x, Ptr h0, Ptr Wx, Ptr Wh, Ptr hs,
+                                Ptr gates, Ptr aux, Ptr dhs, Ptr dhn, Ptr dx, Ptr dh0, Ptr dWx,
+                                Ptr dWh, Ptr dbx, Ptr dbh, int64_t T, int64_t N, int64_t D,
+                                int64_t H, bool torch) {
+    FASTNN_CHECK(torch == bool(dbh), "GRU: dbh must be given exactly in the torch layout");
+    run(f64, dev, [&](auto t) {
+      using R = decltype(t);
+      cuda::gru_backward(layout(torch), p<const R>(x), p<const R>(h0), p<const R>(Wx),
+                         p<const R>(Wh), p<const R>(hs), p<const R>(gates), p<const R>(aux),
+                         p<const R>(dhs), p<const R>(dhn), T, N, D, H, p<R>(dx), p<R>(dh0),
+                         p<R>(dWx), p<R>(dWh), p<R>(dbx), p<R>(dbh), p<void>(st));
+    });
+  });
+}
+
+Registrar reg_recurrent("cuda_recurrent", &bind_cuda_recurrent);
+
 }  // namespace
 }  // namespace fastnn::bind
