@@ -227,13 +227,22 @@ def _lstm_state(torch, D, H, seed=0):
 def _fastnn_lstm(cp, state, x, dout, D, H):
     """(step, output on the host) of fastnn.nn.LSTM with CuPy weights on a CuPy input."""
     import fastnn.nn as fnn
+
+    def on_host():
+        return [k for k, p in module.state_dict().items() if not isinstance(p, cp.ndarray)]
+
     module = fnn.LSTM(D, H)
-    module.load_state_dict({k: cp.asarray(v) for k, v in state.items()})
-    on_host = [k for k, p in module.state_dict().items() if not isinstance(p, cp.ndarray)]
-    if on_host:
-        raise TypeError(f"load_state_dict of CuPy arrays left {', '.join(on_host)} as "
-                        f"{type(module.state_dict()[on_host[0]]).__name__} (no CUDA path in "
-                        f"fastnn.nn.LSTM)")
+    try:
+        module.load_state_dict({k: cp.asarray(v) for k, v in state.items()})
+        why = "it kept host arrays"
+    except Exception as e:
+        why = f"{type(e).__name__}: {e}"
+    if on_host() and callable(getattr(module, "cuda", None)):
+        module.load_state_dict(state)  # host weights, then a torch-style move
+        module.cuda()
+    if on_host():
+        raise TypeError(f"fastnn.nn.LSTM cannot hold CuPy weights: load_state_dict of CuPy "
+                        f"arrays failed ({why}) and it has no working .cuda()")
     xd, dd = cp.asarray(x), cp.asarray(dout)
     out, _ = module(xd)
     dx = module.backward(dd)
