@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fastnn import _device, cuda, layers, optim
+from fastnn.gradient import gradient_check
 from fastnn.models import (DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet,
                            TwoLayerNet)
 from fastnn.trainer import Trainer
@@ -467,6 +468,25 @@ def test_an_in_place_update_on_the_gpu_is_seen_by_the_layers(cp, rng):
     before = net.predict(x)
     net.params['b3'] += 1.0
     close(cp, net.predict(x), cp.asnumpy(before) + 1.0)
+
+
+@gpu
+def test_numerical_gradient_and_gradient_check_on_the_gpu(cp, rng):
+    host, dev = _pair(lambda: TwoLayerNet(4, 3, 3, weight_init_std=0.5), seed=4)
+    x, t = rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+    before = {k: cp.asnumpy(v) for k, v in dev.params.items()}
+    num = dev.numerical_gradient(cp.asarray(x), cp.asarray(t))
+    for k, g in host.numerical_gradient(x, t).items():
+        close(cp, num[k], g, 10, dtype=np.float64)
+    for k, v in before.items():  # every entry restored exactly
+        np.testing.assert_array_equal(cp.asnumpy(dev.params[k]), v)
+    errors = gradient_check(dev, cp.asarray(x), cp.asarray(t))
+    errors_host = gradient_check(host, x, t)
+    assert sorted(errors) == sorted(errors_host) == sorted(dev.params)
+    for k, e in errors_host.items():
+        assert e < 1e-4 and errors[k] == pytest.approx(e, abs=1e-6), k
+    for k, v in before.items():
+        np.testing.assert_array_equal(cp.asnumpy(dev.params[k]), v)
 
 
 def _pattern_images(rng, n, templates):
