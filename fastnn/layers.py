@@ -109,10 +109,9 @@ class SoftmaxWithLoss:
     @staticmethod
     def _as_batch(x, t):
         xp = _ops.array_module("SoftmaxWithLoss", x, t)
-        x = xp.asarray(x)
+        x, t = xp.asarray(x), xp.asarray(t)
         if x.ndim != 1:
             return x, t
-        t = xp.asarray(t)
         if t.shape == x.shape:
             return x.reshape(1, -1), t.reshape(1, -1)
         if t.size != 1:

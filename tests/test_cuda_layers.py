@@ -200,6 +200,11 @@ def test_softmax_with_loss_layer(cp, rng, dtype, labels):
     close(cp, dev.y, host.y, C)
     close(cp, dev.backward(), host.backward(), C)
     close(cp, dev.backward(cp.asarray(2.5, dtype=dtype)), host.backward(2.5), C)
+    # Host labels (a NumPy array, or a list of integers) with device logits are moved there.
+    for labels_host in (t, t.tolist()) if labels == "integer" else (t,):
+        assert_parity(cp.asnumpy(dev.forward(cp.asarray(x), labels_host)), loss_host, dtype,
+                      reduce_len=N)
+        close(cp, dev.backward(), host.backward(), C)
 
 
 @gpu
