@@ -290,7 +290,7 @@ def _lstm_row(cp, torch, device, size, dims, repeats):
     if len(outs) == 2:
         diff = float(np.max(np.abs(outs["fastnn"] - outs["torch"])))
         notes.insert(0, f"max |output fastnn - torch| {diff:.2e} (same weights and input)")
-    times = _timed(steps, repeats, notes)
+    times = _timed(steps, repeats, notes, min_time=0.05)
     return _row(f"LSTM {size} N={N} T={T} D={D} H={H} fwd+bwd [GPU]", times, notes, device)
 
 
