@@ -1,5 +1,8 @@
 """Run every benchmark: `python -m benchmarks [--quick] [--threads N] [--json FILE] [--only ...]`.
 
+Suites are named with or without their prefix (`--only gpu` is `--only bench_gpu`); the GPU
+suite reports why it is skipped when fastnn cannot use CUDA here.
+
 Prints one table (ms per contender, fastnn's speed-up over each, GFLOP/s and the share of the
 sgemm rate measured at start, peak memory of a training step) and writes the rows as JSON.
 """
@@ -15,7 +18,7 @@ import time
 from benchmarks.harness import print_table, set_threads, sgemm_gflops
 
 # Benchmark modules, each with run(quick) -> list of rows; missing ones are reported, not hidden.
-SUITES = ["bench_train", "bench_conv", "bench_dense", "bench_rnn", "bench_basenn"]
+SUITES = ["bench_train", "bench_conv", "bench_dense", "bench_rnn", "bench_basenn", "bench_gpu"]
 
 
 def _cpu_model():
@@ -34,7 +37,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer repeats, a sub-minute run")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for everyone")
     ap.add_argument("--json", default="bench_results/latest.json", help="where to write rows")
-    ap.add_argument("--only", nargs="*", help="run only these suites (e.g. bench_conv)")
+    ap.add_argument("--only", nargs="*", help="run only these suites (e.g. bench_conv or conv)")
     args = ap.parse_args(argv)
 
     import fastnn
@@ -48,6 +51,7 @@ def main(argv=None):
           + (" | --quick" if args.quick else ""))
     rows = []
     for name in args.only or SUITES:
+        name = name if name.startswith("bench_") else f"bench_{name}"
         mod = importlib.import_module(f"benchmarks.{name}")
         t0 = time.perf_counter()
         rows += mod.run(quick=args.quick)

@@ -13,19 +13,17 @@ def numerical_gradient(f, x, h=1e-4):
     Each element of ``x`` is nudged by +-h in place and restored, so ``f`` may ignore its
     argument and read ``x`` through a network that holds it (the book's ``lambda W: net.loss(x,
     t)``). Run it in float64: float32 cannot resolve differences of h = 1e-4 reliably.
+    Works on CuPy arrays too.
     """
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
-    while not it.finished:
-        idx = it.multi_index
-        old = x[idx]
+    for idx in np.ndindex(*x.shape):
+        old = x[idx].copy()  # a value: CuPy's x[idx] is a view into x
         x[idx] = old + h
         fxh1 = f(x)
         x[idx] = old - h
         fxh2 = f(x)
         grad[idx] = (fxh1 - fxh2) / (2 * h)
         x[idx] = old
-        it.iternext()
     return grad
 
 
@@ -54,7 +52,7 @@ def gradient_check(network, x, t, h=1e-4, max_entries=None, seed=0, verbose=Fals
             flat = [flat[i] for i in rng.choice(p.size, max_entries, replace=False)]
         worst = 0.0
         for idx in flat:
-            old = p[idx]
+            old = p[idx].copy()  # a value: CuPy's p[idx] is a view into p
             p[idx] = old + h
             fp = loss()
             p[idx] = old - h

@@ -3,11 +3,18 @@
 Same constructors, same forward/backward signatures, same public attributes after a call; the
 work runs in fastnn's compiled kernels (fastnn._ops). Layers keep references to the caller's
 W and b, so an optimizer's in-place update is seen by the next forward, as in the book.
+With CuPy inputs or parameters (the CUDA build), the work and everything a layer keeps stay
+on the GPU: outputs, gradients and state are CuPy arrays on the inputs' device.
 """
 
 import numpy as np
 
 from . import _ops
+
+
+def _shape(a):
+    """Shape of an array (NumPy or CuPy) or of anything np.shape takes."""
+    return tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
 
 # ------------------------------------------------------------------ activations, affine, loss,
 # ------------------------------------------------------------------ dropout, batch normalization
@@ -68,7 +75,7 @@ class Affine:
         self.db = None
 
     def forward(self, x):
-        x = np.asarray(x)
+        x = _ops.array_module("Affine", x, self.W, self.b).asarray(x)
         self.original_x_shape = x.shape
         self.x = _ops.flatten_batch("Affine", x)
         return _ops.affine_forward(self.x, self.W, self.b, "Affine")
@@ -101,10 +108,10 @@ class SoftmaxWithLoss:
 
     @staticmethod
     def _as_batch(x, t):
-        x = np.asarray(x)
+        xp = _ops.array_module("SoftmaxWithLoss", x, t)
+        x, t = xp.asarray(x), xp.asarray(t)
         if x.ndim != 1:
             return x, t
-        t = np.asarray(t)
         if t.shape == x.shape:
             return x.reshape(1, -1), t.reshape(1, -1)
         if t.size != 1:
@@ -116,7 +123,7 @@ class SoftmaxWithLoss:
         self.t = t
         xb, tb = self._as_batch(x, t)
         y, self.loss = _ops.softmax_cross_entropy_forward(xb, tb, layer="SoftmaxWithLoss")
-        self.y = y.reshape(np.shape(x))
+        self.y = y.reshape(_shape(x))
         return self.loss
 
     def backward(self, dout=1):
@@ -129,22 +136,24 @@ class SoftmaxWithLoss:
 
 class Dropout:
     """Training: keep each element where np.random.rand(*x.shape) > dropout_ratio (NumPy's global
-    generator, so seeded programs draw the book's masks); inference: scale by 1 - ratio."""
+    generator, so seeded programs draw the book's masks; for CuPy x, cupy.random.rand on the
+    device, seeded by cupy.random.seed); inference: scale by 1 - ratio."""
 
     def __init__(self, dropout_ratio=0.5):
         self.dropout_ratio = dropout_ratio
         self.mask = None
 
     def forward(self, x, train_flg=True):
-        x = np.asarray(x)
+        xp = _ops.array_module("Dropout", x)
+        x = xp.asarray(x)
         _ops.compute_dtype("Dropout", x)
         if not train_flg:
             return x * (1.0 - self.dropout_ratio)
-        self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+        self.mask = xp.random.rand(*x.shape) > self.dropout_ratio
         return x * self.mask
 
     def backward(self, dout):
-        dout = np.asarray(dout)
+        dout = _ops.array_module("Dropout", dout, self.mask).asarray(dout)
         _ops.compute_dtype("Dropout", dout)
         if self.mask is None or dout.shape != self.mask.shape:
             raise ValueError(f"Dropout.backward: dout has shape {dout.shape} but the training "
@@ -173,7 +182,9 @@ class BatchNormalization:
         self.dbeta = None
 
     def forward(self, x, train_flg=True):
-        x = np.asarray(x)
+        xp = _ops.array_module("BatchNormalization", x, self.gamma, self.beta,
+                               self.running_mean, self.running_var)
+        x = xp.asarray(x)
         if train_flg:
             out, xc, xn, std, rm, rv = _ops.batchnorm_forward_train(
                 x, self.gamma, self.beta, self.running_mean, self.running_var, self.momentum)
@@ -185,9 +196,9 @@ class BatchNormalization:
                                                self.running_var)
             D = int(np.prod(x.shape[1:]))
             if self.running_mean is None:
-                self.running_mean = np.zeros(D)
+                self.running_mean = xp.zeros(D)
             if self.running_var is None:
-                self.running_var = np.zeros(D)
+                self.running_var = xp.zeros(D)
         self.input_shape = x.shape
         return out
 
@@ -246,7 +257,7 @@ class Convolution:
         """im2col of the last input, (N*OH*OW, C*FH*FW); None before the first forward."""
         if self.x is None:
             return None
-        _, _, FH, FW = np.shape(self.W)
+        _, _, FH, FW = _shape(self.W)
         return _ops.im2col(self.x, FH, FW, self.stride, self.pad, layer="Convolution")
 
     @property
@@ -283,7 +294,7 @@ class Pooling:
 
     def backward(self, dout):
         _forward_first(self, "Pooling")
-        return _ops.maxpool2d_backward(dout, self._arg, np.shape(self.x), self.pool_h,
+        return _ops.maxpool2d_backward(dout, self._arg, _shape(self.x), self.pool_h,
                                        self.pool_w, self.stride, self.pad)
 
     @property
@@ -315,5 +326,5 @@ class AvgPooling:
 
     def backward(self, dout):
         _forward_first(self, "AvgPooling")
-        return _ops.avgpool2d_backward(dout, np.shape(self.x), self.pool_h, self.pool_w,
+        return _ops.avgpool2d_backward(dout, _shape(self.x), self.pool_h, self.pool_w,
                                        self.stride, self.pad)

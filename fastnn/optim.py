@@ -5,11 +5,12 @@ state lives in the same attributes (``v``, ``h``, ``m``, ``iter``). Each paramet
 place in one pass (no temporaries) when it is a C-contiguous float32/float64 array; other
 writable float arrays (e.g. non-contiguous views) take an equivalent NumPy path. Integer or
 read-only parameters raise, since an in-place update could not be seen by the caller.
+CuPy parameters (the CUDA build) are updated on their device, with state made there too.
 """
 
 import numpy as np
 
-from . import _ops
+from . import _device, _ops
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 
@@ -27,9 +28,14 @@ def _pairs(opt, params, grads):
 
 
 def _state(store, key, p):
+    """The state array of ``key``, made like ``p`` (zeros) and kept where ``p`` lives: state
+    made on the other side of a ``net.to(...)`` moves with its values."""
+    xp = _ops.array_module("optimizer state", p)
     s = store.get(key)
     if s is None or s.shape != p.shape or s.dtype != p.dtype:
-        s = store[key] = np.zeros(p.shape, dtype=p.dtype)
+        s = store[key] = xp.zeros(p.shape, dtype=p.dtype)
+    elif _device.name_of(s) != _device.name_of(p):
+        s = store[key] = _device.mover(_device.name_of(p), "optimizer state")(s)
     return s
 
 

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from . import optim
+from . import _ops, optim
 
 _OPTIMIZERS = {'sgd': optim.SGD, 'momentum': optim.Momentum, 'nesterov': optim.Nesterov,
                'adagrad': optim.AdaGrad, 'rmsprop': optim.RMSprop, 'adam': optim.Adam}
@@ -25,6 +25,10 @@ class Trainer:
     Differences from the book, all in what is measured rather than the API: the book samples
     batches with replacement, evaluates at the start of each epoch, and recomputes the loss
     after each update; here the loss is that of the forward pass that gave the gradients.
+
+    On the GPU (CuPy ``x_train``/``t_train``, a network moved with ``network.to('cuda')``)
+    the batches are gathered on the device, in the same order as on the CPU for the same
+    ``np.random`` seed; the recorded losses and accuracies are Python floats either way.
     """
 
     def __init__(self, network, x_train, t_train, x_test, t_test,
@@ -33,6 +37,10 @@ class Trainer:
                  evaluate_sample_num_per_epoch=None, verbose=True):
         self.network = network
         self.verbose = verbose
+        xp = _ops.array_module("Trainer", x_train, t_train)
+        if xp is not np:  # both on the device, so that batches are gathered there
+            x_train, t_train = xp.asarray(x_train), xp.asarray(t_train)
+        self._xp = xp
         self.x_train, self.t_train = x_train, t_train
         self.x_test, self.t_test = x_test, t_test
         self.epochs = int(epochs)
@@ -68,7 +76,7 @@ class Trainer:
     def _batch_indices(self):
         pos = self.current_iter % self.iter_per_epoch
         if pos == 0:
-            self._order = np.random.permutation(self.train_size)
+            self._order = self._xp.asarray(np.random.permutation(self.train_size))
         return self._order[pos * self.batch_size:(pos + 1) * self.batch_size]
 
     def train_step(self):
@@ -110,8 +118,8 @@ class Trainer:
             self._bar = None
         self.current_epoch += 1
         n = self.evaluate_sample_num_per_epoch
-        train_acc = self.network.accuracy(self.x_train[:n], self.t_train[:n])
-        test_acc = self.network.accuracy(self.x_test[:n], self.t_test[:n])
+        train_acc = float(self.network.accuracy(self.x_train[:n], self.t_train[:n]))
+        test_acc = float(self.network.accuracy(self.x_test[:n], self.t_test[:n]))
         self.train_acc_list.append(train_acc)
         self.test_acc_list.append(test_acc)
         if self.verbose:
@@ -127,7 +135,7 @@ class Trainer:
         if self.evaluate_sample_num_per_epoch is None and self.test_acc_list:
             test_acc = self.test_acc_list[-1]  # already measured on the whole test set
         else:
-            test_acc = self.network.accuracy(self.x_test, self.t_test)
+            test_acc = float(self.network.accuracy(self.x_test, self.t_test))
         if self.verbose:
             print("=============== Final Test Accuracy ===============")
             print(f"test acc:{test_acc:.4f}", flush=True)

@@ -4,6 +4,7 @@ Same constructors, methods (predict, loss, accuracy, gradient, numerical_gradien
 attributes (params, layers, last_layer) as the book, plus ``dtype=np.float32`` to train in
 single precision. ``save_params`` / ``load_params`` read and write the book's params.pkl format
 (a pickled dict of arrays: load pickles only from trusted sources) or ``.npz``.
+``net.to("cuda")`` (the CUDA build, with CuPy) moves a network to the GPU, ``net.cpu()`` back.
 """
 
 import numpy as np

@@ -4,11 +4,14 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import _device, _ops
 from .. import gradient as _gradient
 from . import _params
 
 # Layers whose forward takes train_flg (matched by name, so any book-compatible layer works).
 _MODE_LAYERS = ("Dropout", "BatchNormalization")
+# Layer attributes that are state rather than parameters, moved by Network.to.
+_LAYER_STATE = ("running_mean", "running_var")
 
 
 class LayerDict(OrderedDict):
@@ -66,18 +69,20 @@ class Network:
         return self.last_layer.forward(self.predict(x, train_flg=True), t) + self._weight_decay()
 
     def accuracy(self, x, t, batch_size=100):
-        """Fraction of correct predictions, computed ``batch_size`` images at a time (every
-        image counts, including a last partial batch)."""
+        """Fraction of correct predictions (a Python float), computed ``batch_size`` images at
+        a time (every image counts, including a last partial batch). On the GPU the count
+        stays on the device until the end."""
         if len(x) == 0:
             raise ValueError("accuracy: x is empty")
-        t = np.asarray(t)
+        xp = _ops.array_module("accuracy", x, t, *self.params.values())
+        t = xp.asarray(t)
         if t.ndim != 1:
-            t = np.argmax(t, axis=1)
+            t = xp.argmax(t, axis=1)
         correct = 0
         for i in range(0, len(x), batch_size):
             y = self.predict(x[i:i + batch_size])
-            correct += int(np.sum(np.argmax(y, axis=1) == t[i:i + batch_size]))
-        return correct / len(x)
+            correct = correct + xp.sum(xp.argmax(y, axis=1) == t[i:i + batch_size])
+        return int(correct) / len(x)
 
     def gradient(self, x, t):
         """Gradients of the loss by backpropagation, as a dict keyed like ``params``."""
@@ -102,8 +107,42 @@ class Network:
         f = lambda _: self._train_loss(x, t)  # noqa: E731
         return {key: _gradient.numerical_gradient(f, self.params[key]) for key in self.params}
 
+    def to(self, device):
+        """Move the network to ``device`` ('cpu', 'cuda' or 'cuda:N') and return it.
+
+        ``params`` keeps its keys and gets NumPy (cpu) or CuPy (cuda) arrays, which the layers
+        are re-linked to (so an optimizer's in-place update is seen, as in the book), and batch
+        norm's running averages move too. Then predict, loss, accuracy and gradient take CuPy
+        x and t and compute on that GPU. A no-op for arrays already there. Raises RuntimeError
+        naming the reason when CUDA cannot be used here (fastnn.cuda.reason())."""
+        move = _device.mover(device, f"{type(self).__name__}.to")
+        for key, p in self.params.items():
+            self.params[key] = move(p)
+        for key, name, attr in self._grad_map:
+            setattr(self.layers[name], attr[1:], self.params[key])
+        for layer in self.layers.values():
+            for attr in _LAYER_STATE:
+                state = getattr(layer, attr, None)
+                if state is not None:
+                    setattr(layer, attr, move(state))
+        return self
+
+    def cuda(self, device=None):
+        """``to('cuda')``, or ``to(f'cuda:{device}')`` for a device number."""
+        return self.to("cuda" if device is None else f"cuda:{int(device)}")
+
+    def cpu(self):
+        """``to('cpu')``: parameters back to NumPy arrays."""
+        return self.to("cpu")
+
+    @property
+    def device(self):
+        """Where the parameters are: 'cpu' or 'cuda:N'."""
+        return _device.name_of(next(iter(self.params.values())))
+
     def save_params(self, file_name="params.pkl"):
-        """Save ``params`` in the book's pickle format (or .npz when the name ends in .npz)."""
+        """Save ``params`` in the book's pickle format (or .npz when the name ends in .npz);
+        the file holds NumPy arrays also for a network on the GPU."""
         _params.save(self.params, file_name)
 
     def load_params(self, file_name="params.pkl", allow_pickle=True):
@@ -114,6 +153,7 @@ class Network:
         loaded = _params.load(file_name, allow_pickle=allow_pickle)
         _params.check(loaded, self.params, file_name)
         for key, val in loaded.items():
-            self.params[key][...] = val
+            p = self.params[key]
+            p[...] = _ops.array_module("load_params", p).asarray(val)
         for key, name, attr in self._grad_map:  # re-link, in case params entries were replaced
             setattr(self.layers[name], attr[1:], self.params[key])

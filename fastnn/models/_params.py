@@ -12,6 +12,7 @@ import zipfile
 
 import numpy as np
 
+from .._device import to_host
 from .._files import atomic_write
 
 
@@ -24,12 +25,14 @@ def _is_npz(file_name):
 
 
 def save(params, file_name):
-    """Write ``params`` atomically (see fastnn._files.atomic_write)."""
+    """Write ``params`` as NumPy arrays (GPU arrays are copied to the host), atomically (see
+    fastnn._files.atomic_write)."""
+    params = {k: to_host(v) for k, v in params.items()}
     with atomic_write(file_name) as f:
         if _is_npz(file_name):
             np.savez(f, **params)
         else:
-            pickle.dump({k: np.asarray(v) for k, v in params.items()}, f, protocol=4)
+            pickle.dump(params, f, protocol=4)
 
 
 def load(file_name, allow_pickle=True):
