@@ -683,3 +683,14 @@ def test_recurrent_bodies_propagate_nan(rng, dtype, family):
     # x[0, 1, 0] reaches every gate of sample 1 at step 0 and the recurrence carries it on;
     # sample 0 never sees it.
     assert np.isnan(hs[:, 1]).all() and np.isfinite(hs[:, 0]).all()
+
+
+def test_recurrent_body_size_checks(dtype):
+    with pytest.raises(ValueError, match="state size mismatch: expected 4 elements, got 3"):
+        _C._body_lstm_step_forward(np.zeros((2, 8), dtype), np.zeros(3, dtype), False)
+    with pytest.raises(ValueError, match=r"A must be \(N, 3H\)"):
+        _C._body_gru_book_step_forward_zr(np.zeros((2, 4), dtype), None)
+    with pytest.raises(ValueError, match="hg/bh size mismatch"):
+        _C._body_gru_torch_step_forward(np.zeros((2, 6), dtype), None, np.zeros(5, dtype), None)
+    with pytest.raises(ValueError, match="dh_seed: size mismatch"):
+        _C._body_dh_seed(None, None, 0, 2, 3)
