@@ -7,6 +7,7 @@ device-array ``dout`` of the loss are read back as one number). ``is_available()
 whether that can work here and ``reason()`` why not.
 """
 
+import contextlib
 import ctypes
 import functools
 import glob
@@ -75,32 +76,44 @@ def _cupy(layer):
 
 
 class _Launch:
-    """Device, stream and dtype of one kernel call on the arrays of one layer."""
+    """Device, stream and dtype of one kernel call on the arrays of one layer. Calls whose
+    device is already the current one (the usual case) skip the device switches."""
 
     def __init__(self, layer, dtype, *arrays):
-        self.cp = _cupy(layer)
+        cp = self.cp = _cupy(layer)
         first = next(a for a in arrays if hasattr(a, "__cuda_array_interface__"))
-        self.device = self.cp.asarray(first).device.id
+        self.device = (first.data.device_id if isinstance(first, cp.ndarray)
+                       else cp.asarray(first).device.id)
         self.dtype = np.dtype(dtype)
         self.f64 = self.dtype == np.float64
-        with self.cp.cuda.Device(self.device):
-            self.stream = self.cp.cuda.get_current_stream().ptr
+        self.current = cp.cuda.runtime.getDevice() == self.device
+        with self._on_device():
+            self.stream = cp.cuda.get_current_stream().ptr
+
+    def _on_device(self):
+        return contextlib.nullcontext() if self.current else self.cp.cuda.Device(self.device)
 
     def args(self):
         return self.f64, self.device, self.stream
 
     def array(self, a, dtype=None):
-        """``a`` as a C-contiguous CuPy array of the compute dtype on our device."""
-        with self.cp.cuda.Device(self.device):
-            return self.cp.ascontiguousarray(self.cp.asarray(a, dtype=dtype or self.dtype))
+        """``a`` as a C-contiguous CuPy array of the compute dtype on our device (``a`` itself
+        when it already is one)."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        cp = self.cp
+        if (isinstance(a, cp.ndarray) and a.dtype == dtype and a.flags.c_contiguous
+                and a.data.device_id == self.device):
+            return a
+        with self._on_device():
+            return cp.ascontiguousarray(cp.asarray(a, dtype=dtype))
 
     def empty(self, shape, dtype=None):
-        with self.cp.cuda.Device(self.device):
-            return self.cp.empty(tuple(int(d) for d in shape), dtype=dtype or self.dtype)
+        with self._on_device():
+            return self.cp.empty(tuple(map(int, shape)), dtype=dtype or self.dtype)
 
     def zeros(self, shape, dtype=None):
-        with self.cp.cuda.Device(self.device):
-            return self.cp.zeros(tuple(int(d) for d in shape), dtype=dtype or self.dtype)
+        with self._on_device():
+            return self.cp.zeros(tuple(map(int, shape)), dtype=dtype or self.dtype)
 
 
 def _p(a):
@@ -240,10 +253,11 @@ def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", ne
                          f"output had shape {expected}")
     k = _Launch(layer, _ops.compute_dtype(layer, dout, x, W, b), dout, x, W, b)
     dout, x, W = k.array(dout), k.array(x), k.array(W)
-    dx, dW, db = k.empty(x.shape), k.empty(W.shape), k.empty((FN,))
+    dx = k.empty(x.shape) if need_dx else None
+    dW, db = k.empty(W.shape), k.empty((FN,))
     _C.cuda_conv2d_backward(*k.args(), _p(dout), _p(x), _p(W), _p(dx), _p(dW), _p(db),
                             list(x.shape), FN, FH, FW, stride, pad)
-    return (dx if need_dx else None), dW, db  # the kernel always computes dx
+    return dx, dW, db
 
 
 def _pool_forward_checks(layer, x, pool_h, pool_w, stride, pad):
@@ -346,9 +360,10 @@ def affine_backward(dout, x, W, layer="Affine", need_dx=True):
     dout, x2, W = k.array(dout), k.array(x2), k.array(W)
     N, D = x2.shape
     M = W.shape[1]
-    dx, dW, db = k.empty((N, D)), k.empty((D, M)), k.empty((M,))
+    dx = k.empty((N, D)) if need_dx else None
+    dW, db = k.empty((D, M)), k.empty((M,))
     _C.cuda_affine_backward(*k.args(), _p(dout), _p(x2), _p(W), _p(dx), _p(dW), _p(db), N, D, M)
-    # The dtypes NumPy gives the book's expressions, as on the CPU; the kernel always computes dx.
+    # The dtypes NumPy gives the book's expressions, as on the CPU.
     return (dx.reshape(x.shape).astype(_ops.compute_dtype(layer, dout, W), copy=False)
             if need_dx else None,
             dW.astype(_ops.compute_dtype(layer, x2, dout), copy=False),
@@ -395,10 +410,12 @@ def softmax_cross_entropy_forward(x, t, eps=1e-7, ignore_label=None, layer="Soft
     y, rows = k.empty((N, C)), k.empty((N,))
     _C.cuda_softmax_cross_entropy_forward(*k.args(), _p(x), _p(labels), _p(y), _p(rows), N, C,
                                           float(eps), ignore_label)
-    with k.cp.cuda.Device(k.device):
-        count = N if ignore_label is None else (labels != ignore_label).sum()
-        loss = (rows.sum() / count if N else k.cp.asarray(np.nan)).astype(k.dtype)
-    return y, loss
+    with k._on_device():
+        if not N:
+            return y, k.cp.asarray(np.nan, dtype=k.dtype)
+        if ignore_label is None:
+            return y, rows.mean()  # one reduction kernel
+        return y, (rows.sum() / (labels != ignore_label).sum()).astype(k.dtype, copy=False)
 
 
 def softmax_cross_entropy_backward(y, t, dout=1, ignore_label=None, out=None,
@@ -529,8 +546,7 @@ def check_param(opt, key, p, g):
     if tuple(g.shape) != tuple(p.shape):
         raise ValueError(f"{opt}: grads[{key!r}] has shape {tuple(g.shape)} but params[{key!r}] "
                          f"has shape {tuple(p.shape)}")
-    with cp.cuda.Device(p.device.id):
-        return cp.ascontiguousarray(cp.asarray(g, dtype=p.dtype))
+    return _Launch(opt, p.dtype, p).array(g)
 
 
 def _update(name, p, state, g, hyper):

@@ -174,6 +174,26 @@ def test_convolution_and_im2col(cp, rng, dtype, geo):
 
 
 @gpu
+def test_parameter_gradients_without_dx(cp, rng, dtype):
+    """need_dx=False (a network's first layer) skips dx and leaves dW, db unchanged."""
+    x = cp.asarray(rng.standard_normal((3, 2, 7, 6)).astype(dtype))
+    W = cp.asarray(rng.standard_normal((4, 2, 3, 3)).astype(dtype))
+    dout = cp.asarray(rng.standard_normal((3, 4, 3, 2)).astype(dtype))
+    full = _ops.conv2d_backward(dout, x, W, None, 2, 0)
+    dx, dW, db = _ops.conv2d_backward(dout, x, W, None, 2, 0, need_dx=False)
+    assert dx is None
+    _close(dW, cp.asnumpy(full[1]), dtype)
+    _close(db, cp.asnumpy(full[2]), dtype)
+    x2, W2 = x.reshape(3, -1), cp.asarray(rng.standard_normal((84, 5)).astype(dtype))
+    dout2 = cp.asarray(rng.standard_normal((3, 5)).astype(dtype))
+    full = _ops.affine_backward(dout2, x2, W2)
+    dx, dW, db = _ops.affine_backward(dout2, x2, W2, need_dx=False)
+    assert dx is None
+    _close(dW, cp.asnumpy(full[1]), dtype)
+    _close(db, cp.asnumpy(full[2]), dtype)
+
+
+@gpu
 @pytest.mark.parametrize("geo", GEOMETRIES)
 def test_pooling(cp, rng, dtype, geo):
     N, C, H, W, FH, FW, stride, pad = geo

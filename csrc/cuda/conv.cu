@@ -1,7 +1,7 @@
 // Convolution as im2col + cuBLAS GEMM, the book's algorithm:
 //   forward  rows (N*OH*OW, FN) = col @ Wm^T, out (N, FN, OH, OW) = rows + b (layout body)
 //   backward rows = dout as (N*OH*OW, FN); db = column sums; dW = rows^T @ col;
-//            dcol = rows @ Wm; dx = col2im(dcol)
+//            dcol = rows @ Wm; dx = col2im(dcol), skipped when dx is null
 // Wm is W (FN, C, FH, FW) read as (FN, C*FH*FW). Scratch is stream-ordered.
 #include "cuda/body/im2col.h"
 #include "cuda/launch.cuh"
@@ -34,6 +34,7 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   column_sum<T>(body::Elem<T>{r, FN}, R, FN, db, stream, "conv2d_backward (db)");
   im2col(x, col.get(), s, stream);
   gemm<T>(true, false, FN, CK, R, T(1), r, FN, col.get(), CK, T(0), dW, CK, stream);
+  if (dx == nullptr) return;  // the caller needs no dx (a network's first layer)
   Scratch<T> dcol(R * CK, stream);
   gemm<T>(false, false, R, CK, FN, T(1), r, FN, W, CK, T(0), dcol.get(), CK, stream);
   col2im(dcol.get(), dx, s, stream);
