@@ -697,7 +697,10 @@ _CUDA_OPS += ("rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "g
 
 
 def _on_device(*arrays):
-    return any(hasattr(a, "__cuda_array_interface__") for a in arrays)
+    for a in arrays:  # a plain loop: this runs on every call of a dispatched op
+        if hasattr(a, "__cuda_array_interface__"):
+            return True
+    return False
 
 
 def _dispatching(name, host):

@@ -561,6 +561,29 @@ def _update(name, p, state, g, hyper):
                          [float(h) for h in hyper])
 
 
+def update_list(name, params, states, grads, hyper):
+    """One optimizer step (``name`` as in _update) for CuPy parameters of one device and
+    dtype, all in one launch (up to 32 parameters per launch): params[i] with its state arrays
+    states[i] and gradient grads[i] (converted to the parameters' dtype on the device)."""
+    p0 = params[0]
+    k = _Launch(name, p0.dtype, p0)
+    for p, state in zip(params, states):
+        if not (isinstance(p, k.cp.ndarray) and p.dtype == k.dtype
+                and p.data.device_id == k.device):
+            raise TypeError(f"{name}: a parameter list shares one device and dtype "
+                            f"({k.dtype}, device {k.device})")
+        for s in state:
+            if not (isinstance(s, k.cp.ndarray) and s.dtype == p.dtype and s.shape == p.shape
+                    and s.flags.c_contiguous):
+                raise TypeError(f"{name}: optimizer state must be C-contiguous CuPy arrays like "
+                                f"the parameter ({p.dtype}, shape {tuple(p.shape)})")
+    grads = [k.array(g) for g in grads]  # held until the launch is enqueued
+    _C.cuda_optim_update_list(name, *k.args(), [_p(p) for p in params],
+                              [[_p(s) for s in state] for state in states],
+                              [_p(g) for g in grads], [p.size for p in params],
+                              [float(h) for h in hyper])
+
+
 def sgd_update(p, g, lr):
     _update("sgd", p, [], g, [lr])
 

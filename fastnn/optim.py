@@ -39,6 +39,30 @@ def _state(store, key, p):
     return s
 
 
+def _one_launch(params):
+    """True when the parameters are CuPy arrays of one device and dtype (more than one of
+    them): their update then goes to the GPU as a single launch."""
+    if len(params) < 2 or not all(hasattr(p, "__cuda_array_interface__") for p in params):
+        return False
+    first = params[0]
+    return all(p.dtype == first.dtype and p.data.device_id == first.data.device_id
+               for p in params)
+
+
+def _step(rule, pairs, stores, hyper, update_one):
+    """One optimizer step over every (key, p, g) of ``pairs``, with the state arrays of each
+    parameter from the dicts ``stores``: one launch for a GPU network's parameters, else
+    ``update_one(p, *state, g)`` (one fused kernel) per parameter."""
+    states = [[_state(store, key, p) for store in stores] for key, p, _ in pairs]
+    params = [p for _, p, _ in pairs]
+    if _one_launch(params):
+        from . import cuda
+        cuda.update_list(rule, params, states, [g for _, _, g in pairs], hyper)
+        return
+    for p, state, (_, _, g) in zip(params, states, pairs):
+        update_one(p, *state, g)
+
+
 class SGD:
     """Stochastic gradient descent: ``p -= lr * g``."""
 
@@ -46,8 +70,8 @@ class SGD:
         self.lr = lr
 
     def update(self, params, grads):
-        for _, p, g in _pairs("SGD", params, grads):
-            _ops.sgd_update(p, g, self.lr)
+        _step("sgd", _pairs("SGD", params, grads), [], [self.lr],
+              lambda p, g: _ops.sgd_update(p, g, self.lr))
 
 
 class Momentum:
@@ -61,8 +85,8 @@ class Momentum:
     def update(self, params, grads):
         if self.v is None:
             self.v = {}
-        for key, p, g in _pairs("Momentum", params, grads):
-            _ops.momentum_update(p, _state(self.v, key, p), g, self.lr, self.momentum)
+        _step("momentum", _pairs("Momentum", params, grads), [self.v], [self.lr, self.momentum],
+              lambda p, v, g: _ops.momentum_update(p, v, g, self.lr, self.momentum))
 
 
 class Nesterov:
@@ -76,8 +100,8 @@ class Nesterov:
     def update(self, params, grads):
         if self.v is None:
             self.v = {}
-        for key, p, g in _pairs("Nesterov", params, grads):
-            _ops.nesterov_update(p, _state(self.v, key, p), g, self.lr, self.momentum)
+        _step("nesterov", _pairs("Nesterov", params, grads), [self.v], [self.lr, self.momentum],
+              lambda p, v, g: _ops.nesterov_update(p, v, g, self.lr, self.momentum))
 
 
 class AdaGrad:
@@ -90,8 +114,8 @@ class AdaGrad:
     def update(self, params, grads):
         if self.h is None:
             self.h = {}
-        for key, p, g in _pairs("AdaGrad", params, grads):
-            _ops.adagrad_update(p, _state(self.h, key, p), g, self.lr, _EPS)
+        _step("adagrad", _pairs("AdaGrad", params, grads), [self.h], [self.lr, _EPS],
+              lambda p, h, g: _ops.adagrad_update(p, h, g, self.lr, _EPS))
 
 
 class RMSprop:
@@ -105,8 +129,9 @@ class RMSprop:
     def update(self, params, grads):
         if self.h is None:
             self.h = {}
-        for key, p, g in _pairs("RMSprop", params, grads):
-            _ops.rmsprop_update(p, _state(self.h, key, p), g, self.lr, self.decay_rate, _EPS)
+        _step("rmsprop", _pairs("RMSprop", params, grads), [self.h],
+              [self.lr, self.decay_rate, _EPS],
+              lambda p, h, g: _ops.rmsprop_update(p, h, g, self.lr, self.decay_rate, _EPS))
 
 
 class Adam:
@@ -127,6 +152,6 @@ class Adam:
         pairs = _pairs("Adam", params, grads)
         self.iter += 1
         lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
-        for key, p, g in pairs:
-            _ops.adam_update(p, _state(self.m, key, p), _state(self.v, key, p), g, lr_t,
-                             self.beta1, self.beta2, _EPS)
+        _step("adam", pairs, [self.m, self.v], [lr_t, self.beta1, self.beta2, _EPS],
+              lambda p, m, v, g: _ops.adam_update(p, m, v, g, lr_t, self.beta1, self.beta2,
+                                                  _EPS))

@@ -333,6 +333,33 @@ def test_optimizers_update_device_params_in_place(cp, rng, dtype, cls, kw):
 
 
 @gpu
+@pytest.mark.parametrize("cls,kw", OPTIMIZERS, ids=[c.__name__ for c, _ in OPTIMIZERS])
+def test_optimizers_update_many_device_params_in_one_launch(cp, rng, dtype, cls, kw):
+    """40 parameters (more than one launch takes), some empty, as on the CPU; a dict mixing
+    dtypes takes one launch per parameter and gives the same."""
+    shapes = [(i % 7, 3) if i % 5 else (0,) for i in range(40)] + [(300, 257)]
+    params = {f"p{i}": rng.standard_normal(s).astype(dtype) for i, s in enumerate(shapes)}
+    dev_params = {k: cp.asarray(v) for k, v in params.items()}
+    held = dict(dev_params)
+    mixed = {"a": rng.standard_normal((4, 3)).astype(np.float32),
+             "b": rng.standard_normal(5)}
+    dev_mixed = {k: cp.asarray(v) for k, v in mixed.items()}
+    host, dev, host_mixed, dev_mixed_opt = cls(**kw), cls(**kw), cls(**kw), cls(**kw)
+    for _ in range(3):
+        grads = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
+        host.update(params, grads)
+        dev.update(dev_params, {k: cp.asarray(g) for k, g in grads.items()})
+        mgrads = {k: rng.standard_normal(v.shape).astype(v.dtype) for k, v in mixed.items()}
+        host_mixed.update(mixed, mgrads)
+        dev_mixed_opt.update(dev_mixed, {k: cp.asarray(g) for k, g in mgrads.items()})
+    for k in params:
+        assert dev_params[k] is held[k]
+        close(cp, dev_params[k], params[k], 3)
+    for k in mixed:
+        close(cp, dev_mixed[k], mixed[k], 3)
+
+
+@gpu
 @pytest.mark.parametrize("cls,kw", OPTIMIZERS[1:], ids=[c.__name__ for c, _ in OPTIMIZERS[1:]])
 def test_optimizer_state_follows_a_network_to_the_gpu(cp, rng, cls, kw):
     x, t = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cuda/body/common.h"
 #include "cuda/body/recurrent.h"
@@ -126,5 +127,14 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
                   const Real* hs, const Real* gates, const Real* aux, const Real* dhs,
                   const Real* dhn, int64_t T, int64_t N, int64_t D, int64_t H, Real* dx,
                   Real* dh0, Real* dWx, Real* dWh, Real* dbx, Real* dbh, void* stream);
+
+// One optimizer step for many parameters in one launch (up to 32 per launch): parameter k has
+// n[k] elements p[k], its state s0[k], s1[k] (null where the rule keeps less) and gradient
+// g[k]; hyper holds the rule's hyper-parameters in the order of the single updates above.
+enum class OptimRule { SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam };
+template <typename T>
+void optim_update_list(OptimRule rule, const std::vector<T*>& p, const std::vector<T*>& s0,
+                       const std::vector<T*>& s1, const std::vector<const T*>& g,
+                       const std::vector<int64_t>& n, const double (&hyper)[4], void* stream);
 
 }  // namespace fastnn::cuda

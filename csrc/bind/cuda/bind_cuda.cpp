@@ -4,6 +4,7 @@
 // sizes...), with f64 choosing the double or the float kernel.
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -36,6 +37,25 @@ body::Window window(const std::vector<int64_t>& x, int64_t FH, int64_t FW, int64
 }
 
 using Shape = std::vector<int64_t>;
+
+// An optimizer's update rule and how many state arrays and hyper-parameters it takes.
+struct OptimSpec {
+  cuda::OptimRule rule;
+  size_t states, hypers;
+};
+
+OptimSpec optim_spec(const std::string& name, size_t states, size_t hypers) {
+  OptimSpec spec{cuda::OptimRule::SGD, 0, 1};
+  if (name == "momentum") spec = {cuda::OptimRule::Momentum, 1, 2};
+  else if (name == "nesterov") spec = {cuda::OptimRule::Nesterov, 1, 2};
+  else if (name == "adagrad") spec = {cuda::OptimRule::AdaGrad, 1, 2};
+  else if (name == "rmsprop") spec = {cuda::OptimRule::RMSprop, 1, 3};
+  else if (name == "adam") spec = {cuda::OptimRule::Adam, 2, 4};
+  else FASTNN_CHECK(name == "sgd", "unknown optimizer ", name);
+  FASTNN_CHECK(states == spec.states && hypers == spec.hypers, name, ": expected ", spec.states,
+               " state arrays and ", spec.hypers, " hyper-parameters");
+  return spec;
+}
 
 void bind_cuda(py::module_& m) {
   m.def("cuda_unavailable_reason", [] { return cuda::unavailable_reason(); },
@@ -240,30 +260,62 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_optim_update", [](const std::string& name, bool f64, int dev, Ptr st, Ptr param,
                                 std::vector<Ptr> state, Ptr grad, int64_t n,
                                 std::vector<double> hyper) {
-    // (state arrays, hyper-parameters) each optimizer takes.
-    std::pair<size_t, size_t> need{9, 9};
-    if (name == "sgd") need = {0, 1};
-    else if (name == "momentum" || name == "nesterov" || name == "adagrad") need = {1, 2};
-    else if (name == "rmsprop") need = {1, 3};
-    else if (name == "adam") need = {2, 4};
-    FASTNN_CHECK(need.first != 9, "unknown optimizer ", name);
-    FASTNN_CHECK(state.size() == need.first && hyper.size() == need.second, name,
-                 ": expected ", need.first, " state arrays and ", need.second,
-                 " hyper-parameters");
+    const OptimSpec spec = optim_spec(name, state.size(), hyper.size());
     run(f64, dev, [&](auto t) {
       using T = decltype(t);
       auto h = [&](size_t k) { return static_cast<T>(hyper[k]); };
       T* pp = p<T>(param);
       const T* g = p<const T>(grad);
       void* s = p<void>(st);
-      if (name == "sgd") cuda::sgd_update(pp, g, n, h(0), s);
-      else if (name == "momentum") cuda::momentum_update(pp, p<T>(state[0]), g, n, h(0), h(1), s);
-      else if (name == "nesterov") cuda::nesterov_update(pp, p<T>(state[0]), g, n, h(0), h(1), s);
-      else if (name == "adagrad") cuda::adagrad_update(pp, p<T>(state[0]), g, n, h(0), h(1), s);
-      else if (name == "rmsprop")
-        cuda::rmsprop_update(pp, p<T>(state[0]), g, n, h(0), h(1), h(2), s);
-      else
-        cuda::adam_update(pp, p<T>(state[0]), p<T>(state[1]), g, n, h(0), h(1), h(2), h(3), s);
+      switch (spec.rule) {
+        case cuda::OptimRule::SGD: cuda::sgd_update(pp, g, n, h(0), s); break;
+        case cuda::OptimRule::Momentum:
+          cuda::momentum_update(pp, p<T>(state[0]), g, n, h(0), h(1), s);
+          break;
+        case cuda::OptimRule::Nesterov:
+          cuda::nesterov_update(pp, p<T>(state[0]), g, n, h(0), h(1), s);
+          break;
+        case cuda::OptimRule::AdaGrad:
+          cuda::adagrad_update(pp, p<T>(state[0]), g, n, h(0), h(1), s);
+          break;
+        case cuda::OptimRule::RMSprop:
+          cuda::rmsprop_update(pp, p<T>(state[0]), g, n, h(0), h(1), h(2), s);
+          break;
+        case cuda::OptimRule::Adam:
+          cuda::adam_update(pp, p<T>(state[0]), p<T>(state[1]), g, n, h(0), h(1), h(2), h(3), s);
+          break;
+      }
+    });
+  });
+
+  // The same step for many parameters of one device and dtype: params[k] of sizes[k]
+  // elements, its state arrays states[k] and gradient grads[k].
+  m.def("cuda_optim_update_list", [](const std::string& name, bool f64, int dev, Ptr st,
+                                     std::vector<Ptr> params, std::vector<std::vector<Ptr>> states,
+                                     std::vector<Ptr> grads, std::vector<int64_t> sizes,
+                                     std::vector<double> hyper) {
+    const size_t K = params.size();
+    FASTNN_CHECK(states.size() == K && grads.size() == K && sizes.size() == K, name,
+                 ": got ", K, " parameters, ", states.size(), " state lists, ", grads.size(),
+                 " gradients and ", sizes.size(), " sizes");
+    if (K == 0) return;
+    const OptimSpec spec = optim_spec(name, states[0].size(), hyper.size());
+    for (size_t k = 0; k < K; ++k)
+      FASTNN_CHECK(states[k].size() == spec.states && sizes[k] >= 0, name, ": parameter ", k,
+                   " has ", states[k].size(), " state arrays and ", sizes[k], " elements");
+    double h[4] = {0, 0, 0, 0};
+    std::copy(hyper.begin(), hyper.end(), h);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      std::vector<T*> P(K), S0(K, nullptr), S1(K, nullptr);
+      std::vector<const T*> G(K);
+      for (size_t k = 0; k < K; ++k) {
+        P[k] = p<T>(params[k]);
+        G[k] = p<const T>(grads[k]);
+        if (spec.states > 0) S0[k] = p<T>(states[k][0]);
+        if (spec.states > 1) S1[k] = p<T>(states[k][1]);
+      }
+      cuda::optim_update_list(spec.rule, P, S0, S1, G, sizes, h, p<void>(st));
     });
   });
 }
