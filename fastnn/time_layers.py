@@ -15,11 +15,24 @@ import numpy as np
 from . import _ops
 from .reference import time_layers as _reference
 
-# No kernel pays for these (a row gather, a scatter-add, a mask multiply): they are the
-# reference classes themselves.
+# No kernel pays for these (a row gather, a scatter-add): they are the reference classes
+# themselves. On CuPy arrays their NumPy calls dispatch to CuPy (np.add.at needs CuPy >= 12.1).
 Embedding = _reference.Embedding
 TimeEmbedding = _reference.TimeEmbedding
-TimeDropout = _reference.TimeDropout
+
+
+class TimeDropout(_reference.TimeDropout):
+    """The reference TimeDropout (a mask multiply, no kernel), with the mask drawn where xs
+    lives: np.random for NumPy input as the book, cupy.random (seeded by cupy.random.seed) for
+    CuPy input."""
+
+    def forward(self, xs):
+        if not self.train_flg:
+            return xs
+        xp = _ops.array_module("TimeDropout", xs)
+        keep = xp.random.rand(*xs.shape) > self.dropout_ratio
+        self.mask = keep.astype(np.float32) * (1.0 / (1.0 - self.dropout_ratio))
+        return xs * self.mask
 
 
 def _time_major(xp, xs):

@@ -474,6 +474,31 @@ def test_recurrent_bad_shapes_raise_the_cpu_message(cp, call):
 
 
 @gpu
+def test_time_embedding_and_dropout_on_device(cp, rng):
+    """TimeEmbedding (NumPy's gather and add.at, dispatched to CuPy) and TimeDropout (mask from
+    cupy.random) keep everything on the device."""
+    W = rng.standard_normal((7, 4)).astype(np.float32)
+    idx = rng.integers(0, 7, (3, 5))
+    host, dev = time_layers.TimeEmbedding(W.copy()), time_layers.TimeEmbedding(cp.asarray(W))
+    out = dev.forward(cp.asarray(idx))
+    _close(out, host.forward(idx), np.float32)
+    dout = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    host.backward(dout)
+    dev.backward(cp.asarray(dout))
+    _close(dev.grads[0], host.grads[0], np.float32, 15)
+    drop = time_layers.TimeDropout(0.25)
+    xs = cp.asarray(rng.standard_normal((3, 5, 4)).astype(np.float32))
+    ys = drop.forward(xs)
+    assert isinstance(ys, cp.ndarray) and isinstance(drop.mask, cp.ndarray)
+    mask = cp.asnumpy(drop.mask)
+    assert set(np.unique(mask)) <= {0.0, np.float32(1 / 0.75)}
+    _close(ys, cp.asnumpy(xs) * mask, np.float32)
+    _close(drop.backward(cp.asarray(dout)), dout * mask, np.float32)
+    drop.train_flg = False
+    assert drop.forward(xs) is xs
+
+
+@gpu
 @pytest.mark.parametrize("cls,gates", [("TimeRNN", 1), ("TimeLSTM", 4), ("TimeGRU", 3)])
 def test_time_layers_on_device(cp, rng, dtype, cls, gates):
     """Stateful book layers with CuPy parameters: two rounds (the second from the carried
