@@ -21,10 +21,6 @@ import scipy_openblas32 as _openblas  # noqa: F401
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _C  # noqa: E402
-from . import _malloc  # noqa: E402
-
-# Freed arrays stay in the heap for the next training step (see fastnn/_malloc.py).
-_MALLOC_TOP_PAD = _malloc.keep_heap_top()
 
 __version__ = "0.1.0"
 
@@ -50,7 +46,6 @@ def build_info():
     info["version"] = __version__
     info["blas_config"] = _openblas.get_openblas_config()
     info["num_threads"] = get_num_threads()
-    info["malloc_top_pad"] = _MALLOC_TOP_PAD  # bytes, or None: malloc left alone
     return info
 
 
