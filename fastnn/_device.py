@@ -57,6 +57,13 @@ def mover(device, who):
     return move
 
 
+def same_place(a, b):
+    """True when arrays ``a`` and ``b`` live in the same memory (the host, or one device)."""
+    if on_device(a) != on_device(b):
+        return False
+    return not on_device(a) or a.data.device_id == b.data.device_id
+
+
 def name_of(a):
     """The device name of array ``a``: 'cpu' or 'cuda:N'."""
     if on_device(a):

@@ -49,7 +49,7 @@ def array_module(layer, *arrays):
     """``cupy`` when any of ``arrays`` is a device array (exposes ``__cuda_array_interface__``),
     else ``numpy``: layers make their state and outputs with it, so that they live where their
     inputs do. Device arrays without usable CUDA raise the TypeError of fastnn.cuda."""
-    if any(hasattr(a, "__cuda_array_interface__") for a in arrays):
+    if _on_device(*arrays):
         from . import cuda
         return cuda._cupy(layer)
     return np

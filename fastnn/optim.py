@@ -30,11 +30,10 @@ def _pairs(opt, params, grads):
 def _state(store, key, p):
     """The state array of ``key``, made like ``p`` (zeros) and kept where ``p`` lives: state
     made on the other side of a ``net.to(...)`` moves with its values."""
-    xp = _ops.array_module("optimizer state", p)
     s = store.get(key)
     if s is None or s.shape != p.shape or s.dtype != p.dtype:
-        s = store[key] = xp.zeros(p.shape, dtype=p.dtype)
-    elif _device.name_of(s) != _device.name_of(p):
+        s = store[key] = _ops.array_module("optimizer state", p).zeros(p.shape, dtype=p.dtype)
+    elif not _device.same_place(s, p):
         s = store[key] = _device.mover(_device.name_of(p), "optimizer state")(s)
     return s
 
@@ -42,25 +41,25 @@ def _state(store, key, p):
 def _one_launch(params):
     """True when the parameters are CuPy arrays of one device and dtype (more than one of
     them): their update then goes to the GPU as a single launch."""
-    if len(params) < 2 or not all(hasattr(p, "__cuda_array_interface__") for p in params):
+    if len(params) < 2 or not all(_device.on_device(p) for p in params):
         return False
     first = params[0]
-    return all(p.dtype == first.dtype and p.data.device_id == first.data.device_id
-               for p in params)
+    return all(p.dtype == first.dtype and _device.same_place(p, first) for p in params)
 
 
-def _step(rule, pairs, stores, hyper, update_one):
+def _step(rule, pairs, stores, hyper):
     """One optimizer step over every (key, p, g) of ``pairs``, with the state arrays of each
-    parameter from the dicts ``stores``: one launch for a GPU network's parameters, else
-    ``update_one(p, *state, g)`` (one fused kernel) per parameter."""
+    parameter from the dicts ``stores``: one launch for a GPU network's parameters, else the
+    fused kernel ``_ops.<rule>_update(p, *state, g, *hyper)`` per parameter."""
     states = [[_state(store, key, p) for store in stores] for key, p, _ in pairs]
     params = [p for _, p, _ in pairs]
     if _one_launch(params):
         from . import cuda
         cuda.update_list(rule, params, states, [g for _, _, g in pairs], hyper)
         return
+    update = getattr(_ops, f"{rule}_update")
     for p, state, (_, _, g) in zip(params, states, pairs):
-        update_one(p, *state, g)
+        update(p, *state, g, *hyper)
 
 
 class SGD:
@@ -70,8 +69,7 @@ class SGD:
         self.lr = lr
 
     def update(self, params, grads):
-        _step("sgd", _pairs("SGD", params, grads), [], [self.lr],
-              lambda p, g: _ops.sgd_update(p, g, self.lr))
+        _step("sgd", _pairs("SGD", params, grads), [], [self.lr])
 
 
 class Momentum:
@@ -85,8 +83,7 @@ class Momentum:
     def update(self, params, grads):
         if self.v is None:
             self.v = {}
-        _step("momentum", _pairs("Momentum", params, grads), [self.v], [self.lr, self.momentum],
-              lambda p, v, g: _ops.momentum_update(p, v, g, self.lr, self.momentum))
+        _step("momentum", _pairs("Momentum", params, grads), [self.v], [self.lr, self.momentum])
 
 
 class Nesterov:
@@ -100,8 +97,7 @@ class Nesterov:
     def update(self, params, grads):
         if self.v is None:
             self.v = {}
-        _step("nesterov", _pairs("Nesterov", params, grads), [self.v], [self.lr, self.momentum],
-              lambda p, v, g: _ops.nesterov_update(p, v, g, self.lr, self.momentum))
+        _step("nesterov", _pairs("Nesterov", params, grads), [self.v], [self.lr, self.momentum])
 
 
 class AdaGrad:
@@ -114,8 +110,7 @@ class AdaGrad:
     def update(self, params, grads):
         if self.h is None:
             self.h = {}
-        _step("adagrad", _pairs("AdaGrad", params, grads), [self.h], [self.lr, _EPS],
-              lambda p, h, g: _ops.adagrad_update(p, h, g, self.lr, _EPS))
+        _step("adagrad", _pairs("AdaGrad", params, grads), [self.h], [self.lr, _EPS])
 
 
 class RMSprop:
@@ -130,8 +125,7 @@ class RMSprop:
         if self.h is None:
             self.h = {}
         _step("rmsprop", _pairs("RMSprop", params, grads), [self.h],
-              [self.lr, self.decay_rate, _EPS],
-              lambda p, h, g: _ops.rmsprop_update(p, h, g, self.lr, self.decay_rate, _EPS))
+              [self.lr, self.decay_rate, _EPS])
 
 
 class Adam:
@@ -152,6 +146,4 @@ class Adam:
         pairs = _pairs("Adam", params, grads)
         self.iter += 1
         lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
-        _step("adam", pairs, [self.m, self.v], [lr_t, self.beta1, self.beta2, _EPS],
-              lambda p, m, v, g: _ops.adam_update(p, m, v, g, lr_t, self.beta1, self.beta2,
-                                                  _EPS))
+        _step("adam", pairs, [self.m, self.v], [lr_t, self.beta1, self.beta2, _EPS])

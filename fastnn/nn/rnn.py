@@ -17,13 +17,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import _ops
+from .. import _device, _ops
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
-
-def _on_device(a):
-    return hasattr(a, "__cuda_array_interface__")
 
 
 def _to_numpy(a):
@@ -38,7 +34,7 @@ def _to_numpy(a):
 def _to_array(xp, a):
     """``a`` as an array of ``xp`` (numpy or cupy): device arrays as they are (cupy.asarray makes
     no copy), anything else through _to_numpy (then copied to the device when xp is cupy)."""
-    return xp.asarray(a if _on_device(a) else _to_numpy(a))
+    return xp.asarray(a if _device.on_device(a) else _to_numpy(a))
 
 
 class _RNNBase:
@@ -133,7 +129,7 @@ class _RNNBase:
             if tuple(value.shape) != tuple(p.shape):
                 raise ValueError(f"{name}.load_state_dict: {key} has shape {tuple(value.shape)} "
                                  f"but the module expects {tuple(p.shape)}")
-            if xp is np or _on_device(p):
+            if xp is np or _device.on_device(p):
                 p[...] = value
             else:
                 self._params[key] = value.astype(p.dtype, copy=True)
@@ -153,23 +149,19 @@ class _RNNBase:
         return self
 
     def cuda(self, device=None):
-        """Move every parameter to the GPU (CuPy arrays on ``device``, default the current one);
-        the kernels then run there. TypeError when CUDA cannot be used here."""
-        from .. import cuda
-        if not cuda.is_available():
-            raise TypeError(f"{type(self).__name__}.cuda: fastnn cannot use CUDA here: "
-                            f"{cuda.reason()}")
-        import cupy as cp
-        with cp.cuda.Device(device):
-            for k, p in self._params.items():
-                self._params[k] = cp.array(p)
-        return self
+        """Move every parameter to the GPU (CuPy arrays on device number ``device``, default the
+        current one); the kernels then run there. RuntimeError naming the reason when CUDA
+        cannot be used here, as ``Network.to``."""
+        return self._move("cuda" if device is None else f"cuda:{int(device)}", "cuda")
 
     def cpu(self):
         """Move every parameter back to NumPy arrays."""
+        return self._move("cpu", "cpu")
+
+    def _move(self, device, method):
+        move = _device.mover(device, f"{type(self).__name__}.{method}")
         for k, p in self._params.items():
-            if _on_device(p):
-                self._params[k] = p.get()
+            self._params[k] = move(p)
         return self
 
     def float(self):
