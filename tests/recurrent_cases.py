@@ -1,4 +1,4 @@
-"""Shared checks for test_rnn.py, test_lstm.py and test_gru.py: one book-style family at a time.
+"""Shared checks of test_time_recurrent.py: one book-style family (RNN, LSTM, GRU) at a time.
 
 A family is (name of the Time* class, name of the single-step class, gates per block, states):
 states is 1 for RNN/GRU (h) and 2 for LSTM (h, c).
