@@ -75,19 +75,7 @@ class SGD:
 class Momentum:
     """Momentum SGD: ``v = momentum * v - lr * g; p += v``."""
 
-    def __init__(self, lr=0.01, momentum=0.9):
-        self.lr = lr
-        self.momentum = momentum
-        self.v = None
-
-    def update(self, params, grads):
-        if self.v is None:
-            self.v = {}
-        _step("momentum", _pairs("Momentum", params, grads), [self.v], [self.lr, self.momentum])
-
-
-class Nesterov:
-    """Nesterov's accelerated gradient in the book's form (http://arxiv.org/abs/1212.0901)."""
+    _rule = "momentum"
 
     def __init__(self, lr=0.01, momentum=0.9):
         self.lr = lr
@@ -97,7 +85,15 @@ class Nesterov:
     def update(self, params, grads):
         if self.v is None:
             self.v = {}
-        _step("nesterov", _pairs("Nesterov", params, grads), [self.v], [self.lr, self.momentum])
+        _step(self._rule, _pairs(type(self).__name__, params, grads), [self.v],
+              [self.lr, self.momentum])
+
+
+class Nesterov(Momentum):
+    """Nesterov's accelerated gradient in the book's form (http://arxiv.org/abs/1212.0901):
+    Momentum's state and hyper-parameters, another update rule."""
+
+    _rule = "nesterov"
 
 
 class AdaGrad:

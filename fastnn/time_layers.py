@@ -45,13 +45,22 @@ def _check_batch_major(layer, xs):
         raise ValueError(f"{layer}: expected a 3-D (N, T, D) sequence, got shape {shape}")
 
 
-class RNN:
-    """One tanh RNN step: h_next = tanh(h_prev @ Wh + x @ Wx + b)."""
+class _StepLayer:
+    """The book's single-step layers: params [Wx, Wh, b], grads made like them (CuPy
+    parameters give CuPy grads) and overwritten in place by backward."""
 
     def __init__(self, Wx, Wh, b):
         self.params = [Wx, Wh, b]
         self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
         self.cache = None
+
+    def _set_grads(self, *grads):
+        for g, d in zip(self.grads, grads):
+            g[...] = d
+
+
+class RNN(_StepLayer):
+    """One tanh RNN step: h_next = tanh(h_prev @ Wh + x @ Wx + b)."""
 
     def forward(self, x, h_prev):
         Wx, Wh, b = self.params
@@ -65,19 +74,12 @@ class RNN:
         x1, h_prev, hs = self.cache
         dx, dh_prev, dWx, dWh, db = _ops.rnn_backward(x1, h_prev, Wx, Wh, hs, None, dh_next,
                                                       layer="RNN")
-        self.grads[0][...] = dWx
-        self.grads[1][...] = dWh
-        self.grads[2][...] = db
+        self._set_grads(dWx, dWh, db)
         return dx[0], dh_prev
 
 
-class LSTM:
+class LSTM(_StepLayer):
     """One LSTM step (gates f, g, i, o in Wx/Wh/b's 4H blocks): returns (h_next, c_next)."""
-
-    def __init__(self, Wx, Wh, b):
-        self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
-        self.cache = None
 
     def forward(self, x, h_prev, c_prev):
         Wx, Wh, b = self.params
@@ -92,19 +94,12 @@ class LSTM:
         dx, dh_prev, dc_prev, dWx, dWh, db, _ = _ops.lstm_backward(
             x1, h_prev, c_prev, Wx, Wh, None, hs, cs, gates, None, None, dh_next, dc_next,
             layer="LSTM")
-        self.grads[0][...] = dWx
-        self.grads[1][...] = dWh
-        self.grads[2][...] = db
+        self._set_grads(dWx, dWh, db)
         return dx[0], dh_prev, dc_prev
 
 
-class GRU:
+class GRU(_StepLayer):
     """One GRU step (blocks z, r, h~): h_next = (1 - z) * h_prev + z * h~."""
-
-    def __init__(self, Wx, Wh, b):
-        self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
-        self.cache = None
 
     def forward(self, x, h_prev):
         Wx, Wh, b = self.params
@@ -118,9 +113,7 @@ class GRU:
         x1, h_prev, hs, gates, aux = self.cache
         dx, dh_prev, dWx, dWh, db, _ = _ops.gru_backward(x1, h_prev, Wx, Wh, hs, gates, aux,
                                                          None, dh_next, layer="GRU")
-        self.grads[0][...] = dWx
-        self.grads[1][...] = dWh
-        self.grads[2][...] = db
+        self._set_grads(dWx, dWh, db)
         return dx[0], dh_prev
 
 
