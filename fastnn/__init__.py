@@ -24,7 +24,8 @@ from . import _C  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = ["set_num_threads", "get_num_threads", "build_info", "buffer_cache",
+           "release_buffers", "__version__"]
 
 
 def set_num_threads(n):
@@ -47,6 +48,28 @@ def build_info():
     info["blas_config"] = _openblas.get_openblas_config()
     info["num_threads"] = get_num_threads()
     return info
+
+
+def buffer_cache(limit_bytes=None):
+    """The cache of freed kernel outputs: ``{'idle_bytes', 'limit_bytes', 'min_bytes'}``.
+
+    Arrays of at least ``min_bytes`` that fastnn's kernels return take their memory from this
+    cache and give it back when freed, so a training loop reuses the same memory every step
+    instead of faulting fresh pages in. At most ``limit_bytes`` (256 MiB by default) stay idle;
+    ``buffer_cache(limit_bytes=n)`` sets that limit (0 turns the cache off) and frees what
+    exceeds it.
+    """
+    if limit_bytes is not None:
+        limit_bytes = int(limit_bytes)
+        if limit_bytes < 0:
+            raise ValueError(f"buffer_cache: limit_bytes must be >= 0, got {limit_bytes}")
+        _C.set_buffer_cache_limit(limit_bytes)
+    return dict(_C.buffer_cache_info())
+
+
+def release_buffers():
+    """Free every idle buffer of the cache (see ``buffer_cache``) back to the system."""
+    _C.release_buffers()
 
 
 # One thread budget from the start: OpenBLAS otherwise sizes its own pool independently.

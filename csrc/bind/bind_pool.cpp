@@ -29,7 +29,7 @@ py::tuple maxpool2d_forward(Array<T> x, int64_t FH, int64_t FW, int64_t stride, 
   FASTNN_CHECK(s.FH * s.FW <= std::numeric_limits<int32_t>::max(), "Pooling: a ", s.FH, "x",
                s.FW, " window has more cells than its int32 argmax can index");
   auto out = empty<T>({s.N, s.C, s.OH, s.OW});
-  IndexArray arg(std::vector<py::ssize_t>{s.N, s.C, s.OH, s.OW});
+  auto arg = empty<int32_t>({s.N, s.C, s.OH, s.OW});
   {
     py::gil_scoped_release nogil;
     cpu::maxpool2d_forward(x.data(), out.mutable_data(), arg.mutable_data(), s);

@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "bind/registry.h"
+#include "core/buffers.h"
 #include "core/parallel.h"
 
 namespace py = pybind11;
@@ -29,6 +30,16 @@ PYBIND11_MODULE(_C, m) {
     d["kernel_families"] = families;
     return d;
   });
+
+  m.def("buffer_cache_info", []() {
+    py::dict d;
+    d["idle_bytes"] = fastnn::buffers::idle_bytes();
+    d["limit_bytes"] = fastnn::buffers::idle_limit();
+    d["min_bytes"] = fastnn::buffers::kMinBytes;
+    return d;
+  });
+  m.def("set_buffer_cache_limit", &fastnn::buffers::set_idle_limit, py::arg("nbytes"));
+  m.def("release_buffers", &fastnn::buffers::release_idle);
 
   for (auto& r : fastnn::bind::registry()) r.second(m);
 }

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/buffers.h"
 #include "core/check.h"
 
 namespace fastnn::bind {
@@ -35,9 +36,19 @@ inline std::vector<int64_t> shape_of(const py::array& a) {
   return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
 }
 
+// A new C-contiguous array. Large ones take their memory from core/buffers.h and give it back
+// when NumPy frees them; sizes the cache cannot serve go to NumPy, whose MemoryError names the
+// size and shape.
 template <typename T>
 Array<T> empty(const std::vector<int64_t>& shape) {
-  return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  std::size_t bytes = sizeof(T);
+  bool overflow = false;
+  for (auto d : dims) overflow |= d < 0 || __builtin_mul_overflow(bytes, std::size_t(d), &bytes);
+  void* data = !overflow && bytes >= buffers::kMinBytes ? buffers::acquire(bytes) : nullptr;
+  if (!data) return Array<T>(dims);
+  py::capsule owner(data, [](void* p) { buffers::release(p); });
+  return Array<T>(dims, static_cast<T*>(data), owner);
 }
 
 }  // namespace fastnn::bind

@@ -1,0 +1,123 @@
+"""The cache of freed kernel outputs (csrc/core/buffers.h, fastnn.buffer_cache): large outputs
+reuse freed memory, live outputs never share it, and results stay those of the reference."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import layers
+from fastnn.reference import layers as ref
+
+from conftest import assert_parity
+
+# Large enough for the cache: 8x16x32x32 float32 is 512 KiB.
+SHAPE = (8, 16, 32, 32)
+
+
+@pytest.fixture
+def cache_limit():
+    """Restores the default limit after a test changes it."""
+    limit = fastnn.buffer_cache()["limit_bytes"]
+    yield limit
+    fastnn.buffer_cache(limit_bytes=limit)
+
+
+def address(a):
+    return a.__array_interface__["data"][0]
+
+
+def test_freed_output_memory_is_reused_with_fresh_values(rng):
+    x1 = rng.standard_normal(SHAPE, dtype=np.float32)
+    x2 = rng.standard_normal(SHAPE, dtype=np.float32)
+    relu = layers.Relu()
+    first = relu.forward(x1)
+    where = address(first)
+    del first, relu.mask
+    second = layers.Relu().forward(x2)
+    assert address(second) == where
+    np.testing.assert_array_equal(second, ref.Relu().forward(x2))
+
+
+def test_live_outputs_never_share_memory(rng):
+    xs = [rng.standard_normal(SHAPE) for _ in range(4)]
+    outs = [layers.Relu().forward(x) for x in xs]
+    for i in range(len(outs)):
+        for j in range(i + 1, len(outs)):
+            assert not np.shares_memory(outs[i], outs[j])
+    for x, out in zip(xs, outs):
+        np.testing.assert_array_equal(out, np.maximum(x, 0))
+
+
+def test_reused_memory_gives_reference_results_every_step(rng, dtype):
+    # Max pooling's output, int32 argmax and dx, and the conv's gradients all come from the
+    # cache from the second step on; stale values from the previous step must not leak in.
+    W = rng.standard_normal((6, 16, 3, 3)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    fast = [layers.Convolution(W, b, pad=1), layers.Pooling(2, 2, 2)]
+    slow = [ref.Convolution(W, b, pad=1), ref.Pooling(2, 2, 2)]
+    for _ in range(3):
+        x = rng.standard_normal(SHAPE).astype(dtype)
+        y, y_ref = x, x
+        for f, s in zip(fast, slow):
+            y, y_ref = f.forward(y), s.forward(y_ref)
+        assert_parity(y, y_ref, dtype, reduce_len=16 * 9)
+        dout = rng.standard_normal(y.shape).astype(dtype)
+        d, d_ref = dout, dout
+        for f, s in zip(reversed(fast), reversed(slow)):
+            d, d_ref = f.backward(d), s.backward(d_ref)
+        assert_parity(d, d_ref, dtype, reduce_len=6 * 9)
+        assert_parity(fast[0].dW, slow[0].dW, dtype, reduce_len=8 * 32 * 32)
+
+
+def test_outputs_behave_as_ordinary_arrays(rng, tmp_path):
+    out = layers.Relu().forward(rng.standard_normal(SHAPE))
+    assert out.flags.c_contiguous and out.flags.writeable and out.flags.aligned
+    assert address(out) % 64 == 0
+    expected = out.copy()
+    assert np.array_equal(pickle.loads(pickle.dumps(out)), expected)
+    np.save(tmp_path / "out.npy", out)
+    assert np.array_equal(np.load(tmp_path / "out.npy"), expected)
+    out += 1  # in place, as a user's code may do
+    assert np.array_equal(out, expected + 1)
+
+
+def test_small_outputs_do_not_use_the_cache(rng):
+    fastnn.release_buffers()
+    small = layers.Relu().forward(rng.standard_normal(10))
+    del small
+    assert fastnn.buffer_cache()["idle_bytes"] == 0
+
+
+def test_limit_bounds_idle_memory(rng, cache_limit):
+    assert cache_limit == 256 << 20
+    info = fastnn.buffer_cache()
+    assert info["min_bytes"] == 64 << 10
+    nbytes = int(np.prod(SHAPE)) * 8
+    outs = [layers.Relu().forward(rng.standard_normal(SHAPE)) for _ in range(3)]
+    fastnn.release_buffers()
+    del outs
+    idle = fastnn.buffer_cache()["idle_bytes"]
+    assert 3 * nbytes <= idle < 3 * (nbytes + 8192)
+    fastnn.buffer_cache(limit_bytes=idle // 2)
+    assert fastnn.buffer_cache()["idle_bytes"] <= idle // 2
+    fastnn.buffer_cache(limit_bytes=0)
+    assert fastnn.buffer_cache() == {"idle_bytes": 0, "limit_bytes": 0, "min_bytes": 64 << 10}
+    out = layers.Relu().forward(-np.ones(SHAPE))
+    del out
+    assert fastnn.buffer_cache()["idle_bytes"] == 0
+
+
+def test_release_buffers_frees_every_idle_block(rng):
+    out = layers.Relu().forward(rng.standard_normal(SHAPE))
+    del out
+    assert fastnn.buffer_cache()["idle_bytes"] > 0
+    fastnn.release_buffers()
+    assert fastnn.buffer_cache()["idle_bytes"] == 0
+
+
+@pytest.mark.parametrize("limit", [-1, -(2**40)])
+def test_negative_limit_is_rejected(limit):
+    with pytest.raises(ValueError, match=f"buffer_cache: limit_bytes must be >= 0, got {limit}"):
+        fastnn.buffer_cache(limit_bytes=limit)
