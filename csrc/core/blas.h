@@ -42,7 +42,25 @@ constexpr double kGemmParallelFlops = double(1 << 22);
 // to 4 per thread for balance.
 constexpr int64_t kGemmMinBlock = 32;
 
+// Set while a SerialGemmScope is alive on this thread.
+inline thread_local bool gemm_serial = false;
+
 }  // namespace detail
+
+// Runs the GEMMs of the enclosing scope on the calling thread alone when serial is true: for a
+// recurrent time loop whose per-step GEMMs are too small to repay a parallel region each.
+class SerialGemmScope {
+ public:
+  explicit SerialGemmScope(bool serial) : saved_(detail::gemm_serial) {
+    detail::gemm_serial = saved_ || serial;
+  }
+  ~SerialGemmScope() { detail::gemm_serial = saved_; }
+  SerialGemmScope(const SerialGemmScope&) = delete;
+  SerialGemmScope& operator=(const SerialGemmScope&) = delete;
+
+ private:
+  bool saved_;
+};
 
 template <typename T>
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
@@ -50,7 +68,7 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, co
   if (M == 0 || N == 0) return;
   blas_int(M, "M"), blas_int(N, "N"), blas_int(K, "K");
   blas_int(lda, "lda"), blas_int(ldb, "ldb"), blas_int(ldc, "ldc");
-  const int threads = omp_in_parallel() ? 1 : get_num_threads();
+  const int threads = omp_in_parallel() || detail::gemm_serial ? 1 : get_num_threads();
   const bool rows = M >= N;  // split the longer side of C
   const int64_t side = rows ? M : N;
   // A multiple of the thread count, so equal blocks end together.

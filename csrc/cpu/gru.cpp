@@ -27,7 +27,7 @@ void gru_forward(Layout L, const Real* x, const Real* h0, const Real* Wx, const 
   input_projection(T * N, D, G, x, wx, bx, gates);
   std::vector<Real> hg(book ? 0 : static_cast<size_t>(N * G));  // Torch: h @ W_hh^T + b_hh
   std::vector<Real> zeros(h0 ? 0 : static_cast<size_t>(N * H));
-  const SerialBlasScope serial(step_gemm_is_small(N, G, H));
+  const SerialGemmScope serial(step_gemm_is_small(N, G, H));
   for (int64_t t = 0; t < T; ++t) {
     Real* A = gates + t * N * G;
     Real* h = hs + t * N * H;
@@ -115,7 +115,7 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
   std::vector<Real> drh(book ? static_cast<size_t>(N * H) : 0);  // Book: d(r * h_{t-1})
   std::vector<Real> zeros(h0 ? 0 : static_cast<size_t>(N * H));
   {
-    const SerialBlasScope serial(step_gemm_is_small(N, G, H));
+    const SerialGemmScope serial(step_gemm_is_small(N, G, H));
     for (int64_t t = T - 1; t >= 0; --t) {
       const Real* A = gates + t * N * G;
       const Real* ax = aux + t * N * H;

@@ -16,7 +16,7 @@ void lstm_forward(Layout L, const Real* x, const Real* h0, const Real* c0, const
   const GateWeight<Real> whr(Layout::Torch, Whr, H, Whr ? P : 0, false);
   input_projection(T * N, D, G, x, wx, b, gates);
   std::vector<Real> zeros(c0 ? 0 : static_cast<size_t>(N * H));
-  const SerialBlasScope serial(step_gemm_is_small(N, G, P));
+  const SerialGemmScope serial(step_gemm_is_small(N, G, P));
   for (int64_t t = 0; t < T; ++t) {
     Real* A = gates + t * N * G;
     const Real* h_prev = t ? hs + (t - 1) * N * P : h0;  // null: zeros, no GEMM
@@ -72,7 +72,7 @@ void lstm_backward(Layout L, const Real* x, const Real* h0, const Real* c0, cons
   std::vector<Real> dh_all(Whr ? static_cast<size_t>(T * N * P) : 0);
   std::vector<Real> dh_cell(Whr ? static_cast<size_t>(N * H) : 0);
   {
-    const SerialBlasScope serial(step_gemm_is_small(N, G, P));
+    const SerialGemmScope serial(step_gemm_is_small(N, G, P));
     for (int64_t t = T - 1; t >= 0; --t) {
       if (dhs) {
         const Real* d = dhs + t * N * P;

@@ -12,7 +12,7 @@ void rnn_forward(Layout L, bool relu, const Real* x, const Real* h0, const Real*
                  Real* hs) {
   const GateWeight<Real> wx(L, Wx, D, H, false), wh(L, Wh, H, H, false);
   input_projection(T * N, D, H, x, wx, b, hs);
-  const SerialBlasScope serial(step_gemm_is_small(N, H, H));
+  const SerialGemmScope serial(step_gemm_is_small(N, H, H));
   for (int64_t t = 0; t < T; ++t) {
     Real* h = hs + t * N * H;
     const Real* h_prev = t ? h - N * H : h0;
@@ -49,7 +49,7 @@ void rnn_backward(Layout L, bool relu, const Real* x, const Real* h0, const Real
   const GateWeight<Real> wx(L, Wx, D, H, true), wh(L, Wh, H, H, true);
   const int64_t n_el = N * H;
   {
-    const SerialBlasScope serial(step_gemm_is_small(N, H, H));
+    const SerialGemmScope serial(step_gemm_is_small(N, H, H));
     for (int64_t t = T - 1; t >= 0; --t) {
       const Real* h = hs + t * n_el;
       Real* dg = dG.data() + t * n_el;

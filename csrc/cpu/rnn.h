@@ -76,25 +76,6 @@ inline void grad_w(Layout L, int64_t M, int64_t K, int64_t G, int64_t c0, int64_
     gemm(true, false, nc, K, M, Real(1), dG, ldg, A, lda, beta, dW + c0 * K, K);
 }
 
-// Runs the enclosing scope's GEMMs on one BLAS thread when serial is true. Used around the time
-// loop when the per-step GEMMs are small: OpenBLAS would split each of them across threads and
-// pay a hand-off per time step (ruinous when the cores are busy); the large GEMMs after the loop
-// still use every thread.
-class SerialBlasScope {
- public:
-  explicit SerialBlasScope(bool serial) : restore_(serial ? scipy_openblas_get_num_threads() : 0) {
-    if (restore_ > 1) scipy_openblas_set_num_threads(1);
-  }
-  ~SerialBlasScope() {
-    if (restore_ > 1) scipy_openblas_set_num_threads(restore_);
-  }
-  SerialBlasScope(const SerialBlasScope&) = delete;
-  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
-
- private:
-  int restore_;
-};
-
 // Whether a time step's GEMM (M x N x K) is too small to be worth splitting across threads.
 inline bool step_gemm_is_small(int64_t M, int64_t N, int64_t K) { return M * N * K < (1 << 23); }
 
