@@ -42,7 +42,7 @@ bool max_inside(const T* __restrict x, T* __restrict out, int32_t* __restrict ar
                 const ConvShape& s) {
   const int64_t FH = kFH ? kFH : s.FH, FW = kFW ? kFW : s.FW, S = kS ? kS : s.stride;
   const int64_t W = s.W;
-  int32_t nan = 0;  // not bool: GCC vectorizes no loop mixing 1-byte and 4-byte lanes
+  int32_t nan = 0;  // not bool: GCC 12 vectorizes no loop with a 1-byte flag beside floats
   for (int64_t j = 0; j < n; ++j) {
     T best = -std::numeric_limits<T>::infinity();
     int32_t k = 0;
@@ -80,14 +80,15 @@ void maxpool_plane(const T* xp, T* out, int32_t* arg, const ConvShape& s) {
       // short of the row's end anyway (it reads past the last window), so it does not pay.
       const int64_t n = cols.hi - cols.lo, tail = FW % S == 0 && n > kVec ? n % kVec : 0;
       const T* x0 = xp + h0 * W + cols.lo * S - pad;
-      const bool nan = max_inside<kFH, kFW, kS>(x0, o + cols.lo, a + cols.lo, n - tail, s);
-      inside_done = !nan && !(tail && max_inside<kFH, kFW, kS>(x0 + (n - kVec) * S, o + cols.hi - kVec,
-                                                               a + cols.hi - kVec, kVec, s));
+      bool nan = max_inside<kFH, kFW, kS>(x0, o + cols.lo, a + cols.lo, n - tail, s);
+      if (tail)
+        nan |= max_inside<kFH, kFW, kS>(x0 + (n - kVec) * S, o + cols.hi - kVec,
+                                        a + cols.hi - kVec, kVec, s);
+      inside_done = !nan;
     }
     const int64_t fh_lo = std::max<int64_t>(-h0, 0), fh_hi = std::min(FH, H - h0);
     for (int64_t ow = 0; ow < OW; ++ow) {
-      if (inside_done && ow == cols.lo) ow = cols.hi;
-      if (ow == OW) break;
+      if (inside_done && ow >= cols.lo && ow < cols.hi) continue;
       // Only the window's cells inside the image.
       const int64_t w0 = ow * S - pad;
       const int64_t fw_lo = std::max<int64_t>(-w0, 0), fw_hi = std::min(FW, W - w0);
