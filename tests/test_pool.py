@@ -181,3 +181,85 @@ def test_default_geometry_is_the_books(cls):
     layer = cls(2, 2)
     assert (layer.stride, layer.pad) == (1, 0)
     assert layer.forward(np.zeros((1, 1, 5, 7))).shape == (1, 1, 4, 6)
+
+
+# ---- max pooling kernel paths: compile-time 2x2 and 3x3 windows (stride 2 or any), the generic
+# window, the vectorized scan of windows inside the image (and its redone last windows when a
+# row holds more than one vector), the exact scan of border windows and of rows holding NaN.
+# Max pooling selects values, so outputs and arg_max must equal the reference's exactly.
+# (pool_h, pool_w, stride, pad)
+MAX_GEOMS = [
+    (2, 2, 2, 0), (2, 2, 2, 1), (2, 2, 1, 0), (2, 2, 3, 1),   # 2x2: tiling, overlap, gaps
+    (3, 3, 2, 0), (3, 3, 2, 1), (3, 3, 1, 1), (3, 3, 3, 2),   # 3x3
+    (2, 3, 2, 1), (3, 2, 1, 0), (4, 4, 4, 0), (1, 1, 2, 0),   # generic
+]
+# Widths: shorter than a vector, one vector plus a few, several vectors, odd (last window dropped).
+WIDTHS = [5, 20, 37, 48]
+
+
+def check_max_exact(x, geom, rng):
+    ph, pw, stride, pad = geom
+    layer, ref_layer = Pooling(ph, pw, stride, pad), ref.Pooling(ph, pw, stride, pad)
+    out = layer.forward(x)
+    np.testing.assert_array_equal(out, ref_layer.forward(x))
+    np.testing.assert_array_equal(layer.arg_max, ref_layer.arg_max)
+    dout = rng.standard_normal(out.shape).astype(out.dtype)
+    dx, ref_dx = layer.backward(dout), ref_layer.backward(dout)
+    if stride >= ph and stride >= pw:  # each pixel gets at most one dout: no sum to round
+        np.testing.assert_array_equal(dx, ref_dx)
+    else:
+        assert_parity(dx, ref_dx, out.dtype, reduce_len=ph * pw)
+
+
+@pytest.mark.parametrize("geom", MAX_GEOMS)
+@pytest.mark.parametrize("W", WIDTHS)
+def test_max_paths_random(rng, dtype, threads, geom, W):
+    x = rng.standard_normal((2, 3, 9, W)).astype(dtype)
+    check_max_exact(x, geom, rng)
+
+
+@pytest.mark.parametrize("geom", MAX_GEOMS)
+def test_max_ties_take_the_first(rng, dtype, geom):
+    # ReLU output (half zeros) and few distinct values: most windows have tied maxima.
+    relu = np.maximum(rng.standard_normal((2, 3, 11, 37)), 0).astype(dtype)
+    check_max_exact(relu, geom, rng)
+    check_max_exact(rng.integers(0, 3, size=(2, 3, 11, 37)).astype(dtype), geom, rng)
+    check_max_exact(np.zeros((1, 2, 10, 26), dtype), geom, rng)
+
+
+@pytest.mark.parametrize("geom", MAX_GEOMS)
+def test_max_minus_infinity_everywhere(rng, dtype, geom):
+    # Every window's maximum is -inf: the answer is cell 0, padded or not, as in the reference.
+    x = np.full((1, 2, 8, 21), -np.inf, dtype)
+    check_max_exact(x, geom, rng)
+    x[0, 0, 3, 5] = -1.0
+    check_max_exact(x, geom, rng)
+
+
+@pytest.mark.parametrize("geom", [(2, 2, 2, 0), (3, 3, 2, 1), (3, 3, 1, 1), (2, 3, 2, 1)])
+def test_max_nan_at_every_window_position(rng, dtype, geom):
+    ph, pw, stride, pad = geom
+    for fh in range(ph):
+        for fw in range(pw):
+            x = rng.standard_normal((1, 2, 10, 40)).astype(dtype)
+            # One NaN at cell (fh, fw) of a window inside the image, one in a border window, and
+            # a pair in one window (the first one wins).
+            h0, w0 = 2 * stride, 3 * stride
+            x[0, 0, h0 + fh, w0 + fw] = np.nan
+            x[0, 1, fh, fw] = np.nan
+            x[0, 1, h0 + fh, w0 + fw] = np.nan
+            x[0, 1, h0 + ph - 1, w0 + pw - 1] = np.nan
+            x[0, 1, h0, w0 + pw - 1] = -np.inf
+            check_max_exact(x, geom, rng)
+    x = np.full((1, 1, 6, 30), np.nan, dtype)
+    check_max_exact(x, geom, rng)
+
+
+def test_max_backward_ignores_foreign_indices():
+    # arg entries that are not a cell of their window, or point at padding, add nothing.
+    dout = np.ones((1, 1, 2, 2))
+    arg = np.array([[[[-1, 4], [0, 3]]]], dtype=np.int32)
+    dx = fastnn._ops.maxpool2d_backward(dout, arg, (1, 1, 3, 3), 2, 2, 2, 1)
+    expected = np.zeros((3, 3))
+    expected[2, 2] = 1  # window (1, 1) starts at pixel (1, 1): its cell 3 is pixel (2, 2)
+    np.testing.assert_array_equal(dx[0, 0], expected)
