@@ -263,3 +263,31 @@ def test_max_backward_ignores_foreign_indices():
     expected = np.zeros((3, 3))
     expected[2, 2] = 1  # window (1, 1) starts at pixel (1, 1): its cell 3 is pixel (2, 2)
     np.testing.assert_array_equal(dx[0, 0], expected)
+
+
+# ---- average pooling kernel paths: the same compile-time windows, windows inside the image
+# summed in vectorized code, border windows (padding counts as zeros) one by one.
+@pytest.mark.parametrize("geom", MAX_GEOMS)
+@pytest.mark.parametrize("W", WIDTHS)
+def test_avg_paths_random(rng, dtype, threads, geom, W):
+    ph, pw, stride, pad = geom
+    x = rng.standard_normal((2, 3, 9, W)).astype(dtype)
+    layer, ref_layer = AvgPooling(ph, pw, stride, pad), ref.AvgPooling(ph, pw, stride, pad)
+    out = layer.forward(x)
+    assert_parity(out, ref_layer.forward(x), dtype, reduce_len=ph * pw)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    assert_parity(layer.backward(dout), ref_layer.backward(dout), dtype, reduce_len=ph * pw)
+
+
+@pytest.mark.parametrize("geom", [(2, 2, 2, 0), (3, 3, 2, 1), (2, 3, 2, 1)])
+def test_avg_nan_and_inf_propagate_to_their_windows_only(dtype, geom):
+    ph, pw, stride, pad = geom
+    x = np.ones((1, 1, 10, 40), dtype)
+    x[0, 0, 4, 9] = np.nan
+    x[0, 0, 0, 0] = np.inf
+    out, expected = AvgPooling(*geom).forward(x), ref.AvgPooling(*geom).forward(x)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(out), np.isposinf(expected))
+    assert np.isnan(out).any() and np.isposinf(out).any()
+    finite = np.isfinite(expected)
+    assert_parity(out[finite], expected[finite], dtype, reduce_len=ph * pw)
