@@ -6,6 +6,8 @@
 // every idle block.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <new>
 
 namespace fastnn::buffers {
 
@@ -20,5 +22,25 @@ std::size_t idle_bytes();
 std::size_t idle_limit();
 void set_idle_limit(std::size_t bytes);
 void release_idle();
+
+// Uninitialised scratch memory for n elements of T from the cache, given back at scope exit:
+// the workspaces of a kernel that is called every step.
+template <typename T>
+class Scratch {
+ public:
+  explicit Scratch(std::size_t n = 0) {
+    if (n == 0) return;
+    if (n > SIZE_MAX / sizeof(T) || !(p_ = static_cast<T*>(acquire(n * sizeof(T)))))
+      throw std::bad_alloc();
+  }
+  ~Scratch() { release(p_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+  T* data() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+};
 
 }  // namespace fastnn::buffers

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "core/buffers.h"
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
@@ -109,9 +110,9 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
   }
   // dG: gradients of the input projection's pre-activations. Torch also keeps dGh, those of
   // h @ W_hh^T + b_hh, which differ from dG in the n block (scaled by r).
-  std::vector<Real> dG(static_cast<size_t>(T * N * G));
+  buffers::Scratch<Real> dG(static_cast<size_t>(T * N * G));
   const GateWeight<Real> wx(L, Wx, D, G, true), wh(L, Wh, H, G, true);
-  std::vector<Real> dGh(book ? 0 : static_cast<size_t>(T * N * G));
+  buffers::Scratch<Real> dGh(book ? 0 : static_cast<size_t>(T * N * G));
   std::vector<Real> drh(book ? static_cast<size_t>(N * H) : 0);  // Book: d(r * h_{t-1})
   std::vector<Real> zeros(h0 ? 0 : static_cast<size_t>(N * H));
   {

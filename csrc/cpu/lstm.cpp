@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "core/buffers.h"
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
@@ -64,12 +65,12 @@ void lstm_backward(Layout L, const Real* x, const Real* h0, const Real* c0, cons
     if (Whr) std::fill(dWhr, dWhr + P * H, Real(0));
     return;
   }
-  std::vector<Real> dG(static_cast<size_t>(T * N * G));
+  buffers::Scratch<Real> dG(static_cast<size_t>(T * N * G));
   const GateWeight<Real> wx(L, Wx, D, G, true), wh(L, Wh, P, G, true);
   const GateWeight<Real> whr(Layout::Torch, Whr, H, Whr ? P : 0, true);
   std::vector<Real> zeros(c0 ? 0 : static_cast<size_t>(N * H));
   // With a projection: the total dh of every step (for dWhr) and dh through W_hr, per step.
-  std::vector<Real> dh_all(Whr ? static_cast<size_t>(T * N * P) : 0);
+  buffers::Scratch<Real> dh_all(Whr ? static_cast<size_t>(T * N * P) : 0);
   std::vector<Real> dh_cell(Whr ? static_cast<size_t>(N * H) : 0);
   {
     const SerialGemmScope serial(step_gemm_is_small(N, G, P));

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/blas.h"
+#include "core/buffers.h"
 
 namespace fastnn::cpu {
 
@@ -30,21 +31,22 @@ enum class Layout { Book, Torch };
 template <typename Real>
 class GateWeight {
  public:
-  GateWeight(Layout L, const Real* W, int64_t K, int64_t G, bool backward) : K_(K), G_(G) {
+  GateWeight(Layout L, const Real* W, int64_t K, int64_t G, bool backward)
+      : K_(K), G_(G), copy_((L == Layout::Book) == backward ? static_cast<size_t>(K * G) : 0) {
     const bool have_kg = L == Layout::Book;
     if (have_kg != backward) {  // the caller's orientation is the one needed
       (backward ? gk_ : kg_) = W;
       return;
     }
-    copy_.resize(static_cast<size_t>(K * G));
+    Real* copy = copy_.data();
     const int64_t rows = have_kg ? K : G, cols = have_kg ? G : K;
     constexpr int64_t B = 32;  // transpose in B x B tiles
     for (int64_t r0 = 0; r0 < rows; r0 += B)
       for (int64_t c0 = 0; c0 < cols; c0 += B)
         for (int64_t r = r0; r < std::min(rows, r0 + B); ++r)
           for (int64_t c = c0; c < std::min(cols, c0 + B); ++c)
-            copy_[c * rows + r] = W[r * cols + c];
-    (backward ? gk_ : kg_) = copy_.data();
+            copy[c * rows + r] = W[r * cols + c];
+    (backward ? gk_ : kg_) = copy;
   }
 
   // out[M, nc] = beta * out + A[M, K] @ W[:, c0 : c0+nc]   (forward orientation)
@@ -63,7 +65,7 @@ class GateWeight {
   int64_t K_, G_;
   const Real* kg_ = nullptr;
   const Real* gk_ = nullptr;
-  std::vector<Real> copy_;
+  buffers::Scratch<Real> copy_;
 };
 
 // dWcols = beta * dWcols + A[M, K]^T @ dG[M, nc] (the weight gradient of matmul_w).
