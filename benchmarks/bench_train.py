@@ -243,7 +243,9 @@ def run(quick=False):
     repeats = 5 if quick else 9
     rows = []
 
-    times = compare(_contenders("simple", names), repeats=repeats)
+    # Each sample runs steps back to back for >= 50 ms, as a training loop does; one step right
+    # after another contender's starts from caches that contender has emptied.
+    times = compare(_contenders("simple", names), repeats=repeats, min_time=0.05)
     memory = {c: peak_growth_mib("simple", c, steps=3 if quick else 10) for c in names}
     memory = {c: v for c, v in memory.items() if v is not None}
     rows.append(row("SimpleConvNet train step (Adam), batch 100", times, _flops_simple(), memory))
