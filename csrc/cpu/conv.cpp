@@ -53,81 +53,106 @@ void check_blas_sizes(const ConvShape& s, int64_t FN) {
 // The kernels work on one image and one block of output rows [oh0, oh1) at a time, with the
 // columns transposed: colT (C*FH*FW, R), R = (oh1-oh0)*OW, row j = (c, fh, fw) holding the
 // input under filter tap j at each output position. Its rows are runs of input rows, cheap
-// to build and to fold back, and every GEMM below reads or writes NCHW arrays in place.
+// to build and to fold back. When pad > 0 the image is first copied with its zero border
+// (C, Hp, Wp), so that every run is a plain copy without bounds checks.
 
-// Output columns [lo, hi) whose input column ow*stride - pad + fw lies inside the image.
-inline void inside_columns(const ConvShape& s, int64_t fw, int64_t& lo, int64_t& hi) {
-  const int64_t first = s.pad - fw, last = s.W - 1 + s.pad - fw;
-  lo = std::min(s.OW, first > 0 ? (first + s.stride - 1) / s.stride : int64_t(0));
-  hi = std::max(lo, std::min(s.OW, last >= 0 ? last / s.stride + 1 : int64_t(0)));
+inline int64_t padded_len(const ConvShape& s) {
+  return s.pad ? s.C * (s.H + 2 * s.pad) * (s.W + 2 * s.pad) : 0;
 }
 
+// xn with its zero border in xp when pad > 0 (returns xp), else xn itself.
 template <typename T>
-void im2col_t(const T* xn, T* colT, const ConvShape& s, int64_t oh0, int64_t oh1) {
-  const int64_t R = (oh1 - oh0) * s.OW;
+const T* padded(const T* xn, T* xp, const ConvShape& s) {
+  if (!s.pad) return xn;
+  const int64_t Wp = s.W + 2 * s.pad, plane = (s.H + 2 * s.pad) * Wp;
+  for (int64_t c = 0; c < s.C; ++c) {
+    T* pc = xp + c * plane;
+    std::fill(pc, pc + s.pad * Wp + s.pad, T(0));
+    for (int64_t h = 0; h < s.H; ++h) {
+      T* row = pc + (h + s.pad) * Wp + s.pad;
+      std::copy(xn + (c * s.H + h) * s.W, xn + (c * s.H + h + 1) * s.W, row);
+      std::fill(row + s.W, row + s.W + 2 * s.pad, T(0));  // right border, next row's left
+    }
+    std::fill(pc + (s.H + s.pad) * Wp + s.pad, pc + plane, T(0));
+  }
+  return xp;
+}
+
+// colT from xs, the image with its border (or without when pad is 0).
+template <typename T>
+void im2col_t(const T* xs, T* colT, const ConvShape& s, int64_t oh0, int64_t oh1) {
+  const int64_t Wp = s.W + 2 * s.pad, Hp = s.H + 2 * s.pad, OW = s.OW, st = s.stride;
+  const int64_t R = (oh1 - oh0) * OW;
   T* dst = colT;
-  for (int64_t c = 0; c < s.C; ++c) {
-    for (int64_t fh = 0; fh < s.FH; ++fh) {
+  for (int64_t c = 0; c < s.C; ++c)
+    for (int64_t fh = 0; fh < s.FH; ++fh)
       for (int64_t fw = 0; fw < s.FW; ++fw, dst += R) {
-        int64_t lo, hi;
-        inside_columns(s, fw, lo, hi);
+        const T* src = xs + (c * Hp + fh) * Wp + fw;
         for (int64_t oh = oh0; oh < oh1; ++oh) {
-          T* d = dst + (oh - oh0) * s.OW;
-          const int64_t h = oh * s.stride - s.pad + fh;
-          if (h < 0 || h >= s.H) {
-            std::fill(d, d + s.OW, T(0));
-            continue;
-          }
-          const T* xrow = xn + (c * s.H + h) * s.W;
-          std::fill(d, d + lo, T(0));
-          if (s.stride == 1) {
-            for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xrow[ow + fw - s.pad];
+          const T* r = src + oh * st * Wp;
+          T* d = dst + (oh - oh0) * OW;
+          if (st == 1) {
+            std::copy(r, r + OW, d);
           } else {
-            for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xrow[ow * s.stride + fw - s.pad];
+            for (int64_t ow = 0; ow < OW; ++ow) d[ow] = r[ow * st];
           }
-          std::fill(d + hi, d + s.OW, T(0));
         }
       }
-    }
-  }
 }
 
-// Adds colT back onto image xn (the adjoint of im2col_t; padded positions are dropped).
+// Adds colT onto xs, the image gradient with its border (the adjoint of im2col_t).
 template <typename T>
-void col2im_t_add(const T* colT, T* xn, const ConvShape& s, int64_t oh0, int64_t oh1) {
-  const int64_t R = (oh1 - oh0) * s.OW;
+void col2im_t_add(const T* colT, T* xs, const ConvShape& s, int64_t oh0, int64_t oh1) {
+  const int64_t Wp = s.W + 2 * s.pad, Hp = s.H + 2 * s.pad, OW = s.OW, st = s.stride;
+  const int64_t R = (oh1 - oh0) * OW;
   const T* src = colT;
-  for (int64_t c = 0; c < s.C; ++c) {
-    for (int64_t fh = 0; fh < s.FH; ++fh) {
+  for (int64_t c = 0; c < s.C; ++c)
+    for (int64_t fh = 0; fh < s.FH; ++fh)
       for (int64_t fw = 0; fw < s.FW; ++fw, src += R) {
-        int64_t lo, hi;
-        inside_columns(s, fw, lo, hi);
+        T* dst = xs + (c * Hp + fh) * Wp + fw;
         for (int64_t oh = oh0; oh < oh1; ++oh) {
-          const int64_t h = oh * s.stride - s.pad + fh;
-          if (h < 0 || h >= s.H) continue;
-          const T* d = src + (oh - oh0) * s.OW;
-          T* xrow = xn + (c * s.H + h) * s.W;
-          if (s.stride == 1) {
-            for (int64_t ow = lo; ow < hi; ++ow) xrow[ow + fw - s.pad] += d[ow];
+          T* r = dst + oh * st * Wp;
+          const T* d = src + (oh - oh0) * OW;
+          if (st == 1) {
+            for (int64_t ow = 0; ow < OW; ++ow) r[ow] += d[ow];
           } else {
-            for (int64_t ow = lo; ow < hi; ++ow) xrow[ow * s.stride + fw - s.pad] += d[ow];
+            for (int64_t ow = 0; ow < OW; ++ow) r[ow * st] += d[ow];
           }
         }
       }
+}
+
+// A zeroed gradient buffer for image dxn: dxp (with border) when pad > 0, else dxn itself.
+template <typename T>
+T* zeroed_grad(T* dxn, T* dxp, const ConvShape& s) {
+  T* g = s.pad ? dxp : dxn;
+  std::fill(g, g + (s.pad ? padded_len(s) : s.C * s.H * s.W), T(0));
+  return g;
+}
+
+// Copies the inside of dxp onto dxn when pad > 0 (dxn already holds the gradient otherwise).
+template <typename T>
+void unpad_grad(const T* dxp, T* dxn, const ConvShape& s) {
+  if (!s.pad) return;
+  const int64_t Wp = s.W + 2 * s.pad, Hp = s.H + 2 * s.pad;
+  for (int64_t c = 0; c < s.C; ++c)
+    for (int64_t h = 0; h < s.H; ++h) {
+      const T* row = dxp + (c * Hp + h + s.pad) * Wp + s.pad;
+      std::copy(row, row + s.W, dxn + (c * s.H + h) * s.W);
     }
-  }
 }
 
 // out_n (FN, OH*OW) = b + Wm (FN, CK) @ colT, block by block.
 template <typename T>
 void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape& s, int64_t FN,
-                   T* colT) {
+                   T* colT, T* xp) {
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
   for (int64_t f = 0; f < FN; ++f) std::fill(outn + f * P, outn + (f + 1) * P, b ? b[f] : T(0));
+  if (CK == 0) return;  // no input channels: out is the bias
+  const T* xs = padded(xn, xp, s);
   for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
     const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
-    if (CK == 0) break;  // no input channels: out is the bias
-    im2col_t(xn, colT, s, oh0, oh1);
+    im2col_t(xs, colT, s, oh0, oh1);
     gemm(false, false, FN, R, CK, T(1), W, CK, colT, R, T(1), outn + oh0 * s.OW, P);
   }
 }
@@ -136,18 +161,20 @@ void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape
 // (skipped when dxn is null: the caller does not need dx).
 template <typename T>
 void backward_image(const T* doutn, const T* xn, const T* W, T* dxn, T* dW, const ConvShape& s,
-                    int64_t FN, T* colT) {
+                    int64_t FN, T* colT, T* xp, T* dxp) {
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
-  if (dxn) std::fill(dxn, dxn + s.C * s.H * s.W, T(0));
+  const T* xs = padded(xn, xp, s);
+  T* dxs = dxn ? zeroed_grad(dxn, dxp, s) : nullptr;
   for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
     const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
     const T* d = doutn + oh0 * s.OW;  // (FN, R) block of dout_n, row stride P
-    im2col_t(xn, colT, s, oh0, oh1);
+    im2col_t(xs, colT, s, oh0, oh1);
     gemm(false, true, FN, CK, R, T(1), d, P, colT, R, T(1), dW, CK);
     if (!dxn) continue;
     gemm(true, false, CK, R, FN, T(1), W, CK, d, P, T(0), colT, R);
-    col2im_t_add(colT, dxn, s, oh0, oh1);
+    col2im_t_add(colT, dxs, s, oh0, oh1);
   }
+  if (dxn) unpad_grad(dxs, dxn, s);
 }
 
 }  // namespace
@@ -156,26 +183,27 @@ template <typename T>
 void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN) {
   check_blas_sizes(s, FN);
   const int64_t CHW = s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
-  const int64_t col_len = block_rows<T>(s) * s.OW * s.cols();
+  const int64_t col_len = block_rows<T>(s) * s.OW * s.cols(), xp_len = padded_len(s);
   if (!images_in_parallel(s)) {
-    T* col = scratch<T, 0>(col_len);
+    T *col = scratch<T, 0>(col_len), *xp = scratch<T, 2>(xp_len);
     for (int64_t n = 0; n < s.N; ++n)
-      forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col);
+      forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col, xp);
     return;
   }
   bool out_of_memory = false;
 #pragma omp parallel
   {
-    T* col = nullptr;
+    T *col = nullptr, *xp = nullptr;
     try {
       col = scratch<T, 0>(col_len);
+      xp = scratch<T, 2>(xp_len);
     } catch (const std::bad_alloc&) {
 #pragma omp atomic write
       out_of_memory = true;
     }
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
-      if (col) forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col);
+      if (col && xp) forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col, xp);
   }
   if (out_of_memory) throw std::bad_alloc();
 }
@@ -185,7 +213,8 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                      const ConvShape& s, int64_t FN) {
   check_blas_sizes(s, FN);
   const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = s.C * s.H * s.W;
-  const int64_t col_len = block_rows<T>(s) * s.OW * CK;
+  const int64_t col_len = block_rows<T>(s) * s.OW * CK, xp_len = padded_len(s);
+  const int64_t dxp_len = dx ? xp_len : 0;
   // db[f] = sum of dout over images and positions: vectorised per image, images added in double.
 #pragma omp parallel for schedule(static) if (worth_parallel(s.N * FN * P))
   for (int64_t f = 0; f < FN; ++f) {
@@ -201,9 +230,10 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   }
   std::fill(dW, dW + FN * CK, T(0));
   if (!images_in_parallel(s)) {
-    T* col = scratch<T, 0>(col_len);
+    T *col = scratch<T, 0>(col_len), *xp = scratch<T, 2>(xp_len), *dxp = scratch<T, 3>(dxp_len);
     for (int64_t n = 0; n < s.N; ++n)
-      backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dW, s, FN, col);
+      backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dW, s, FN, col,
+                     xp, dxp);
     return;
   }
   // Each thread accumulates its own dW; the partial sums are added in thread order afterwards,
@@ -213,10 +243,12 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   {
 #pragma omp parallel
     {
-      T *col = nullptr, *dWt = nullptr;
+      T *col = nullptr, *dWt = nullptr, *xp = nullptr, *dxp = nullptr;
       try {
         col = scratch<T, 0>(col_len);
         dWt = scratch<T, 1>(FN * CK);
+        xp = scratch<T, 2>(xp_len);
+        dxp = scratch<T, 3>(dxp_len);
         std::fill(dWt, dWt + FN * CK, T(0));
         partial[omp_get_thread_num()] = dWt;
       } catch (const std::bad_alloc&) {
@@ -225,9 +257,9 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
       }
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < s.N; ++n)
-        if (col && dWt)
+        if (col && dWt && xp && dxp)
           backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dWt, s, FN,
-                         col);
+                         col, xp, dxp);
     }
   }
   if (out_of_memory) throw std::bad_alloc();
