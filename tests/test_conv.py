@@ -15,6 +15,14 @@ SHAPES = [
     (5, 2, 6, 11, 3, 4, 1, 3, 2),
     (2, 2, 3, 2, 3, 5, 5, 1, 2),
     (3, 16, 40, 37, 4, 3, 3, 1, 1),   # several blocks of output rows per image
+    # Padded: the kernels' bordered image copies, with stride > 1, pad wider than the kernel,
+    # non-square images and kernels, batch 0 and 1, and images of several row blocks.
+    (0, 2, 5, 7, 3, 3, 2, 1, 1),
+    (1, 2, 5, 7, 3, 3, 2, 1, 1),
+    (4, 3, 9, 6, 5, 4, 3, 2, 2),
+    (3, 2, 6, 5, 2, 2, 3, 3, 3),
+    (5, 1, 1, 1, 2, 3, 3, 1, 1),
+    (2, 32, 70, 45, 3, 5, 3, 2, 2),
 ]
 
 
@@ -267,35 +275,3 @@ def test_param_backward_without_dx_matches_reference(rng, dtype, threads, shape)
     with pytest.raises(RuntimeError, match="before forward|forward"):
         Convolution(Wt, b, stride, pad)._param_backward(dout)
 
-
-# Padded shapes for the kernels' bordered image copies: stride > 1, pad wider than the kernel,
-# non-square images and kernels, batch 0 and 1, and images of several row blocks (the last).
-PADDED_SHAPES = [
-    (0, 2, 5, 7, 3, 3, 2, 1, 1),
-    (1, 2, 5, 7, 3, 3, 2, 1, 1),
-    (4, 3, 9, 6, 5, 4, 3, 2, 2),
-    (3, 2, 6, 5, 2, 2, 3, 3, 3),
-    (5, 1, 1, 1, 2, 3, 3, 1, 1),
-    (2, 32, 70, 45, 3, 5, 3, 2, 2),
-]
-
-
-@pytest.mark.parametrize("need_dx", [True, False])
-@pytest.mark.parametrize("shape", PADDED_SHAPES)
-def test_padded_shapes_match_reference(rng, dtype, threads, shape, need_dx):
-    x, Wt, b, stride, pad = make(rng, shape, dtype)
-    ref_layer = ref.Convolution(Wt, b, stride, pad)
-    expected = ref_layer.forward(x)
-    out = _ops.conv2d_forward(x, Wt, b, stride, pad)
-    C, FH, FW = Wt.shape[1:]
-    assert_parity(out, expected, dtype, reduce_len=C * FH * FW)
-    dout = rng.standard_normal(out.shape).astype(dtype)
-    expected_dx = ref_layer.backward(dout)
-    dx, dW, db = _ops.conv2d_backward(dout, x, Wt, b, stride, pad, need_dx=need_dx)
-    positions = x.shape[0] * out.shape[2] * out.shape[3]
-    assert_parity(dW, ref_layer.dW, dtype, reduce_len=positions)
-    assert_parity(db, ref_layer.db, dtype, reduce_len=positions)
-    if need_dx:
-        assert_parity(dx, expected_dx, dtype, reduce_len=Wt.shape[0])
-    else:
-        assert dx is None
