@@ -29,7 +29,12 @@ __all__ = ["set_num_threads", "get_num_threads", "build_info", "buffer_cache",
 
 
 def set_num_threads(n):
-    """Set how many threads fastnn's OpenMP kernels and OpenBLAS use (together, never more)."""
+    """Set how many threads fastnn's OpenMP kernels and OpenBLAS use (together, never more).
+
+    In a child process made by ``fork()`` (``multiprocessing``'s default start method on Linux)
+    fastnn uses one thread whatever n is: GNU OpenMP's threads do not survive a fork, and a
+    parallel region in the child would wait for them forever.
+    """
     n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")

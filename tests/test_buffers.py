@@ -1,7 +1,11 @@
 """The cache of freed kernel outputs (csrc/core/buffers.h, fastnn.buffer_cache): large outputs
 reuse freed memory, live outputs never share it, and results stay those of the reference."""
 
+import os
 import pickle
+import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -121,3 +125,41 @@ def test_release_buffers_frees_every_idle_block(rng):
 def test_negative_limit_is_rejected(limit):
     with pytest.raises(ValueError, match=f"buffer_cache: limit_bytes must be >= 0, got {limit}"):
         fastnn.buffer_cache(limit_bytes=limit)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_kernels_use_the_cache(rng):
+    # A Python thread keeps running a recurrent backward (its workspaces come from the cache,
+    # with the GIL released) while the main thread forks: every child must still be able to use
+    # the cache, so the fork must never copy its lock held by the other thread.
+    import fastnn.nn as fnn
+
+    lstm = fnn.LSTM(64, 128)
+    x = rng.standard_normal((20, 16, 64)).astype(np.float32)
+    dout = rng.standard_normal((20, 16, 128)).astype(np.float32)
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            lstm(x)
+            lstm.backward(dout)
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:  # child: use the cache, exit without running pytest's teardown
+                ok = layers.Relu().forward(np.ones(SHAPE)).sum() == np.prod(SHAPE)
+                os._exit(0 if ok else 1)
+            deadline = time.monotonic() + 20
+            while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    pytest.fail("a child forked during kernel calls hung on the buffer cache")
+                time.sleep(0.01)
+            assert os.waitstatus_to_exitcode(done[1]) == 0
+    finally:
+        stop.set()
+        worker.join()

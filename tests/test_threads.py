@@ -1,6 +1,8 @@
 """Kernels called from several Python threads at once (the GIL is released around compute)
 give the single-threaded results, also while another thread changes set_num_threads."""
 
+import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -167,3 +169,34 @@ def test_gil_is_released_during_compute(restore_threads):
         stop.set()
         c.join()
     assert inside[0] > 1000, f"the counter advanced only {inside[0]} times during the kernel"
+
+
+def test_forked_child_runs_every_kernel_on_one_thread(restore_threads, tmp_path):
+    # GNU OpenMP's thread pool does not survive fork(): a child that started a parallel region
+    # would hang. The child of a process that used 2 threads keeps to one, even when asked for 2,
+    # and computes what the parent computes.
+    import pickle
+
+    jobs = workloads()
+    fastnn.set_num_threads(2)
+    expected = {name: fn() for name, fn in jobs.items()}
+    report = tmp_path / "child.pkl"
+    pid = os.fork()
+    if pid == 0:  # child: report, then exit without running pytest's teardown
+        try:
+            fastnn.set_num_threads(2)
+            out = (fastnn.get_num_threads(), {name: fn() for name, fn in jobs.items()})
+            report.write_bytes(pickle.dumps(out))
+        finally:
+            os._exit(0)
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG)[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("a forked child hung in a fastnn kernel")
+        time.sleep(0.01)
+    child_threads, results = pickle.loads(report.read_bytes())
+    assert child_threads == 1
+    assert fastnn.get_num_threads() == 2  # the parent keeps its budget
+    assert_same(results.items(), expected)

@@ -1,5 +1,7 @@
 #include "core/buffers.h"
 
+#include <pthread.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -29,9 +31,15 @@ struct Cache {
   }
 };
 
-// Never destroyed: arrays freed during interpreter shutdown may still release into it.
+// Never destroyed: arrays freed during interpreter shutdown may still release into it. The lock
+// is held across fork(), so a child never inherits it locked by a thread that is not copied.
 Cache& cache() {
-  static Cache* c = new Cache;
+  static Cache* c = [] {
+    auto* made = new Cache;
+    pthread_atfork([] { cache().mu.lock(); }, [] { cache().mu.unlock(); },
+                   [] { cache().mu.unlock(); });
+    return made;
+  }();
   return *c;
 }
 

@@ -7,6 +7,7 @@
 
 namespace fastnn {
 
+// In a child made by fork() the budget is 1 whatever n is (GNU OpenMP cannot start threads there).
 void set_num_threads(int n);
 // The budget; also makes it the OpenMP thread count of the calling thread (Python threads other
 // than the one that called set_num_threads would otherwise keep OpenMP's default). Every kernel
