@@ -1,0 +1,90 @@
+"""The GEMM floor of the SimpleConvNet training step: how long its matrix products alone take on
+this machine, against the reference step it is compared with.
+
+    python -m benchmarks.gemm_floor [--threads N] [--repeats R]
+
+Each GEMM of a step at batch 100 (the convolution as one 57600x25 by 25x30 product and its dW,
+the 4320->100 affine's forward, dW and dx, the 100->10 affine's three) is timed as one large
+OpenBLAS call, through fastnn's GEMM (`affine_forward` with a zero bias) and through NumPy's
+`matmul`, as C = A @ B and as C^T = B^T @ A^T; the fastest of the four, best of the repeats,
+counts. No step can take less than their
+sum, whatever its other passes (im2col, pooling, ReLU, Adam) cost. The reference step (the
+NumPy layers) is timed in the same process, so the printed ratio says the most any
+implementation calling OpenBLAS could reach against it.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from benchmarks.bench_train import make_step
+from benchmarks.harness import set_threads
+
+DT = np.float32
+# name: (M, K, N) of C (M, N) = A (M, K) @ B (K, N)
+SIMPLE_CONVNET_GEMMS = {
+    "conv forward": (57600, 25, 30),
+    "conv dW": (30, 57600, 25),
+    "affine 4320->100 forward": (100, 4320, 100),
+    "affine 4320->100 dW": (4320, 100, 100),
+    "affine 4320->100 dx": (100, 100, 4320),
+    "affine 100->10 forward": (100, 100, 10),
+    "affine 100->10 dW": (100, 100, 10),
+    "affine 100->10 dx": (100, 10, 100),
+}
+
+
+def best_seconds(fn, repeats, inner=10):
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / inner)
+    return best
+
+
+def gemm_floor(repeats=9):
+    """{gemm name: seconds}, each the fastest of fastnn's and NumPy's call in either orientation."""
+    from fastnn import _C
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, (M, K, N) in SIMPLE_CONVNET_GEMMS.items():
+        times = []
+        # C and its transpose B^T @ A^T: the same product, either orientation counts.
+        for m, k, n in ((M, K, N), (N, K, M)):
+            a = rng.standard_normal((m, k), dtype=DT)
+            b = rng.standard_normal((k, n), dtype=DT)
+            zero = np.zeros(n, DT)
+            c = np.empty((m, n), DT)
+            times += [best_seconds(lambda: _C.affine_forward(a, b, zero), repeats),
+                      best_seconds(lambda: np.matmul(a, b, out=c), repeats)]
+        out[name] = min(times)
+    return out
+
+
+def main(argv=None):
+    import os
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--repeats", type=int, default=9)
+    args = ap.parse_args(argv)
+    set_threads(args.threads)
+    floor = gemm_floor(args.repeats)
+    for name, s in floor.items():
+        print(f"{name:28s} {s * 1e3:8.3f} ms")
+    total = sum(floor.values())
+    step, batch = make_step("simple", "reference")
+    reference = best_seconds(lambda: step(*batch), args.repeats, inner=1)
+    print(f"{'GEMMs alone':28s} {total * 1e3:8.3f} ms")
+    print(f"{'reference step':28s} {reference * 1e3:8.3f} ms (best of {args.repeats})")
+    print(f"at most {reference / total:.1f}x the reference for any step calling OpenBLAS "
+          f"({args.threads} threads)")
+
+
+if __name__ == "__main__":
+    main()
