@@ -1,7 +1,7 @@
-"""Shared checks of test_time_recurrent.py: one book-style family (RNN, LSTM, GRU) at a time.
-
-A family is (name of the Time* class, name of the single-step class, gates per block, states):
-states is 1 for RNN/GRU (h) and 2 for LSTM (h, c).
+"""The tests of one book-style recurrent family (RNN, LSTM, GRU), shared by test_rnn.py,
+test_lstm.py and test_gru.py: each of them imports the test_* functions below and defines the
+`family` fixture, (name of the Time* class, name of the single-step class, gates per block,
+states), states being 1 for RNN/GRU (h) and 2 for LSTM (h, c).
 """
 
 import numpy as np
@@ -164,3 +164,52 @@ def check_concurrent_calls(rng, time_cls, gates):
         np.testing.assert_array_equal(dx, dx2)
         for g, g2 in zip(gs, gs2):
             np.testing.assert_array_equal(g, g2)
+
+
+# ---- the tests, collected in each family's file
+
+@pytest.mark.parametrize("N,T,D,H", [(3, 5, 4, 6), (4, 9, 7, 3), (2, 1, 1, 8)])
+def test_time_layer_matches_reference(rng, dtype, family, N, T, D, H):
+    time, _, gates, _ = family
+    check_time_parity(rng, dtype, time, gates, N, T, D, H)
+
+
+def test_stateful_matches_reference(rng, dtype, family):
+    time, _, gates, _ = family
+    check_time_parity(rng, dtype, time, gates, 3, 4, 5, 6, stateful=True)
+
+
+@pytest.mark.parametrize("N,D,H", [(3, 4, 6), (1, 5, 2)])
+def test_single_step_matches_reference(rng, dtype, family, N, D, H):
+    _, step, gates, states = family
+    check_step_parity(rng, dtype, step, gates, states, N, D, H)
+
+
+def test_numerical_gradients(rng, family):
+    check_time_gradients(rng, family[0], family[2])
+
+
+def test_edge_cases(rng, dtype, family):
+    check_edge_cases(rng, dtype, family[0], family[2])
+
+
+def test_nan_propagates(rng, family):
+    check_nan_propagates(rng, family[0], family[2])
+
+
+def test_bad_input(rng, family):
+    check_bad_input(rng, family[0], family[2])
+
+
+def test_state_handling(rng, family):
+    time, _, gates, states = family
+    check_stateful_and_reset(rng, time, gates, states)
+
+
+def test_saturated_gates_match_reference(rng, dtype, family):
+    # large weights drive the sigmoids and tanh far into saturation
+    check_time_parity(rng, dtype, family[0], family[2], 3, 6, 4, 5, scale=20.0)
+
+
+def test_concurrent_calls_from_threads(rng, family):
+    check_concurrent_calls(rng, family[0], family[2])

@@ -1,0 +1,12 @@
+"""RNN kernels (csrc/cpu/rnn.cpp) through the book's RNN and TimeRNN layers: parity with
+fastnn.reference, numerical gradients, edge cases, NaN, bad input, states and threads (the tests
+of recurrent_cases.py). The torch layout of the same kernels is tested in test_nn_rnn.py."""
+
+import pytest
+
+from recurrent_cases import *  # noqa: F401,F403  the shared test_* functions
+
+
+@pytest.fixture
+def family():
+    return ("TimeRNN", "RNN", 1, 1)
