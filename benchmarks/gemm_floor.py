@@ -14,6 +14,7 @@ implementation calling OpenBLAS could reach against it.
 """
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -67,8 +68,6 @@ def gemm_floor(repeats=9):
 
 
 def main(argv=None):
-    import os
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=9)

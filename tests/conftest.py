@@ -77,6 +77,31 @@ def gradcheck(f, x, analytic, rtol=1e-6, atol=1e-8, h=1e-5):
     np.testing.assert_allclose(analytic, num, rtol=rtol, atol=atol)
 
 
+def run_forked(child, seconds, what):
+    """Runs child() in a child made by os.fork() and returns its exit code: child()'s return
+    value (None: 0), 1 when it raises. The child exits without pytest's teardown; one still
+    running after `seconds` is killed and fails the test, naming `what`."""
+    import os
+    import signal
+    import time
+
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = child() or 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + seconds
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"{what} hung")
+        time.sleep(0.01)
+    return os.waitstatus_to_exitcode(done[1])
+
+
 # ---------------------------------------------------------------- hypothesis profiles (fuzzing)
 # "ci" (default): bounded and derandomized, so CI is deterministic and fast; "long": many more
 # random examples, on demand: HYPOTHESIS_PROFILE=long pytest tests/test_fuzz.py (or pass

@@ -3,9 +3,7 @@ reuse freed memory, live outputs never share it, and results stay those of the r
 
 import os
 import pickle
-import signal
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ import fastnn
 from fastnn import layers
 from fastnn.reference import layers as ref
 
-from conftest import assert_parity
+from conftest import assert_parity, run_forked
 
 # Large enough for the cache: 8x16x32x32 float32 is 512 KiB.
 SHAPE = (8, 16, 32, 32)
@@ -148,18 +146,11 @@ def test_fork_while_kernels_use_the_cache(rng):
     worker.start()
     try:
         for _ in range(20):
-            pid = os.fork()
-            if pid == 0:  # child: use the cache, exit without running pytest's teardown
-                ok = layers.Relu().forward(np.ones(SHAPE)).sum() == np.prod(SHAPE)
-                os._exit(0 if ok else 1)
-            deadline = time.monotonic() + 20
-            while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    pytest.fail("a child forked during kernel calls hung on the buffer cache")
-                time.sleep(0.01)
-            assert os.waitstatus_to_exitcode(done[1]) == 0
+            # the child uses the cache
+            code = run_forked(lambda: int(layers.Relu().forward(np.ones(SHAPE)).sum()
+                                          != np.prod(SHAPE)),
+                              20, "a child forked during kernel calls (the buffer cache)")
+            assert code == 0
     finally:
         stop.set()
         worker.join()

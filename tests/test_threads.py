@@ -1,8 +1,6 @@
 """Kernels called from several Python threads at once (the GIL is released around compute)
 give the single-threaded results, also while another thread changes set_num_threads."""
 
-import os
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +10,7 @@ import pytest
 
 import fastnn
 from fastnn import _ops
-from conftest import assert_parity
+from conftest import assert_parity, run_forked
 
 
 @pytest.fixture
@@ -181,21 +179,13 @@ def test_forked_child_runs_every_kernel_on_one_thread(restore_threads, tmp_path)
     fastnn.set_num_threads(2)
     expected = {name: fn() for name, fn in jobs.items()}
     report = tmp_path / "child.pkl"
-    pid = os.fork()
-    if pid == 0:  # child: report, then exit without running pytest's teardown
-        try:
-            fastnn.set_num_threads(2)
-            out = (fastnn.get_num_threads(), {name: fn() for name, fn in jobs.items()})
-            report.write_bytes(pickle.dumps(out))
-        finally:
-            os._exit(0)
-    deadline = time.monotonic() + 60
-    while os.waitpid(pid, os.WNOHANG)[0] == 0:
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("a forked child hung in a fastnn kernel")
-        time.sleep(0.01)
+
+    def child():
+        fastnn.set_num_threads(2)
+        out = (fastnn.get_num_threads(), {name: fn() for name, fn in jobs.items()})
+        report.write_bytes(pickle.dumps(out))
+
+    assert run_forked(child, 60, "a forked child running fastnn kernels") == 0
     child_threads, results = pickle.loads(report.read_bytes())
     assert child_threads == 1
     assert fastnn.get_num_threads() == 2  # the parent keeps its budget
