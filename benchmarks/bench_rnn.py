@@ -81,7 +81,10 @@ def run(quick=False):
     for size, dims in SIZES.items():
         for kind in GATES:
             steps = {name: make(kind, rng=rng, **dims) for name, make in contenders.items()}
-            times = compare(steps, repeats=5 if quick else 9, warmup=1)
+            # >= 50 ms per sample, as the other rows: a single ~5 ms call right after another
+            # contender would also time the cores that contender's idle threads still spin on.
+            times = compare(steps, repeats=5 if quick else 9, warmup=1,
+                            min_time=0.0 if quick else 0.05)
             label = f"{kind} {size} N={dims['N']} T={dims['T']} D={dims['D']} H={dims['H']}"
             rows.append(row(label + " fwd+bwd", times, gemm_flops(kind, **dims)))
     return rows
