@@ -20,6 +20,16 @@ def one_kernel_thread():
 
 
 @pytest.fixture
+def restore_threads():
+    """Gives back the kernel thread count the test found, whatever the test set."""
+    import fastnn
+
+    old = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(old)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(12345)
 

@@ -7,6 +7,7 @@ states), states being 1 for RNN/GRU (h) and 2 for LSTM (h, c).
 import numpy as np
 import pytest
 
+import fastnn
 import fastnn.time_layers as fast
 import fastnn.reference.time_layers as ref
 from conftest import assert_parity, gradcheck
@@ -172,6 +173,25 @@ def check_concurrent_calls(rng, time_cls, gates):
 def test_time_layer_matches_reference(rng, dtype, family, N, T, D, H):
     time, _, gates, _ = family
     check_time_parity(rng, dtype, time, gates, N, T, D, H)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_batch_split_between_threads_matches_reference(rng, dtype, family, restore_threads,
+                                                       threads):
+    """A batch big enough for each thread to walk the sequence for its own slice of rows, of a
+    size no thread count divides; stateful, so the second round starts from the layer's h (and
+    c)."""
+    fastnn.set_num_threads(threads)
+    time, _, gates, _ = family
+    check_time_parity(rng, dtype, time, gates, N=13, T=6, D=5, H=7, stateful=True)
+
+
+def test_large_steps_match_reference(rng, dtype, family):
+    """8 rows x gates*H x H per step: past the size where the per-step GEMMs split over threads
+    and read the weights transposed in place."""
+    time, _, gates, _ = family
+    H = int(np.ceil(np.sqrt(2**20 / gates)))
+    check_time_parity(rng, dtype, time, gates, N=8, T=3, D=5, H=H, stateful=True, scale=0.05)
 
 
 def test_stateful_matches_reference(rng, dtype, family):

@@ -17,13 +17,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DOCS = os.path.join(HERE, os.pardir, "docs", "errors.md")
 
 
-@pytest.fixture
-def restore_threads():
-    old = fastnn.get_num_threads()
-    yield
-    fastnn.set_num_threads(old)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_each_row_raises_its_exception(case, restore_threads):
     _id, _api, _input, exc, match, call = case

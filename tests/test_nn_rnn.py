@@ -4,6 +4,7 @@ the course exercise of checking hand-written rnn_forward code, and bad input."""
 import numpy as np
 import pytest
 
+import fastnn
 import fastnn.nn as fnn
 from conftest import assert_parity, gradcheck
 
@@ -23,22 +24,23 @@ def _torch():
     return pytest.importorskip("torch", reason="torch parity tests need torch (CI installs it)")
 
 
-def _compare_with_torch(kind, kw, L, bidir, batch_first, give_h0, dtype, unbatched=False):
+def _compare_with_torch(kind, kw, L, bidir, batch_first, give_h0, dtype, unbatched=False,
+                        N=N_, H=H_):
     torch = _torch()
     tdt = torch.float64 if dtype == np.float64 else torch.float32
     torch.manual_seed(0)
     kw = dict(kw, num_layers=L, bidirectional=bidir, batch_first=batch_first)
-    tm = getattr(torch.nn, kind)(D_, H_, **kw).to(tdt)
-    fm = getattr(fnn, kind)(D_, H_, dtype=dtype, **kw)
+    tm = getattr(torch.nn, kind)(D_, H, **kw).to(tdt)
+    fm = getattr(fnn, kind)(D_, H, dtype=dtype, **kw)
     fm.load_state_dict(tm.state_dict())  # torch tensors go in as they are
     assert list(fm.state_dict()) == list(tm.state_dict())
     dirs = 2 if bidir else 1
-    H_out = kw.get("proj_size", 0) or H_
+    Hout = kw.get("proj_size", 0) or H
     if unbatched:
-        x_shape, h_shape, c_shape = (T_, D_), (L * dirs, H_out), (L * dirs, H_)
+        x_shape, h_shape, c_shape = (T_, D_), (L * dirs, Hout), (L * dirs, H)
     else:
-        x_shape = (N_, T_, D_) if batch_first else (T_, N_, D_)
-        h_shape, c_shape = (L * dirs, N_, H_out), (L * dirs, N_, H_)
+        x_shape = (N, T_, D_) if batch_first else (T_, N, D_)
+        h_shape, c_shape = (L * dirs, N, Hout), (L * dirs, N, H)
     x = torch.randn(*x_shape, dtype=tdt, requires_grad=True)
     h0 = torch.randn(*h_shape, dtype=tdt, requires_grad=True)
     c0 = torch.randn(*c_shape, dtype=tdt, requires_grad=True)
@@ -48,7 +50,7 @@ def _compare_with_torch(kind, kw, L, bidir, batch_first, give_h0, dtype, unbatch
         (h0.detach().numpy(), c0.detach().numpy()) if lstm else h0.detach().numpy())
     out_t, hn_t = tm(x, hx_t)
     out_f, hn_f = fm(x.detach().numpy(), hx_f)
-    red = D_ + H_
+    red = D_ + H
     assert_parity(out_f, out_t.detach().numpy(), dtype, reduce_len=red * L, err_msg="output")
     states_t = hn_t if lstm else (hn_t,)
     states_f = hn_f if lstm else (hn_f,)
@@ -60,7 +62,7 @@ def _compare_with_torch(kind, kw, L, bidir, batch_first, give_h0, dtype, unbatch
     loss = (out_t * d_out).sum() + sum((s * d).sum() for s, d in zip(states_t, d_states))
     loss.backward()
     dx = fm.backward(d_out.numpy(), *[d.numpy() for d in d_states])
-    red_b = T_ * N_ * red * L
+    red_b = T_ * N * red * L
     assert_parity(dx, x.grad.numpy(), dtype, reduce_len=red_b, err_msg="d_input")
     if give_h0:
         assert_parity(fm.d_h0, h0.grad.numpy(), dtype, reduce_len=red_b, err_msg="d_h0")
@@ -91,6 +93,26 @@ def test_without_bias_matches_torch(kind):
 @pytest.mark.parametrize("L,bidir,give_h0", [(1, False, False), (2, True, True)])
 def test_lstm_projection_matches_torch(L, bidir, give_h0, dtype):
     _compare_with_torch("LSTM", {"proj_size": 4}, L, bidir, False, give_h0, dtype)
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("kind,kw", MODES + [("LSTM", {"proj_size": 4})],
+                         ids=["rnn_tanh", "rnn_relu", "lstm", "gru", "lstm_proj"])
+def test_batch_split_between_threads_matches_torch(kind, kw, threads, restore_threads, dtype):
+    # 13 rows: each thread walks the sequence for its own slice, whatever the thread count.
+    fastnn.set_num_threads(threads)
+    _compare_with_torch(kind, kw, 2, True, False, True, dtype, N=13)
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+@pytest.mark.parametrize("kind,kw,H", [("RNN", {}, 1024), ("LSTM", {}, 512), ("GRU", {}, 592),
+                                       ("LSTM", {"proj_size": 1024}, 2048)],
+                         ids=["rnn", "lstm", "gru", "lstm_proj"])
+def test_large_steps_match_torch(kind, kw, H, dtype):
+    # 8 x gates*H x H (and 8 x 1024 x 2048 through W_hr) per step: past the size where the
+    # per-step GEMMs split over threads and read the weights transposed in place.
+    _compare_with_torch(kind, kw, 1, False, False, True, dtype, N=8, H=H)
 
 
 def test_eval_mode_disables_dropout_like_torch():

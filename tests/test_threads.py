@@ -13,13 +13,6 @@ from fastnn import _ops
 from conftest import assert_parity, run_forked
 
 
-@pytest.fixture
-def restore_threads():
-    old = fastnn.get_num_threads()
-    yield
-    fastnn.set_num_threads(old)
-
-
 def workloads():
     """name -> function returning a tuple of arrays; each is big enough for the parallel paths
     (and conv has N >= threads, so images go to OpenMP threads calling serial BLAS)."""

@@ -36,6 +36,16 @@ inline void blas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
                     int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
+inline void blas_transpose(int64_t rows, int64_t cols, const float* A, float* out) {
+  scipy_cblas_somatcopy(CblasRowMajor, CblasTrans, int(rows), int(cols), 1.0f, A, int(cols), out,
+                        int(rows));
+}
+
+inline void blas_transpose(int64_t rows, int64_t cols, const double* A, double* out) {
+  scipy_cblas_domatcopy(CblasRowMajor, CblasTrans, int(rows), int(cols), 1.0, A, int(cols), out,
+                        int(rows));
+}
+
 // Below this many flops one thread is faster than any split (~50 us of work).
 constexpr double kGemmParallelFlops = double(1 << 22);
 // Blocks are at least this many rows/columns of C (unless that leaves one per thread), and up
@@ -95,6 +105,13 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, co
       detail::blas_gemm(transA, transB, M, len, K, alpha, A, lda, Bi, ldb, beta, C + lo, ldc);
     }
   }
+}
+
+// out (cols, rows) = A (rows, cols)^T, both contiguous.
+template <typename T>
+void transpose(int64_t rows, int64_t cols, const T* A, T* out) {
+  blas_int(rows, "rows"), blas_int(cols, "cols");
+  detail::blas_transpose(rows, cols, A, out);
 }
 
 }  // namespace fastnn

@@ -14,9 +14,12 @@ void set_num_threads(int n);
 // asks for it before its parallel regions.
 int get_num_threads();
 
-// Parallel loops pay off only past a few thousand elements.
+// Parallel loops pay off only past a few thousand elements, and not inside a parallel region
+// (its threads are busy already).
 constexpr int64_t kParallelGrain = 1 << 14;
 
-inline bool worth_parallel(int64_t work) { return work >= kParallelGrain && get_num_threads() > 1; }
+inline bool worth_parallel(int64_t work) {
+  return work >= kParallelGrain && !omp_in_parallel() && get_num_threads() > 1;
+}
 
 }  // namespace fastnn

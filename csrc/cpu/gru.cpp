@@ -24,71 +24,74 @@ void gru_forward(Layout L, const Real* x, const Real* h0, const Real* Wx, const 
   const int64_t G = 3 * H;
   const GruGates k = GruGates::of(L);
   const bool book = L == Layout::Book;
-  const GateWeight<Real> wx(L, Wx, D, G, false), wh(L, Wh, H, G, false);
+  const GateWeight<Real> wx(L, Wx, D, G), wh(L, Wh, H, G, step_gemm_is_small(N, G, H), false);
   input_projection(T * N, D, G, x, wx, bx, gates);
   std::vector<Real> hg(book ? 0 : static_cast<size_t>(N * G));  // Torch: h @ W_hh^T + b_hh
   std::vector<Real> zeros(h0 ? 0 : static_cast<size_t>(N * H));
-  const SerialGemmScope serial(step_gemm_is_small(N, G, H));
-  for (int64_t t = 0; t < T; ++t) {
-    Real* A = gates + t * N * G;
-    Real* h = hs + t * N * H;
-    Real* ax = aux + t * N * H;
-    const bool has_prev = t || h0;  // else h_{t-1} = 0 and its GEMMs are skipped
-    const Real* h_prev = t ? h - N * H : (h0 ? h0 : zeros.data());
-    if (book) {
-      // z and r first (blocks 0, 1), then n, which needs r * h_{t-1}.
-      if (has_prev) wh.x_times(N, 0, 2 * H, h_prev, H, Real(1), A, G);
-#pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n) {
-        Real *az = A + n * G + k.z * H, *ar = A + n * G + k.r * H, *rh = ax + n * H;
-        const Real* hp = h_prev + n * H;
+  time_loop(N, G, H, [&](int64_t n0, int64_t nb) {
+    Real* hg_s = book ? nullptr : hg.data() + n0 * G;  // the slice's rows
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t r = t * N + n0;  // the slice's first row at step t
+      Real* A = gates + r * G;
+      Real* h = hs + r * H;
+      Real* ax = aux + r * H;
+      const bool has_prev = t || h0;  // else h_{t-1} = 0 and its GEMMs are skipped
+      const Real* h_prev = t ? h - N * H : (h0 ? h0 : zeros.data()) + n0 * H;
+      if (book) {
+        // z and r first (blocks 0, 1), then n, which needs r * h_{t-1}.
+        if (has_prev) wh.x_times(nb, 0, 2 * H, h_prev, H, Real(1), A, G);
+#pragma omp parallel for if (worth_parallel(nb * H))
+        for (int64_t n = 0; n < nb; ++n) {
+          Real *az = A + n * G + k.z * H, *ar = A + n * G + k.r * H, *rh = ax + n * H;
+          const Real* hp = h_prev + n * H;
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {
-          az[j] = sigmoid(az[j]);
-          ar[j] = sigmoid(ar[j]);
-          rh[j] = ar[j] * hp[j];
+          for (int64_t j = 0; j < H; ++j) {
+            az[j] = sigmoid(az[j]);
+            ar[j] = sigmoid(ar[j]);
+            rh[j] = ar[j] * hp[j];
+          }
         }
-      }
-      if (has_prev) wh.x_times(N, k.n * H, H, ax, H, Real(1), A + k.n * H, G);
-#pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n) {
-        Real *az = A + n * G + k.z * H, *an = A + n * G + k.n * H, *hn = h + n * H;
-        const Real* hp = h_prev + n * H;
+        if (has_prev) wh.x_times(nb, k.n * H, H, ax, H, Real(1), A + k.n * H, G);
+#pragma omp parallel for if (worth_parallel(nb * H))
+        for (int64_t n = 0; n < nb; ++n) {
+          Real *az = A + n * G + k.z * H, *an = A + n * G + k.n * H, *hn = h + n * H;
+          const Real* hp = h_prev + n * H;
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {
-          const Real z = az[j], nn = tanh_act(an[j]);
-          an[j] = nn;
-          hn[j] = (Real(1) - z) * hp[j] + z * nn;
+          for (int64_t j = 0; j < H; ++j) {
+            const Real z = az[j], nn = tanh_act(an[j]);
+            an[j] = nn;
+            hn[j] = (Real(1) - z) * hp[j] + z * nn;
+          }
         }
-      }
-    } else {
-      for (int64_t n = 0; n < N; ++n) {
-        Real* g = hg.data() + n * G;
-        if (bh)
-          std::copy(bh, bh + G, g);
-        else
-          std::fill(g, g + G, Real(0));
-      }
-      if (has_prev) wh.x_times(N, 0, G, h_prev, H, Real(1), hg.data(), G);
-#pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n) {
-        Real *ar = A + n * G + k.r * H, *az = A + n * G + k.z * H, *an = A + n * G + k.n * H;
-        const Real* g = hg.data() + n * G;
-        const Real *gr = g + k.r * H, *gz = g + k.z * H, *gn = g + k.n * H;
-        const Real* hp = h_prev + n * H;
-        Real *hn = ax + n * H, *hout = h + n * H;
+      } else {
+        for (int64_t n = 0; n < nb; ++n) {
+          Real* g = hg_s + n * G;
+          if (bh)
+            std::copy(bh, bh + G, g);
+          else
+            std::fill(g, g + G, Real(0));
+        }
+        if (has_prev) wh.x_times(nb, 0, G, h_prev, H, Real(1), hg_s, G);
+#pragma omp parallel for if (worth_parallel(nb * H))
+        for (int64_t n = 0; n < nb; ++n) {
+          Real *ar = A + n * G + k.r * H, *az = A + n * G + k.z * H, *an = A + n * G + k.n * H;
+          const Real* g = hg_s + n * G;
+          const Real *gr = g + k.r * H, *gz = g + k.z * H, *gn = g + k.n * H;
+          const Real* hp = h_prev + n * H;
+          Real *hn = ax + n * H, *hout = h + n * H;
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {
-          const Real r = sigmoid(ar[j] + gr[j]);
-          const Real z = sigmoid(az[j] + gz[j]);
-          const Real nn = tanh_act(an[j] + r * gn[j]);
-          ar[j] = r, az[j] = z, an[j] = nn;
-          hn[j] = gn[j];
-          hout[j] = (Real(1) - z) * nn + z * hp[j];
+          for (int64_t j = 0; j < H; ++j) {
+            const Real r = sigmoid(ar[j] + gr[j]);
+            const Real z = sigmoid(az[j] + gz[j]);
+            const Real nn = tanh_act(an[j] + r * gn[j]);
+            ar[j] = r, az[j] = z, an[j] = nn;
+            hn[j] = gn[j];
+            hout[j] = (Real(1) - z) * nn + z * hp[j];
+          }
         }
       }
     }
-  }
+  });
 }
 
 template <typename Real>
@@ -111,27 +114,29 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
   // dG: gradients of the input projection's pre-activations. Torch also keeps dGh, those of
   // h @ W_hh^T + b_hh, which differ from dG in the n block (scaled by r).
   buffers::Scratch<Real> dG(static_cast<size_t>(T * N * G));
-  const GateWeight<Real> wx(L, Wx, D, G, true), wh(L, Wh, H, G, true);
+  const GateWeight<Real> wx(L, Wx, D, G), wh(L, Wh, H, G, step_gemm_is_small(N, G, H), true);
   buffers::Scratch<Real> dGh(book ? 0 : static_cast<size_t>(T * N * G));
   std::vector<Real> drh(book ? static_cast<size_t>(N * H) : 0);  // Book: d(r * h_{t-1})
   std::vector<Real> zeros(h0 ? 0 : static_cast<size_t>(N * H));
-  {
-    const SerialGemmScope serial(step_gemm_is_small(N, G, H));
+  time_loop(N, G, H, [&](int64_t n0, int64_t nb) {
+    Real* dh_s = dh + n0 * H;  // the slice's rows
+    Real* drh_s = book ? drh.data() + n0 * H : nullptr;
     for (int64_t t = T - 1; t >= 0; --t) {
-      const Real* A = gates + t * N * G;
-      const Real* ax = aux + t * N * H;
-      const Real* h_prev = t ? hs + (t - 1) * N * H : (h0 ? h0 : zeros.data());
-      Real* dA = dG.data() + t * N * G;
+      const int64_t r = t * N + n0;
+      const Real* A = gates + r * G;
+      const Real* ax = aux + r * H;
+      const Real* h_prev = t ? hs + (r - N) * H : (h0 ? h0 : zeros.data()) + n0 * H;
+      Real* dA = dG.data() + r * G;
       if (dhs) {
-        const Real* d_out = dhs + t * N * H;
+        const Real* d_out = dhs + r * H;
 #pragma omp simd
-        for (int64_t e = 0; e < N * H; ++e) dh[e] += d_out[e];
+        for (int64_t e = 0; e < nb * H; ++e) dh_s[e] += d_out[e];
       }
       if (book) {
-#pragma omp parallel for if (worth_parallel(N * H))
-        for (int64_t n = 0; n < N; ++n) {
+#pragma omp parallel for if (worth_parallel(nb * H))
+        for (int64_t n = 0; n < nb; ++n) {
           const Real *az = A + n * G + k.z * H, *an = A + n * G + k.n * H, *hp = h_prev + n * H;
-          Real *dz = dA + n * G + k.z * H, *dn = dA + n * G + k.n * H, *d = dh + n * H;
+          Real *dz = dA + n * G + k.z * H, *dn = dA + n * G + k.n * H, *d = dh_s + n * H;
 #pragma omp simd
           for (int64_t j = 0; j < H; ++j) {
             const Real z = az[j], nn = an[j];
@@ -140,11 +145,11 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
             d[j] *= Real(1) - z;
           }
         }
-        wh.d_times(N, k.n * H, H, dA + k.n * H, G, Real(0), drh.data(), H);
-#pragma omp parallel for if (worth_parallel(N * H))
-        for (int64_t n = 0; n < N; ++n) {
-          const Real *ar = A + n * G + k.r * H, *hp = h_prev + n * H, *drn = drh.data() + n * H;
-          Real *dr = dA + n * G + k.r * H, *d = dh + n * H;
+        wh.d_times(nb, k.n * H, H, dA + k.n * H, G, Real(0), drh_s, H);
+#pragma omp parallel for if (worth_parallel(nb * H))
+        for (int64_t n = 0; n < nb; ++n) {
+          const Real *ar = A + n * G + k.r * H, *hp = h_prev + n * H, *drn = drh_s + n * H;
+          Real *dr = dA + n * G + k.r * H, *d = dh_s + n * H;
 #pragma omp simd
           for (int64_t j = 0; j < H; ++j) {
             const Real r = ar[j];
@@ -152,16 +157,16 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
             d[j] += r * drn[j];
           }
         }
-        wh.d_times(N, 0, 2 * H, dA, G, Real(1), dh, H);
+        wh.d_times(nb, 0, 2 * H, dA, G, Real(1), dh_s, H);
       } else {
-        Real* dAh = dGh.data() + t * N * G;
-#pragma omp parallel for if (worth_parallel(N * H))
-        for (int64_t n = 0; n < N; ++n) {
+        Real* dAh = dGh.data() + r * G;
+#pragma omp parallel for if (worth_parallel(nb * H))
+        for (int64_t n = 0; n < nb; ++n) {
           const Real *ar = A + n * G + k.r * H, *az = A + n * G + k.z * H,
                      *an = A + n * G + k.n * H, *hp = h_prev + n * H, *hn = ax + n * H;
           Real *dr = dA + n * G + k.r * H, *dz = dA + n * G + k.z * H, *dn = dA + n * G + k.n * H;
           Real *dhr = dAh + n * G + k.r * H, *dhz = dAh + n * G + k.z * H,
-               *dhn = dAh + n * G + k.n * H, *d = dh + n * H;
+               *dhn = dAh + n * G + k.n * H, *d = dh_s + n * H;
 #pragma omp simd
           for (int64_t j = 0; j < H; ++j) {
             const Real r = ar[j], z = az[j], nn = an[j];
@@ -175,10 +180,10 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
             d[j] *= z;
           }
         }
-        wh.d_times(N, 0, G, dAh, G, Real(1), dh, H);
+        wh.d_times(nb, 0, G, dAh, G, Real(1), dh_s, H);
       }
     }
-  }
+  });
   if (book) {
     grad_w_hidden(L, T, N, H, G, 0, 2 * H, h0, hs, dG.data(), G, dWh);
     grad_w(L, T * N, H, G, k.n * H, H, aux, H, dG.data() + k.n * H, G, Real(0), dWh);

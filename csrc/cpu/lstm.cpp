@@ -13,36 +13,39 @@ void lstm_forward(Layout L, const Real* x, const Real* h0, const Real* c0, const
                   int64_t H, int64_t P, Real* hs, Real* cs, Real* gates, Real* hfull) {
   const int64_t G = 4 * H;
   const LstmGates k = LstmGates::of(L);
-  const GateWeight<Real> wx(L, Wx, D, G, false), wh(L, Wh, P, G, false);
-  const GateWeight<Real> whr(Layout::Torch, Whr, H, Whr ? P : 0, false);
+  const GateWeight<Real> wx(L, Wx, D, G), wh(L, Wh, P, G, step_gemm_is_small(N, G, P), false);
+  const GateWeight<Real> whr(Layout::Torch, Whr, H, Whr ? P : 0,
+                              step_gemm_is_small(N, P, H), false);
   input_projection(T * N, D, G, x, wx, b, gates);
   std::vector<Real> zeros(c0 ? 0 : static_cast<size_t>(N * H));
-  const SerialGemmScope serial(step_gemm_is_small(N, G, P));
-  for (int64_t t = 0; t < T; ++t) {
-    Real* A = gates + t * N * G;
-    const Real* h_prev = t ? hs + (t - 1) * N * P : h0;  // null: zeros, no GEMM
-    const Real* c_prev = t ? cs + (t - 1) * N * H : (c0 ? c0 : zeros.data());
-    Real* c = cs + t * N * H;
-    Real* h_cell = Whr ? hfull + t * N * H : hs + t * N * P;  // o * tanh(c)
-    if (h_prev) wh.x_times(N, 0, G, h_prev, P, Real(1), A, G);
-#pragma omp parallel for if (worth_parallel(N * H))
-    for (int64_t n = 0; n < N; ++n) {
-      Real* a = A + n * G;
-      Real *ai = a + k.i * H, *af = a + k.f * H, *ag = a + k.g * H, *ao = a + k.o * H;
-      const Real* cp = c_prev + n * H;
-      Real *cn = c + n * H, *hn = h_cell + n * H;
+  time_loop(N, G, P, [&](int64_t n0, int64_t nb) {
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t r = t * N + n0;  // the slice's first row at step t
+      Real* A = gates + r * G;
+      const Real* h_prev = t ? hs + (r - N) * P : (h0 ? h0 + n0 * P : nullptr);  // null: zeros
+      const Real* c_prev = t ? cs + (r - N) * H : (c0 ? c0 : zeros.data()) + n0 * H;
+      Real* c = cs + r * H;
+      Real* h_cell = Whr ? hfull + r * H : hs + r * P;  // o * tanh(c)
+      if (h_prev) wh.x_times(nb, 0, G, h_prev, P, Real(1), A, G);
+#pragma omp parallel for if (worth_parallel(nb * H))
+      for (int64_t n = 0; n < nb; ++n) {
+        Real* a = A + n * G;
+        Real *ai = a + k.i * H, *af = a + k.f * H, *ag = a + k.g * H, *ao = a + k.o * H;
+        const Real* cp = c_prev + n * H;
+        Real *cn = c + n * H, *hn = h_cell + n * H;
 #pragma omp simd
-      for (int64_t j = 0; j < H; ++j) {
-        const Real i = sigmoid(ai[j]), f = sigmoid(af[j]), g = tanh_act(ag[j]),
-                   o = sigmoid(ao[j]);
-        const Real cj = f * cp[j] + i * g;
-        ai[j] = i, af[j] = f, ag[j] = g, ao[j] = o;
-        cn[j] = cj;
-        hn[j] = o * tanh_act(cj);
+        for (int64_t j = 0; j < H; ++j) {
+          const Real i = sigmoid(ai[j]), f = sigmoid(af[j]), g = tanh_act(ag[j]),
+                     o = sigmoid(ao[j]);
+          const Real cj = f * cp[j] + i * g;
+          ai[j] = i, af[j] = f, ag[j] = g, ao[j] = o;
+          cn[j] = cj;
+          hn[j] = o * tanh_act(cj);
+        }
       }
+      if (Whr) whr.x_times(nb, 0, P, h_cell, H, Real(0), hs + r * P, P);
     }
-    if (Whr) whr.x_times(N, 0, P, h_cell, H, Real(0), hs + t * N * P, P);
-  }
+  });
 }
 
 template <typename Real>
@@ -66,38 +69,41 @@ void lstm_backward(Layout L, const Real* x, const Real* h0, const Real* c0, cons
     return;
   }
   buffers::Scratch<Real> dG(static_cast<size_t>(T * N * G));
-  const GateWeight<Real> wx(L, Wx, D, G, true), wh(L, Wh, P, G, true);
-  const GateWeight<Real> whr(Layout::Torch, Whr, H, Whr ? P : 0, true);
+  const GateWeight<Real> wx(L, Wx, D, G), wh(L, Wh, P, G, step_gemm_is_small(N, G, P), true);
+  const GateWeight<Real> whr(Layout::Torch, Whr, H, Whr ? P : 0,
+                              step_gemm_is_small(N, P, H), true);
   std::vector<Real> zeros(c0 ? 0 : static_cast<size_t>(N * H));
   // With a projection: the total dh of every step (for dWhr) and dh through W_hr, per step.
   buffers::Scratch<Real> dh_all(Whr ? static_cast<size_t>(T * N * P) : 0);
   std::vector<Real> dh_cell(Whr ? static_cast<size_t>(N * H) : 0);
-  {
-    const SerialGemmScope serial(step_gemm_is_small(N, G, P));
+  time_loop(N, G, P, [&](int64_t n0, int64_t nb) {
+    Real* dh_s = dh + n0 * P;  // the slice's rows of the running gradients
+    Real* dc_s = dc + n0 * H;
     for (int64_t t = T - 1; t >= 0; --t) {
+      const int64_t r = t * N + n0;
       if (dhs) {
-        const Real* d = dhs + t * N * P;
+        const Real* d = dhs + r * P;
 #pragma omp simd
-        for (int64_t i = 0; i < N * P; ++i) dh[i] += d[i];
+        for (int64_t e = 0; e < nb * P; ++e) dh_s[e] += d[e];
       }
-      const Real* dhc = dh;
+      const Real* dhc = dh_s;
       if (Whr) {
-        std::copy(dh, dh + N * P, dh_all.data() + t * N * P);
-        whr.d_times(N, 0, P, dh, P, Real(0), dh_cell.data(), H);
-        dhc = dh_cell.data();
+        std::copy(dh_s, dh_s + nb * P, dh_all.data() + r * P);
+        whr.d_times(nb, 0, P, dh_s, P, Real(0), dh_cell.data() + n0 * H, H);
+        dhc = dh_cell.data() + n0 * H;
       }
-      const Real* A = gates + t * N * G;
-      const Real* c = cs + t * N * H;
-      const Real* c_prev = t ? c - N * H : (c0 ? c0 : zeros.data());
-      Real* dA = dG.data() + t * N * G;
-#pragma omp parallel for if (worth_parallel(N * H))
-      for (int64_t n = 0; n < N; ++n) {
+      const Real* A = gates + r * G;
+      const Real* c = cs + r * H;
+      const Real* c_prev = t ? c - N * H : (c0 ? c0 : zeros.data()) + n0 * H;
+      Real* dA = dG.data() + r * G;
+#pragma omp parallel for if (worth_parallel(nb * H))
+      for (int64_t n = 0; n < nb; ++n) {
         const Real* a = A + n * G;
         const Real *ai = a + k.i * H, *af = a + k.f * H, *ag = a + k.g * H, *ao = a + k.o * H;
         Real* da = dA + n * G;
         Real *di = da + k.i * H, *df = da + k.f * H, *dg = da + k.g * H, *d_o = da + k.o * H;
         const Real *cp = c_prev + n * H, *cn = c + n * H, *dhn = dhc + n * H;
-        Real* dcn = dc + n * H;
+        Real* dcn = dc_s + n * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const Real i = ai[j], f = af[j], g = ag[j], o = ao[j];
@@ -110,9 +116,9 @@ void lstm_backward(Layout L, const Real* x, const Real* h0, const Real* c0, cons
           dcn[j] = dcell * f;
         }
       }
-      wh.d_times(N, 0, G, dA, G, Real(0), dh, P);
+      wh.d_times(nb, 0, G, dA, G, Real(0), dh_s, P);
     }
-  }
+  });
   grad_w_hidden(L, T, N, P, G, 0, G, h0, hs, dG.data(), G, dWh);
   grad_w(L, T * N, D, G, 0, G, x, D, dG.data(), G, Real(0), dWx);
   column_sum(T * N, G, dG.data(), G, db);

@@ -10,22 +10,24 @@ template <typename Real>
 void rnn_forward(Layout L, bool relu, const Real* x, const Real* h0, const Real* Wx,
                  const Real* Wh, const Real* b, int64_t T, int64_t N, int64_t D, int64_t H,
                  Real* hs) {
-  const GateWeight<Real> wx(L, Wx, D, H, false), wh(L, Wh, H, H, false);
+  const GateWeight<Real> wx(L, Wx, D, H), wh(L, Wh, H, H, step_gemm_is_small(N, H, H), false);
   input_projection(T * N, D, H, x, wx, b, hs);
-  const SerialGemmScope serial(step_gemm_is_small(N, H, H));
-  for (int64_t t = 0; t < T; ++t) {
-    Real* h = hs + t * N * H;
-    const Real* h_prev = t ? h - N * H : h0;
-    if (h_prev) wh.x_times(N, 0, H, h_prev, H, Real(1), h, H);
-    const int64_t n_el = N * H;
-    if (relu) {
+  time_loop(N, H, H, [&](int64_t n0, int64_t nb) {
+    const int64_t n_el = nb * H;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t r = t * N + n0;  // the slice's first row at step t
+      Real* h = hs + r * H;
+      const Real* h_prev = t ? h - N * H : (h0 ? h0 + n0 * H : nullptr);
+      if (h_prev) wh.x_times(nb, 0, H, h_prev, H, Real(1), h, H);
+      if (relu) {
 #pragma omp parallel for simd if (worth_parallel(n_el))
-      for (int64_t i = 0; i < n_el; ++i) h[i] = h[i] < Real(0) ? Real(0) : h[i];
-    } else {
+        for (int64_t i = 0; i < n_el; ++i) h[i] = h[i] < Real(0) ? Real(0) : h[i];
+      } else {
 #pragma omp parallel for simd if (worth_parallel(n_el))
-      for (int64_t i = 0; i < n_el; ++i) h[i] = tanh_act(h[i]);
+        for (int64_t i = 0; i < n_el; ++i) h[i] = tanh_act(h[i]);
+      }
     }
-  }
+  });
 }
 
 template <typename Real>
@@ -46,28 +48,29 @@ void rnn_backward(Layout L, bool relu, const Real* x, const Real* h0, const Real
     return;
   }
   std::vector<Real> dG(static_cast<size_t>(T * N * H));  // d(pre-activation) of every step
-  const GateWeight<Real> wx(L, Wx, D, H, true), wh(L, Wh, H, H, true);
-  const int64_t n_el = N * H;
-  {
-    const SerialGemmScope serial(step_gemm_is_small(N, H, H));
+  const GateWeight<Real> wx(L, Wx, D, H), wh(L, Wh, H, H, step_gemm_is_small(N, H, H), true);
+  time_loop(N, H, H, [&](int64_t n0, int64_t nb) {
+    const int64_t n_el = nb * H;
+    Real* dh_s = dh + n0 * H;  // the slice's rows
     for (int64_t t = T - 1; t >= 0; --t) {
-      const Real* h = hs + t * n_el;
-      Real* dg = dG.data() + t * n_el;
+      const int64_t r = t * N + n0;
+      const Real* h = hs + r * H;
+      Real* dg = dG.data() + r * H;
       if (dhs) {
-        const Real* dh_out = dhs + t * n_el;
+        const Real* dh_out = dhs + r * H;
 #pragma omp parallel for simd if (worth_parallel(n_el))
-        for (int64_t i = 0; i < n_el; ++i) dh[i] += dh_out[i];
+        for (int64_t i = 0; i < n_el; ++i) dh_s[i] += dh_out[i];
       }
       if (relu) {
 #pragma omp parallel for simd if (worth_parallel(n_el))
-        for (int64_t i = 0; i < n_el; ++i) dg[i] = h[i] > Real(0) ? dh[i] : Real(0);
+        for (int64_t i = 0; i < n_el; ++i) dg[i] = h[i] > Real(0) ? dh_s[i] : Real(0);
       } else {
 #pragma omp parallel for simd if (worth_parallel(n_el))
-        for (int64_t i = 0; i < n_el; ++i) dg[i] = dh[i] * (Real(1) - h[i] * h[i]);
+        for (int64_t i = 0; i < n_el; ++i) dg[i] = dh_s[i] * (Real(1) - h[i] * h[i]);
       }
-      wh.d_times(N, 0, H, dg, H, Real(0), dh, H);
+      wh.d_times(nb, 0, H, dg, H, Real(0), dh_s, H);
     }
-  }
+  });
   grad_w_hidden(L, T, N, H, H, 0, H, h0, hs, dG.data(), H, dWh);
   grad_w(L, T * N, D, H, 0, H, x, D, dG.data(), H, Real(0), dWx);
   column_sum(T * N, H, dG.data(), H, db);
