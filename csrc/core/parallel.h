@@ -15,7 +15,8 @@ void set_num_threads(int n);
 int get_num_threads();
 
 // Parallel loops pay off only past a few thousand elements, and not inside a parallel region
-// (its threads are busy already).
+// (its threads are busy already). On `parallel for simd` write `if (parallel: worth_parallel(n))`:
+// a bare if clause also governs the simd part (OpenMP 5) and left small loops scalar.
 constexpr int64_t kParallelGrain = 1 << 14;
 
 inline bool worth_parallel(int64_t work) {

@@ -10,7 +10,7 @@ namespace fastnn::cpu {
 
 template <typename T>
 void relu_forward(const T* x, T* y, bool* mask, int64_t n) {
-#pragma omp parallel for simd if (worth_parallel(n))
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) {
     const bool off = x[i] <= T(0);  // NaN is not <= 0: it passes through, as in NumPy
     mask[i] = off;
@@ -24,7 +24,7 @@ void relu_backward(const T* dout, const bool* mask, T* dx, int64_t n) {
   // where the mask is 0, clear them (+0.0) where it is 1.
   using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
   const uint8_t* off = reinterpret_cast<const uint8_t*>(mask);
-#pragma omp parallel for simd if (worth_parallel(n))
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) {
     Bits b;
     std::memcpy(&b, &dout[i], sizeof(T));
@@ -35,25 +35,25 @@ void relu_backward(const T* dout, const bool* mask, T* dx, int64_t n) {
 
 template <typename T>
 void sigmoid_forward(const T* x, T* y, int64_t n) {
-#pragma omp parallel for simd if (worth_parallel(n))
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
 }
 
 template <typename T>
 void sigmoid_backward(const T* dout, const T* y, T* dx, int64_t n) {
-#pragma omp parallel for simd if (worth_parallel(n))
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) dx[i] = dout[i] * (T(1) - y[i]) * y[i];
 }
 
 template <typename T>
 void tanh_forward(const T* x, T* y, int64_t n) {
-#pragma omp parallel for simd if (worth_parallel(n))
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
 }
 
 template <typename T>
 void tanh_backward(const T* dout, const T* y, T* dx, int64_t n) {
-#pragma omp parallel for simd if (worth_parallel(n))
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) dx[i] = dout[i] * (T(1) - y[i] * y[i]);
 }
 

@@ -20,10 +20,10 @@ void rnn_forward(Layout L, bool relu, const Real* x, const Real* h0, const Real*
       const Real* h_prev = t ? h - N * H : (h0 ? h0 + n0 * H : nullptr);
       if (h_prev) wh.x_times(nb, 0, H, h_prev, H, Real(1), h, H);
       if (relu) {
-#pragma omp parallel for simd if (worth_parallel(n_el))
+#pragma omp parallel for simd if (parallel: worth_parallel(n_el))
         for (int64_t i = 0; i < n_el; ++i) h[i] = h[i] < Real(0) ? Real(0) : h[i];
       } else {
-#pragma omp parallel for simd if (worth_parallel(n_el))
+#pragma omp parallel for simd if (parallel: worth_parallel(n_el))
         for (int64_t i = 0; i < n_el; ++i) h[i] = tanh_act(h[i]);
       }
     }
@@ -58,14 +58,14 @@ void rnn_backward(Layout L, bool relu, const Real* x, const Real* h0, const Real
       Real* dg = dG.data() + r * H;
       if (dhs) {
         const Real* dh_out = dhs + r * H;
-#pragma omp parallel for simd if (worth_parallel(n_el))
+#pragma omp parallel for simd if (parallel: worth_parallel(n_el))
         for (int64_t i = 0; i < n_el; ++i) dh_s[i] += dh_out[i];
       }
       if (relu) {
-#pragma omp parallel for simd if (worth_parallel(n_el))
+#pragma omp parallel for simd if (parallel: worth_parallel(n_el))
         for (int64_t i = 0; i < n_el; ++i) dg[i] = h[i] > Real(0) ? dh_s[i] : Real(0);
       } else {
-#pragma omp parallel for simd if (worth_parallel(n_el))
+#pragma omp parallel for simd if (parallel: worth_parallel(n_el))
         for (int64_t i = 0; i < n_el; ++i) dg[i] = dh_s[i] * (Real(1) - h[i] * h[i]);
       }
       wh.d_times(nb, 0, H, dg, H, Real(0), dh_s, H);

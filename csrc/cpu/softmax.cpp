@@ -137,7 +137,7 @@ void softmax_cross_entropy_backward(const T* y, const int64_t* t, T* dx, int64_t
 template <typename T>
 void softmax_cross_entropy_backward_dense(const T* y, const T* t, T* dx, int64_t n, double scale) {
   const T s = static_cast<T>(scale);
-#pragma omp parallel for simd if (worth_parallel(n))
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) dx[i] = (y[i] - t[i]) * s;
 }
 
