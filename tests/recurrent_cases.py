@@ -186,6 +186,17 @@ def test_batch_split_between_threads_matches_reference(rng, dtype, family, resto
     check_time_parity(rng, dtype, time, gates, N=13, T=6, D=5, H=7, stateful=True)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_steps_in_row_chunks_match_reference(rng, dtype, family, restore_threads, threads):
+    """40 rows x gates*H x H per step, with gates*H*H small enough for OpenBLAS's unpacked
+    path at 8 rows but not at 40 or 20: float32 steps go in chunks of 8 or 16 rows, with a
+    shorter last chunk."""
+    fastnn.set_num_threads(threads)
+    time, _, gates, _ = family
+    H = 256 if gates == 1 else 128
+    check_time_parity(rng, dtype, time, gates, N=40, T=4, D=6, H=H, stateful=True, scale=0.1)
+
+
 def test_large_steps_match_reference(rng, dtype, family):
     """8 rows x gates*H x H per step: past the size where the per-step GEMMs split over threads
     and read the weights transposed in place."""

@@ -105,6 +105,15 @@ def test_batch_split_between_threads_matches_torch(kind, kw, threads, restore_th
     _compare_with_torch(kind, kw, 2, True, False, True, dtype, N=13)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("kind,kw,H", [("RNN", {}, 256), ("LSTM", {}, 128), ("GRU", {}, 128)],
+                         ids=["rnn", "lstm", "gru"])
+def test_steps_in_row_chunks_match_torch(kind, kw, H, threads, restore_threads, dtype):
+    # 40 rows: float32 steps go to OpenBLAS in chunks of 8 or 16 rows, a shorter one last.
+    fastnn.set_num_threads(threads)
+    _compare_with_torch(kind, kw, 1, True, False, True, dtype, N=40, H=H)
+
+
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @pytest.mark.parametrize("kind,kw,H", [("RNN", {}, 1024), ("LSTM", {}, 512), ("GRU", {}, 592),
                                        ("LSTM", {"proj_size": 1024}, 2048)],
