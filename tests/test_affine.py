@@ -13,6 +13,7 @@ SHAPES = [  # (x.shape, M)
     ((16, 33), 10),
     ((4, 3, 5, 2), 6),  # flattened to (4, 30)
     ((3, 2, 7), 9),
+    ((300, 4, 50), 100),  # float32 forward in chunks of 48 rows and a 12-row tail (core/blas.h)
 ]
 
 

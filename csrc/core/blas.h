@@ -23,12 +23,46 @@
 namespace fastnn {
 namespace detail {
 
+// OpenBLAS multiplies a GEMM with M*N*K <= 1e6 directly, without packing its operands (its
+// "small matrix" path). On AVX-512 cores (SkylakeX and the cores that share its kernels; AMD
+// Zen 4 gets them too) its float kernels for that path beat packing when B (K x N) is small,
+// so a float GEMM without transposes goes in chunks of rows that stay on it. One call vs
+// chunks, one thread: 16x512x128 (an LSTM step) 27.6-30.6 vs 18.2-19.5 us; 1600x64x512
+// 1081 vs 916 us; 16x784x144 (a DeepConvNet convolution) 43 vs 32 us; 64x64x288 25 vs 20 us;
+// 6400x30x25 158 vs 101 us. With a long K it stops paying (1000x120x1000: 2499 vs 2669 us),
+// and elsewhere the path is generic C, so nothing is split there.
+constexpr double kBlasSmallMNK = 1e6;
+constexpr int64_t kUnpackedMaxK = 576;
+
+inline bool blas_small_kernels_fast() {
+  static const bool fast = [] {
+    std::string core = scipy_openblas_get_corename();
+    for (char& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return core == "skylakex" || core == "cooperlake" || core == "sapphirerapids";
+  }();
+  return fast;
+}
+
+// Rows per call that keep a float M x N x K GEMM (no transposes) on the unpacked path where
+// that is faster (a multiple of 8); 0 for one call.
+inline int64_t unpacked_chunk_rows(int64_t M, int64_t N, int64_t K) {
+  const double nk = double(N) * double(K);
+  if (K > kUnpackedMaxK || nk == 0 || double(M) * nk <= kBlasSmallMNK ||
+      !blas_small_kernels_fast())
+    return 0;
+  return 8 * static_cast<int64_t>(kBlasSmallMNK / (8 * nk));
+}
+
 inline void blas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                       float* C, int64_t ldc) {
-  scipy_cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha, A,
-                    int(lda), B, int(ldb), beta, C, int(ldc));
+  const int64_t chunk = transA || transB ? 0 : unpacked_chunk_rows(M, N, K);
+  const int64_t step = chunk >= 8 ? chunk : M;
+  for (int64_t m0 = 0; m0 < M; m0 += step)
+    scipy_cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                      transB ? CblasTrans : CblasNoTrans, int(std::min(step, M - m0)), int(N),
+                      int(K), alpha, A + m0 * lda, int(lda), B, int(ldb), beta, C + m0 * ldc,
+                      int(ldc));
 }
 
 inline void blas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
@@ -61,22 +95,6 @@ constexpr int64_t kGemmMinBlock = 512;
 
 // Set while a SerialGemmScope is alive on this thread.
 inline thread_local bool gemm_serial = false;
-
-// OpenBLAS multiplies a GEMM with M*N*K <= 1e6 directly, without packing its operands (its
-// "small matrix" path). Its float kernels for that path on AVX-512 cores (SkylakeX and the cores
-// that share its kernels; AMD Zen 4 gets them too) run a few rows much faster than packing:
-// 16x512x128 took 27.6-30.6 us as one call and 18.2-19.5 us as two calls of 8 rows, 32 rows
-// 52-61 us vs 36.8 us in four. Elsewhere the path is generic C, so nothing is split there.
-constexpr double kBlasSmallMNK = 1e6;
-
-inline bool blas_small_kernels_fast() {
-  static const bool fast = [] {
-    std::string core = scipy_openblas_get_corename();
-    for (char& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return core == "skylakex" || core == "cooperlake" || core == "sapphirerapids";
-  }();
-  return fast;
-}
 
 }  // namespace detail
 
@@ -126,26 +144,6 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, co
       detail::blas_gemm(transA, transB, M, len, K, alpha, A, lda, Bi, ldb, beta, C + lo, ldc);
     }
   }
-}
-
-// C[M, N] = alpha * A[M, K] @ B[K, N] + beta * C for a few rows against a fixed B (a recurrent
-// step): in chunks of a multiple of 8 rows that OpenBLAS takes unpacked where that is faster
-// (above), else as gemm.
-template <typename T>
-void gemm_few_rows(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-                   const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  const double nk = double(N) * double(K);
-  int64_t chunk = 0;
-  if (std::is_same_v<T, float> && nk > 0 && double(M) * nk > detail::kBlasSmallMNK &&
-      detail::blas_small_kernels_fast())
-    chunk = 8 * static_cast<int64_t>(detail::kBlasSmallMNK / (8 * nk));
-  if (chunk < 8) {
-    gemm(false, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
-  for (int64_t m0 = 0; m0 < M; m0 += chunk)
-    gemm(false, false, std::min(chunk, M - m0), N, K, alpha, A + m0 * lda, lda, B, ldb, beta,
-         C + m0 * ldc, ldc);
 }
 
 // out (cols, rows) = A (rows, cols)^T, both contiguous.

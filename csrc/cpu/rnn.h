@@ -36,7 +36,7 @@ class GateWeight {
  public:
   GateWeight(Layout L, const Real* W, int64_t K, int64_t G, bool small_steps = false,
              bool backward = false)
-      : K_(K), G_(G), steps_(small_steps),
+      : K_(K), G_(G),
         copy_(small_steps && (L == Layout::Book) == backward ? static_cast<size_t>(K * G) : 0) {
     const bool stored_kg = L == Layout::Book;
     (stored_kg ? kg_ : gk_) = W;
@@ -51,9 +51,7 @@ class GateWeight {
   // out[M, nc] = beta * out + A[M, K] @ W[:, c0 : c0+nc]   (forward orientation)
   void x_times(int64_t M, int64_t c0, int64_t nc, const Real* A, int64_t lda, Real beta,
                Real* out, int64_t ldo) const {
-    if (kg_ && steps_)
-      gemm_few_rows(M, nc, K_, Real(1), A, lda, kg_ + c0, G_, beta, out, ldo);
-    else if (kg_)
+    if (kg_)
       gemm(false, false, M, nc, K_, Real(1), A, lda, kg_ + c0, G_, beta, out, ldo);
     else
       gemm(false, true, M, nc, K_, Real(1), A, lda, gk_ + c0 * K_, K_, beta, out, ldo);
@@ -62,9 +60,7 @@ class GateWeight {
   // dA[M, K] = beta * dA + dG[M, nc] @ W[:, c0 : c0+nc]^T   (backward orientation)
   void d_times(int64_t M, int64_t c0, int64_t nc, const Real* dG, int64_t ldg, Real beta,
                Real* dA, int64_t lda) const {
-    if (gk_ && steps_)
-      gemm_few_rows(M, K_, nc, Real(1), dG, ldg, gk_ + c0 * K_, K_, beta, dA, lda);
-    else if (gk_)
+    if (gk_)
       gemm(false, false, M, K_, nc, Real(1), dG, ldg, gk_ + c0 * K_, K_, beta, dA, lda);
     else
       gemm(false, true, M, K_, nc, Real(1), dG, ldg, kg_ + c0, G_, beta, dA, lda);
@@ -72,7 +68,6 @@ class GateWeight {
 
  private:
   int64_t K_, G_;
-  bool steps_;                // multiplies the few rows of small time steps
   const Real* kg_ = nullptr;  // W (K, G), when held that way
   const Real* gk_ = nullptr;  // W^T (G, K), when held that way
   buffers::Scratch<Real> copy_;
