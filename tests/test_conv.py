@@ -23,6 +23,8 @@ SHAPES = [
     (3, 2, 6, 5, 2, 2, 3, 3, 3),
     (5, 1, 1, 1, 2, 3, 3, 1, 1),
     (2, 32, 70, 45, 3, 5, 3, 2, 2),
+    # DeepConvNet's second layer: float32 GEMMs in row chunks OpenBLAS runs unpacked (core/blas.h)
+    (2, 16, 28, 28, 16, 3, 3, 1, 1),
 ]
 
 

@@ -26,11 +26,13 @@ namespace detail {
 // OpenBLAS multiplies a GEMM with M*N*K <= 1e6 directly, without packing its operands (its
 // "small matrix" path). On AVX-512 cores (SkylakeX and the cores that share its kernels; AMD
 // Zen 4 gets them too) its float kernels for that path beat packing when B (K x N) is small,
-// so a float GEMM without transposes goes in chunks of rows that stay on it. One call vs
-// chunks, one thread: 16x512x128 (an LSTM step) 27.6-30.6 vs 18.2-19.5 us; 1600x64x512
+// so a float GEMM with B untransposed goes in chunks of rows of C that stay on it. One call
+// vs chunks, one thread: 16x512x128 (an LSTM step) 27.6-30.6 vs 18.2-19.5 us; 1600x64x512
 // 1081 vs 916 us; 16x784x144 (a DeepConvNet convolution) 43 vs 32 us; 64x64x288 25 vs 20 us;
-// 6400x30x25 158 vs 101 us. With a long K it stops paying (1000x120x1000: 2499 vs 2669 us),
-// and elsewhere the path is generic C, so nothing is split there.
+// 6400x30x25 158 vs 101 us; with A transposed (col2im's W^T @ dout) 144x784x16 47 vs 37 us,
+// 576x49x64 45 vs 35 us. With a long K it stops paying (1000x120x1000: 2499 vs 2669 us), and
+// elsewhere the path is generic C, so nothing is split there. (B transposed takes the unpacked
+// path only for tiny C; not split.)
 constexpr double kBlasSmallMNK = 1e6;
 constexpr int64_t kUnpackedMaxK = 576;
 
@@ -43,7 +45,7 @@ inline bool blas_small_kernels_fast() {
   return fast;
 }
 
-// Rows per call that keep a float M x N x K GEMM (no transposes) on the unpacked path where
+// Rows per call that keep a float M x N x K GEMM (B untransposed) on the unpacked path where
 // that is faster (a multiple of 8); 0 for one call.
 inline int64_t unpacked_chunk_rows(int64_t M, int64_t N, int64_t K) {
   const double nk = double(N) * double(K);
@@ -56,13 +58,13 @@ inline int64_t unpacked_chunk_rows(int64_t M, int64_t N, int64_t K) {
 inline void blas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                       float* C, int64_t ldc) {
-  const int64_t chunk = transA || transB ? 0 : unpacked_chunk_rows(M, N, K);
+  const int64_t chunk = transB ? 0 : unpacked_chunk_rows(M, N, K);
   const int64_t step = chunk >= 8 ? chunk : M;
   for (int64_t m0 = 0; m0 < M; m0 += step)
     scipy_cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                       transB ? CblasTrans : CblasNoTrans, int(std::min(step, M - m0)), int(N),
-                      int(K), alpha, A + m0 * lda, int(lda), B, int(ldb), beta, C + m0 * ldc,
-                      int(ldc));
+                      int(K), alpha, transA ? A + m0 : A + m0 * lda, int(lda), B, int(ldb), beta,
+                      C + m0 * ldc, int(ldc));
 }
 
 inline void blas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
