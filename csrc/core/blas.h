@@ -58,8 +58,9 @@ inline int64_t unpacked_chunk_rows(int64_t M, int64_t N, int64_t K) {
 inline void blas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                       float* C, int64_t ldc) {
+  // With A transposed, chunks of 8 rows lost (784x256x256: 1124 vs 1193 us); 16 and up paid.
   const int64_t chunk = transB ? 0 : unpacked_chunk_rows(M, N, K);
-  const int64_t step = chunk >= 8 ? chunk : M;
+  const int64_t step = chunk >= (transA ? 16 : 8) ? chunk : M;
   for (int64_t m0 = 0; m0 < M; m0 += step)
     scipy_cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                       transB ? CblasTrans : CblasNoTrans, int(std::min(step, M - m0)), int(N),
