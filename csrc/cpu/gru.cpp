@@ -64,13 +64,7 @@ void gru_forward(Layout L, const Real* x, const Real* h0, const Real* Wx, const 
           }
         }
       } else {
-        for (int64_t n = 0; n < nb; ++n) {
-          Real* g = hg_s + n * G;
-          if (bh)
-            std::copy(bh, bh + G, g);
-          else
-            std::fill(g, g + G, Real(0));
-        }
+        broadcast_rows(nb, G, bh, hg_s);
         if (has_prev) wh.x_times(nb, 0, G, h_prev, H, Real(1), hg_s, G);
 #pragma omp parallel for if (worth_parallel(nb * H))
         for (int64_t n = 0; n < nb; ++n) {

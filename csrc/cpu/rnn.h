@@ -111,10 +111,9 @@ void time_loop(int64_t N, int64_t Ng, int64_t K, Loop&& loop) {
   }
 }
 
-// out (rows, G) = b broadcast over rows (zeros when b is null), then += x (rows, D) @ Wx.
+// out (rows, G) = b on every row (zeros when b is null).
 template <typename Real>
-inline void input_projection(int64_t rows, int64_t D, int64_t G, const Real* x,
-                             const GateWeight<Real>& Wx, const Real* b, Real* out) {
+inline void broadcast_rows(int64_t rows, int64_t G, const Real* b, Real* out) {
   for (int64_t r = 0; r < rows; ++r) {
     Real* o = out + r * G;
     if (b)
@@ -122,6 +121,13 @@ inline void input_projection(int64_t rows, int64_t D, int64_t G, const Real* x,
     else
       std::fill(o, o + G, Real(0));
   }
+}
+
+// out (rows, G) = b broadcast over rows (zeros when b is null), then += x (rows, D) @ Wx.
+template <typename Real>
+inline void input_projection(int64_t rows, int64_t D, int64_t G, const Real* x,
+                             const GateWeight<Real>& Wx, const Real* b, Real* out) {
+  broadcast_rows(rows, G, b, out);
   if (D > 0) Wx.x_times(rows, 0, G, x, D, Real(1), out, G);
 }
 
