@@ -81,8 +81,7 @@ def run(quick=False):
     for size, dims in SIZES.items():
         for kind in GATES:
             steps = {name: make(kind, rng=rng, **dims) for name, make in contenders.items()}
-            # >= 50 ms per sample, as the other rows: a single ~5 ms call right after another
-            # contender would also time the cores that contender's idle threads still spin on.
+            # Each sample lasts >= 50 ms, as in the other suites, rather than one call of a few ms.
             times = compare(steps, repeats=5 if quick else 9, warmup=1,
                             min_time=0.0 if quick else 0.05)
             label = f"{kind} {size} N={dims['N']} T={dims['T']} D={dims['D']} H={dims['H']}"

@@ -190,7 +190,7 @@ def test_batch_split_between_threads_matches_reference(rng, dtype, family, resto
 def test_steps_in_row_chunks_match_reference(rng, dtype, family, restore_threads, threads):
     """40 rows x gates*H x H per step, with gates*H*H small enough for OpenBLAS's unpacked
     path at 8 rows but not at 40 or 20: float32 steps go in chunks of 8 or 16 rows, with a
-    shorter last chunk."""
+    shorter last chunk, where OpenBLAS has its AVX-512 small kernels (core/blas.h)."""
     fastnn.set_num_threads(threads)
     time, _, gates, _ = family
     H = 256 if gates == 1 else 128

@@ -109,7 +109,8 @@ def test_batch_split_between_threads_matches_torch(kind, kw, threads, restore_th
 @pytest.mark.parametrize("kind,kw,H", [("RNN", {}, 256), ("LSTM", {}, 128), ("GRU", {}, 128)],
                          ids=["rnn", "lstm", "gru"])
 def test_steps_in_row_chunks_match_torch(kind, kw, H, threads, restore_threads, dtype):
-    # 40 rows: float32 steps go to OpenBLAS in chunks of 8 or 16 rows, a shorter one last.
+    # 40 rows: float32 steps go to OpenBLAS in chunks of 8 or 16 rows, a shorter one last,
+    # where it has its AVX-512 small kernels (core/blas.h).
     fastnn.set_num_threads(threads)
     _compare_with_torch(kind, kw, 1, True, False, True, dtype, N=40, H=H)
 

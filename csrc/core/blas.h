@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <cctype>
 #include <string>
-#include <type_traits>
 
 #include "core/check.h"
 #include "core/parallel.h"
