@@ -1,5 +1,5 @@
 #include "bind/registry.h"
-#include "cpu/activation.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
@@ -10,7 +10,7 @@ py::tuple relu_forward(Array<T> x) {
   py::array_t<bool> mask(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   {
     py::gil_scoped_release nogil;
-    cpu::relu_forward(x.data(), y.mutable_data(), mask.mutable_data(), x.size());
+    cpu::relu_forward<T>(x.data(), y.mutable_data(), mask.mutable_data(), x.size());
   }
   return py::make_tuple(y, mask);
 }
@@ -22,7 +22,7 @@ void relu_backward(Array<T> dout, py::array_t<bool, py::array::c_style> mask, Ar
                "Relu.backward: dout has shape ", shape_str(shape_of(dout)),
                " but the forward input had shape ", shape_str(shape_of(mask)));
   py::gil_scoped_release nogil;
-  cpu::relu_backward(dout.data(), mask.data(), dx.mutable_data(), dout.size());
+  cpu::relu_backward<T>(dout.data(), mask.data(), dx.mutable_data(), dout.size());
 }
 
 template <typename T, void (*Fwd)(const T*, T*, int64_t)>

@@ -1,5 +1,5 @@
 #include "bind/registry.h"
-#include "cpu/affine.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
@@ -19,7 +19,7 @@ Array<T> affine_forward(Array<T> x, Array<T> W, Array<T> b) {
                shape_str(shape_of(b)), ")");
   auto out = empty<T>({N, M});
   py::gil_scoped_release nogil;
-  cpu::affine_forward(x.data(), W.data(), b.data(), out.mutable_data(), N, D, M);
+  cpu::affine_forward<T>(x.data(), W.data(), b.data(), out.mutable_data(), N, D, M);
   return out;
 }
 
@@ -40,7 +40,7 @@ py::tuple affine_backward(Array<T> dout, Array<T> x, Array<T> W, bool need_dx) {
   {
     T* dx_data = need_dx ? dx.mutable_data() : nullptr;
     py::gil_scoped_release nogil;
-    cpu::affine_backward(dout.data(), x.data(), W.data(), dx_data, dW.mutable_data(),
+    cpu::affine_backward<T>(dout.data(), x.data(), W.data(), dx_data, dW.mutable_data(),
                          db.mutable_data(), N, D, M);
   }
   return py::make_tuple(need_dx ? py::object(dx) : py::none(), dW, db);

@@ -1,5 +1,5 @@
 #include "bind/registry.h"
-#include "cpu/batchnorm.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
@@ -27,7 +27,7 @@ py::tuple batchnorm_forward_train(Array<T> x, Array<T> gamma, Array<T> beta,
   auto std = empty<T>({D}), rm = empty<T>({D}), rv = empty<T>({D});
   {
     py::gil_scoped_release nogil;
-    cpu::batchnorm_forward_train(x.data(), gamma.data(), beta.data(), running_mean.data(),
+    cpu::batchnorm_forward_train<T>(x.data(), gamma.data(), beta.data(), running_mean.data(),
                                  running_var.data(), out.mutable_data(), xc.mutable_data(),
                                  xn.mutable_data(), std.mutable_data(), rm.mutable_data(),
                                  rv.mutable_data(), N, D, momentum, eps);
@@ -43,7 +43,7 @@ Array<T> batchnorm_forward_infer(Array<T> x, Array<T> gamma, Array<T> beta,
   const int64_t N = x.shape(0), D = x.shape(1);
   auto out = empty<T>({N, D});
   py::gil_scoped_release nogil;
-  cpu::batchnorm_forward_infer(x.data(), gamma.data(), beta.data(), running_mean.data(),
+  cpu::batchnorm_forward_infer<T>(x.data(), gamma.data(), beta.data(), running_mean.data(),
                                running_var.data(), out.mutable_data(), N, D, eps);
   return out;
 }
@@ -60,7 +60,7 @@ py::tuple batchnorm_backward(Array<T> dout, Array<T> gamma, Array<T> xc, Array<T
   auto dx = empty<T>({N, D}), dgamma = empty<T>({D}), dbeta = empty<T>({D});
   {
     py::gil_scoped_release nogil;
-    cpu::batchnorm_backward(dout.data(), gamma.data(), xc.data(), xn.data(), std.data(),
+    cpu::batchnorm_backward<T>(dout.data(), gamma.data(), xc.data(), xn.data(), std.data(),
                             dx.mutable_data(), dgamma.mutable_data(), dbeta.mutable_data(), N, D);
   }
   return py::make_tuple(dx, dgamma, dbeta);

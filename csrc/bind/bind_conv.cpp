@@ -1,11 +1,11 @@
 #include "bind/registry.h"
 #include "bind/window.h"
-#include "cpu/conv.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
 
-cpu::ConvShape conv_shape(const py::array& x, const py::array& W, int64_t stride, int64_t pad) {
+ConvShape conv_shape(const py::array& x, const py::array& W, int64_t stride, int64_t pad) {
   FASTNN_CHECK(W.ndim() == 4, "Convolution: W must be 4-D (FN, C, FH, FW), got shape ",
                shape_str(shape_of(W)));
   FASTNN_CHECK(x.ndim() == 4, "Convolution: x must be 4-D (N, C, H, W), got shape ",
@@ -26,7 +26,7 @@ Array<T> conv2d_forward(Array<T> x, Array<T> W, std::optional<Array<T>> b, int64
   auto out = empty<T>({s.N, FN, s.OH, s.OW});
   const T* bp = b ? b->data() : nullptr;
   py::gil_scoped_release nogil;
-  cpu::conv2d_forward(x.data(), W.data(), bp, out.mutable_data(), s, FN);
+  cpu::conv2d_forward<T>(x.data(), W.data(), bp, out.mutable_data(), s, FN);
   return out;
 }
 
@@ -45,7 +45,7 @@ py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride,
   {
     T* dx_data = need_dx ? dx.mutable_data() : nullptr;
     py::gil_scoped_release nogil;
-    cpu::conv2d_backward(dout.data(), x.data(), W.data(), dx_data, dW.mutable_data(),
+    cpu::conv2d_backward<T>(dout.data(), x.data(), W.data(), dx_data, dW.mutable_data(),
                          db.mutable_data(), s, FN);
   }
   return py::make_tuple(need_dx ? py::object(dx) : py::none(), dW, db);

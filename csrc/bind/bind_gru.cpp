@@ -1,5 +1,5 @@
 #include "bind/recurrent.h"
-#include "cpu/gru.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
@@ -23,7 +23,7 @@ py::tuple gru_forward(Array<T> x, Opt<T> h0, Array<T> Wx, Array<T> Wh, Opt<T> bx
   auto aux = empty<T>({s.T, s.N, H});
   {
     py::gil_scoped_release nogil;
-    cpu::gru_forward(layout_of(torch_layout), x.data(), data_or_null(h0), Wx.data(), Wh.data(),
+    cpu::gru_forward<T>(layout_of(torch_layout), x.data(), data_or_null(h0), Wx.data(), Wh.data(),
                      data_or_null(bx), data_or_null(bh), s.T, s.N, s.D, H, hs.mutable_data(),
                      gates.mutable_data(), aux.mutable_data());
   }
@@ -58,7 +58,7 @@ py::tuple gru_backward(Array<T> x, Opt<T> h0, Array<T> Wx, Array<T> Wh, Array<T>
   }
   {
     py::gil_scoped_release nogil;
-    cpu::gru_backward(layout_of(torch_layout), x.data(), data_or_null(h0), Wx.data(), Wh.data(),
+    cpu::gru_backward<T>(layout_of(torch_layout), x.data(), data_or_null(h0), Wx.data(), Wh.data(),
                       hs.data(), gates.data(), aux.data(), data_or_null(dhs), data_or_null(dhn),
                       s.T, s.N, s.D, H, dx.mutable_data(), dh0.mutable_data(),
                       dWx.mutable_data(), dWh.mutable_data(), dbx.mutable_data(), dbh_ptr);

@@ -1,6 +1,6 @@
 #include "bind/registry.h"
 #include "bind/window.h"
-#include "cpu/im2col.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
@@ -10,7 +10,7 @@ Array<T> im2col(Array<T> x, int64_t FH, int64_t FW, int64_t stride, int64_t pad)
   const auto s = checked_window("im2col", x, FH, FW, stride, pad);
   auto col = empty<T>({s.rows(), s.cols()});
   py::gil_scoped_release nogil;
-  cpu::im2col(x.data(), col.mutable_data(), s);
+  cpu::im2col<T>(x.data(), col.mutable_data(), s);
   return col;
 }
 
@@ -26,7 +26,7 @@ Array<T> col2im(Array<T> col, std::vector<int64_t> input_shape, int64_t FH, int6
                shape_str(in), " needs (", s.rows(), ", ", s.cols(), ")");
   auto x = empty<T>(in);
   py::gil_scoped_release nogil;
-  cpu::col2im(col.data(), x.mutable_data(), s);
+  cpu::col2im<T>(col.data(), x.mutable_data(), s);
   return x;
 }
 

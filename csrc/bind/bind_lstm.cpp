@@ -1,5 +1,5 @@
 #include "bind/recurrent.h"
-#include "cpu/lstm.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
@@ -43,7 +43,7 @@ py::tuple lstm_forward(Array<T> x, Opt<T> h0, Opt<T> c0, Array<T> Wx, Array<T> W
   }
   {
     py::gil_scoped_release nogil;
-    cpu::lstm_forward(layout_of(torch_layout), x.data(), data_or_null(h0), data_or_null(c0),
+    cpu::lstm_forward<T>(layout_of(torch_layout), x.data(), data_or_null(h0), data_or_null(c0),
                       Wx.data(), Wh.data(), data_or_null(b), data_or_null(Whr), s.T, s.N, s.D, H,
                       P, hs.mutable_data(), cs.mutable_data(), gates.mutable_data(), hfull_ptr);
   }
@@ -84,7 +84,7 @@ py::tuple lstm_backward(Array<T> x, Opt<T> h0, Opt<T> c0, Array<T> Wx, Array<T> 
   }
   {
     py::gil_scoped_release nogil;
-    cpu::lstm_backward(layout_of(torch_layout), x.data(), data_or_null(h0), data_or_null(c0),
+    cpu::lstm_backward<T>(layout_of(torch_layout), x.data(), data_or_null(h0), data_or_null(c0),
                        Wx.data(), Wh.data(), data_or_null(Whr), hs.data(), cs.data(),
                        gates.data(), data_or_null(hfull), data_or_null(dhs), data_or_null(dhn),
                        data_or_null(dcn), s.T, s.N, s.D, H, P, dx.mutable_data(),

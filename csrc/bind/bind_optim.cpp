@@ -1,5 +1,5 @@
 #include "bind/registry.h"
-#include "cpu/optim.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
@@ -28,7 +28,7 @@ void sgd(InOut<T> p, Array<T> g, T lr) {
   T* pp = writable(p, p, "SGD", "param");
   const T* gp = grad_of(g, p, "SGD");
   py::gil_scoped_release nogil;
-  cpu::sgd_update(pp, gp, p.size(), lr);
+  cpu::sgd_update<T>(pp, gp, p.size(), lr);
 }
 
 template <typename T, void (*Fn)(T*, T*, const T*, int64_t, T, T)>
@@ -46,7 +46,7 @@ void rmsprop(InOut<T> p, InOut<T> h, Array<T> g, T lr, T decay_rate, T eps) {
   T* hp = writable(h, p, "RMSprop", "h");
   const T* gp = grad_of(g, p, "RMSprop");
   py::gil_scoped_release nogil;
-  cpu::rmsprop_update(pp, hp, gp, p.size(), lr, decay_rate, eps);
+  cpu::rmsprop_update<T>(pp, hp, gp, p.size(), lr, decay_rate, eps);
 }
 
 template <typename T>
@@ -56,7 +56,7 @@ void adam(InOut<T> p, InOut<T> m, InOut<T> v, Array<T> g, T lr_t, T beta1, T bet
   T* vp = writable(v, p, "Adam", "v");
   const T* gp = grad_of(g, p, "Adam");
   py::gil_scoped_release nogil;
-  cpu::adam_update(pp, mp, vp, gp, p.size(), lr_t, beta1, beta2, eps);
+  cpu::adam_update<T>(pp, mp, vp, gp, p.size(), lr_t, beta1, beta2, eps);
 }
 
 template <typename T>

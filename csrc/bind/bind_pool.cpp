@@ -2,7 +2,7 @@
 
 #include "bind/registry.h"
 #include "bind/window.h"
-#include "cpu/pool.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
@@ -10,7 +10,7 @@ namespace {
 using IndexArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 
 // Shape checks of a pooling backward: dout (and arg) must be the forward output's shape.
-cpu::ConvShape pool_backward_shape(const char* op, const py::array& dout,
+ConvShape pool_backward_shape(const char* op, const py::array& dout,
                                    const std::vector<int64_t>& x_shape, int64_t FH, int64_t FW,
                                    int64_t stride, int64_t pad) {
   FASTNN_CHECK(x_shape.size() == 4, op, ": x_shape must be (N, C, H, W), got ",
@@ -32,7 +32,7 @@ py::tuple maxpool2d_forward(Array<T> x, int64_t FH, int64_t FW, int64_t stride, 
   auto arg = empty<int32_t>({s.N, s.C, s.OH, s.OW});
   {
     py::gil_scoped_release nogil;
-    cpu::maxpool2d_forward(x.data(), out.mutable_data(), arg.mutable_data(), s);
+    cpu::maxpool2d_forward<T>(x.data(), out.mutable_data(), arg.mutable_data(), s);
   }
   return py::make_tuple(out, arg);
 }
@@ -45,7 +45,7 @@ Array<T> maxpool2d_backward(Array<T> dout, IndexArray arg, std::vector<int64_t> 
                shape_str(shape_of(arg)), " but dout has shape ", shape_str(shape_of(dout)));
   auto dx = empty<T>(x_shape);
   py::gil_scoped_release nogil;
-  cpu::maxpool2d_backward(dout.data(), arg.data(), dx.mutable_data(), s);
+  cpu::maxpool2d_backward<T>(dout.data(), arg.data(), dx.mutable_data(), s);
   return dx;
 }
 
@@ -54,7 +54,7 @@ Array<T> avgpool2d_forward(Array<T> x, int64_t FH, int64_t FW, int64_t stride, i
   const auto s = checked_window("AvgPooling", x, FH, FW, stride, pad);
   auto out = empty<T>({s.N, s.C, s.OH, s.OW});
   py::gil_scoped_release nogil;
-  cpu::avgpool2d_forward(x.data(), out.mutable_data(), s);
+  cpu::avgpool2d_forward<T>(x.data(), out.mutable_data(), s);
   return out;
 }
 
@@ -64,7 +64,7 @@ Array<T> avgpool2d_backward(Array<T> dout, std::vector<int64_t> x_shape, int64_t
   const auto s = pool_backward_shape("AvgPooling.backward", dout, x_shape, FH, FW, stride, pad);
   auto dx = empty<T>(x_shape);
   py::gil_scoped_release nogil;
-  cpu::avgpool2d_backward(dout.data(), dx.mutable_data(), s);
+  cpu::avgpool2d_backward<T>(dout.data(), dx.mutable_data(), s);
   return dx;
 }
 

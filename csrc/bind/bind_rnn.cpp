@@ -1,4 +1,5 @@
 #include "bind/recurrent.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
@@ -17,7 +18,7 @@ Array<T> rnn_forward(Array<T> x, Opt<T> h0, Array<T> Wx, Array<T> Wh, Opt<T> b, 
   check_shape(kLayer, "h0", h0, {s.N, H});
   auto hs = empty<T>({s.T, s.N, H});
   py::gil_scoped_release nogil;
-  cpu::rnn_forward(layout_of(torch_layout), relu, x.data(), data_or_null(h0), Wx.data(),
+  cpu::rnn_forward<T>(layout_of(torch_layout), relu, x.data(), data_or_null(h0), Wx.data(),
                    Wh.data(), data_or_null(b), s.T, s.N, s.D, H, hs.mutable_data());
   return hs;
 }
@@ -41,7 +42,7 @@ py::tuple rnn_backward(Array<T> x, Opt<T> h0, Array<T> Wx, Array<T> Wh, Array<T>
   auto db = empty<T>({H});
   {
     py::gil_scoped_release nogil;
-    cpu::rnn_backward(layout_of(torch_layout), relu, x.data(), data_or_null(h0), Wx.data(),
+    cpu::rnn_backward<T>(layout_of(torch_layout), relu, x.data(), data_or_null(h0), Wx.data(),
                       Wh.data(), hs.data(), data_or_null(dhs), data_or_null(dhn), s.T, s.N, s.D,
                       H, dx.mutable_data(), dh0.mutable_data(), dWx.mutable_data(),
                       dWh.mutable_data(), db.mutable_data());

@@ -3,7 +3,7 @@
 #include <optional>
 
 #include "bind/registry.h"
-#include "cpu/softmax.h"
+#include "cpu/dispatch.h"
 
 namespace fastnn::bind {
 namespace {
@@ -18,7 +18,7 @@ Array<T> softmax_forward(Array<T> x) {
   const int64_t rows = C == 0 ? 0 : x.size() / C;
   auto y = empty<T>(shape_of(x));
   py::gil_scoped_release nogil;
-  cpu::softmax_forward(x.data(), y.mutable_data(), rows, C);
+  cpu::softmax_forward<T>(x.data(), y.mutable_data(), rows, C);
   return y;
 }
 
@@ -50,7 +50,7 @@ py::tuple softmax_cross_entropy_forward(Array<T> x, Labels t, double eps,
   int64_t count;
   {
     py::gil_scoped_release nogil;
-    loss = cpu::softmax_cross_entropy_forward(x.data(), t.data(), y.mutable_data(), N, C, eps,
+    loss = cpu::softmax_cross_entropy_forward<T>(x.data(), t.data(), y.mutable_data(), N, C, eps,
                                               ignore_label.has_value(),
                                               ignore_label.value_or(0), &count);
   }
@@ -70,7 +70,7 @@ Array<T> softmax_cross_entropy_backward(Array<T> y, Labels t, double scale,
   FASTNN_CHECK(shape_of(dx) == shape_of(y), layer, ".backward: out.shape=",
                shape_str(shape_of(dx)), " differs from y.shape=", shape_str(shape_of(y)));
   py::gil_scoped_release nogil;
-  cpu::softmax_cross_entropy_backward(y.data(), t.data(), dx.mutable_data(), N, C, scale,
+  cpu::softmax_cross_entropy_backward<T>(y.data(), t.data(), dx.mutable_data(), N, C, scale,
                                       ignore_label.has_value(), ignore_label.value_or(0));
   return dx;
 }
@@ -83,7 +83,7 @@ Array<T> softmax_cross_entropy_backward_dense(Array<T> y, Array<T> t, double sca
                " differs from y.shape=", shape_str(shape_of(y)));
   auto dx = empty<T>(shape_of(y));
   py::gil_scoped_release nogil;
-  cpu::softmax_cross_entropy_backward_dense(y.data(), t.data(), dx.mutable_data(), y.size(),
+  cpu::softmax_cross_entropy_backward_dense<T>(y.data(), t.data(), dx.mutable_data(), y.size(),
                                             scale);
   return dx;
 }

@@ -1,13 +1,21 @@
 #include <algorithm>
+#include <cstdlib>
 
 #include "bind/registry.h"
 #include "core/buffers.h"
+#include "core/cpu_level.h"
 #include "core/parallel.h"
+
+#include <pybind11/stl.h>
 
 namespace py = pybind11;
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn compiled kernels (see fastnn/_ops.py for the typed entry points)";
+
+  // Before any kernel can run: the instruction-set level, at most FASTNN_CPU (a bad value
+  // fails the import with its message).
+  fastnn::cpu::select_level(std::getenv("FASTNN_CPU"));
 
   m.def("set_num_threads", &fastnn::set_num_threads, py::arg("n"),
         "Set the thread count of OpenMP kernels and of OpenBLAS together.");
@@ -28,6 +36,9 @@ PYBIND11_MODULE(_C, m) {
     std::sort(names.begin(), names.end());
     for (auto& n : names) families.append(n);
     d["kernel_families"] = families;
+    d["cpu_levels_compiled"] = fastnn::cpu::compiled_levels();
+    d["cpu_level_detected"] = fastnn::cpu::detected_level();
+    d["cpu_level"] = fastnn::cpu::active_level();
     return d;
   });
 

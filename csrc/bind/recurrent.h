@@ -5,7 +5,7 @@
 #include <optional>
 
 #include "bind/registry.h"
-#include "cpu/rnn.h"
+#include "core/shapes.h"
 
 namespace fastnn::bind {
 
@@ -17,8 +17,8 @@ const T* data_or_null(const Opt<T>& a) {
   return a ? a->data() : nullptr;
 }
 
-inline cpu::Layout layout_of(bool torch_layout) {
-  return torch_layout ? cpu::Layout::Torch : cpu::Layout::Book;
+inline Layout layout_of(bool torch_layout) {
+  return torch_layout ? Layout::Torch : Layout::Book;
 }
 
 inline void check_shape(const char* layer, const char* name, const py::array& a,

@@ -6,11 +6,11 @@
 #include <string>
 
 #include "bind/registry.h"
-#include "cpu/im2col.h"
+#include "core/shapes.h"
 
 namespace fastnn::bind {
 
-inline cpu::ConvShape checked_window(const char* op, int64_t N, int64_t C, int64_t H, int64_t W,
+inline ConvShape checked_window(const char* op, int64_t N, int64_t C, int64_t H, int64_t W,
                                      int64_t FH, int64_t FW, int64_t stride, int64_t pad) {
   FASTNN_CHECK(N >= 0 && C >= 0 && H >= 0 && W >= 0, op, ": negative input size");
   FASTNN_CHECK(FH >= 1 && FW >= 1, op, ": window ", FH, "x", FW, " must be at least 1x1");
@@ -24,7 +24,7 @@ inline cpu::ConvShape checked_window(const char* op, int64_t N, int64_t C, int64
   const int64_t WP = checked_add(W, pad2, (o + ": W + 2*pad").c_str());
   FASTNN_CHECK(FH <= HP && FW <= WP, op, ": window ", FH, "x", FW,
                " is larger than the padded input ", HP, "x", WP);
-  const cpu::ConvShape s(N, C, H, W, FH, FW, stride, pad);
+  const ConvShape s(N, C, H, W, FH, FW, stride, pad);
   checked_mul(checked_mul(N, C, (o + ": N*C").c_str()), checked_mul(H, W, (o + ": H*W").c_str()),
               (o + ": N*C*H*W").c_str());
   const int64_t P = checked_mul(s.OH, s.OW, (o + ": OH*OW").c_str());
@@ -34,7 +34,7 @@ inline cpu::ConvShape checked_window(const char* op, int64_t N, int64_t C, int64
 }
 
 template <typename T>
-cpu::ConvShape checked_window(const char* op, const Array<T>& x, int64_t FH, int64_t FW,
+ConvShape checked_window(const char* op, const Array<T>& x, int64_t FH, int64_t FW,
                               int64_t stride, int64_t pad) {
   FASTNN_CHECK(x.ndim() == 4, op, ": x must be 4-D (N, C, H, W), got shape ",
                shape_str(shape_of(x)));

@@ -17,9 +17,11 @@
 #include <string>
 
 #include "core/check.h"
+#include "core/isa.h"
 #include "core/parallel.h"
 
 namespace fastnn {
+FASTNN_ISA_NAMESPACE {
 namespace detail {
 
 // OpenBLAS multiplies a GEMM with M*N*K <= 1e6 directly, without packing its operands (its
@@ -155,4 +157,5 @@ void transpose(int64_t rows, int64_t cols, const T* A, T* out) {
   detail::blas_transpose(rows, cols, A, out);
 }
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn

@@ -7,6 +7,7 @@
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 template <typename T>
 void relu_forward(const T* x, T* y, bool* mask, int64_t n) {
@@ -68,4 +69,5 @@ FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

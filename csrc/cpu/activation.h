@@ -1,7 +1,10 @@
 #pragma once
 #include <cstdint>
 
+#include "core/isa.h"
+
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 // Relu: y = x where x > 0 else 0; mask[i] = 1 where x <= 0 (the book's Relu.mask).
 template <typename T> void relu_forward(const T* x, T* y, bool* mask, int64_t n);
@@ -16,4 +19,5 @@ template <typename T> void sigmoid_backward(const T* dout, const T* y, T* dx, in
 template <typename T> void tanh_forward(const T* x, T* y, int64_t n);
 template <typename T> void tanh_backward(const T* dout, const T* y, T* dx, int64_t n);
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

@@ -6,6 +6,7 @@
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 template <typename T>
 void affine_forward(const T* x, const T* W, const T* b, T* out, int64_t N, int64_t D, int64_t M) {
@@ -56,4 +57,5 @@ FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

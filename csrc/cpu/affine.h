@@ -1,7 +1,10 @@
 #pragma once
 #include <cstdint>
 
+#include "core/isa.h"
+
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 // Affine on a batch flattened to x (N, D), W (D, M), b (M,): out (N, M) = x @ W + b.
 template <typename T>
@@ -13,4 +16,5 @@ template <typename T>
 void affine_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db, int64_t N,
                      int64_t D, int64_t M);
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

@@ -7,6 +7,7 @@
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 namespace {
 // Columns are handled in blocks: each thread owns a block and walks all rows of it, so the
@@ -128,4 +129,5 @@ FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

@@ -1,7 +1,10 @@
 #pragma once
 #include <cstdint>
 
+#include "core/isa.h"
+
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 // Batch normalization over the rows of x (N, D), per column (the book flattens 4-D input to
 // (N, C*H*W) first). eps is the book's 10e-7, inside std = sqrt(var + eps).
@@ -27,4 +30,5 @@ template <typename T>
 void batchnorm_backward(const T* dout, const T* gamma, const T* xc, const T* xn, const T* std,
                         T* dx, T* dgamma, T* dbeta, int64_t N, int64_t D);
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

@@ -3,9 +3,11 @@
 #pragma once
 #include <cstdint>
 
+#include "core/isa.h"
 #include "cpu/im2col.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 // out = conv(x, W) + b. b may be null (no bias).
 template <typename T>
@@ -17,4 +19,5 @@ template <typename T>
 void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                      const ConvShape& s, int64_t FN);
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

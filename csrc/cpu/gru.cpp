@@ -4,8 +4,10 @@
 
 #include "core/buffers.h"
 #include "core/parallel.h"
+#include "cpu/recurrent.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 namespace {
 // Block index of the gates inside G: Book z, r, n; Torch r, z, n.
@@ -202,4 +204,5 @@ FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

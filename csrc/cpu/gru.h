@@ -5,9 +5,11 @@
 //   Layout::Torch (blocks r, z, n; b_ih and b_hh):    r, z = sigmoid(W_i x + b_i + W_h h + b_h)
 //       n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (1 - z) * n + z * h
 #pragma once
+#include "core/isa.h"
 #include "cpu/rnn.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 // Writes hs (T*N, H), gates (T*N, 3H) after their activations, and aux (T*N, H): r * h_{t-1}
 // (Book) or W_hn h_{t-1} + b_hn (Torch), what the backward pass needs besides the gates.
@@ -26,4 +28,5 @@ void gru_backward(Layout L, const Real* x, const Real* h0, const Real* Wx, const
                   const Real* dhn, int64_t T, int64_t N, int64_t D, int64_t H, Real* dx,
                   Real* dh0, Real* dWx, Real* dWh, Real* dbx, Real* dbh);
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

@@ -5,6 +5,7 @@
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 namespace {
 
 // Adds the columns of channel c in one image's rows of col (coln) onto that channel's plane.
@@ -88,4 +89,5 @@ FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

@@ -4,8 +4,10 @@
 
 #include "core/buffers.h"
 #include "core/parallel.h"
+#include "cpu/recurrent.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 template <typename Real>
 void lstm_forward(Layout L, const Real* x, const Real* h0, const Real* c0, const Real* Wx,
@@ -139,4 +141,5 @@ FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

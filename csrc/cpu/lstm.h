@@ -3,9 +3,11 @@
 //          f, g, i, o (Layout::Book) or i, f, g, o (Layout::Torch);
 //   c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)  (then h_t @ W_hr^T when projecting, P < H).
 #pragma once
+#include "core/isa.h"
 #include "cpu/rnn.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 // Block index (0..3) of gates i, f, g, o inside G for a layout.
 struct LstmGates {
@@ -32,4 +34,5 @@ void lstm_backward(Layout L, const Real* x, const Real* h0, const Real* c0, cons
                    const Real* dcn, int64_t T, int64_t N, int64_t D, int64_t H, int64_t P,
                    Real* dx, Real* dh0, Real* dc0, Real* dWx, Real* dWh, Real* db, Real* dWhr);
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

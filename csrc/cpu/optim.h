@@ -1,7 +1,10 @@
 #pragma once
 #include <cstdint>
 
+#include "core/isa.h"
+
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 // In-place parameter updates of the book's common/optimizer.py, one fused pass over n elements
 // (p: parameter, g: gradient, v/h/m: optimizer state of the same size).
@@ -23,4 +26,5 @@ void rmsprop_update(T* p, T* h, const T* g, int64_t n, T lr, T decay_rate, T eps
 template <typename T>
 void adam_update(T* p, T* m, T* v, const T* g, int64_t n, T lr_t, T beta1, T beta2, T eps);
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

@@ -7,6 +7,7 @@
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 namespace {
 
@@ -243,4 +244,5 @@ FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

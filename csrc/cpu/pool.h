@@ -3,9 +3,11 @@
 #pragma once
 #include <cstdint>
 
+#include "core/isa.h"
 #include "cpu/im2col.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 // Max pooling; padded positions count as -inf. arg (N, C, OH, OW) receives the index of the
 // maximum within its window, fh * FW + fw, the first one on ties; like np.max/np.argmax, a
@@ -21,4 +23,5 @@ template <typename T> void avgpool2d_forward(const T* x, T* out, const ConvShape
 // dx is overwritten: each pixel receives dout / (FH*FW) from every window covering it.
 template <typename T> void avgpool2d_backward(const T* dout, T* dx, const ConvShape& s);
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

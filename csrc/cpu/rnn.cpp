@@ -3,8 +3,10 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "cpu/recurrent.h"
 
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 template <typename Real>
 void rnn_forward(Layout L, bool relu, const Real* x, const Real* h0, const Real* Wx,
@@ -88,4 +90,5 @@ FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

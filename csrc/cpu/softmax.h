@@ -1,7 +1,10 @@
 #pragma once
 #include <cstdint>
 
+#include "core/isa.h"
+
 namespace fastnn::cpu {
+FASTNN_ISA_NAMESPACE {
 
 // Softmax over each row of x (rows, C), with the row maximum subtracted before exp.
 template <typename T> void softmax_forward(const T* x, T* y, int64_t rows, int64_t C);
@@ -24,4 +27,5 @@ void softmax_cross_entropy_backward(const T* y, const int64_t* t, T* dx, int64_t
 template <typename T>
 void softmax_cross_entropy_backward_dense(const T* y, const T* t, T* dx, int64_t n, double scale);
 
+}  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu
