@@ -20,8 +20,10 @@ python -m pip install -q --upgrade pip
 python -m pip install -q nvidia-cublas
 
 cd "$repo"
+# FASTNN_TESTING=ON adds the test-only module _C_testing, which the body tests below need: this
+# wheel is a CI check, never shipped (a release wheel is built without it).
 python -m pip wheel . --no-deps -w "$tmp/wheel" -C cmake.define.FASTNN_CUDA=ON \
-  -C build-dir="$tmp/build"
+  -C cmake.define.FASTNN_TESTING=ON -C build-dir="$tmp/build"
 python -m pip install -q "$tmp"/wheel/fastnn-*.whl pytest hypothesis
 
 cd "$tmp"  # import the installed wheel, not the source tree

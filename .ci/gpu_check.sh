@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check, on a machine with an NVIDIA GPU, nvcc, CuPy and PyTorch CUDA (CI has no GPU and
 # runs .ci/cuda_build.sh instead): builds fastnn._C in place with the CUDA kernels for this
-# GPU's architecture, runs the whole test suite (the GPU parity tests run instead of skipping),
-# then the GPU benchmarks. Logs go to $OUT (or ./gpu_check) as well as to the terminal.
+# GPU's architecture (and, through .ci/dev_build.sh, the test-only _C_testing for the body
+# tests), runs the whole test suite (the GPU parity tests run instead of skipping), then the GPU
+# benchmarks. Logs go to $OUT (or ./gpu_check) as well as to the terminal.
 # Usage: .ci/gpu_check.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# ASan + UBSan run: builds fastnn._C with -DFASTNN_SANITIZE=ON in build/sanitize (the dev build
-# in build/dev and fastnn/_C*.so are not touched), copies the working tree into a scratch
-# directory with that _C, and runs the test subset there with the ASan runtime preloaded.
+# ASan + UBSan run: builds fastnn._C and the test-only _C_testing (for the body tests) with
+# -DFASTNN_SANITIZE=ON in build/sanitize (the dev build in build/dev and fastnn/_C*.so are not
+# touched), copies the working tree into a scratch directory with those modules, and runs the
+# test subset there with the ASan runtime preloaded.
 # Exits non-zero on a test failure or on any sanitizer report.
 # Usage: .ci/sanitize.sh [pytest args]   (default: the whole of tests/)
 set -euo pipefail
@@ -10,7 +11,8 @@ root=$PWD
 # The interpreter itself, not a launcher script (pyenv shims are bash scripts).
 py=$("${PYTHON:-python3}" -c "import sys; print(sys.executable)")
 build=build/sanitize
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFASTNN_SANITIZE=ON \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DFASTNN_SANITIZE=ON -DFASTNN_TESTING=ON \
   -DPython_EXECUTABLE="$(command -v "$py")" \
   -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" >/dev/null
 cmake --build "$build" -j"$(nproc)"
@@ -20,8 +22,8 @@ trap 'rm -rf "$scratch"' EXIT
 # The working tree without build outputs (tests also read docs/ and examples/).
 tar --exclude=./build --exclude=./.git --exclude='*/__pycache__' --exclude=./.hypothesis -cf - . |
   tar -xf - -C "$scratch"
-rm -f "$scratch"/fastnn/_C*.so
-cp "$build"/_C*.so "$scratch"/fastnn/
+rm -f "$scratch"/fastnn/_C*.so  # _C and _C_testing of the dev build
+cp "$build"/_C*.so "$build"/tests/native/_C_testing*.so "$scratch"/fastnn/
 
 # The ASan runtime must be the first library loaded; libstdc++ is preloaded too so that ASan's
 # __cxa_throw interceptor finds the real one (python itself does not link libstdc++).

@@ -111,6 +111,14 @@ def test_cpu_build_has_no_cuda_bindings():
     assert _cuda_calls()  # the CUDA module is still importable and parseable
 
 
+def test_product_module_has_no_test_only_bindings():
+    """The CPU loops over the CUDA bodies live in the test-only module _C_testing
+    (tests/native, -DFASTNN_TESTING=ON), never in the _C that ships."""
+    from fastnn import _C
+    assert not [n for n in dir(_C) if n.startswith("_body_")]
+    assert not [f for f in fastnn.build_info()["kernel_families"] if "bodies" in f]
+
+
 # ---------------------------------------------------------------- on a GPU
 
 gpu = pytest.mark.skipif(not cuda.is_available(),

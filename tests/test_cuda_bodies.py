@@ -1,15 +1,25 @@
 """The CUDA kernels' per-element bodies (csrc/cuda/body), run in CPU loops through the
-test-only ``_C._body_*`` functions, against fastnn.reference (the recurrent ones against the
-CPU kernels). The loops use the same decomposition as the .cu kernels (one element, pixel, row
-or column-share per thread); the GEMMs, done by cuBLAS on the GPU, are NumPy here."""
+test-only module ``fastnn._C_testing`` (tests/native), against fastnn.reference (the recurrent
+ones against the CPU kernels). The loops use the same decomposition as the .cu kernels (one
+element, pixel, row or column-share per thread); the GEMMs, done by cuBLAS on the GPU, are NumPy
+here. The module is built only on request, so without it this file is skipped."""
+
+import importlib.util
 
 import numpy as np
 import pytest
 
-from fastnn import _C, _ops
+from fastnn import _ops
 from fastnn.reference import layers as ref
 from fastnn.reference import util as ref_util
 from fastnn.reference.functional import softmax as ref_softmax
+
+# Skipped only when the module is absent: one that is there but fails to load is an error.
+if importlib.util.find_spec("fastnn._C_testing") is None:
+    pytest.skip("the test-only module fastnn._C_testing is not built: .ci/dev_build.sh builds it "
+                "(or configure with -DFASTNN_TESTING=ON, or pip with "
+                "-C cmake.define.FASTNN_TESTING=ON)", allow_module_level=True)
+from fastnn import _C_testing as bodies  # noqa: E402
 
 from conftest import assert_parity, gradcheck
 
@@ -35,22 +45,22 @@ def _x(rng, dtype, *shape):
 def test_relu(rng, dtype):
     x = _x(rng, dtype, 4, 7)
     x[0, 0], x[1, 1] = np.nan, 0.0
-    y, mask = _C._body_relu_forward(x)
+    y, mask = bodies._body_relu_forward(x)
     layer = ref.Relu()
     expected = layer.forward(x.copy())
     assert_parity(y, expected, dtype)
     np.testing.assert_array_equal(mask, layer.mask)
     assert np.isnan(y[0, 0]) and y[1, 1] == 0
     dout = _x(rng, dtype, 4, 7)
-    assert_parity(_C._body_relu_backward(dout, mask), layer.backward(dout.copy()), dtype)
+    assert_parity(bodies._body_relu_backward(dout, mask), layer.backward(dout.copy()), dtype)
 
 
 @pytest.mark.parametrize("name", ["Sigmoid", "Tanh"])
 def test_sigmoid_tanh(rng, dtype, name):
     x = _x(rng, dtype, 3, 5, 2) * 4
     x[0, 0, 0] = np.nan
-    fwd = getattr(_C, f"_body_{name.lower()}_forward")
-    bwd = getattr(_C, f"_body_{name.lower()}_backward")
+    fwd = getattr(bodies, f"_body_{name.lower()}_forward")
+    bwd = getattr(bodies, f"_body_{name.lower()}_backward")
     layer = getattr(ref, name)()
     y = fwd(x)
     assert_parity(y, layer.forward(x), dtype)
@@ -62,7 +72,7 @@ def test_sigmoid_tanh(rng, dtype, name):
 def test_sigmoid_extremes(dtype):
     x = np.array([-1000, -50, 0, 50, 1000], dtype=dtype)
     with np.errstate(over="ignore"):
-        assert_parity(_C._body_sigmoid_forward(x), 1 / (1 + np.exp(-x)), dtype)
+        assert_parity(bodies._body_sigmoid_forward(x), 1 / (1 + np.exp(-x)), dtype)
 
 
 # ---------------------------------------------------------------- im2col, col2im, convolution
@@ -71,10 +81,10 @@ def test_sigmoid_extremes(dtype):
 def test_im2col_col2im(rng, dtype, geo):
     N, C, H, W, FH, FW, stride, pad = geo
     x = _x(rng, dtype, N, C, H, W)
-    col = _C._body_im2col(x, FH, FW, stride, pad)
+    col = bodies._body_im2col(x, FH, FW, stride, pad)
     np.testing.assert_array_equal(col, ref_util.im2col(x, FH, FW, stride, pad))
     dcol = _x(rng, dtype, *col.shape)
-    assert_parity(_C._body_col2im(dcol, [N, C, H, W], FH, FW, stride, pad),
+    assert_parity(bodies._body_col2im(dcol, [N, C, H, W], FH, FW, stride, pad),
                   ref_util.col2im(dcol, (N, C, H, W), FH, FW, stride, pad), dtype,
                   reduce_len=FH * FW)
 
@@ -83,10 +93,10 @@ def test_col2im_is_adjoint_of_im2col(rng):
     # <im2col(x), c> == <x, col2im(c)> for every geometry: the gather covers each entry once.
     for N, C, H, W, FH, FW, stride, pad in GEOMETRIES:
         x = rng.standard_normal((N, C, H, W))
-        col = _C._body_im2col(x, FH, FW, stride, pad)
+        col = bodies._body_im2col(x, FH, FW, stride, pad)
         c = rng.standard_normal(col.shape)
         lhs = float(np.sum(col * c))
-        rhs = float(np.sum(x * _C._body_col2im(c, [N, C, H, W], FH, FW, stride, pad)))
+        rhs = float(np.sum(x * bodies._body_col2im(c, [N, C, H, W], FH, FW, stride, pad)))
         assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
 
 
@@ -95,17 +105,17 @@ def _conv_forward(x, W, b, stride, pad):
     FN, C, FH, FW = W.shape
     N, _, H, Wd = x.shape
     OH, OW = (H + 2 * pad - FH) // stride + 1, (Wd + 2 * pad - FW) // stride + 1
-    col = _C._body_im2col(x, FH, FW, stride, pad)
-    return _C._body_conv_out(col @ W.reshape(FN, -1).T, b, N, OH, OW)
+    col = bodies._body_im2col(x, FH, FW, stride, pad)
+    return bodies._body_conv_out(col @ W.reshape(FN, -1).T, b, N, OH, OW)
 
 
 def _conv_backward(dout, x, W, stride, pad):
     FN, C, FH, FW = W.shape
-    col = _C._body_im2col(x, FH, FW, stride, pad)
-    rows = _C._body_conv_dout_rows(dout)
-    db = _C._body_column_sum(rows)
+    col = bodies._body_im2col(x, FH, FW, stride, pad)
+    rows = bodies._body_conv_dout_rows(dout)
+    db = bodies._body_column_sum(rows)
     dW = (rows.T @ col).reshape(W.shape)
-    dx = _C._body_col2im(rows @ W.reshape(FN, -1), list(x.shape), FH, FW, stride, pad)
+    dx = bodies._body_col2im(rows @ W.reshape(FN, -1), list(x.shape), FH, FW, stride, pad)
     return dx, dW, db
 
 
@@ -142,18 +152,18 @@ def test_convolution_gradcheck(rng):
 
 def test_empty_batch_windows(dtype):
     x = np.zeros((0, 3, 5, 5), dtype)
-    col = _C._body_im2col(x, 3, 3, 1, 1)
+    col = bodies._body_im2col(x, 3, 3, 1, 1)
     assert col.shape == (0, 27)
-    assert _C._body_col2im(col, [0, 3, 5, 5], 3, 3, 1, 1).shape == (0, 3, 5, 5)
+    assert bodies._body_col2im(col, [0, 3, 5, 5], 3, 3, 1, 1).shape == (0, 3, 5, 5)
     assert _conv_forward(x, np.zeros((2, 3, 3, 3), dtype), None, 1, 1).shape == (0, 2, 5, 5)
     dx, dW, db = _conv_backward(np.zeros((0, 2, 5, 5), dtype), x, np.ones((2, 3, 3, 3), dtype),
                                 1, 1)
     assert dx.shape == (0, 3, 5, 5) and (dW == 0).all() and (db == 0).all()
-    out, arg = _C._body_maxpool_forward(x, 2, 2, 2, 0)
+    out, arg = bodies._body_maxpool_forward(x, 2, 2, 2, 0)
     assert out.shape == arg.shape == (0, 3, 2, 2)
-    assert _C._body_maxpool_backward(out, arg, [0, 3, 5, 5], 2, 2, 2, 0).shape == x.shape
-    assert _C._body_avgpool_forward(x, 2, 2, 2, 0).shape == (0, 3, 2, 2)
-    assert _C._body_avgpool_backward(out, [0, 3, 5, 5], 2, 2, 2, 0).shape == x.shape
+    assert bodies._body_maxpool_backward(out, arg, [0, 3, 5, 5], 2, 2, 2, 0).shape == x.shape
+    assert bodies._body_avgpool_forward(x, 2, 2, 2, 0).shape == (0, 3, 2, 2)
+    assert bodies._body_avgpool_backward(out, [0, 3, 5, 5], 2, 2, 2, 0).shape == x.shape
 
 
 # ---------------------------------------------------------------- pooling
@@ -163,27 +173,27 @@ def test_maxpool(rng, dtype, geo):
     N, C, H, W, FH, FW, stride, pad = geo
     x = _x(rng, dtype, N, C, H, W)
     layer = ref.Pooling(FH, FW, stride, pad)
-    out, arg = _C._body_maxpool_forward(x, FH, FW, stride, pad)
+    out, arg = bodies._body_maxpool_forward(x, FH, FW, stride, pad)
     np.testing.assert_array_equal(out, layer.forward(x))
     # The reference's arg_max is ordered (n, oh, ow, c); ours is (n, c, oh, ow).
     ref_arg = layer.arg_max.reshape(N, out.shape[2], out.shape[3], C).transpose(0, 3, 1, 2)
     np.testing.assert_array_equal(arg, ref_arg)
     dout = _x(rng, dtype, *out.shape)
-    assert_parity(_C._body_maxpool_backward(dout, arg, [N, C, H, W], FH, FW, stride, pad),
+    assert_parity(bodies._body_maxpool_backward(dout, arg, [N, C, H, W], FH, FW, stride, pad),
                   layer.backward(dout), dtype, reduce_len=FH * FW)
 
 
 def test_maxpool_ties_nan_and_padding(dtype):
     x = np.zeros((1, 1, 4, 4), dtype)  # all ties: the first cell of each window
     x[0, 0, 2, 3] = np.nan
-    out, arg = _C._body_maxpool_forward(x, 2, 2, 2, 0)
+    out, arg = bodies._body_maxpool_forward(x, 2, 2, 2, 0)
     layer = ref.Pooling(2, 2, 2, 0)
     np.testing.assert_array_equal(out, layer.forward(x))
     np.testing.assert_array_equal(arg.ravel(), layer.arg_max)
     assert np.isnan(out[0, 0, 1, 1]) and arg[0, 0, 1, 1] == 1
     # Negative inputs under padding: padding is -inf, never the maximum.
     xn = -np.ones((1, 1, 3, 3), dtype)
-    out, arg = _C._body_maxpool_forward(xn, 2, 2, 1, 1)
+    out, arg = bodies._body_maxpool_forward(xn, 2, 2, 1, 1)
     np.testing.assert_array_equal(out, ref.Pooling(2, 2, 1, 1).forward(xn))
     assert (out == -1).all() and arg[0, 0, 0, 0] == 3
 
@@ -191,7 +201,7 @@ def test_maxpool_ties_nan_and_padding(dtype):
 def test_maxpool_backward_ignores_foreign_arg(dtype):
     dout = np.ones((1, 1, 2, 2), dtype)
     arg = np.array([[[[0, -1], [4, 99]]]], np.int32)  # out-of-window indices route nothing
-    dx = _C._body_maxpool_backward(dout, arg, [1, 1, 4, 4], 2, 2, 2, 0)
+    dx = bodies._body_maxpool_backward(dout, arg, [1, 1, 4, 4], 2, 2, 2, 0)
     assert dx.sum() == 1 and dx[0, 0, 0, 0] == 1
 
 
@@ -200,17 +210,17 @@ def test_avgpool(rng, dtype, geo):
     N, C, H, W, FH, FW, stride, pad = geo
     x = _x(rng, dtype, N, C, H, W)
     layer = ref.AvgPooling(FH, FW, stride, pad)
-    out = _C._body_avgpool_forward(x, FH, FW, stride, pad)
+    out = bodies._body_avgpool_forward(x, FH, FW, stride, pad)
     assert_parity(out, layer.forward(x), dtype, reduce_len=FH * FW)
     dout = _x(rng, dtype, *out.shape)
-    assert_parity(_C._body_avgpool_backward(dout, [N, C, H, W], FH, FW, stride, pad),
+    assert_parity(bodies._body_avgpool_backward(dout, [N, C, H, W], FH, FW, stride, pad),
                   layer.backward(dout), dtype, reduce_len=FH * FW)
 
 
 def test_pool_nan_propagates(dtype):
     x = np.arange(16, dtype=dtype).reshape(1, 1, 4, 4)
     x[0, 0, 0, 0] = np.nan
-    out = _C._body_avgpool_forward(x, 2, 2, 2, 0)
+    out = bodies._body_avgpool_forward(x, 2, 2, 2, 0)
     assert np.isnan(out[0, 0, 0, 0]) and np.isfinite(out[0, 0, 1]).all()
 
 
@@ -220,18 +230,18 @@ def test_pool_nan_propagates(dtype):
 def test_affine(rng, dtype, N):
     x, W, b = _x(rng, dtype, N, 2, 3), _x(rng, dtype, 6, 4), _x(rng, dtype, 4)
     layer = ref.Affine(W, b)
-    out = _C._body_bias_add(x.reshape(N, 6) @ W, b)
+    out = bodies._body_bias_add(x.reshape(N, 6) @ W, b)
     assert_parity(out, layer.forward(x), dtype, reduce_len=6)
     dout = _x(rng, dtype, N, 4)
     layer.backward(dout)
-    assert_parity(_C._body_column_sum(dout), layer.db, dtype, reduce_len=max(N, 1))
+    assert_parity(bodies._body_column_sum(dout), layer.db, dtype, reduce_len=max(N, 1))
 
 
 def test_column_sum_more_rows_than_threads(rng, dtype):
     a = _x(rng, dtype, 1000, 3)
-    assert_parity(_C._body_column_sum(a), a.sum(axis=0), dtype, reduce_len=1000)
+    assert_parity(bodies._body_column_sum(a), a.sum(axis=0), dtype, reduce_len=1000)
     a[7, 1] = np.nan
-    assert np.isnan(_C._body_column_sum(a)[1])
+    assert np.isnan(bodies._body_column_sum(a)[1])
 
 
 # ---------------------------------------------------------------- softmax, cross entropy
@@ -239,11 +249,11 @@ def test_column_sum_more_rows_than_threads(rng, dtype):
 def test_softmax_rows(rng, dtype):
     x = _x(rng, dtype, 6, 9) * 30
     x[2, 3] = np.nan
-    y = _C._body_softmax(x)
+    y = bodies._body_softmax(x)
     expected = ref_softmax(x.astype(np.float64)).astype(dtype)
     assert_parity(y, expected, dtype, reduce_len=9)
     assert np.isnan(y[2]).all() and np.isfinite(np.delete(y, 2, axis=0)).all()
-    assert_parity(_C._body_softmax(np.full((2, 3), 1e4, dtype)), np.full((2, 3), 1 / 3), dtype)
+    assert_parity(bodies._body_softmax(np.full((2, 3), 1e4, dtype)), np.full((2, 3), 1 / 3), dtype)
 
 
 @pytest.mark.parametrize("onehot", [False, True])
@@ -253,27 +263,27 @@ def test_softmax_with_loss(rng, dtype, onehot):
     layer = ref.SoftmaxWithLoss()
     tt = np.eye(C, dtype=dtype)[t] if onehot else t
     loss = layer.forward(x, tt)
-    y, rows = _C._body_softmax_ce_forward(x, t, 1e-7, None)
+    y, rows = bodies._body_softmax_ce_forward(x, t, 1e-7, None)
     assert_parity(y, layer.y, dtype, reduce_len=C)
     assert_parity(rows.sum() / N, loss, dtype, reduce_len=N)
     expected = layer.backward(2.0)
     if onehot:
-        dx = _C._body_softmax_ce_backward_dense(y, tt, 2.0 / N)
+        dx = bodies._body_softmax_ce_backward_dense(y, tt, 2.0 / N)
     else:
-        dx = _C._body_softmax_ce_backward(y, t, 2.0 / N, None)
+        dx = bodies._body_softmax_ce_backward(y, t, 2.0 / N, None)
     assert_parity(dx, expected, dtype)
 
 
 def test_softmax_ce_ignore_label(rng, dtype):
     N, C = 6, 4
     x, t = _x(rng, dtype, N, C), np.array([0, -1, 3, -1, 2, 1])
-    y, rows = _C._body_softmax_ce_forward(x, t, 0.0, -1)
+    y, rows = bodies._body_softmax_ce_forward(x, t, 0.0, -1)
     keep = t != -1
     y_ref = ref_softmax(x)
     expected_rows = -np.log(y_ref[np.arange(N), np.where(keep, t, 0)])
     assert_parity(rows[keep], expected_rows[keep], dtype)
     assert (rows[~keep] == 0).all()
-    dx = _C._body_softmax_ce_backward(y, t, 1.0 / keep.sum(), -1)
+    dx = bodies._body_softmax_ce_backward(y, t, 1.0 / keep.sum(), -1)
     target = np.zeros_like(y_ref)
     target[np.arange(N)[keep], t[keep]] = 1
     assert_parity(dx, (y_ref - target) * keep[:, None] / keep.sum(), dtype)
@@ -281,9 +291,9 @@ def test_softmax_ce_ignore_label(rng, dtype):
 
 def test_softmax_ce_bad_label_is_nan_not_a_wild_read(rng, dtype):
     x, t = _x(rng, dtype, 3, 4), np.array([0, 4, -2])
-    _, rows = _C._body_softmax_ce_forward(x, t, 1e-7, None)
+    _, rows = bodies._body_softmax_ce_forward(x, t, 1e-7, None)
     assert np.isfinite(rows[0]) and np.isnan(rows[1:]).all()
-    dx = _C._body_softmax_ce_backward(_C._body_softmax(x), t, 1.0, None)
+    dx = bodies._body_softmax_ce_backward(bodies._body_softmax(x), t, 1.0, None)
     assert np.isfinite(dx[0]).all() and np.isnan(dx[1:]).all()
 
 
@@ -291,10 +301,10 @@ def test_softmax_ce_gradcheck(rng):
     x, t = rng.standard_normal((4, 5)), rng.integers(0, 5, 4)
 
     def loss():
-        return float(_C._body_softmax_ce_forward(x, t, 0.0, None)[1].sum() / 4)
+        return float(bodies._body_softmax_ce_forward(x, t, 0.0, None)[1].sum() / 4)
 
-    y, _ = _C._body_softmax_ce_forward(x, t, 0.0, None)
-    gradcheck(loss, x, _C._body_softmax_ce_backward(y, t, 0.25, None))
+    y, _ = bodies._body_softmax_ce_forward(x, t, 0.0, None)
+    gradcheck(loss, x, bodies._body_softmax_ce_backward(y, t, 0.25, None))
 
 
 # ---------------------------------------------------------------- batch normalization
@@ -307,7 +317,7 @@ def test_batchnorm(rng, dtype, N, D):
     layer = ref.BatchNormalization(gamma, beta, 0.9, rm.copy(), rv.copy())
     with np.errstate(invalid="ignore", divide="ignore"):
         expected = layer.forward(x, train_flg=True)
-        out, xc, xn, std, nrm, nrv = _C._body_batchnorm_forward_train(x, gamma, beta, rm, rv,
+        out, xc, xn, std, nrm, nrv = bodies._body_batchnorm_forward_train(x, gamma, beta, rm, rv,
                                                                       0.9, 10e-7)
     rl = max(N, 1)
     assert_parity(out, expected, dtype, reduce_len=rl)
@@ -320,12 +330,12 @@ def test_batchnorm(rng, dtype, N, D):
     assert_parity(xn, layer.xn, dtype, reduce_len=rl)
     assert_parity(std, layer.std, dtype, reduce_len=rl)
     dout = _x(rng, dtype, N, D)
-    dx, dgamma, dbeta = _C._body_batchnorm_backward(dout, gamma, xc, xn, std)
+    dx, dgamma, dbeta = bodies._body_batchnorm_backward(dout, gamma, xc, xn, std)
     # dx is a difference of O(N) sums: compare at the scale of those sums.
     assert_parity(dx, layer.backward(dout), dtype, reduce_len=rl * rl)
     assert_parity(dgamma, layer.dgamma, dtype, reduce_len=rl)
     assert_parity(dbeta, layer.dbeta, dtype, reduce_len=rl)
-    infer = _C._body_batchnorm_forward_infer(x, gamma, beta, nrm, nrv, 10e-7)
+    infer = bodies._body_batchnorm_forward_infer(x, gamma, beta, nrm, nrv, 10e-7)
     assert_parity(infer, layer.forward(x, train_flg=False), dtype, reduce_len=rl)
 
 
@@ -335,12 +345,12 @@ def test_batchnorm_gradcheck(rng):
     dout = rng.standard_normal((6, 3))
 
     def loss():
-        out = _C._body_batchnorm_forward_train(x, gamma, beta, zeros, zeros, 0.9, 10e-7)[0]
+        out = bodies._body_batchnorm_forward_train(x, gamma, beta, zeros, zeros, 0.9, 10e-7)[0]
         return float(np.sum(out * dout))
 
-    _, xc, xn, std, _, _ = _C._body_batchnorm_forward_train(x, gamma, beta, zeros, zeros, 0.9,
+    _, xc, xn, std, _, _ = bodies._body_batchnorm_forward_train(x, gamma, beta, zeros, zeros, 0.9,
                                                             10e-7)
-    dx, dgamma, dbeta = _C._body_batchnorm_backward(dout, gamma, xc, xn, std)
+    dx, dgamma, dbeta = bodies._body_batchnorm_backward(dout, gamma, xc, xn, std)
     gradcheck(loss, x, dx, rtol=1e-5, atol=1e-7)
     gradcheck(loss, gamma, dgamma)
     gradcheck(loss, beta, dbeta)
@@ -395,7 +405,7 @@ def test_optimizer_bodies(rng, dtype, name):
     hyper_t = [dtype.type(h) for h in hyper]
     for _ in range(3):
         g = _x(rng, dtype, 4, 6)
-        _C._body_optim(name, p, state, g, hyper)
+        bodies._body_optim(name, p, state, g, hyper)
         _book_update(name, p_ref, state_ref, g, hyper_t)
     assert_parity(p, p_ref, dtype, reduce_len=3)
     for s, s_ref in zip(state, state_ref):
@@ -405,9 +415,9 @@ def test_optimizer_bodies(rng, dtype, name):
 def test_optimizer_body_bad_name(dtype):
     p = np.zeros(3, dtype)
     with pytest.raises(ValueError, match="unknown optimizer"):
-        _C._body_optim("lion", p, [], p.copy(), [0.1])
+        bodies._body_optim("lion", p, [], p.copy(), [0.1])
     with pytest.raises(ValueError, match="missing state"):
-        _C._body_optim("adam", p, [], p.copy(), [0.1, 0.9, 0.999, 1e-8])
+        bodies._body_optim("adam", p, [], p.copy(), [0.1, 0.9, 0.999, 1e-8])
 
 
 # ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
@@ -428,7 +438,7 @@ def _input_projection(x, Wx, b, torch_layout):
     T, N, D = x.shape
     out = x.reshape(T * N, D) @ _kg(Wx, torch_layout)
     if b is not None:
-        out = _C._body_bias_add(out, b)
+        out = bodies._body_bias_add(out, b)
     return out.reshape(T, N, -1)
 
 
@@ -444,7 +454,7 @@ def _input_grads(x, Wx, dG, torch_layout):
     T, N, D = x.shape
     dG2 = dG.reshape(T * N, -1)
     dx = (dG2 @ _kg(Wx, torch_layout).T).reshape(T, N, D)
-    return dx, _from_kg(x.reshape(T * N, D).T @ dG2, torch_layout), _C._body_column_sum(dG2)
+    return dx, _from_kg(x.reshape(T * N, D).T @ dG2, torch_layout), bodies._body_column_sum(dG2)
 
 
 def _gpu_rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout):
@@ -453,7 +463,7 @@ def _gpu_rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout):
     for t in range(len(hs)):
         h_prev = hs[t - 1] if t else h0
         pre = hs[t] if h_prev is None else hs[t] + h_prev @ wh
-        hs[t] = _C._body_rnn_step_forward(np.ascontiguousarray(pre), relu)
+        hs[t] = bodies._body_rnn_step_forward(np.ascontiguousarray(pre), relu)
     return hs
 
 
@@ -461,11 +471,11 @@ def _gpu_rnn_backward(x, h0, Wx, Wh, hs, dhs, dhn, relu, torch_layout):
     T, N, _ = x.shape
     H = hs.shape[2]
     wh = _kg(Wh, torch_layout)
-    dh_all = _C._body_dh_seed(dhs, dhn, T, N, H)
+    dh_all = bodies._body_dh_seed(dhs, dhn, T, N, H)
     dh0 = np.zeros((N, H), x.dtype)
     dG = np.empty_like(hs)
     for t in reversed(range(T)):
-        dG[t] = _C._body_rnn_step_backward(hs[t], dh_all[t], relu)
+        dG[t] = bodies._body_rnn_step_backward(hs[t], dh_all[t], relu)
         dh_prev = dh_all[t - 1] if t else dh0
         dh_prev += dG[t] @ wh.T
     dx, dWx, db = _input_grads(x, Wx, dG, torch_layout)
@@ -483,7 +493,7 @@ def _gpu_lstm_forward(x, h0, c0, Wx, Wh, b, Whr, torch_layout):
         h_prev = hs[t - 1] if t else h0
         c_prev = cs[t - 1] if t else c0
         A = gates[t] if h_prev is None else gates[t] + h_prev @ wh
-        gates[t], cs[t], h_cell = _C._body_lstm_step_forward(np.ascontiguousarray(A), c_prev,
+        gates[t], cs[t], h_cell = bodies._body_lstm_step_forward(np.ascontiguousarray(A), c_prev,
                                                              torch_layout)
         if Whr is None:
             hs[t] = h_cell
@@ -498,13 +508,13 @@ def _gpu_lstm_backward(x, h0, c0, Wx, Wh, Whr, hs, cs, gates, hfull, dhs, dhn, d
     P, H = hs.shape[2], cs.shape[2]
     wh = _kg(Wh, torch_layout)
     dc = np.zeros((N, H), x.dtype) if dcn is None else dcn
-    dh_all = _C._body_dh_seed(dhs, dhn, T, N, P)
+    dh_all = bodies._body_dh_seed(dhs, dhn, T, N, P)
     dh0 = np.zeros((N, P), x.dtype)
     dG = np.empty_like(gates)
     for t in reversed(range(T)):
         dhc = dh_all[t] if Whr is None else dh_all[t] @ Whr
         c_prev = cs[t - 1] if t else c0
-        dG[t], dc = _C._body_lstm_step_backward(gates[t], cs[t], c_prev,
+        dG[t], dc = bodies._body_lstm_step_backward(gates[t], cs[t], c_prev,
                                                 np.ascontiguousarray(dhc), dc, torch_layout)
         dh_prev = dh_all[t - 1] if t else dh0
         dh_prev += dG[t] @ wh.T
@@ -524,14 +534,14 @@ def _gpu_gru_forward(x, h0, Wx, Wh, bx, bh, torch_layout):
         A = gates[t].copy()
         if torch_layout:
             hg = None if h_prev is None else np.ascontiguousarray(h_prev @ wh)
-            gates[t], aux[t], hs[t] = _C._body_gru_torch_step_forward(A, hg, bh, h_prev)
+            gates[t], aux[t], hs[t] = bodies._body_gru_torch_step_forward(A, hg, bh, h_prev)
         else:  # blocks z, r, n
             if h_prev is not None:
                 A[:, :2 * H] += h_prev @ wh[:, :2 * H]
-            A, aux[t] = _C._body_gru_book_step_forward_zr(A, h_prev)
+            A, aux[t] = bodies._body_gru_book_step_forward_zr(A, h_prev)
             if h_prev is not None:
                 A[:, 2 * H:] += aux[t] @ wh[:, 2 * H:]
-            gates[t], hs[t] = _C._body_gru_book_step_forward_n(A, h_prev)
+            gates[t], hs[t] = bodies._body_gru_book_step_forward_n(A, h_prev)
     return hs, gates, aux
 
 
@@ -539,25 +549,25 @@ def _gpu_gru_backward(x, h0, Wx, Wh, hs, gates, aux, dhs, dhn, torch_layout):
     T, N, _ = x.shape
     H = hs.shape[2]
     wh = _kg(Wh, torch_layout)
-    dh_all = _C._body_dh_seed(dhs, dhn, T, N, H)
+    dh_all = bodies._body_dh_seed(dhs, dhn, T, N, H)
     dh0 = np.zeros((N, H), x.dtype)
     dG, dGh = np.empty_like(gates), np.empty_like(gates)
     for t in reversed(range(T)):
         h_prev = hs[t - 1] if t else h0
         dh_prev = dh_all[t - 1] if t else dh0
         if torch_layout:
-            dG[t], dGh[t], new = _C._body_gru_torch_step_backward(gates[t], aux[t], h_prev,
+            dG[t], dGh[t], new = bodies._body_gru_torch_step_backward(gates[t], aux[t], h_prev,
                                                                    dh_all[t], dh_prev)
             dh_prev[...] = new + dGh[t] @ wh.T
         else:
-            dA = _C._body_gru_book_step_backward_zn(gates[t], h_prev, dh_all[t])
+            dA = bodies._body_gru_book_step_backward_zn(gates[t], h_prev, dh_all[t])
             drh = np.ascontiguousarray(dA[:, 2 * H:] @ wh[:, 2 * H:].T)
-            dG[t], new = _C._body_gru_book_step_backward_r(gates[t], h_prev, dh_all[t], drh, dA,
+            dG[t], new = bodies._body_gru_book_step_backward_r(gates[t], h_prev, dh_all[t], drh, dA,
                                                            dh_prev)
             dh_prev[...] = new + dG[t][:, :2 * H] @ wh[:, :2 * H].T
     dx, dWx, dbx = _input_grads(x, Wx, dG, torch_layout)
     if torch_layout:
-        dWh, dbh = _grad_w_hidden(h0, hs, dGh), _C._body_column_sum(dGh.reshape(T * N, -1))
+        dWh, dbh = _grad_w_hidden(h0, hs, dGh), bodies._body_column_sum(dGh.reshape(T * N, -1))
     else:
         dWh = np.concatenate([_grad_w_hidden(h0, hs, dG[:, :, :2 * H]),
                               aux.reshape(-1, H).T @ dG[:, :, 2 * H:].reshape(-1, H)], axis=1)
@@ -663,9 +673,9 @@ def test_dh_seed_adds_dhn_to_the_last_step(rng, dtype):
     dhn = _x(rng, dtype, N, P)
     expected = dhs.copy()
     expected[-1] += dhn
-    np.testing.assert_array_equal(_C._body_dh_seed(dhs, dhn, T, N, P), expected)
-    np.testing.assert_array_equal(_C._body_dh_seed(dhs, None, T, N, P), dhs)
-    only_dhn = _C._body_dh_seed(None, dhn, T, N, P)
+    np.testing.assert_array_equal(bodies._body_dh_seed(dhs, dhn, T, N, P), expected)
+    np.testing.assert_array_equal(bodies._body_dh_seed(dhs, None, T, N, P), dhs)
+    only_dhn = bodies._body_dh_seed(None, dhn, T, N, P)
     np.testing.assert_array_equal(only_dhn[-1], dhn)
     assert (only_dhn[:-1] == 0).all()
 
@@ -687,10 +697,10 @@ def test_recurrent_bodies_propagate_nan(rng, dtype, family):
 
 def test_recurrent_body_size_checks(dtype):
     with pytest.raises(ValueError, match="state size mismatch: expected 4 elements, got 3"):
-        _C._body_lstm_step_forward(np.zeros((2, 8), dtype), np.zeros(3, dtype), False)
+        bodies._body_lstm_step_forward(np.zeros((2, 8), dtype), np.zeros(3, dtype), False)
     with pytest.raises(ValueError, match=r"A must be \(N, 3H\)"):
-        _C._body_gru_book_step_forward_zr(np.zeros((2, 4), dtype), None)
+        bodies._body_gru_book_step_forward_zr(np.zeros((2, 4), dtype), None)
     with pytest.raises(ValueError, match="hg/bh size mismatch"):
-        _C._body_gru_torch_step_forward(np.zeros((2, 6), dtype), None, np.zeros(5, dtype), None)
+        bodies._body_gru_torch_step_forward(np.zeros((2, 6), dtype), None, np.zeros(5, dtype), None)
     with pytest.raises(ValueError, match="dh_seed: size mismatch"):
-        _C._body_dh_seed(None, None, 0, 2, 3)
+        bodies._body_dh_seed(None, None, 0, 2, 3)

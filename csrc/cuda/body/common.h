@@ -1,6 +1,6 @@
 // Shared by the per-element bodies: each body is a __host__ __device__ function that nvcc
-// compiles into the CUDA kernels (csrc/cuda/*.cu) and g++ into a CPU loop
-// (csrc/bind/bind_cuda_bodies.cpp) that the tests compare with fastnn.reference.
+// compiles into the CUDA kernels (csrc/cuda/*.cu) and g++ into a CPU loop (the test-only module
+// _C_testing, tests/native/bind_cuda_bodies.cpp) that the tests compare with fastnn.reference.
 #pragma once
 #include <cmath>
 #include <cstdint>

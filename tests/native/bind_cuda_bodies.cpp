@@ -1,7 +1,10 @@
-// Test-only: runs the CUDA kernels' per-element bodies (csrc/cuda/body) in plain CPU loops,
-// in the exact decomposition the .cu kernels use, so tests/test_cuda_bodies.py can compare
-// them with fastnn.reference on machines without a GPU. Not a public API (names start with
-// _body_). GEMMs, done by cuBLAS on the GPU, are left to the test (NumPy).
+// Test-only module fastnn._C_testing, built with -DFASTNN_TESTING=ON (tests/native/CMakeLists.txt)
+// and never part of the product module _C: runs the CUDA kernels' per-element bodies
+// (csrc/cuda/body) in plain CPU loops, in the exact decomposition the .cu kernels use, so
+// tests/test_cuda_bodies.py can compare them with fastnn.reference on machines without a GPU.
+// GEMMs, done by cuBLAS on the GPU, are left to the test (NumPy).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
@@ -11,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "bind/registry.h"
+#include "core/check.h"
 #include "cuda/body/activation.h"
 #include "cuda/body/affine.h"
 #include "cuda/body/batchnorm.h"
@@ -21,8 +24,24 @@
 #include "cuda/body/recurrent.h"
 #include "cuda/body/softmax.h"
 
-namespace fastnn::bind {
+namespace py = pybind11;
+
+namespace fastnn::testing {
 namespace {
+
+// C-contiguous array of T, no forcecast: the float32 and float64 overloads take their own dtype.
+template <typename T>
+using Array = py::array_t<T, py::array::c_style>;
+
+std::vector<int64_t> shape_of(const py::array& a) {
+  return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// A new C-contiguous array from NumPy (the product's buffer cache is not needed here).
+template <typename T>
+Array<T> empty(const std::vector<int64_t>& shape) {
+  return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
 
 using Bools = py::array_t<bool, py::array::c_style>;
 using Ints = py::array_t<int32_t, py::array::c_style>;
@@ -353,13 +372,6 @@ void define(py::module_& m) {
   m.def("_body_batchnorm_backward", &batchnorm_backward<T>);
 }
 
-void bind_cuda_bodies(py::module_& m) {
-  define<float>(m);
-  define<double>(m);
-}
-
-Registrar reg("cuda_bodies", &bind_cuda_bodies);
-
 // ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
 // One time step of a body of csrc/cuda/body/recurrent.h over its N*H elements; the test does
 // the GEMMs and the time loop of csrc/cuda/{rnn,lstm,gru}.cu in NumPy. Bodies that update
@@ -553,12 +565,13 @@ void define_recurrent(py::module_& m) {
   m.def("_body_gru_torch_step_backward", &gru_torch_step_backward<T>);
 }
 
-void bind_cuda_bodies_recurrent(py::module_& m) {
-  define_recurrent<float>(m);
-  define_recurrent<double>(m);
-}
-
-Registrar reg_recurrent("cuda_bodies_recurrent", &bind_cuda_bodies_recurrent);
-
 }  // namespace
-}  // namespace fastnn::bind
+}  // namespace fastnn::testing
+
+PYBIND11_MODULE(_C_testing, m) {
+  m.doc() = "fastnn test-only bindings: the CUDA kernels' per-element bodies in CPU loops";
+  fastnn::testing::define<float>(m);
+  fastnn::testing::define<double>(m);
+  fastnn::testing::define_recurrent<float>(m);
+  fastnn::testing::define_recurrent<double>(m);
+}
