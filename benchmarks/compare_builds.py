@@ -2,7 +2,8 @@
 processes, processes alternated (A, B, A, B, ...), medians over rounds with their spread.
 
     python -m benchmarks.compare_builds NAME=DIR [NAME=DIR ...] [--rounds 5] [--threads 2]
-                                        [--env NAME=VAR=VALUE ...] [--json out.json]
+                                        [--clock wall|cpu] [--env NAME=VAR=VALUE ...]
+                                        [--json out.json]
 
 Each DIR holds a built ``fastnn`` package (a source tree after .ci/dev_build.sh, or a
 site-packages folder); --env sets a variable for one build's processes only (for example
@@ -102,9 +103,11 @@ def _workloads():
     }
 
 
-def child(threads, repeats, min_time):
+def child(threads, repeats, min_time, clock):
     """One process of one build: median seconds of each workload, as JSON on stdout."""
     import fastnn
+
+    now = {"wall": time.perf_counter, "cpu": time.process_time}[clock]
 
     fastnn.set_num_threads(threads)
     out = {"_build": {k: fastnn.build_info().get(k) for k in ("cpu_level", "cpu_levels_compiled")}}
@@ -112,15 +115,15 @@ def child(threads, repeats, min_time):
     for name, step in _workloads().items():
         step()
         step()
-        t0 = time.perf_counter()
+        t0 = now()
         step()
-        inner = max(1, int(min_time / max(time.perf_counter() - t0, 1e-9)))
+        inner = max(1, int(min_time / max(now() - t0, 1e-6)))
         samples = []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0 = now()
             for _ in range(inner):
                 step()
-            samples.append((time.perf_counter() - t0) / inner)
+            samples.append((now() - t0) / inner)
         out[name] = statistics.median(samples)
     print(json.dumps(out))
 
@@ -132,12 +135,15 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5, help="samples per workload per process")
     ap.add_argument("--min-time", type=float, default=0.05, help="seconds per sample at least")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: the process's CPU time, which other load on the machine disturbs "
+                         "far less than wall time; meaningful with --threads 1")
     ap.add_argument("--env", action="append", default=[], help="NAME=VAR=VALUE for one build")
     ap.add_argument("--json", help="write every round's figures here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        child(a.threads, a.repeats, a.min_time)
+        child(a.threads, a.repeats, a.min_time, a.clock)
         return
     builds = [b.split("=", 1) for b in a.builds]
     if len(builds) < 2 or any(len(b) != 2 for b in builds):
@@ -154,7 +160,8 @@ def main(argv=None):
                        **extra.get(name, {}))
             res = subprocess.run(
                 [sys.executable, os.path.abspath(__file__), "--child", "--threads",
-                 str(a.threads), "--repeats", str(a.repeats), "--min-time", str(a.min_time)],
+                 str(a.threads), "--repeats", str(a.repeats), "--min-time", str(a.min_time),
+                 "--clock", a.clock],
                 env=env, capture_output=True, text=True, check=True)
             rounds[name].append(json.loads(res.stdout.strip().splitlines()[-1]))
             print(f"round {r + 1}/{a.rounds} {name}: {rounds[name][-1]['_build']}", flush=True)
@@ -172,7 +179,7 @@ def main(argv=None):
         print(f"| {w} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"builds": dict(builds), "env": extra, "threads": a.threads,
+            json.dump({"builds": dict(builds), "env": extra, "threads": a.threads, "clock": a.clock,
                        "rounds": rounds}, f, indent=1)
 
 
