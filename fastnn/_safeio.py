@@ -314,28 +314,36 @@ def read_npz(file_name, kinds="biufc"):
             raise ParamsError(f"{file_name}: {len(infos)} members (at most {MAX_ARRAYS})")
         for info in infos:
             name = info.filename
-            where = f"{file_name}: not a readable .npz parameter file (member {name!r}"
+
+            def fail(problem):
+                return ParamsError(f"{file_name}: not a readable .npz parameter file (member "
+                                   f"{name!r} {problem})")
+
             if not name.endswith(".npy"):
-                raise ParamsError(f"{where} is not a NumPy array (.npy))")
+                raise fail("is not a NumPy array (.npy)")
             try:
                 with zf.open(info) as m:
-                    shape, fortran, dtype = _npy_header(m, where)
+                    shape, fortran, dtype = _npy_header(m, name)
                     if dtype.hasobject or dtype.kind not in kinds or dtype.fields:
-                        raise ParamsError(f"{where} has dtype {dtype}; Object arrays cannot be "
-                                          "loaded when allow_pickle=False, and only numbers "
-                                          "are read)")
-                    nbytes = check_array_size(f"{where})", shape, dtype)
+                        raise fail(f"has dtype {dtype}; Object arrays cannot be loaded when "
+                                   "allow_pickle=False, and only numbers are read")
+                    nbytes = math.prod(shape) * dtype.itemsize
+                    if min(shape, default=0) < 0 or len(shape) > MAX_NDIM:
+                        raise fail(f"declares shape {shape}")
+                    if nbytes > MAX_ARRAY_BYTES:
+                        raise fail(f"declares shape {shape} of {dtype}: {_human(nbytes)}, over "
+                                   f"the {_human(MAX_ARRAY_BYTES)} limit for one array")
                     held = info.file_size - m.tell()
                     if held != nbytes:
-                        raise ParamsError(f"{where} declares shape {shape} of {dtype} = "
-                                          f"{_human(nbytes)} but holds {_human(max(held, 0))})")
+                        raise fail(f"declares shape {shape} of {dtype} = {_human(nbytes)} but "
+                                   f"holds {_human(max(held, 0))}")
                     data = m.read(nbytes)
             except ParamsError:
                 raise
             except Exception as e:
-                raise ParamsError(f"{where}: {type(e).__name__}: {e})") from None
+                raise fail(f"cannot be read: {type(e).__name__}: {e}") from None
             if len(data) != nbytes:
-                raise ParamsError(f"{where} is truncated)")
+                raise fail("is truncated")
             arr = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
             out[name[:-4]] = np.array(arr)
     return out

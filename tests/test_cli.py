@@ -406,7 +406,7 @@ def test_user_errors_are_one_line(in_world, tmp_path, capsys, monkeypatch):
     with zipfile.ZipFile(tmp_path / "huge.npz", "w") as z:
         z.writestr("W1.npy", _npy_header((10 ** 12,)) + b"\0" * 16)
     check(["evaluate", "--params", tmp_path / "huge.npz"], 1,
-          "shape (1000000000000,) of float64 is 7.3 TiB, over the 4.0 GiB limit")
+          "declares shape (1000000000000,) of float64: 7.3 TiB, over the 4.0 GiB limit")
 
     # output paths, checked before training
     (tmp_path / "file").write_text("x")

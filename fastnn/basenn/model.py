@@ -23,7 +23,6 @@ long. Anything malformed is a ValueError that names the problem.
 
 import json
 import os
-import zipfile
 
 import numpy as np
 
@@ -649,7 +648,9 @@ def _read_checkpoint(path):
             raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint (neither safetensors "
                              "nor a .npz archive)")
     except ParamsError as err:
-        raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint ({err})") from None
+        inner = str(err)
+        inner = inner[len(str(path)) + 2:] if inner.startswith(f"{path}: ") else inner
+        raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint ({inner})") from None
     try:
         spec = json.loads(text)
     except ValueError as err:
