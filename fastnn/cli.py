@@ -135,8 +135,10 @@ def _check_out_folder(out, overwrite):
             raise UsageError(f"{out} already holds a training run ({', '.join(old)}); resume it "
                              f"with 'fastnn train --resume {out}' or pass --overwrite to replace "
                              "it")
-        for f in old:
-            os.remove(os.path.join(out, f))
+        for f in (MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE, CURVES_FILE, CONFUSION_FILE,
+                  MISCLASSIFIED_FILE):
+            if old and os.path.exists(os.path.join(out, f)):
+                os.remove(os.path.join(out, f))   # nothing of the old run is left to mislead
     os.makedirs(out, exist_ok=True)
     fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test.")
     os.close(fd)
@@ -500,10 +502,10 @@ def cmd_export(args):
     network, info = open_run(args.run_dir)
     shape = tuple(info["input_shape"])
     try:
-        to_onnx(network, shape, args.onnx, model_name=info.get("model"))
+        model = to_onnx(network, shape, args.onnx, model_name=info.get("model"))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    n_out = next(reversed(network.params.values())).shape[-1]
+    n_out = model.graph.output[0].type.tensor_type.shape.dim[1].dim_value
     print(f"wrote {args.onnx}: {info.get('model')}, input 'input' (N, "
           f"{', '.join(map(str, shape))}) float32 -> 'logits' and 'probabilities' (N, {n_out})")
     return 0

@@ -281,6 +281,23 @@ def test_evaluate_with_params_files(in_world, tmp_path, capsys):
     one_line_error(code, err, 1, "refusing to unpickle")
 
 
+def test_run_folders_of_earlier_versions_still_evaluate(in_world, tmp_path, capsys):
+    """A folder with the book's params.pkl and history.json (what fastnn train wrote before
+    model.safetensors existed)."""
+    _, _, out, _ = in_world
+    from fastnn.models import load_model
+    old = tmp_path / "old"
+    old.mkdir()
+    load_model(out / "model.safetensors").save_params(old / "params.pkl")
+    settings = json.loads((out / "history.json").read_text())["settings"]
+    (old / "history.json").write_text(json.dumps({"settings": settings}))
+    code, text, err = main_out(capsys, "evaluate", old)
+    assert code == 0, err
+    hist = json.loads((out / "history.json").read_text())
+    assert text.startswith(f"test accuracy: {hist['final_test_acc']:.4f} (100 fashion-mnist")
+    assert (old / "confusion.png").exists()
+
+
 def _png(path, array, mode=None):
     from PIL import Image
     Image.fromarray(array, mode).save(path)
