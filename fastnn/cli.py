@@ -190,9 +190,15 @@ def open_run(run_dir):
     if dataset in DATASETS:
         info.setdefault("input_shape", IMAGE_SHAPES[dataset])
         info.setdefault("classes", CLASS_NAMES[dataset])
-    if not info.get("input_shape"):
-        raise UsageError(f"{run_dir}: the model file does not say its input shape")
-    info["input_shape"] = tuple(int(s) for s in info["input_shape"])
+    shape, classes = info.get("input_shape"), info.get("classes")
+    if not (isinstance(shape, (list, tuple)) and 1 <= len(shape) <= 3 and
+            all(isinstance(v, int) and 0 < v <= 1 << 16 for v in shape)):
+        raise UsageError(f"{run_dir}: the model file does not give a valid input shape")
+    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        info["classes"] = None
+    if info.get("dtype") not in ("float32", "float64"):
+        info["dtype"] = next(iter(net.params.values())).dtype.name
+    info["input_shape"] = tuple(shape)
     return net, info
 
 
@@ -478,6 +484,8 @@ def cmd_predict(args):
     network, info = open_run(args.run_dir)
     names = info.get("classes") or [str(i) for i in range(10)]
     shape = tuple(info["input_shape"])
+    if len(shape) != 3:
+        raise UsageError(f"{args.run_dir}: the model takes inputs of shape {shape}, not images")
     dtype = np.dtype(info.get("dtype") or "float32")
     x = np.stack([load_image(p, shape, args.invert) for p in args.images]).astype(dtype)
     prob = _probabilities(network, x, 100)
