@@ -5,6 +5,7 @@ them crashes the interpreter."""
 
 import json
 import os
+import pickle
 
 import numpy as np
 
@@ -14,7 +15,7 @@ import fastnn.time_layers as TL
 from fastnn import _C, basenn, datasets, layers as L, models, nn, optim, util
 from fastnn.datasets import DatasetNotFound
 from fastnn.models import ParamsError
-from fastnn.trainer import Trainer
+from fastnn.trainer import Trainer, TrainingDiverged
 
 z = np.zeros
 
@@ -43,6 +44,56 @@ def _load_params(content, suffix, **kwargs):
         with open(path, "wb") as f:
             f.write(content)
         models.TwoLayerNet(4, 3, 2).load_params(path, **kwargs)
+
+
+class _Calls:
+    """Pickles as a call of ``func(*args)``: what a malicious params.pkl asks for."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _npz_member(name, data):
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _npy_claiming(shape):
+    header = repr({"descr": "<f8", "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\0" * 16
+
+
+def _npy_bytes():
+    import io
+    buf = io.BytesIO()
+    np.save(buf, z(3))
+    return buf.getvalue()
+
+
+def _basenn_forged():
+    """A 1 KB checkpoint whose description declares a 40000 x 40000 linear layer."""
+    from fastnn._safeio import safetensors_bytes
+    spec = {"format": "fastnn.basenn", "version": 1, "task": "cls", "dtype": "float32",
+            "loss": None, "optimizer": "SGD", "classes": None, "input_shape": None,
+            "image": None, "epochs": 0,
+            "layers": [{"layer": "linear", "activation": None, "kw": {"size": [40000, 40000]}}]}
+    return safetensors_bytes({"param:0.W": z((2, 3), np.float32)},
+                             {"format": "fastnn.basenn", "spec": json.dumps(spec)})
+
+
+def _nan_training():
+    x = z((4, 2))
+    x[1] = np.nan
+    Trainer(models.TwoLayerNet(2, 3, 2), x, z(4, int), x, z(4, int), epochs=1,
+            verbose=False).train()
 
 
 def _basenn_load(content):
@@ -280,6 +331,22 @@ CASES = [
      "not a readable .npz", lambda: _load_params(b"PK\x03\x04trunc", ".npz")),
     ("model-params-safe", "Network.load_params", "a .pkl with allow_pickle=False", ParamsError,
      "refusing to unpickle", lambda: _load_params(b"garbage", ".pkl", allow_pickle=False)),
+    ("model-params-pickle-code", "Network.load_params", "a .pkl whose pickle calls os.system",
+     ParamsError, r"refusing to load: the pickle asks for (posix|nt|os)\.system",
+     lambda: _load_params(pickle.dumps({"W1": _Calls(os.system, "echo pwned")}), ".pkl")),
+    ("model-params-npy", "Network.load_params", "a .npy file renamed .npz", ParamsError,
+     "it is a single .npy array, perhaps renamed", lambda: _load_params(_npy_bytes(), ".npz")),
+    ("model-params-npz-member", "Network.load_params", "a .npz holding a text file",
+     ParamsError, "member 'notes.txt' is not a NumPy array",
+     lambda: _load_params(_npz_member("notes.txt", b"hi"), ".npz")),
+    ("model-params-npz-huge", "Network.load_params", "a .npz member claiming 10^12 elements",
+     ParamsError, "over the 4.0 GiB limit",
+     lambda: _load_params(_npz_member("W1.npy", _npy_claiming((10 ** 12,))), ".npz")),
+    ("model-params-safetensors", "Network.load_params", "a safetensors header claiming 2**62 "
+     "bytes", ParamsError, "its header claims 4611686018427387904 bytes",
+     lambda: _load_params((1 << 62).to_bytes(8, "little") + b"{}", ".safetensors")),
+    ("trainer-nan", "Trainer.train", "a NaN in the data (NaN loss)", TrainingDiverged,
+     "the loss is nan at epoch 1, iteration 1/1: training diverged", _nan_training),
     ("trainer-empty", "Trainer()", "empty x_train", ValueError,
      "Trainer: x_train is empty",
      lambda: Trainer(models.TwoLayerNet(4, 3, 2), z((0, 4)), z(0, int), z((1, 4)), z(1, int))),
@@ -306,6 +373,9 @@ CASES = [
      lambda: basenn.nn().load_dataset(z((4, 4)), z(3))),
     ("basenn-checkpoint", "basenn.nn.load", "a truncated checkpoint", ValueError,
      "is not a fastnn.basenn checkpoint", lambda: _basenn_load(b"PK\x03\x04trunc")),
+    ("basenn-checkpoint-size", "basenn.nn.load", "1 KB declaring linear (40000, 40000)",
+     ValueError, r"declares 1600040000 parameters and 0 buffer values but the file stores 6",
+     lambda: _basenn_load(_basenn_forged())),
     ("C-lstm-Wh", "_C.lstm_forward", "Wh of shape (3, 8) for H = 2", ValueError,
      r"LSTM: Wh has shape \(3, 8\) but \(2, 8\) was expected",
      lambda: _C.lstm_forward(z((2, 1, 3)), None, None, z((3, 8)), z((3, 8)), z(8), None, False)),

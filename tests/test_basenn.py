@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from fastnn.basenn import model as model_module
 from fastnn.basenn import nn
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples", "basenn")
@@ -158,8 +159,10 @@ def test_train_saves_atomically_and_resumes(tmp_path, rng, capsys):
     assert "epoch: 20" in out and "acc:" in out
     path = tmp_path / "ckpt" / "basenn.pth"
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["basenn.pth"]      # no temp file left
-    with np.load(path, allow_pickle=False) as z:
-        assert "__spec__" in z.files and "param:0.W" in z.files
+    from safetensors import safe_open
+    with safe_open(str(path), framework="numpy") as f:   # a safetensors file
+        assert f.metadata()["format"] == "fastnn.basenn" and "spec" in f.metadata()
+        assert "param:0.W" in f.keys()
     before = m.inference(x)
 
     fresh = nn()
@@ -391,3 +394,93 @@ def test_benchmark_lenet_step_matches_torch():
     xt, tt = torch.from_numpy(x), torch.from_numpy(t)
     for _ in range(3):                        # equal losses after updates too
         np.testing.assert_allclose(ours(x, t), theirs(xt, tt).item(), rtol=1e-4)
+
+
+def test_train_verbose_false_prints_nothing(tmp_path, rng, capsys):
+    x, y = _blobs(rng)
+    m = _small_model()
+    m.load_dataset(x, y)
+    hist = m.train(lr=0.05, epochs=2, save_fold=str(tmp_path), verbose=False)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == "" and len(hist) == 2
+
+
+# ------------------------------------------------------------------ untrusted checkpoints
+
+def _checkpoint_with(path, spec_layers, arrays, spec_text=None):
+    """A safetensors checkpoint holding ``arrays`` and a description of ``spec_layers``."""
+    import json
+    from fastnn._safeio import safetensors_bytes
+    spec = {"format": "fastnn.basenn", "version": 1, "task": "cls", "dtype": "float32",
+            "loss": None, "optimizer": "SGD", "classes": None, "input_shape": None,
+            "image": None, "epochs": 0, "layers": spec_layers}
+    path.write_bytes(safetensors_bytes(arrays, {"format": "fastnn.basenn",
+                                                "spec": spec_text or json.dumps(spec)}))
+    return str(path)
+
+
+def _linear(i, o):
+    return {"layer": "linear", "activation": None, "kw": {"size": [i, o]}}
+
+
+def test_forged_checkpoint_sizes_are_refused_before_building(tmp_path, monkeypatch):
+    import time
+    small = {"param:0.W": np.zeros((2, 3), np.float32), "param:0.b": np.zeros(3, np.float32)}
+    built = []
+    real = model_module.build_module
+    monkeypatch.setattr(model_module, "build_module",
+                        lambda *a, **k: built.append(a[0]) or real(*a, **k))
+    # 1 KB that declares a 40000 x 40000 linear layer (12 GiB of float64 if it were built)
+    path = _checkpoint_with(tmp_path / "big.pth", [_linear(40000, 40000)], small)
+    assert os.path.getsize(path) < 1024
+    with pytest.raises(ValueError, match=r"layer 1 \(linear \{\"size\": \[40000, 40000\]\}\) "
+                                         r"declares 1600040000 parameters and 0 buffer values "
+                                         r"but the file stores 9 and 0"):
+        nn().load(path)
+    start = time.perf_counter()
+    blocks = {"layer": "res_block", "activation": None,
+              "kw": {"size": [3, 3], "num_blocks": 10 ** 7, "stride": 1}}
+    with pytest.raises(ValueError, match=r"num_blocks must be .* ints in \[1, 1000\]"):
+        nn().load(_checkpoint_with(tmp_path / "blocks.pth", [blocks], small))
+    blocks["kw"]["num_blocks"] = 1000
+    with pytest.raises(ValueError, match="declares 174000 parameters and 12000 buffer values"):
+        nn().load(_checkpoint_with(tmp_path / "blocks.pth", [blocks], small))
+    assert time.perf_counter() - start < 5
+    assert built == []
+
+
+@pytest.mark.parametrize("layers, text, message", [
+    (None, '{"format": "fastnn.basenn", "layers": [', "malformed model description "
+                                                      r"\(not JSON"),
+    ([{"layer": "linear", "kw": {"size": [2, 3]}}], None, "layer 1: expected keys layer, "
+                                                          "activation, kw"),
+    ([{"layer": "linear", "activation": None, "kw": {}}], None,
+     r"layer 1 \(linear\): arguments \[\], expected \['size'\]"),
+    ([{"layer": "conv9d", "activation": None, "kw": {}}], None, "unknown layer 'conv9d'"),
+    ([{"layer": "linear", "activation": "Swish", "kw": {"size": [2, 3]}}], None,
+     "unknown activation 'Swish'"),
+    ([{"layer": "linear", "activation": None, "kw": {"size": [2, "3"]}}], None,
+     r"size must be a list of 2 ints"),
+    ([_linear(2, 3), _linear(3, 2)], None, r"layer 2 .* declares 8 parameters .* stores 0"),
+    ("not a list", None, "layers must be a list"),
+], ids=["json", "keys", "args", "layer", "activation", "size-type", "missing-arrays", "layers"])
+def test_malformed_checkpoint_descriptions_are_clear_errors(tmp_path, layers, text, message):
+    small = {"param:0.W": np.zeros((2, 3), np.float32), "param:0.b": np.zeros(3, np.float32)}
+    path = _checkpoint_with(tmp_path / "bad.pth", layers, small, spec_text=text)
+    with pytest.raises(ValueError, match=message) as info:
+        nn().load(path)
+    assert type(info.value) is ValueError and "malformed model description" in str(info.value)
+
+
+def test_earlier_npz_checkpoints_still_load(tmp_path, rng):
+    x, y = _blobs(rng)
+    m = _small_model()
+    m.load_dataset(x, y)
+    m.train(lr=0.05, epochs=3, save_fold=str(tmp_path), verbose=False)
+    arrays = {"__spec__": np.array(m._spec_json())}
+    arrays.update({f"param:{k}": v for k, v in m._params().items()})
+    np.savez(tmp_path / "old.pth.npz", **arrays)         # the format of earlier versions
+    os.rename(tmp_path / "old.pth.npz", tmp_path / "old.pth")
+    old = nn()
+    np.testing.assert_array_equal(old.inference(x, checkpoint=str(tmp_path / "old.pth")),
+                                  m.inference(x))

@@ -1,5 +1,6 @@
 """Parameter files: atomic saves (an interrupted write leaves the previous file intact and no
-partial file), validated loads, .npz without pickle, and a safe path that refuses pickles."""
+partial file), validated loads, .npz without pickle, pickles read without running code, and a
+safe path that refuses pickles altogether."""
 
 import os
 import pickle
@@ -22,7 +23,7 @@ def _saved_copy(net):
     return {k: v.copy() for k, v in net.params.items()}
 
 
-@pytest.mark.parametrize("name", ["p.pkl", "p.npz"])
+@pytest.mark.parametrize("name", ["p.pkl", "p.npz", "p.safetensors"])
 def test_interrupted_save_keeps_the_previous_file(tmp_path, net, monkeypatch, name):
     path = tmp_path / name
     net.save_params(path)
@@ -38,6 +39,8 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, net, monkeypatch, na
 
     monkeypatch.setattr(_params.pickle, "dump", write_half_then_fail)
     monkeypatch.setattr(_params.np, "savez", write_half_then_fail)
+    monkeypatch.setattr(_params, "safetensors_bytes",
+                        lambda *a: write_half_then_fail(__import__("io").BytesIO()))
     with pytest.raises(OSError, match="No space left"):
         net.save_params(path)
     monkeypatch.undo()
@@ -121,10 +124,10 @@ def test_safe_path_refuses_pickles_without_running_them(tmp_path, net):
     with pytest.raises(ParamsError, match="not a readable .npz"):
         net.load_params(renamed, allow_pickle=False)
     assert not marker.exists()
-    # the default (trusted) path does unpickle it, which is why it is documented as unsafe
-    with pytest.raises(ParamsError):
+    # the default path reads pickles too, but only plain data: the payload is refused unrun
+    with pytest.raises(ParamsError, match="refusing to load: the pickle asks for io.open"):
         net.load_params(evil)
-    assert marker.exists()
+    assert not marker.exists()
 
 
 def test_safe_path_loads_npz(tmp_path, net):
@@ -180,7 +183,8 @@ def test_basenn_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeyp
         f.write(b"PK\x03\x04partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(basenn_model.np, "savez", write_half_then_fail)
+    monkeypatch.setattr(basenn_model, "safetensors_bytes",
+                        lambda *a: write_half_then_fail(__import__("io").BytesIO()))
     with pytest.raises(OSError):
         model.save(str(path))
     monkeypatch.undo()

@@ -249,6 +249,128 @@ def test_failed_save_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+# ------------------------------------------------------------------ complete checkpoints
+
+def _trained_batchnorm_net(rng):
+    """A MultiLayerNetExtend with batch norm, trained until its running statistics matter."""
+    from fastnn.trainer import Trainer
+    centers = 4 * rng.standard_normal((3, 10))
+    t = rng.integers(0, 3, 600)
+    x = (centers[t] + rng.standard_normal((600, 10)) + 5.0).astype(np.float32)
+    np.random.seed(3)
+    net = MultiLayerNetExtend(10, [20, 20], 3, use_batchnorm=True, dtype=np.float32)
+    Trainer(net, x, t, x, t, epochs=3, mini_batch_size=50, optimizer="adam",
+            optimizer_param={"lr": 0.01}, verbose=False).train()
+    return net, x, t
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "params.pkl", "params.npz"])
+def test_batchnorm_statistics_survive_save_and_load(tmp_path, rng, name):
+    net, x, t = _trained_batchnorm_net(rng)
+    before = net.accuracy(x, t)
+    assert before > 0.9
+    net.save_params(tmp_path / name)
+    np.random.seed(4)
+    fresh = MultiLayerNetExtend(10, [20, 20], 3, use_batchnorm=True, dtype=np.float32)
+    assert fresh.accuracy(x, t) < 0.8          # untrained statistics: far from the trained net
+    fresh.load_params(tmp_path / name)
+    assert fresh.accuracy(x, t) == before
+    np.testing.assert_array_equal(fresh.predict(x), net.predict(x))
+    for k, v in net.buffers().items():
+        np.testing.assert_array_equal(fresh.buffers()[k], v)
+        assert fresh.buffers()[k].dtype == np.float32
+
+
+def test_book_pickle_without_statistics_loads_with_a_warning(tmp_path, rng):
+    net, x, t = _trained_batchnorm_net(rng)
+    with open(tmp_path / "book.pkl", "wb") as f:
+        pickle.dump(net.params, f)              # the book's save_params: parameters only
+    fresh = MultiLayerNetExtend(10, [20, 20], 3, use_batchnorm=True, dtype=np.float32)
+    with pytest.warns(UserWarning, match="has no BatchNorm1.running_mean, "
+                                         "BatchNorm1.running_var"):
+        fresh.load_params(tmp_path / "book.pkl")
+    np.testing.assert_array_equal(fresh.params["W1"], net.params["W1"])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SimpleConvNet((1, 10, 10), TINY_CONV, hidden_size=5, output_size=4,
+                          dtype=np.float32),
+    lambda: DeepConvNet((1, 16, 16), *SMALL_DEEP, hidden_size=6, output_size=3),
+    lambda: MultiLayerNet(12, [7, 5], 3, activation="sigmoid", weight_init_std=0.1),
+    lambda: MultiLayerNetExtend(12, [7, 5], 3, use_dropout=True, dropout_ration=0.2,
+                                use_batchnorm=True, dtype=np.float32),
+    lambda: TwoLayerNet(6, 4, 2),
+    lambda: d2l_mlp(input_size=20, dtype=np.float32),
+], ids=["simple", "deep", "multi", "extend", "two", "d2l"])
+def test_load_model_rebuilds_the_network_from_its_file(tmp_path, rng, make):
+    from fastnn import __version__
+    from fastnn.models import load_model, read_description
+    np.random.seed(0)
+    net = make()
+    net.save_params(tmp_path / "m.safetensors", metadata={"note": "hi"})
+    cls, config, meta = read_description(tmp_path / "m.safetensors")
+    assert cls is type(net) and meta["fastnn_version"] == __version__ and meta["note"] == "hi"
+    assert meta["dtype"] == next(iter(net.params.values())).dtype.name
+    state = np.random.get_state()[1].copy()
+    loaded = load_model(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # global RNG untouched
+    assert type(loaded) is type(net) and loaded.config == net.config
+    shape = (4,) + ((1,) + (10, 10) if isinstance(net, SimpleConvNet) else
+                    (1, 16, 16) if isinstance(net, DeepConvNet) else
+                    (net.params["W1"].shape[0],))
+    xb = rng.random(shape).astype(next(iter(net.params.values())).dtype)
+    np.testing.assert_array_equal(loaded.predict(xb), net.predict(xb))
+
+
+def _forge_description(path, model, config):
+    """Rewrite the description of a saved model file, keeping its arrays."""
+    from fastnn._safeio import read_safetensors, safetensors_bytes
+    arrays, meta = read_safetensors(path)
+    meta.update(model=model, config=config)
+    path.write_bytes(safetensors_bytes(arrays, meta))
+
+
+def test_forged_descriptions_are_refused_before_building(tmp_path, monkeypatch):
+    from fastnn.models import load_model
+    np.random.seed(0)
+    path = tmp_path / "m.safetensors"
+    MultiLayerNet(4, [3], 2).save_params(path)
+    built = []
+    monkeypatch.setattr(MultiLayerNet, "__init__", lambda *a, **k: built.append(1))
+    cases = [
+        # a description of 40000 x 40000 weights next to 4 x 3 arrays: 12 GiB if it were built
+        ('{"input_size": 40000, "hidden_size_list": [40000], "output_size": 2}',
+         "description does not match the stored arrays"),
+        ('{"input_size": 4, "hidden_size_list": [3]', "malformed MultiLayerNet description"),
+        ('{"input_size": -4, "hidden_size_list": [3], "output_size": 2}',
+         r"input_size must be an integer in \[1, 2147483648\]"),
+        ('{"input_size": 4, "hidden_size_list": [3] , "output_size": 2, "bogus": 1}', None),
+        ('[1, 2]', "not a JSON object"),
+    ]
+    for config, message in cases:
+        _forge_description(path, "MultiLayerNet", config)
+        if message is None:   # an unknown argument: shapes fit, the constructor refuses it
+            monkeypatch.undo()
+            with pytest.raises(ParamsError, match="cannot build the MultiLayerNet"):
+                load_model(path)
+            monkeypatch.setattr(MultiLayerNet, "__init__", lambda *a, **k: built.append(1))
+            continue
+        with pytest.raises(ParamsError, match=message):
+            load_model(path)
+    _forge_description(path, "os.system", "{}")
+    with pytest.raises(ParamsError, match="unknown model 'os.system'"):
+        load_model(path)
+    assert built == []
+
+
+def test_parameter_file_of_another_model_says_which(tmp_path):
+    np.random.seed(0)
+    TwoLayerNet(4, 3, 2).save_params(tmp_path / "m.safetensors")
+    with pytest.raises(ParamsError, match=r"does not fit this network.*\(the file holds a "
+                                          r"TwoLayerNet\)"):
+        MultiLayerNet(4, [5], 2).load_params(tmp_path / "m.safetensors")
+
+
 # ------------------------------------------------------------------ parity with the reference
 
 @pytest.fixture

@@ -6,20 +6,28 @@ probabilities: when the last layer is a Softmax, training skips it and runs the 
 SoftmaxWithLoss kernel on its input (gradient (p - onehot) / N); without a final Softmax the
 outputs are logits, as in PyTorch. ``inference`` always returns the full model's output.
 
-Checkpoints (``basenn.pth``) are NumPy .npz archives, not PyTorch files: ``__spec__`` holds the
-model description as JSON (format, version, task, dtype, loss, optimizer, classes, input shape,
-image preprocessing, epochs, and the arguments of every ``add`` call); ``param:<layer>.<name>``
-and ``buffer:<layer>.<name>`` hold the arrays (layer = 0-based ``add`` index). They are read with
-``allow_pickle=False`` and written to a temporary file that replaces the old one atomically.
+Checkpoints (``basenn.pth``) are safetensors files, not PyTorch pickles (``safetensors.torch``
+reads them too): the metadata entry ``spec`` holds the model description as JSON (format,
+version, task, dtype, loss, optimizer, classes, input shape, image preprocessing, epochs, and
+the arguments of every ``add`` call); tensors ``param:<layer>.<name>`` and
+``buffer:<layer>.<name>`` hold the arrays (layer = 0-based ``add`` index). They are written to a
+temporary file that replaces the old one atomically. Checkpoints of earlier versions (.npz
+archives with a ``__spec__`` entry) still load.
+
+Loading trusts nothing in the file: the description is validated (known layers and arguments,
+sizes at most 2**24, kernels at most 4096, at most 1000 residual blocks and 100 LSTM layers)
+and the number of parameters each layer declares must equal what the file stores for it before
+any layer is built, so a small forged file cannot make ``load`` allocate gigabytes or loop for
+long. Anything malformed is a ValueError that names the problem.
 """
 
 import json
 import os
-import zipfile
 
 import numpy as np
 
 from .._files import atomic_write
+from .._safeio import ParamsError, is_safetensors, read_npz, read_safetensors, safetensors_bytes
 from . import data as D
 from . import modules as M
 
@@ -404,9 +412,10 @@ class nn:
     # ------------------------------------------------------------ training
 
     def train(self, lr=0.01, epochs=30, batch_size=None, save_fold=None, checkpoint=None,
-              metrics=None, loss=None):
-        """Train with a progress bar; prints loss and metrics per epoch and saves
-        ``<save_fold>/basenn.pth`` after every epoch. ``checkpoint`` resumes from a file."""
+              metrics=None, loss=None, verbose=True):
+        """Train; saves ``<save_fold>/basenn.pth`` after every epoch. ``checkpoint`` resumes
+        from a file. ``verbose``: a progress bar and a line of loss and metrics per epoch
+        (False: silent; ``history`` holds the same numbers)."""
         from .._progress import progress_bar
 
         if checkpoint is not None:
@@ -439,9 +448,10 @@ class nn:
             self.epochs_done += 1
             order = self.rng.permutation(n) if self.shuffle else np.arange(n)
             total, outs, targets = 0.0, [], []
-            bar = progress_bar(range(0, n, bs), desc=f"Epoch {self.epochs_done}", unit="batch",
-                       leave=False)
-            for start in bar:
+            starts = range(0, n, bs)
+            bar = progress_bar(starts, desc=f"Epoch {self.epochs_done}", unit="batch",
+                               leave=False) if verbose else None
+            for start in (bar if bar is not None else starts):
                 idx = order[start:start + bs]
                 xb, tb = self._as_input(self.x[idx]), self.y[idx]
                 loss_value, out = self._loss_and_backward(xb, tb)
@@ -449,8 +459,10 @@ class nn:
                 total += loss_value * len(idx)
                 outs.append(out)
                 targets.append(tb)
-                bar.set_postfix(loss=f"{loss_value:.4f}")
-            bar.close()
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+            if bar is not None:
+                bar.close()
             record = {"epoch": self.epochs_done, "loss": total / n}
             out, t = np.concatenate(outs), np.concatenate(targets)
             record.update({m: self._metric(m, out, t) for m in metrics})
@@ -458,8 +470,9 @@ class nn:
                 val = self._predict(self.x_val)
                 record.update({f"val_{m}": self._metric(m, val, self.y_val) for m in metrics})
             self.history.append(record)
-            print("  ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
-                            for k, v in record.items()))
+            if verbose:
+                print("  ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+                                for k, v in record.items()))
             self.save(os.path.join(self.save_fold, "basenn.pth"))
         return self.history
 
@@ -557,31 +570,22 @@ class nn:
             "layers": [e.spec for e in self.layers]})
 
     def save(self, path):
-        """Write the model to ``path`` (an .npz archive; see the module docstring), atomically."""
+        """Write the model to ``path`` (safetensors; see the module docstring), atomically."""
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
-        arrays = {"__spec__": np.array(self._spec_json())}
-        arrays.update({f"param:{k}": v for k, v in self._params().items()})
+        arrays = {f"param:{k}": v for k, v in self._params().items()}
         arrays.update({f"buffer:{k}": np.asarray(v) for k, v in self._params("buffers").items()})
+        data = safetensors_bytes(arrays, {"format": FORMAT, "spec": self._spec_json()})
         with atomic_write(path) as f:
-            np.savez(f, **arrays)
+            f.write(data)
 
     def load(self, path):
         """Load a checkpoint written by ``save``/``train``. Builds the layers when the model has
-        none; otherwise the file must describe the same layers."""
+        none; otherwise the file must describe the same layers. The file is checked before
+        anything is built (see the module docstring)."""
         if not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint {path!r} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint ({err})") from None
-        if "__spec__" not in arrays:
-            raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint (no __spec__ entry)")
-        spec = json.loads(str(arrays["__spec__"]))
-        if spec.get("format") != FORMAT or spec.get("version", 0) > VERSION:
-            raise ValueError(f"{path!r}: unsupported checkpoint format {spec.get('format')!r} "
-                             f"version {spec.get('version')!r}")
+        arrays, spec = _read_checkpoint(path)
         if self.layers:
             mine = [e.spec for e in self.layers]
             if mine != spec["layers"]:
@@ -608,3 +612,213 @@ class nn:
         self.input_shape = tuple(spec["input_shape"]) if spec["input_shape"] else self.input_shape
         self.image = spec["image"] or self.image
         self.epochs_done = spec["epochs"]
+
+
+# ------------------------------------------------------------------ checkpoint checks
+
+MAX_SIZE = 1 << 24      # a declared size: features, channels, vocabulary, embedding width
+MAX_KERNEL = 1 << 12    # a kernel size, stride or padding
+MAX_BLOCKS = 1000       # residual blocks in one res_block / res_bottleneck stage
+MAX_LSTM_LAYERS = 100
+MAX_LAYERS = 10_000     # add() calls in one checkpoint
+
+
+class _SpecError(ValueError):
+    pass
+
+
+def _read_checkpoint(path):
+    """(arrays, validated spec) of a checkpoint file; ValueError for anything malformed."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    try:
+        if head == b"PK\x03\x04":                       # earlier versions: .npz
+            arrays = read_npz(path, kinds="biufcU")
+            if "__spec__" not in arrays:
+                raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint (no __spec__ "
+                                 "entry)")
+            text = str(arrays.pop("__spec__"))
+        elif is_safetensors(path):
+            arrays, meta = read_safetensors(path)
+            if meta.get("format") != FORMAT or "spec" not in meta:
+                raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint (its metadata "
+                                 f"has no {FORMAT} description)")
+            text = meta["spec"]
+        else:
+            raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint (neither safetensors "
+                             "nor a .npz archive)")
+    except ParamsError as err:
+        inner = str(err)
+        inner = inner[len(str(path)) + 2:] if inner.startswith(f"{path}: ") else inner
+        raise ValueError(f"{path!r} is not a fastnn.basenn checkpoint ({inner})") from None
+    try:
+        spec = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"checkpoint {path!r}: malformed model description (not JSON: "
+                         f"{err})") from None
+    try:
+        _check_spec(spec)
+        _check_sizes(spec["layers"], arrays)
+    except _SpecError as err:
+        raise ValueError(f"checkpoint {path!r}: malformed model description ({err})") from None
+    return arrays, spec
+
+
+def _is_int(v, low, high):
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _ints(v, what, low, high, count=(1, 2), allow_int=True):
+    """A list of ``count`` ints (or one int) in [low, high]."""
+    vals = [v] if allow_int and not isinstance(v, list) else v
+    if not isinstance(vals, list) or not count[0] <= len(vals) <= count[-1] or \
+            not all(_is_int(a, low, high) for a in vals):
+        raise _SpecError(f"{what} must be {'an int or ' if allow_int else ''}a list of "
+                         f"{'-'.join(map(str, sorted(set(count))))} ints in [{low}, {high}], "
+                         f"got {json.dumps(v)[:60]}")
+    return vals
+
+
+def _check_spec(spec):
+    if not isinstance(spec, dict):
+        raise _SpecError("not a JSON object")
+    if spec.get("format") != FORMAT or not _is_int(spec.get("version"), 1, VERSION):
+        raise _SpecError(f"unsupported checkpoint format {spec.get('format')!r} version "
+                         f"{spec.get('version')!r}")
+    fields = {"task": (None, "cls", "reg"), "dtype": ("float32", "float64"),
+              "loss": (None,) + LOSSES, "optimizer": OPTIMIZERS}
+    for key, valid in fields.items():
+        if spec.get(key, "?") not in valid:
+            raise _SpecError(f"{key} must be one of {valid}, got {spec.get(key, '(missing)')!r}")
+    classes = spec.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(
+            isinstance(c, (str, int)) for c in classes)):
+        raise _SpecError("classes must be a list of names")
+    if spec.get("input_shape") is not None:
+        _ints(spec["input_shape"], "input_shape", 1, MAX_SIZE, count=range(1, 5),
+              allow_int=False)
+    image = spec.get("image")
+    if image is not None and not (isinstance(image, dict) and isinstance(image.get("color"), str)
+                                  and isinstance(image.get("transform"), (dict, type(None)))):
+        raise _SpecError("image must be {'color': ..., 'transform': ...}")
+    if not _is_int(spec.get("epochs"), 0, 1 << 40):
+        raise _SpecError(f"epochs must be a non-negative int, got {spec.get('epochs')!r}")
+    layers = spec.get("layers")
+    if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
+        raise _SpecError(f"layers must be a list of at most {MAX_LAYERS} entries")
+    acts = {a for a in M.ACTIVATIONS}
+    for i, entry in enumerate(layers, 1):
+        if not isinstance(entry, dict) or set(entry) != {"layer", "activation", "kw"}:
+            raise _SpecError(f"layer {i}: expected keys layer, activation, kw")
+        name, act, kw = entry["layer"], entry["activation"], entry["kw"]
+        if act is not None and act not in acts:
+            raise _SpecError(f"layer {i}: unknown activation {act!r}")
+        if name is None:
+            if act is None or kw != {}:
+                raise _SpecError(f"layer {i}: neither a layer nor an activation")
+            continue
+        if name not in LAYERS or not isinstance(kw, dict):
+            raise _SpecError(f"layer {i}: unknown layer {name!r}")
+        required, optional = LAYERS[name]
+        if set(kw) != set(required) | set(optional):
+            raise _SpecError(f"layer {i} ({name}): arguments {sorted(kw)}, expected "
+                             f"{sorted(set(required) | set(optional))}")
+        _check_args(i, name, kw)
+
+
+def _check_args(i, name, kw):
+    what = f"layer {i} ({name}):"
+    for key, v in kw.items():
+        if key == "size":
+            if name in ("batchnorm1d", "batchnorm2d"):
+                _ints(v, f"{what} size", 1, MAX_SIZE)
+            else:
+                _ints(v, f"{what} size", 1, MAX_SIZE, count=(2,), allow_int=False)
+        elif key == "kernel_size":
+            _ints(v, f"{what} kernel_size", 1, MAX_KERNEL)
+        elif key == "stride":
+            if not (v is None and name in ("maxpool", "avgpool")):
+                _ints(v, f"{what} stride", 1, MAX_KERNEL)
+        elif key == "padding":
+            _ints(v, f"{what} padding", 0, MAX_KERNEL)
+        elif key in ("vocab_size", "embedding_dim"):
+            _ints(v, f"{what} {key}", 1, MAX_SIZE, count=(1,))
+        elif key == "num_layers":
+            _ints(v, f"{what} num_layers", 1, MAX_LSTM_LAYERS, count=(1,))
+        elif key == "num_blocks":
+            _ints(v, f"{what} num_blocks", 1, MAX_BLOCKS, count=(1,))
+        elif key == "p":
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise _SpecError(f"{what} p must be a number in [0, 1), got {v!r}")
+        elif key == "dim":
+            if v is not None:
+                _ints(v, f"{what} dim", -8, 8, count=range(1, 5))
+
+
+def _declared(name, kw):
+    """(parameters, buffer values) the layer ``name`` with arguments ``kw`` makes."""
+    def k_area(v):
+        v = v if isinstance(v, list) else [v, v]
+        return v[0] * v[-1]
+
+    if name == "linear":
+        i, o = kw["size"]
+        return i * o + o, 0
+    if name == "conv2d":
+        i, o = kw["size"]
+        return o * i * k_area(kw["kernel_size"]) + o, 0
+    if name == "conv1d":
+        i, o = kw["size"]
+        k = kw["kernel_size"][0] if isinstance(kw["kernel_size"], list) else kw["kernel_size"]
+        return o * i * k + o, 0
+    if name in ("batchnorm1d", "batchnorm2d"):
+        c = kw["size"][-1] if isinstance(kw["size"], list) else kw["size"]
+        return 2 * c, 2 * c
+    if name == "embedding":
+        return kw["vocab_size"] * kw["embedding_dim"], 0
+    if name == "lstm":
+        i, h = kw["size"]
+        n = kw["num_layers"][0] if isinstance(kw["num_layers"], list) else kw["num_layers"]
+        return 4 * h * (i + h + 2) + (n - 1) * 4 * h * (2 * h + 2), 0
+    if name in ("res_block", "res_bottleneck"):
+        c_in, c = kw["size"]
+        stride = kw["stride"][0] if isinstance(kw["stride"], list) else kw["stride"]
+        blocks = kw["num_blocks"][0] if isinstance(kw["num_blocks"], list) else kw["num_blocks"]
+        params = buffers = 0
+        for b in range(blocks):
+            if name == "res_block":
+                c_out = c
+                params += 9 * c_in * c + 9 * c * c + 4 * c
+                buffers += 4 * c
+            else:
+                c_out = 4 * c
+                params += c_in * c + 9 * c * c + 4 * c * c + 2 * c + 2 * c + 2 * c_out
+                buffers += 4 * c + 2 * c_out
+            if (stride if b == 0 else 1) != 1 or c_in != c_out:
+                params += c_in * c_out + 2 * c_out
+                buffers += 2 * c_out
+            c_in = c_out
+        return params, buffers
+    return 0, 0
+
+
+def _check_sizes(layers, arrays):
+    """Each layer's declared parameter and buffer counts equal what the file stores for it."""
+    stored = {}
+    for key, arr in arrays.items():
+        kind, _, rest = key.partition(":")
+        index = rest.split(".", 1)[0]
+        if kind not in ("param", "buffer") or not index.isdigit() or "." not in rest:
+            raise _SpecError(f"unexpected array {key!r}")
+        slot = stored.setdefault(int(index), [0, 0])
+        slot[kind == "buffer"] += int(arr.size)
+    for i, entry in enumerate(layers):
+        want = _declared(entry["layer"], entry["kw"]) if entry["layer"] else (0, 0)
+        have = tuple(stored.pop(i, (0, 0)))
+        if tuple(want) != have:
+            raise _SpecError(f"layer {i + 1} ({entry['layer']} {json.dumps(entry['kw'])}) "
+                             f"declares {want[0]} parameters and {want[1]} buffer values but the "
+                             f"file stores {have[0]} and {have[1]}")
+    if stored:
+        raise _SpecError(f"arrays for layers {sorted(k + 1 for k in stored)} that the "
+                         "description does not have")

@@ -1,5 +1,9 @@
 """What every network shares: forward through ``layers``, backward, accuracy, parameter files."""
 
+import functools
+import inspect
+import json
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -37,6 +41,44 @@ def init_scale(weight_init_std, fan_in):
                          f"number, got {weight_init_std!r}") from None
 
 
+def layer_buffers(layers):
+    """{'<layer>.running_mean': array, ...}: the state of ``layers`` (a dict of layers, as the
+    book's networks hold) that is saved but not trained."""
+    out = {}
+    if not hasattr(layers, "items"):  # a list of layers has no names to save them under
+        return out
+    for name, layer in layers.items():
+        for attr in _LAYER_STATE:
+            state = getattr(layer, attr, None)
+            if state is not None:
+                out[f"{name}.{attr}"] = state
+    return out
+
+
+def _jsonable(v):
+    """``v`` as JSON data (tuples as lists, NumPy scalars and dtypes by value and name);
+    TypeError for anything else."""
+    if isinstance(v, (str, bool, int, float)) or v is None:
+        return v
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(a) for a in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(a) for k, a in v.items()}
+    if isinstance(v, (np.dtype, type)):
+        return np.dtype(v).name
+    raise TypeError(f"{type(v).__name__} is not JSON data")
+
+
+def config_int(value, what, low=1, high=1 << 31):
+    """``value`` as an int in [low, high] (a size read from a model description)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+            or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer in [{low}, {high}], got {value!r:.40}")
+    return int(value)
+
+
 def check_dtype(dtype):
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
@@ -49,6 +91,31 @@ class Network:
     list of (param key, layer name, gradient attribute), e.g. ('W1', 'Conv1', 'dW')."""
 
     weight_decay_lambda = 0
+    config = None  # (class name, constructor arguments as JSON data); set by the constructor
+
+    def __init_subclass__(cls, **kwargs):
+        """Each network's constructor records its class and arguments in ``config`` (the
+        outermost constructor wins), which parameter files carry as the model's description."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        sig = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            if "config" not in self.__dict__:
+                bound = sig.bind(self, *args, **kw)
+                bound.apply_defaults()
+                arguments = dict(bound.arguments)
+                arguments.pop(next(iter(sig.parameters)))
+                try:
+                    self.config = (type(self).__name__, _jsonable(arguments))
+                except TypeError:
+                    self.config = (type(self).__name__, None)  # not describable as JSON
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
 
     def predict(self, x, train_flg=False):
         for layer in self.layers.values():
@@ -140,20 +207,61 @@ class Network:
         """Where the parameters are: 'cpu' or 'cuda:N'."""
         return _device.name_of(next(iter(self.params.values())))
 
-    def save_params(self, file_name="params.pkl"):
-        """Save ``params`` in the book's pickle format (or .npz when the name ends in .npz);
-        the file holds NumPy arrays also for a network on the GPU."""
-        _params.save(self.params, file_name)
+    def buffers(self):
+        """{'BatchNorm1.running_mean': array, ...}: saved state that is not trained."""
+        return layer_buffers(self.layers)
+
+    def description(self):
+        """The metadata a safetensors file carries so that ``load_model`` can rebuild the
+        network: format, model class, constructor arguments (JSON), dtype, fastnn version."""
+        from .. import __version__
+        name, args = self.config or (type(self).__name__, None)
+        dtype = next(iter(self.params.values())).dtype.name
+        return {"format": "fastnn.model", "model": name, "dtype": dtype,
+                "config": json.dumps(args), "fastnn_version": __version__}
+
+    def save_params(self, file_name="params.pkl", metadata=None):
+        """Save the parameters and buffers (batch norm's running statistics): the book's
+        pickle format for .pkl names, .npz, or safetensors for any other name (with the
+        model's description and ``metadata``, a dict of strings). The file holds NumPy arrays
+        also for a network on the GPU; it replaces an old file only once it is complete."""
+        arrays = dict(self.params)
+        arrays.update(self.buffers())
+        meta = None
+        if _params.format_of(file_name) == "safetensors":
+            meta = self.description()
+            meta.update({k: str(v) for k, v in (metadata or {}).items()})
+        _params.save(arrays, file_name, meta)
 
     def load_params(self, file_name="params.pkl", allow_pickle=True):
         """Load a file written by ``save_params`` or by the book's code, into the arrays the
         layers already hold. Keys and shapes must match; values are converted to this
-        network's dtype. Pickle files run code when loaded: use only trusted ones, or pass
-        ``allow_pickle=False`` to accept only .npz files."""
-        loaded = _params.load(file_name, allow_pickle=allow_pickle)
-        _params.check(loaded, self.params, file_name)
-        for key, val in loaded.items():
+        network's dtype. A file without running statistics (the book's own params.pkl) leaves
+        them as they are, with a warning. Pickles are read without running code (plain
+        containers and numeric arrays only); ``allow_pickle=False`` refuses them altogether."""
+        loaded, meta = _params.load_with_metadata(file_name, allow_pickle=allow_pickle)
+        buffers = self.buffers()
+        expected = dict(self.params)
+        expected.update(buffers)
+        try:
+            _params.check(loaded, expected, file_name, optional=buffers)
+        except _params.ParamsError as e:
+            name = meta.get("model")
+            if name and self.config and name != self.config[0]:
+                raise _params.ParamsError(f"{e} (the file holds a {name})") from None
+            raise
+        for key in self.params:
             p = self.params[key]
-            p[...] = _ops.array_module("load_params", p).asarray(val)
+            p[...] = _ops.array_module("load_params", p).asarray(loaded[key])
         for key, name, attr in self._grad_map:  # re-link, in case params entries were replaced
             setattr(self.layers[name], attr[1:], self.params[key])
+        missing = [k for k in buffers if k not in loaded]
+        if missing:
+            warnings.warn(f"{file_name} has no {', '.join(missing)}; they keep their current "
+                          "values (predictions in test mode use them)", stacklevel=2)
+        for key in buffers:
+            if key in loaded:
+                name, attr = key.rsplit(".", 1)
+                old = buffers[key]
+                xp = _ops.array_module("load_params", old)
+                setattr(self.layers[name], attr, xp.asarray(loaded[key], dtype=old.dtype).copy())

@@ -1,72 +1,84 @@
-"""Parameter files in the book's format: a pickled dict of NumPy arrays (W1, b1, ...), or .npz.
+"""Parameter files: safetensors (the default), the book's params.pkl, or .npz.
 
-Pickle can run arbitrary code while loading: load .pkl files only from trusted sources (the
-book's own ``train_convnet.py`` output, your own runs). ``.npz`` files are loaded with
-``allow_pickle=False`` and are safe to share; ``load(..., allow_pickle=False)`` (the CLI's
-``--safe``) refuses anything but ``.npz`` before reading a byte of it.
+The format follows the file name: ``.pkl``/``.pickle`` is the book's pickled dict of NumPy
+arrays (W1, b1, ...), ``.npz`` a NumPy archive, anything else (``model.safetensors``) a
+safetensors file, which also carries the model's description (class, constructor arguments,
+dtype, fastnn version) so that ``fastnn.models.load_model`` can rebuild the network.
+Batch normalization's running statistics are saved beside the parameters as
+``<layer>.running_mean`` / ``<layer>.running_var`` in every format.
+
+Nothing is trusted on reading (see fastnn._safeio): pickles are read by a restricted unpickler
+that builds only plain containers and numeric arrays and never runs code, .npz members and
+safetensors headers are checked before anything is allocated. ``load(..., allow_pickle=False)``
+(the CLI's ``--safe``) refuses pickles altogether, before reading a byte of them.
 """
 
 import os
 import pickle
-import zipfile
 
 import numpy as np
 
 from .._device import to_host
 from .._files import atomic_write
+from .._safeio import ParamsError, load_pickle, read_npz, read_safetensors, safetensors_bytes
+
+__all__ = ["ParamsError", "save", "load", "load_with_metadata", "check", "format_of"]
 
 
-class ParamsError(ValueError):
-    """A parameter file does not fit the network (keys, shapes or dtypes) or is unreadable."""
+def format_of(file_name):
+    """'pkl', 'npz' or 'safetensors', from the file name's extension."""
+    name = str(file_name).lower()
+    if name.endswith((".pkl", ".pickle")):
+        return "pkl"
+    if name.endswith(".npz"):
+        return "npz"
+    return "safetensors"
 
 
-def _is_npz(file_name):
-    return str(file_name).lower().endswith(".npz")
-
-
-def save(params, file_name):
-    """Write ``params`` as NumPy arrays (GPU arrays are copied to the host), atomically (see
-    fastnn._files.atomic_write)."""
-    params = {k: to_host(v) for k, v in params.items()}
+def save(arrays, file_name, metadata=None):
+    """Write ``arrays`` as NumPy arrays (GPU arrays are copied to the host), atomically (see
+    fastnn._files.atomic_write). ``metadata`` (str -> str) goes into safetensors files only."""
+    arrays = {k: to_host(v) for k, v in arrays.items()}
+    fmt = format_of(file_name)
     with atomic_write(file_name) as f:
-        if _is_npz(file_name):
-            np.savez(f, **params)
+        if fmt == "npz":
+            np.savez(f, **arrays)
+        elif fmt == "pkl":
+            pickle.dump(arrays, f, protocol=4)
         else:
-            pickle.dump(params, f, protocol=4)
+            f.write(safetensors_bytes(arrays, metadata))
+
+
+def load_with_metadata(file_name, allow_pickle=True):
+    """(dict of arrays, metadata dict) stored in ``file_name``; pickles and .npz files have no
+    metadata. With ``allow_pickle=False`` pickles are refused before they are opened."""
+    file_name = os.fspath(file_name)
+    fmt = format_of(file_name)
+    if fmt == "npz":
+        return read_npz(file_name), {}
+    if fmt == "pkl":
+        if not allow_pickle:
+            raise ParamsError(f"{file_name}: refusing to unpickle (allow_pickle=False / --safe); "
+                              f"save parameters as .safetensors or .npz to load them this way")
+        params = load_pickle(file_name)
+        if not isinstance(params, dict) or not all(
+                isinstance(k, str) and isinstance(v, np.ndarray) for k, v in params.items()):
+            raise ParamsError(f"{file_name}: expected a dict of NumPy arrays (the book's "
+                              f"params.pkl format), got {type(params).__name__}")
+        return params, {}
+    return read_safetensors(file_name)
 
 
 def load(file_name, allow_pickle=True):
-    """The dict of arrays stored in ``file_name`` (.npz without pickle, else a trusted pickle;
-    with ``allow_pickle=False`` only .npz files are accepted)."""
-    file_name = os.fspath(file_name)
-    if _is_npz(file_name):
-        try:
-            with np.load(file_name, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-            if isinstance(e, FileNotFoundError):
-                raise
-            raise ParamsError(f"{file_name}: not a readable .npz parameter file ({e})") from None
-    if not allow_pickle:
-        raise ParamsError(f"{file_name}: refusing to unpickle (allow_pickle=False / --safe); "
-                          f"save parameters as .npz to load them safely")
-    with open(file_name, "rb") as f:
-        try:
-            params = pickle.load(f)
-        except Exception as e:  # any unpickling failure means: not a parameter file
-            raise ParamsError(f"{file_name}: not a readable parameter pickle "
-                              f"({type(e).__name__}: {e})") from None
-    if not isinstance(params, dict) or not all(
-            isinstance(k, str) and isinstance(v, np.ndarray) for k, v in params.items()):
-        raise ParamsError(f"{file_name}: expected a dict of NumPy arrays (the book's params.pkl "
-                          f"format), got {type(params).__name__}")
-    return params
+    """The dict of arrays stored in ``file_name`` (see :func:`load_with_metadata`)."""
+    return load_with_metadata(file_name, allow_pickle)[0]
 
 
-def check(loaded, expected, file_name):
-    """Raise ParamsError naming every key, shape or dtype of ``loaded`` that does not fit."""
+def check(loaded, expected, file_name, optional=()):
+    """Raise ParamsError naming every key, shape or dtype of ``loaded`` that does not fit
+    ``expected``; keys in ``optional`` may be missing."""
     problems = []
-    missing = [k for k in expected if k not in loaded]
+    missing = [k for k in expected if k not in loaded and k not in optional]
     extra = [k for k in loaded if k not in expected]
     if missing:
         problems.append(f"missing {', '.join(missing)}")

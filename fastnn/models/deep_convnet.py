@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..layers import Affine, Convolution, Dropout, Pooling, Relu, SoftmaxWithLoss
-from ._base import LayerDict, Network, check_dtype
+from ._base import LayerDict, Network, check_dtype, config_int
 
 _DEFAULT_CONVS = [(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]  # (filter_num, pad)
 
@@ -73,6 +73,33 @@ class DeepConvNet(Network):
         self.last_layer = SoftmaxWithLoss()
         self._grad_map += [('W7', 'Affine1', 'dW'), ('b7', 'Affine1', 'db'),
                            ('W8', 'Affine2', 'dW'), ('b8', 'Affine2', 'db')]
+
+    @staticmethod
+    def param_shapes(input_dim=(1, 28, 28), hidden_size=50, output_size=10, **conv_params):
+        """{name: shape} of the parameters the constructor makes for these arguments, computed
+        without allocating them (for checking a model description against its file)."""
+        convs = [conv_params.get(f'conv_param_{i}') or
+                 {'filter_num': fn, 'filter_size': 3, 'pad': pad, 'stride': 1}
+                 for i, (fn, pad) in enumerate(_DEFAULT_CONVS, start=1)]
+        C, H, W = (config_int(v, "input_dim") for v in input_dim)
+        hidden, out = config_int(hidden_size, "hidden_size"), config_int(output_size,
+                                                                         "output_size")
+        shapes, pre = {}, C
+        for i, cp in enumerate(convs, start=1):
+            FN, FS = config_int(cp['filter_num'], "filter_num"), config_int(cp['filter_size'],
+                                                                             "filter_size")
+            pad, stride = config_int(cp['pad'], "pad", 0), config_int(cp['stride'], "stride")
+            H, W = (H + 2 * pad - FS) // stride + 1, (W + 2 * pad - FS) // stride + 1
+            if i % 2 == 0:
+                H, W = H // 2, W // 2
+            if H < 1 or W < 1:
+                raise ValueError(f"DeepConvNet: input {tuple(input_dim)} is too small")
+            shapes[f'W{i}'], shapes[f'b{i}'] = (FN, pre, FS, FS), (FN,)
+            pre = FN
+        flat = pre * H * W
+        shapes.update({'W7': (flat, hidden), 'b7': (hidden,), 'W8': (hidden, out),
+                       'b8': (out,)})
+        return shapes
 
     def loss(self, x, t):
         return self.last_layer.forward(self.predict(x, train_flg=True), t)

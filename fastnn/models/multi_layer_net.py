@@ -3,7 +3,9 @@
 import numpy as np
 
 from ..layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
-from ._base import LayerDict, Network, check_dtype, init_scale
+from ._base import LayerDict, Network, check_dtype, config_int, init_scale
+
+_MAX_LAYERS = 10_000  # hidden layers a model description may declare
 
 _ACTIVATIONS = {'sigmoid': Sigmoid, 'relu': Relu}
 
@@ -43,6 +45,25 @@ class MultiLayerNet(Network):
                 self.layers[f'Activation_function{idx}'] = act()
                 self._add_dropout(idx)
         self.last_layer = SoftmaxWithLoss()
+
+    @staticmethod
+    def param_shapes(input_size, hidden_size_list, output_size, use_batchnorm=False, **_):
+        """{name: shape} of the parameters and buffers the constructor makes for these
+        arguments, computed without allocating them (for checking a model description)."""
+        if not isinstance(hidden_size_list, (list, tuple)) or len(hidden_size_list) > _MAX_LAYERS:
+            raise ValueError(f"hidden_size_list must be a list of at most {_MAX_LAYERS} sizes")
+        sizes = [config_int(input_size, "input_size")] + \
+            [config_int(h, "hidden_size_list") for h in hidden_size_list] + \
+            [config_int(output_size, "output_size")]
+        shapes = {}
+        for idx in range(1, len(sizes)):
+            shapes[f'W{idx}'], shapes[f'b{idx}'] = (sizes[idx - 1], sizes[idx]), (sizes[idx],)
+        if use_batchnorm:
+            for idx, size in enumerate(sizes[1:-1], start=1):
+                shapes[f'gamma{idx}'] = shapes[f'beta{idx}'] = (size,)
+                shapes[f'BatchNorm{idx}.running_mean'] = (size,)
+                shapes[f'BatchNorm{idx}.running_var'] = (size,)
+        return shapes
 
     def _init_weight(self, weight_init_std):
         sizes = [self.input_size] + self.hidden_size_list + [self.output_size]

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..layers import Affine, Convolution, Pooling, Relu, SoftmaxWithLoss
-from ._base import LayerDict, Network, check_dtype
+from ._base import LayerDict, Network, check_dtype, config_int
 
 
 class SimpleConvNet(Network):
@@ -46,6 +46,25 @@ class SimpleConvNet(Network):
         self._grad_map = [(f'{w}{i + 1}', name, f'd{w}')
                           for i, name in enumerate(['Conv1', 'Affine1', 'Affine2'])
                           for w in 'Wb']
+
+    @staticmethod
+    def param_shapes(input_dim=(1, 28, 28), conv_param=None, hidden_size=100, output_size=10,
+                     **_):
+        """{name: shape} of the parameters the constructor makes for these arguments, computed
+        without allocating them (for checking a model description against its file)."""
+        cp = conv_param or {'filter_num': 30, 'filter_size': 5, 'pad': 0, 'stride': 1}
+        C, H, W = (config_int(v, "input_dim") for v in input_dim)
+        FN, FS = config_int(cp['filter_num'], "filter_num"), config_int(cp['filter_size'],
+                                                                         "filter_size")
+        pad, stride = config_int(cp['pad'], "pad", 0), config_int(cp['stride'], "stride")
+        hidden, out = config_int(hidden_size, "hidden_size"), config_int(output_size,
+                                                                         "output_size")
+        OH, OW = (H + 2 * pad - FS) // stride + 1, (W + 2 * pad - FS) // stride + 1
+        if OH < 2 or OW < 2:
+            raise ValueError(f"SimpleConvNet: input {tuple(input_dim)} is too small")
+        flat = FN * (OH // 2) * (OW // 2)
+        return {'W1': (FN, C, FS, FS), 'b1': (FN,), 'W2': (flat, hidden), 'b2': (hidden,),
+                'W3': (hidden, out), 'b3': (out,)}
 
     def predict(self, x, train_flg=False):
         return super().predict(x, train_flg)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..layers import Affine, Relu, SoftmaxWithLoss
-from ._base import LayerDict, Network, check_dtype
+from ._base import LayerDict, Network, check_dtype, config_int
 
 
 class TwoLayerNet(Network):
@@ -24,6 +24,14 @@ class TwoLayerNet(Network):
         self.layers['Affine2'] = Affine(self.params['W2'], self.params['b2'])
         self.last_layer = SoftmaxWithLoss()
         self._grad_map = [(f'{w}{i}', f'Affine{i}', f'd{w}') for i in (1, 2) for w in 'Wb']
+
+    @staticmethod
+    def param_shapes(input_size, hidden_size, output_size, **_):
+        """{name: shape} of the parameters the constructor makes for these arguments."""
+        i, h, o = (config_int(v, n) for v, n in ((input_size, "input_size"),
+                                                  (hidden_size, "hidden_size"),
+                                                  (output_size, "output_size")))
+        return {'W1': (i, h), 'b1': (h,), 'W2': (h, o), 'b2': (o,)}
 
     @property
     def lastLayer(self):  # noqa: N802 (the book's attribute name)
