@@ -322,6 +322,12 @@ CASES = [
     # ---- library
     ("threads-zero", "fastnn.set_num_threads", "0", ValueError,
      "n must be >= 1, got 0", lambda: fastnn.set_num_threads(0)),
+    ("threads-cap", "fastnn.set_num_threads", "100000 (more than 4 per processor)", ValueError,
+     r"n must be at most \d+ \(4 threads per processor, at most 1024\), got 100000",
+     lambda: fastnn.set_num_threads(100000)),
+    ("C-threads-cap", "_C.set_num_threads", "100000", ValueError,
+     r"n must be at most \d+ \(4 threads per processor, at most 1024\), got 100000",
+     lambda: _C.set_num_threads(100000)),
 ]
 
 # A GPU array (here a fake one, with no memory behind it) is refused only where fastnn cannot
