@@ -46,13 +46,6 @@ inline bool images_in_parallel(const ConvShape& s) {
   return get_num_threads() > 1 && s.N >= get_num_threads();
 }
 
-// The sizes handed to BLAS fit its 32-bit ints (checked before any parallel region).
-void check_blas_sizes(const ConvShape& s, int64_t FN) {
-  blas_int(FN, "FN");
-  blas_int(s.cols(), "C*FH*FW");
-  blas_int(s.OH * s.OW, "OH*OW");
-}
-
 // The kernels work on one image and one block of output rows [oh0, oh1) at a time, with the
 // columns transposed: colT (C*FH*FW, R), R = (oh1-oh0)*OW, row j = (c, fh, fw) holding the
 // input under filter tap j at each output position. Its rows are runs of input rows, cheap
@@ -184,7 +177,8 @@ void backward_image(const T* doutn, const T* xn, const T* W, T* dxn, T* dW, cons
 
 template <typename T>
 void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN) {
-  check_blas_sizes(s, FN);
+  check_conv_blas_sizes(s, FN);  // before any parallel region
+  if (s.N == 0 || FN == 0) return;  // empty output
   const int64_t CHW = s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
   const int64_t col_len = block_rows<T>(s) * s.OW * s.cols(), xp_len = padded_len(s);
   if (!images_in_parallel(s)) {
@@ -213,7 +207,7 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
 template <typename T>
 void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                      const ConvShape& s, int64_t FN) {
-  check_blas_sizes(s, FN);
+  check_conv_blas_sizes(s, FN);  // before any parallel region
   const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = s.C * s.H * s.W;
   const int64_t col_len = block_rows<T>(s) * s.OW * CK, xp_len = padded_len(s);
   const int64_t dxp_len = dx ? xp_len : 0;
@@ -231,6 +225,10 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     db[f] = T(acc);
   }
   std::fill(dW, dW + FN * CK, T(0));
+  if (!conv_multiplies(s, FN)) {  // no images, filters or channels: dW = 0, dx = 0
+    if (dx) std::fill(dx, dx + s.N * CHW, T(0));
+    return;
+  }
   if (!images_in_parallel(s)) {
     auto col = scratch<T>(col_len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
     if (!col || !xp || !dxp) throw std::bad_alloc();
