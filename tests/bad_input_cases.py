@@ -12,7 +12,7 @@ import fastnn
 import fastnn.cuda
 import fastnn.time_layers as TL
 from fastnn import _C, basenn, datasets, layers as L, models, nn, optim, util
-from fastnn.datasets import DatasetNotFound
+from fastnn.datasets import DatasetError, DatasetNotFound
 from fastnn.models import ParamsError
 from fastnn.trainer import Trainer
 
@@ -66,6 +66,32 @@ def _no_data(load):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _idx_header(dims, data=bytes(7840)):
+    """load_mnist from a folder whose training images file declares ``dims`` and holds
+    ``data`` (10 images' worth by default)."""
+    import gzip
+    import struct
+    import tempfile
+    from pathlib import Path
+
+    from idxfiles import NAMES, write_dataset
+
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d) / "mnist"
+        write_dataset(folder, 10, 5)
+        with gzip.open(folder / NAMES["train"][0], "wb") as f:
+            f.write(struct.pack(">IIII", 0x803, *dims) + data)
+        old = os.environ.get("FASTNN_DATA")
+        os.environ["FASTNN_DATA"] = d
+        try:
+            datasets.load_mnist(download=False)
+        finally:
+            if old is None:
+                os.environ.pop("FASTNN_DATA", None)
+            else:
+                os.environ["FASTNN_DATA"] = old
 
 
 class GPUArray:
@@ -290,6 +316,15 @@ CASES = [
                      optimizer="lion")),
     ("dataset-missing", "datasets.load_mnist", "download=False, no files", DatasetNotFound,
      "were not found in", lambda: _no_data(lambda: datasets.load_mnist(download=False))),
+    ("dataset-idx-count", "datasets.load_mnist", "an IDX header declaring 2,000,000 images",
+     DatasetError, "declares 2000000 items, more than the 1048576 this loader accepts",
+     lambda: _idx_header((2_000_000, 28, 28))),
+    ("dataset-idx-size", "datasets.load_mnist", "an IDX header declaring 32x32 images",
+     DatasetError, "declares 32x32 images; this data set has 28x28",
+     lambda: _idx_header((10, 32, 32))),
+    ("dataset-idx-trailing", "datasets.load_mnist", "data beyond what the IDX header declares",
+     DatasetError, r"header says \(10, 28, 28\) = 7840 bytes of data but the file holds 7841",
+     lambda: _idx_header((10, 28, 28), bytes(7841))),
     ("dataset-ratio", "datasets.load_digits", "test_ratio 1.5", ValueError,
      r"test_ratio must be in \(0, 1\)", lambda: datasets.load_digits(test_ratio=1.5)),
     # ---- BaseNN builder
