@@ -16,6 +16,12 @@ def _shape(a):
     """Shape of an array (NumPy or CuPy) or of anything np.shape takes."""
     return tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
 
+
+def _forward_first(state, name):
+    """RuntimeError for a backward with no forward state (docs/errors.md: every layer)."""
+    if state is None:
+        raise RuntimeError(f"{name}.backward called before forward")
+
 # ------------------------------------------------------------------ activations, affine, loss,
 # ------------------------------------------------------------------ dropout, batch normalization
 
@@ -31,6 +37,7 @@ class Relu:
         return out
 
     def backward(self, dout):
+        _forward_first(self.mask, "Relu")
         dx = _ops.relu_backward(dout, self.mask, "Relu")
         if dx is dout or not (isinstance(dout, np.ndarray) and dout.flags.writeable):
             return dx
@@ -47,6 +54,7 @@ class Sigmoid:
         return self.out
 
     def backward(self, dout):
+        _forward_first(self.out, "Sigmoid")
         return _ops.sigmoid_backward(dout, self.out, "Sigmoid")
 
 
@@ -59,6 +67,7 @@ class Tanh:
         return self.out
 
     def backward(self, dout):
+        _forward_first(self.out, "Tanh")
         return _ops.tanh_backward(dout, self.out, "Tanh")
 
 
@@ -213,10 +222,6 @@ class BatchNormalization:
 
 # ------------------------------------------------------------------ convolution and pooling
 
-def _forward_first(layer, name):
-    if layer.x is None:
-        raise RuntimeError(f"{name}.backward called before forward")
-
 
 class Convolution:
     """The book's Convolution: x (N, C, H, W), W (FN, C, FH, FW), b (FN,) -> (N, FN, OH, OW).
@@ -241,14 +246,14 @@ class Convolution:
         return out
 
     def backward(self, dout):
-        _forward_first(self, "Convolution")
+        _forward_first(self.x, "Convolution")
         dx, self.dW, self.db = _ops.conv2d_backward(dout, self.x, self.W, self.b, self.stride,
                                                     self.pad)
         return dx
 
     def _param_backward(self, dout):
         """backward() without dx: sets dW and db only (a network's first layer)."""
-        _forward_first(self, "Convolution")
+        _forward_first(self.x, "Convolution")
         _, self.dW, self.db = _ops.conv2d_backward(dout, self.x, self.W, self.b, self.stride,
                                                    self.pad, need_dx=False)
 
@@ -293,7 +298,7 @@ class Pooling:
         return out
 
     def backward(self, dout):
-        _forward_first(self, "Pooling")
+        _forward_first(self.x, "Pooling")
         return _ops.maxpool2d_backward(dout, self._arg, _shape(self.x), self.pool_h,
                                        self.pool_w, self.stride, self.pad)
 
@@ -325,6 +330,6 @@ class AvgPooling:
         return out
 
     def backward(self, dout):
-        _forward_first(self, "AvgPooling")
+        _forward_first(self.x, "AvgPooling")
         return _ops.avgpool2d_backward(dout, _shape(self.x), self.pool_h, self.pool_w,
                                        self.stride, self.pad)

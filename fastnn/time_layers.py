@@ -15,10 +15,19 @@ import numpy as np
 from . import _ops
 from .reference import time_layers as _reference
 
-# No kernel pays for these (a row gather, a scatter-add): they are the reference classes
-# themselves. On CuPy arrays their NumPy calls dispatch to CuPy (np.add.at needs CuPy >= 12.1).
-Embedding = _reference.Embedding
-TimeEmbedding = _reference.TimeEmbedding
+# No kernel pays for these (a row gather, a scatter-add): they are the reference classes, with
+# backward refusing to run before forward. On CuPy arrays their NumPy calls dispatch to CuPy
+# (np.add.at needs CuPy >= 12.1).
+class Embedding(_reference.Embedding):
+    def backward(self, dout):
+        _forward_first(self.idx, "Embedding")
+        return super().backward(dout)
+
+
+class TimeEmbedding(_reference.TimeEmbedding):
+    def backward(self, dout):
+        _forward_first(self.idx, "TimeEmbedding")
+        return super().backward(dout)
 
 
 class TimeDropout(_reference.TimeDropout):
@@ -34,9 +43,19 @@ class TimeDropout(_reference.TimeDropout):
         self.mask = keep.astype(np.float32) * (1.0 / (1.0 - self.dropout_ratio))
         return xs * self.mask
 
+    def backward(self, dout):
+        _forward_first(self.mask, "TimeDropout")
+        return super().backward(dout)
+
 
 def _time_major(xp, xs):
     return xp.ascontiguousarray(xp.swapaxes(xp.asarray(xs), 0, 1))
+
+
+def _forward_first(state, name):
+    """RuntimeError for a backward with no forward state (the docs' promise for every layer)."""
+    if state is None:
+        raise RuntimeError(f"{name}.backward called before forward")
 
 
 def _check_batch_major(layer, xs):
@@ -70,6 +89,7 @@ class RNN(_StepLayer):
         return hs[0]
 
     def backward(self, dh_next):
+        _forward_first(self.cache, "RNN")
         Wx, Wh, b = self.params
         x1, h_prev, hs = self.cache
         dx, dh_prev, dWx, dWh, db = _ops.rnn_backward(x1, h_prev, Wx, Wh, hs, None, dh_next,
@@ -89,6 +109,7 @@ class LSTM(_StepLayer):
         return hs[0], cs[0]
 
     def backward(self, dh_next, dc_next):
+        _forward_first(self.cache, "LSTM")
         Wx, Wh, b = self.params
         x1, h_prev, c_prev, hs, cs, gates = self.cache
         dx, dh_prev, dc_prev, dWx, dWh, db, _ = _ops.lstm_backward(
@@ -109,6 +130,7 @@ class GRU(_StepLayer):
         return hs[0]
 
     def backward(self, dh_next):
+        _forward_first(self.cache, "GRU")
         Wx, Wh, b = self.params
         x1, h_prev, hs, gates, aux = self.cache
         dx, dh_prev, dWx, dWh, db, _ = _ops.gru_backward(x1, h_prev, Wx, Wh, hs, gates, aux,
@@ -147,6 +169,7 @@ class TimeRNN:
         return xp.swapaxes(hs, 0, 1)
 
     def backward(self, dhs):
+        _forward_first(self._cache, self._layer)
         Wx, Wh, b = self.params
         x, h0, hs = self._cache
         xp = self._xp(dhs, x)
@@ -179,6 +202,7 @@ class TimeGRU(TimeRNN):
         return xp.swapaxes(hs, 0, 1)
 
     def backward(self, dhs):
+        _forward_first(self._cache, self._layer)
         Wx, Wh, b = self.params
         x, h0, hs, gates, aux = self._cache
         xp = self._xp(dhs, x)
@@ -214,6 +238,7 @@ class TimeLSTM:
         return xp.swapaxes(hs, 0, 1)
 
     def backward(self, dhs):
+        _forward_first(self._cache, "TimeLSTM")
         Wx, Wh, b = self.params
         x, h0, c0, hs, cs, gates = self._cache
         xp = _ops.array_module("TimeLSTM", dhs, x, *self.params)
@@ -247,6 +272,7 @@ class TimeAffine:
         return out.reshape(N, T, -1)
 
     def backward(self, dout):
+        _forward_first(self.x, "TimeAffine")
         N, T, D = self.x.shape
         W, b = self.params
         dx, dW, db = _ops.affine_backward(dout.reshape(N * T, -1), self.x.reshape(N * T, D), W,
@@ -276,6 +302,7 @@ class TimeSoftmaxWithLoss:
         return loss
 
     def backward(self, dout=1):
+        _forward_first(self.cache, "TimeSoftmaxWithLoss")
         ts, ys, (N, T, V) = self.cache
         dx = _ops.softmax_cross_entropy_backward(ys, ts, dout, ignore_label=self.ignore_label,
                                                  layer="TimeSoftmaxWithLoss")
@@ -286,3 +313,7 @@ class TimeBiLSTM(_reference.TimeBiLSTM):
     """Two TimeLSTMs, the second reading the sequence backwards; outputs (N, T, 2H)."""
 
     lstm_class = TimeLSTM
+
+    def backward(self, dhs):
+        _forward_first(self.forward_lstm._cache, "TimeBiLSTM")
+        return super().backward(dhs)

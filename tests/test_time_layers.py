@@ -175,3 +175,47 @@ def test_book_model_code_runs_unchanged(cell, gates):
         for m in models:
             for p, g in zip(m.params, m.grads):
                 p -= 0.5 * g
+
+
+# ------------------------------------------------------------------ backward before forward
+
+def _time_layer_cases():
+    z = np.zeros
+    W4, Wh4, b4 = z((3, 8)), z((2, 8)), z(8)
+    return {
+        "RNN": (lambda: fast.RNN(z((3, 2)), z((2, 2)), z(2)), lambda l: l.backward(z((1, 2)))),
+        "LSTM": (lambda: fast.LSTM(W4, Wh4, b4), lambda l: l.backward(z((1, 2)), z((1, 2)))),
+        "GRU": (lambda: fast.GRU(z((3, 6)), z((2, 6)), z(6)), lambda l: l.backward(z((1, 2)))),
+        "TimeRNN": (lambda: fast.TimeRNN(z((3, 2)), z((2, 2)), z(2)),
+                    lambda l: l.backward(z((1, 2, 2)))),
+        "TimeLSTM": (lambda: fast.TimeLSTM(W4, Wh4, b4), lambda l: l.backward(z((1, 2, 2)))),
+        "TimeGRU": (lambda: fast.TimeGRU(z((3, 6)), z((2, 6)), z(6)),
+                    lambda l: l.backward(z((1, 2, 2)))),
+        "TimeAffine": (lambda: fast.TimeAffine(z((3, 2)), z(2)),
+                       lambda l: l.backward(z((1, 2, 2)))),
+        "TimeSoftmaxWithLoss": (fast.TimeSoftmaxWithLoss, lambda l: l.backward()),
+        "Embedding": (lambda: fast.Embedding(z((5, 3))), lambda l: l.backward(z((2, 3)))),
+        "TimeEmbedding": (lambda: fast.TimeEmbedding(z((5, 3))),
+                          lambda l: l.backward(z((1, 2, 3)))),
+        "TimeDropout": (fast.TimeDropout, lambda l: l.backward(z((1, 2, 3)))),
+        "TimeBiLSTM": (lambda: fast.TimeBiLSTM(W4, Wh4, b4, W4, Wh4, b4),
+                       lambda l: l.backward(z((1, 2, 4)))),
+    }
+
+
+TIME_CASES = _time_layer_cases()
+
+
+@pytest.mark.parametrize("name", sorted(TIME_CASES))
+def test_backward_before_forward_raises_runtime_error(name):
+    make, backward = TIME_CASES[name]
+    with pytest.raises(RuntimeError, match=rf"^{name}\.backward called before forward$"):
+        backward(make())
+
+
+def test_every_time_layer_is_covered():
+    import inspect
+
+    classes = {n for n, c in vars(fast).items()
+               if inspect.isclass(c) and hasattr(c, "backward")}
+    assert classes == set(TIME_CASES)
