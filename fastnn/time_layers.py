@@ -52,6 +52,15 @@ def _time_major(xp, xs):
     return xp.ascontiguousarray(xp.swapaxes(xp.asarray(xs), 0, 1))
 
 
+# What the recurrent layers keep, as the book's do: its TimeRNN/TimeLSTM/TimeGRU fill a new hs
+# (N, T, H) from per-step caches, so hs can be edited in place without touching backward; the
+# steps cache views of xs, so an in-place edit of xs before backward is seen there. The kernels
+# work time-major: hs comes back as a new C-contiguous (N, T, H) array, and xs is kept as given
+# and transposed again in backward (one copy of N*T*D numbers).
+def _batch_major(xp, hs):
+    return xp.swapaxes(hs, 0, 1).copy()
+
+
 def _forward_first(state, name):
     """RuntimeError for a backward with no forward state (the docs' promise for every layer)."""
     if state is None:
@@ -162,19 +171,19 @@ class TimeRNN:
         _check_batch_major(self._layer, xs)
         Wx, Wh, b = self.params
         xp = self._xp(xs, self.h)
-        x, h0 = _time_major(xp, xs), self._h0()
-        hs = _ops.rnn_forward(x, h0, Wx, Wh, b, layer=self._layer)
-        self._cache = (x, h0, hs)
+        h0 = self._h0()
+        hs = _ops.rnn_forward(_time_major(xp, xs), h0, Wx, Wh, b, layer=self._layer)
+        self._cache = (xs, h0, hs)
         self.h = hs[-1].copy() if len(hs) else self.h
-        return xp.swapaxes(hs, 0, 1)
+        return _batch_major(xp, hs)
 
     def backward(self, dhs):
         _forward_first(self._cache, self._layer)
         Wx, Wh, b = self.params
-        x, h0, hs = self._cache
-        xp = self._xp(dhs, x)
-        dx, self.dh, *grads = _ops.rnn_backward(x, h0, Wx, Wh, hs, _time_major(xp, dhs), None,
-                                                layer=self._layer)
+        xs, h0, hs = self._cache
+        xp = self._xp(dhs, xs)
+        dx, self.dh, *grads = _ops.rnn_backward(_time_major(xp, xs), h0, Wx, Wh, hs,
+                                                _time_major(xp, dhs), None, layer=self._layer)
         for g, new in zip(self.grads, grads):
             g[...] = new
         return xp.swapaxes(dx, 0, 1)
@@ -195,19 +204,19 @@ class TimeGRU(TimeRNN):
         _check_batch_major(self._layer, xs)
         Wx, Wh, b = self.params
         xp = self._xp(xs, self.h)
-        x, h0 = _time_major(xp, xs), self._h0()
-        hs, gates, aux = _ops.gru_forward(x, h0, Wx, Wh, b, layer=self._layer)
-        self._cache = (x, h0, hs, gates, aux)
+        h0 = self._h0()
+        hs, gates, aux = _ops.gru_forward(_time_major(xp, xs), h0, Wx, Wh, b, layer=self._layer)
+        self._cache = (xs, h0, hs, gates, aux)
         self.h = hs[-1].copy() if len(hs) else self.h
-        return xp.swapaxes(hs, 0, 1)
+        return _batch_major(xp, hs)
 
     def backward(self, dhs):
         _forward_first(self._cache, self._layer)
         Wx, Wh, b = self.params
-        x, h0, hs, gates, aux = self._cache
-        xp = self._xp(dhs, x)
-        dx, self.dh, dWx, dWh, db, _ = _ops.gru_backward(x, h0, Wx, Wh, hs, gates, aux,
-                                                         _time_major(xp, dhs), None,
+        xs, h0, hs, gates, aux = self._cache
+        xp = self._xp(dhs, xs)
+        dx, self.dh, dWx, dWh, db, _ = _ops.gru_backward(_time_major(xp, xs), h0, Wx, Wh, hs,
+                                                         gates, aux, _time_major(xp, dhs), None,
                                                          layer=self._layer)
         for g, new in zip(self.grads, (dWx, dWh, db)):
             g[...] = new
@@ -229,22 +238,22 @@ class TimeLSTM:
         _check_batch_major("TimeLSTM", xs)
         Wx, Wh, b = self.params
         xp = _ops.array_module("TimeLSTM", xs, self.h, self.c, *self.params)
-        x = _time_major(xp, xs)
         h0, c0 = (self.h, self.c) if self.stateful else (None, None)
-        hs, cs, gates, _ = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, layer="TimeLSTM")
-        self._cache = (x, h0, c0, hs, cs, gates)
+        hs, cs, gates, _ = _ops.lstm_forward(_time_major(xp, xs), h0, c0, Wx, Wh, b,
+                                             layer="TimeLSTM")
+        self._cache = (xs, h0, c0, hs, cs, gates)
         if len(hs):
             self.h, self.c = hs[-1].copy(), cs[-1].copy()
-        return xp.swapaxes(hs, 0, 1)
+        return _batch_major(xp, hs)
 
     def backward(self, dhs):
         _forward_first(self._cache, "TimeLSTM")
         Wx, Wh, b = self.params
-        x, h0, c0, hs, cs, gates = self._cache
-        xp = _ops.array_module("TimeLSTM", dhs, x, *self.params)
+        xs, h0, c0, hs, cs, gates = self._cache
+        xp = _ops.array_module("TimeLSTM", dhs, xs, *self.params)
         dx, self.dh, _, dWx, dWh, db, _ = _ops.lstm_backward(
-            x, h0, c0, Wx, Wh, None, hs, cs, gates, None, _time_major(xp, dhs), None, None,
-            layer="TimeLSTM")
+            _time_major(xp, xs), h0, c0, Wx, Wh, None, hs, cs, gates, None, _time_major(xp, dhs),
+            None, None, layer="TimeLSTM")
         for g, new in zip(self.grads, (dWx, dWh, db)):
             g[...] = new
         return xp.swapaxes(dx, 0, 1)

@@ -177,6 +177,67 @@ def test_book_model_code_runs_unchanged(cell, gates):
                 p -= 0.5 * g
 
 
+# ------------------------------------------------------------------ what the layers keep
+# As the book's: TimeRNN/TimeLSTM/TimeGRU return a new hs, separate from what backward reads
+# (their per-step caches), and those caches hold views of xs (an in-place edit of xs before
+# backward is seen there: dWx scales with it, nothing else changes).
+
+def _recurrent(kind, rng, D=3, H=4):
+    g = {"TimeRNN": 1, "TimeLSTM": 4, "TimeGRU": 3}[kind]
+    return getattr(fast, kind)(rng.standard_normal((D, g * H)), rng.standard_normal((H, g * H)),
+                               rng.standard_normal(g * H))
+
+
+def _run(layer, xs, d, edit=None):
+    hs = layer.forward(xs)
+    if edit == "hs":
+        hs *= 0.5
+    elif edit == "xs":
+        xs *= 0.5
+    dx = layer.backward(d)
+    return hs, dx, [g.copy() for g in layer.grads]
+
+
+@pytest.mark.parametrize("kind", ["TimeRNN", "TimeLSTM", "TimeGRU"])
+@pytest.mark.parametrize("N,T", [(2, 5), (1, 5), (2, 1)])
+def test_editing_hs_in_place_leaves_backward_alone(rng, kind, N, T):
+    layer = _recurrent(kind, rng)
+    xs, d = rng.standard_normal((N, T, 3)), rng.standard_normal((N, T, 4))
+    hs, dx, grads = _run(layer, xs, d)
+    assert hs.flags.c_contiguous and hs.shape == (N, T, 4)
+    _, dx2, grads2 = _run(layer, xs, d, edit="hs")
+    np.testing.assert_array_equal(dx2, dx)
+    for g, g2 in zip(grads, grads2):
+        np.testing.assert_array_equal(g2, g)
+
+
+@pytest.mark.parametrize("kind", ["TimeRNN", "TimeLSTM", "TimeGRU"])
+@pytest.mark.parametrize("N,T", [(2, 5), (1, 5)])
+def test_editing_xs_in_place_is_seen_by_dWx_as_in_the_book(rng, kind, N, T):
+    layer = _recurrent(kind, rng)
+    xs, d = rng.standard_normal((N, T, 3)), rng.standard_normal((N, T, 4))
+    _, dx, (dWx, dWh, db) = _run(layer, xs.copy(), d)
+    _, dx2, (dWx2, dWh2, db2) = _run(layer, xs.copy(), d, edit="xs")
+    np.testing.assert_allclose(dWx2, 0.5 * dWx, rtol=1e-12)
+    np.testing.assert_array_equal(dWh2, dWh)
+    np.testing.assert_array_equal(db2, db)
+    np.testing.assert_array_equal(dx2, dx)
+
+
+def test_time_bilstm_output_is_separate_from_its_caches(rng):
+    H, D = 4, 3
+    args = [rng.standard_normal(s) for s in ((D, 4 * H), (H, 4 * H), (4 * H,))] * 2
+    layer = fast.TimeBiLSTM(*args)
+    xs, d = rng.standard_normal((2, 5, D)), rng.standard_normal((2, 5, 2 * H))
+    layer.forward(xs)
+    dx = layer.backward(d)
+    grads = [g.copy() for g in layer.grads]
+    layer.forward(xs)[...] = 0
+    np.testing.assert_array_equal(layer.backward(d), dx)
+    for g, g2 in zip(grads, layer.grads):
+        np.testing.assert_array_equal(g2, g)
+
+
 # ------------------------------------------------------------------ backward before forward
 
 def _time_layer_cases():
