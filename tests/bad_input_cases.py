@@ -94,6 +94,11 @@ def _idx_header(dims, data=bytes(7840)):
                 os.environ["FASTNN_DATA"] = old
 
 
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
 class GPUArray:
     __cuda_array_interface__ = {"shape": (2, 3), "typestr": "<f4", "data": (0, False),
                                 "version": 3}
@@ -425,6 +430,40 @@ CASES = [
     ("C-adam-state", "_C.adam_update", "v of another size", ValueError,
      r"Adam: v has shape \(2,\) but the parameter has shape \(3,\)",
      lambda: _C.adam_update(z(3), z(3), z(2), z(3), 0.1, 0.9, 0.999, 1e-7)),
+    # ---- direct _C calls that update an array in place: only the exact array is accepted
+    ("C-sgd-param-dtype", "_C.sgd_update", "int64 parameter", TypeError,
+     "SGD: param is updated in place and must be a float32 or float64 NumPy array, got an "
+     "array of dtype int64", lambda: _C.sgd_update(z(3, int), z(3), 0.1)),
+    ("C-sgd-param-strided", "_C.sgd_update", "a strided view as parameter", ValueError,
+     "SGD: param is updated in place and must be C-contiguous, got a non-contiguous array",
+     lambda: _C.sgd_update(z(6)[::2], z(3), 0.1)),
+    ("C-sgd-grad-cast", "_C.sgd_update", "float64 gradient, float32 parameter", TypeError,
+     "SGD: the gradient cannot be cast safely to the parameter's dtype float32, got an array "
+     "of dtype float64", lambda: _C.sgd_update(z(3, np.float32), z(3), 0.1)),
+    ("C-momentum-state-strided", "_C.momentum_update", "a strided view as v", ValueError,
+     "Momentum: v is updated in place and must be C-contiguous",
+     lambda: _C.momentum_update(z(3), z(6)[::2], z(3), 0.1, 0.9)),
+    ("C-adam-state-dtype", "_C.adam_update", "float32 m for a float64 parameter", TypeError,
+     "Adam: m is updated in place and must be a NumPy array of the parameter's dtype float64, "
+     "got an array of dtype float32",
+     lambda: _C.adam_update(z(3), z(3, np.float32), z(3), z(3), 0.1, 0.9, 0.999, 1e-7)),
+    ("C-rmsprop-state-readonly", "_C.rmsprop_update", "read-only h", ValueError,
+     "RMSprop: h is read-only",
+     lambda: _C.rmsprop_update(z(3), _read_only(z(3)), z(3), 0.1, 0.99, 1e-7)),
+    ("C-adagrad-state-list", "_C.adagrad_update", "a list as h", TypeError,
+     "AdaGrad: h is updated in place and must be a NumPy array of the parameter's dtype "
+     "float64, got list", lambda: _C.adagrad_update(z(3), [0.0] * 3, z(3), 0.1, 1e-7)),
+    ("C-relu-dx-strided", "_C.relu_backward", "a strided view as dx", ValueError,
+     "relu_backward: dx is updated in place and must be C-contiguous",
+     lambda: _C.relu_backward(z(3), z(3, bool), z(6)[::2])),
+    ("C-relu-dx-dtype", "_C.relu_backward", "float32 dx, float64 dout", TypeError,
+     "relu_backward: dout cannot be cast safely to dx's dtype float32",
+     lambda: _C.relu_backward(z(3), z(3, bool), z(3, np.float32))),
+    ("C-softmax-out-dtype", "_C.softmax_cross_entropy_backward", "float32 out for float64 y",
+     TypeError, "loss.backward: out is updated in place and must be a NumPy array of y's dtype "
+     "float64, got an array of dtype float32",
+     lambda: _C.softmax_cross_entropy_backward(z((2, 3)), np.array([0, 1]), 1.0, None,
+                                               z((2, 3), np.float32), "loss")),
     # ---- library
     ("threads-zero", "fastnn.set_num_threads", "0", ValueError,
      "n must be >= 1, got 0", lambda: fastnn.set_num_threads(0)),
