@@ -98,8 +98,8 @@ def _initial_threads():
     cap = _C.max_num_threads()
     if asked.isdigit() and int(asked) > cap:
         warnings.warn(f"fastnn: OMP_NUM_THREADS={asked} is more than the {cap} threads fastnn "
-                      f"allows (4 threads per processor, at most 1024); using {cap}", RuntimeWarning,
-                      stacklevel=3)
+                      f"allows (4 threads per processor, at most 1024); using {cap}",
+                      RuntimeWarning, stacklevel=3)
     try:
         _C.set_num_threads(_C.get_num_threads())  # OpenMP's default, capped
     except RuntimeError as e:

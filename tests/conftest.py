@@ -130,8 +130,8 @@ def run_python(code, seconds=120, memory_limit=None, env=None):
         prelude += textwrap.dedent(f"""\
             import resource
             with open("/proc/self/statm") as f:
-                _vm = int(f.read().split()[0]) * resource.getpagesize()
-            resource.setrlimit(resource.RLIMIT_AS, (_vm + {int(memory_limit)}, _vm + {int(memory_limit)}))
+                _limit = int(f.read().split()[0]) * resource.getpagesize() + {int(memory_limit)}
+            resource.setrlimit(resource.RLIMIT_AS, (_limit, _limit))
             """)
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
     full_env = dict(os.environ if env is None else env)
