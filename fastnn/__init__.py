@@ -34,10 +34,19 @@ def set_num_threads(n):
     In a child process made by ``fork()`` (``multiprocessing``'s default start method on Linux)
     fastnn uses one thread whatever n is: GNU OpenMP's threads do not survive a fork, and a
     parallel region in the child would wait for them forever.
+
+    n is at most 4 per processor and at most 1024 (``build_info()['max_threads']``): the kernels
+    are compute-bound, so more threads than cores only add switching, and every thread reserves
+    a stack. Larger n raises ValueError; RuntimeError when the system cannot start n threads
+    (memory or process limits), with the thread count left as it was.
     """
     n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    cap = _C.max_num_threads()
+    if n > cap:
+        raise ValueError(f"set_num_threads: n must be at most {cap} (4 threads per processor, "
+                         f"at most 1024), got {n}")
     _C.set_num_threads(n)
 
 
@@ -55,6 +64,7 @@ def build_info():
     info["version"] = __version__
     info["blas_config"] = _openblas.get_openblas_config()
     info["num_threads"] = get_num_threads()
+    info["max_threads"] = _C.max_num_threads()
     return info
 
 
@@ -80,8 +90,27 @@ def release_buffers():
     _C.release_buffers()
 
 
-# One thread budget from the start: OpenBLAS otherwise sizes its own pool independently.
-_C.set_num_threads(_C.get_num_threads())
+def _initial_threads():
+    """One thread budget from the start (OpenBLAS otherwise sizes its own pool independently):
+    OpenMP's default, i.e. OMP_NUM_THREADS or the processors. A count above the cap is clamped
+    and one the system cannot start falls back to 1, each with a warning, so that the import
+    never fails or crashes over a thread count."""
+    import warnings
+
+    asked = _os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    cap = _C.max_num_threads()
+    if asked.isdigit() and int(asked) > cap:
+        warnings.warn(f"fastnn: OMP_NUM_THREADS={asked} is more than the {cap} threads fastnn "
+                      f"allows (4 threads per processor, at most 1024); using {cap}",
+                      RuntimeWarning, stacklevel=3)
+    try:
+        _C.set_num_threads(_C.get_num_threads())  # OpenMP's default, capped
+    except RuntimeError as e:
+        warnings.warn(f"fastnn: {e}; using 1 thread", RuntimeWarning, stacklevel=3)
+        _C.set_num_threads(1)
+
+
+_initial_threads()
 
 # The optional CUDA backend: fastnn.cuda.is_available() / fastnn.cuda.reason().
 from . import cuda  # noqa: E402,F401

@@ -522,10 +522,12 @@ def batchnorm_backward(dout, gamma, xc, xn, std, layer="BatchNormalization"):
 
 # ---------------------------------------------------------------- optim
 
-def _fused_ok(p):
-    """True when ``p`` can be updated in place by a fused kernel."""
-    return (type(p) is np.ndarray and p.dtype in _FLOATS and p.flags.c_contiguous
-            and p.flags.writeable)
+def _fused_ok(p, *state):
+    """True when ``p`` and its optimizer ``state`` can be updated in place by a fused kernel:
+    C-contiguous writeable NumPy arrays of one float dtype (the kernels refuse anything else,
+    which they could only update as a temporary copy)."""
+    return all(type(a) is np.ndarray and a.dtype == p.dtype and a.flags.c_contiguous
+               and a.flags.writeable for a in (p, *state)) and p.dtype in _FLOATS
 
 
 def check_param(opt, key, p, g):
@@ -555,7 +557,7 @@ def sgd_update(p, g, lr):
 
 
 def momentum_update(p, v, g, lr, momentum):
-    if _fused_ok(p):
+    if _fused_ok(p, v):
         _C.momentum_update(p, v, as_compute(g, p.dtype), lr, momentum)
     else:
         v *= momentum
@@ -564,7 +566,7 @@ def momentum_update(p, v, g, lr, momentum):
 
 
 def nesterov_update(p, v, g, lr, momentum):
-    if _fused_ok(p):
+    if _fused_ok(p, v):
         _C.nesterov_update(p, v, as_compute(g, p.dtype), lr, momentum)
     else:
         v *= momentum
@@ -574,7 +576,7 @@ def nesterov_update(p, v, g, lr, momentum):
 
 
 def adagrad_update(p, h, g, lr, eps):
-    if _fused_ok(p):
+    if _fused_ok(p, h):
         _C.adagrad_update(p, h, as_compute(g, p.dtype), lr, eps)
     else:
         h += g * g
@@ -582,7 +584,7 @@ def adagrad_update(p, h, g, lr, eps):
 
 
 def rmsprop_update(p, h, g, lr, decay_rate, eps):
-    if _fused_ok(p):
+    if _fused_ok(p, h):
         _C.rmsprop_update(p, h, as_compute(g, p.dtype), lr, decay_rate, eps)
     else:
         h *= decay_rate
@@ -591,7 +593,7 @@ def rmsprop_update(p, h, g, lr, decay_rate, eps):
 
 
 def adam_update(p, m, v, g, lr_t, beta1, beta2, eps):
-    if _fused_ok(p):
+    if _fused_ok(p, m, v):
         _C.adam_update(p, m, v, as_compute(g, p.dtype), lr_t, beta1, beta2, eps)
     else:
         m += (1 - beta1) * (g - m)

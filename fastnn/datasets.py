@@ -10,9 +10,10 @@ directory that has them all:
    ``/usr/share/datasets/fashion-mnist``).
 
 Otherwise they download the files from the official mirrors into ``~/.cache/fastnn/<name>``,
-checking each file's published SHA-256. Files are parsed strictly (magic number, dimensions,
-byte counts, label range, image/label counts), so a corrupt or truncated file raises
-:class:`DatasetError` instead of returning wrong arrays.
+checking each file's published SHA-256. Files are parsed strictly while they are read (magic
+number, 28x28 images, at most 2^20 items, then exactly the declared bytes, label range,
+image/label counts), so a corrupt, truncated or oversized file raises :class:`DatasetError`
+instead of returning wrong arrays, without inflating more than it declares.
 """
 
 import gzip
@@ -99,15 +100,29 @@ def search_dirs(name):
     return dirs
 
 
-def _read_idx(path, magic, ndim):
-    """The uint8 array stored in IDX file ``path`` (gzip-compressed), strictly validated."""
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError, zlib.error) as e:
-        raise DatasetError(f"{path}: not a readable gzip file ({e}); delete it and download "
-                           "it again") from None
+# What an IDX file of these data sets may declare, checked before any data is read: 28x28
+# images and at most _MAX_ITEMS of them (MNIST has 60,000; 2^20 images are 822 MB). A header
+# that passes has exactly its declared bytes read, so a small .gz that inflates to gigabytes is
+# refused after reading at most _TRAILING_CHECK bytes beyond them.
+_IMAGE_SIDE = 28
+_MAX_ITEMS = 1 << 20
+_TRAILING_CHECK = 1 << 20
+
+
+def _read_into(f, buf):
+    """Fill memoryview ``buf`` from file ``f``; the number of bytes read (less at EOF)."""
+    got = 0
+    while got < len(buf):
+        n = f.readinto(buf[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _parse_idx(f, path, magic, ndim):
     header = 4 + 4 * ndim
+    raw = f.read(header)
     if len(raw) < header:
         raise DatasetError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     (got,) = struct.unpack(">I", raw[:4])
@@ -115,11 +130,33 @@ def _read_idx(path, magic, ndim):
         raise DatasetError(f"{path}: bad IDX magic number 0x{got:08x} (expected 0x{magic:08x}); "
                            "is this the right file?")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
+    if dims[0] > _MAX_ITEMS:
+        raise DatasetError(f"{path}: IDX header declares {dims[0]} items, more than the "
+                           f"{_MAX_ITEMS} this loader accepts; the file is corrupt or not one "
+                           "of these data sets")
+    if ndim == 3 and dims[1:] != (_IMAGE_SIDE, _IMAGE_SIDE):
+        raise DatasetError(f"{path}: IDX header declares {dims[1]}x{dims[2]} images; this data "
+                           f"set has {_IMAGE_SIDE}x{_IMAGE_SIDE}")
     expected = int(np.prod(dims, dtype=np.int64))
-    if len(raw) - header != expected:
+    data = np.empty(expected, dtype=np.uint8)
+    n = _read_into(f, memoryview(data))
+    extra = len(f.read(_TRAILING_CHECK)) if n == expected else 0
+    if n != expected or extra:
+        held = f"{n + extra}" + (" or more" if extra == _TRAILING_CHECK else "")
         raise DatasetError(f"{path}: IDX header says {dims} = {expected} bytes of data but the "
-                           f"file holds {len(raw) - header}; the file is truncated or corrupt")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+                           f"file holds {held}; the file is truncated or corrupt")
+    return data.reshape(dims)
+
+
+def _read_idx(path, magic, ndim):
+    """The uint8 array stored in IDX file ``path`` (gzip-compressed), strictly validated while it
+    is read: the header first, then exactly the bytes it declares (no more are inflated)."""
+    try:
+        with gzip.open(path, "rb") as f:
+            return _parse_idx(f, path, magic, ndim)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DatasetError(f"{path}: not a readable gzip file ({e}); delete it and download "
+                           "it again") from None
 
 
 def _read_split(folder, img_file, label_file):

@@ -16,6 +16,12 @@ def _shape(a):
     """Shape of an array (NumPy or CuPy) or of anything np.shape takes."""
     return tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
 
+
+def _forward_first(state, name):
+    """RuntimeError for a backward with no forward state (docs/errors.md: every layer)."""
+    if state is None:
+        raise RuntimeError(f"{name}.backward called before forward")
+
 # ------------------------------------------------------------------ activations, affine, loss,
 # ------------------------------------------------------------------ dropout, batch normalization
 
@@ -31,6 +37,7 @@ class Relu:
         return out
 
     def backward(self, dout):
+        _forward_first(self.mask, "Relu")
         dx = _ops.relu_backward(dout, self.mask, "Relu")
         if dx is dout or not (isinstance(dout, np.ndarray) and dout.flags.writeable):
             return dx
@@ -47,6 +54,7 @@ class Sigmoid:
         return self.out
 
     def backward(self, dout):
+        _forward_first(self.out, "Sigmoid")
         return _ops.sigmoid_backward(dout, self.out, "Sigmoid")
 
 
@@ -59,6 +67,7 @@ class Tanh:
         return self.out
 
     def backward(self, dout):
+        _forward_first(self.out, "Tanh")
         return _ops.tanh_backward(dout, self.out, "Tanh")
 
 
@@ -213,17 +222,16 @@ class BatchNormalization:
 
 # ------------------------------------------------------------------ convolution and pooling
 
-def _forward_first(layer, name):
-    if layer.x is None:
-        raise RuntimeError(f"{name}.backward called before forward")
-
 
 class Convolution:
     """The book's Convolution: x (N, C, H, W), W (FN, C, FH, FW), b (FN,) -> (N, FN, OH, OW).
 
-    Runs chunked im2col + GEMM kernels that never hold the whole batch's columns, so ``col``
-    and ``col_W`` are computed on access (from the kept x and the current W) with the book's
-    values. Results follow NumPy promotion of x, W and b; dW and db have that dtype.
+    Runs chunked im2col + GEMM kernels that never hold the whole batch's columns. The book
+    keeps ``col``, the columns of x taken at forward time, so an in-place edit of x between
+    forward and backward does not change dW; this layer keeps a copy of x (C*FH*FW times
+    smaller than col) for that, and computes ``col`` and ``col_W`` from it and the current W on
+    access, with the book's values. ``x`` is the caller's array, as in the book. Results follow
+    NumPy promotion of x, W and b; dW and db have that dtype.
     """
 
     def __init__(self, W, b, stride=1, pad=0):
@@ -232,33 +240,35 @@ class Convolution:
         self.stride = stride
         self.pad = pad
         self.x = None
+        self._x = None  # x as it was at forward time
         self.dW = None
         self.db = None
 
     def forward(self, x):
         out = _ops.conv2d_forward(x, self.W, self.b, self.stride, self.pad)
         self.x = x
+        self._x = _ops.array_module("Convolution", x).array(x, copy=True)
         return out
 
     def backward(self, dout):
-        _forward_first(self, "Convolution")
-        dx, self.dW, self.db = _ops.conv2d_backward(dout, self.x, self.W, self.b, self.stride,
+        _forward_first(self._x, "Convolution")
+        dx, self.dW, self.db = _ops.conv2d_backward(dout, self._x, self.W, self.b, self.stride,
                                                     self.pad)
         return dx
 
     def _param_backward(self, dout):
         """backward() without dx: sets dW and db only (a network's first layer)."""
-        _forward_first(self, "Convolution")
-        _, self.dW, self.db = _ops.conv2d_backward(dout, self.x, self.W, self.b, self.stride,
+        _forward_first(self._x, "Convolution")
+        _, self.dW, self.db = _ops.conv2d_backward(dout, self._x, self.W, self.b, self.stride,
                                                    self.pad, need_dx=False)
 
     @property
     def col(self):
         """im2col of the last input, (N*OH*OW, C*FH*FW); None before the first forward."""
-        if self.x is None:
+        if self._x is None:
             return None
         _, _, FH, FW = _shape(self.W)
-        return _ops.im2col(self.x, FH, FW, self.stride, self.pad, layer="Convolution")
+        return _ops.im2col(self._x, FH, FW, self.stride, self.pad, layer="Convolution")
 
     @property
     def col_W(self):
@@ -293,7 +303,7 @@ class Pooling:
         return out
 
     def backward(self, dout):
-        _forward_first(self, "Pooling")
+        _forward_first(self.x, "Pooling")
         return _ops.maxpool2d_backward(dout, self._arg, _shape(self.x), self.pool_h,
                                        self.pool_w, self.stride, self.pad)
 
@@ -325,6 +335,6 @@ class AvgPooling:
         return out
 
     def backward(self, dout):
-        _forward_first(self, "AvgPooling")
+        _forward_first(self.x, "AvgPooling")
         return _ops.avgpool2d_backward(dout, _shape(self.x), self.pool_h, self.pool_w,
                                        self.stride, self.pad)

@@ -15,10 +15,19 @@ import numpy as np
 from . import _ops
 from .reference import time_layers as _reference
 
-# No kernel pays for these (a row gather, a scatter-add): they are the reference classes
-# themselves. On CuPy arrays their NumPy calls dispatch to CuPy (np.add.at needs CuPy >= 12.1).
-Embedding = _reference.Embedding
-TimeEmbedding = _reference.TimeEmbedding
+# No kernel pays for these (a row gather, a scatter-add): they are the reference classes, with
+# backward refusing to run before forward. On CuPy arrays their NumPy calls dispatch to CuPy
+# (np.add.at needs CuPy >= 12.1).
+class Embedding(_reference.Embedding):
+    def backward(self, dout):
+        _forward_first(self.idx, "Embedding")
+        return super().backward(dout)
+
+
+class TimeEmbedding(_reference.TimeEmbedding):
+    def backward(self, dout):
+        _forward_first(self.idx, "TimeEmbedding")
+        return super().backward(dout)
 
 
 class TimeDropout(_reference.TimeDropout):
@@ -34,9 +43,28 @@ class TimeDropout(_reference.TimeDropout):
         self.mask = keep.astype(np.float32) * (1.0 / (1.0 - self.dropout_ratio))
         return xs * self.mask
 
+    def backward(self, dout):
+        _forward_first(self.mask, "TimeDropout")
+        return super().backward(dout)
+
 
 def _time_major(xp, xs):
     return xp.ascontiguousarray(xp.swapaxes(xp.asarray(xs), 0, 1))
+
+
+# What the recurrent layers keep, as the book's do: its TimeRNN/TimeLSTM/TimeGRU fill a new hs
+# (N, T, H) from per-step caches, so hs can be edited in place without touching backward; the
+# steps cache views of xs, so an in-place edit of xs before backward is seen there. The kernels
+# work time-major: hs comes back as a new C-contiguous (N, T, H) array, and xs is kept as given
+# and transposed again in backward (one copy of N*T*D numbers).
+def _batch_major(xp, hs):
+    return xp.swapaxes(hs, 0, 1).copy()
+
+
+def _forward_first(state, name):
+    """RuntimeError for a backward with no forward state (the docs' promise for every layer)."""
+    if state is None:
+        raise RuntimeError(f"{name}.backward called before forward")
 
 
 def _check_batch_major(layer, xs):
@@ -70,6 +98,7 @@ class RNN(_StepLayer):
         return hs[0]
 
     def backward(self, dh_next):
+        _forward_first(self.cache, "RNN")
         Wx, Wh, b = self.params
         x1, h_prev, hs = self.cache
         dx, dh_prev, dWx, dWh, db = _ops.rnn_backward(x1, h_prev, Wx, Wh, hs, None, dh_next,
@@ -89,6 +118,7 @@ class LSTM(_StepLayer):
         return hs[0], cs[0]
 
     def backward(self, dh_next, dc_next):
+        _forward_first(self.cache, "LSTM")
         Wx, Wh, b = self.params
         x1, h_prev, c_prev, hs, cs, gates = self.cache
         dx, dh_prev, dc_prev, dWx, dWh, db, _ = _ops.lstm_backward(
@@ -109,6 +139,7 @@ class GRU(_StepLayer):
         return hs[0]
 
     def backward(self, dh_next):
+        _forward_first(self.cache, "GRU")
         Wx, Wh, b = self.params
         x1, h_prev, hs, gates, aux = self.cache
         dx, dh_prev, dWx, dWh, db, _ = _ops.gru_backward(x1, h_prev, Wx, Wh, hs, gates, aux,
@@ -140,18 +171,19 @@ class TimeRNN:
         _check_batch_major(self._layer, xs)
         Wx, Wh, b = self.params
         xp = self._xp(xs, self.h)
-        x, h0 = _time_major(xp, xs), self._h0()
-        hs = _ops.rnn_forward(x, h0, Wx, Wh, b, layer=self._layer)
-        self._cache = (x, h0, hs)
+        h0 = self._h0()
+        hs = _ops.rnn_forward(_time_major(xp, xs), h0, Wx, Wh, b, layer=self._layer)
+        self._cache = (xs, h0, hs)
         self.h = hs[-1].copy() if len(hs) else self.h
-        return xp.swapaxes(hs, 0, 1)
+        return _batch_major(xp, hs)
 
     def backward(self, dhs):
+        _forward_first(self._cache, self._layer)
         Wx, Wh, b = self.params
-        x, h0, hs = self._cache
-        xp = self._xp(dhs, x)
-        dx, self.dh, *grads = _ops.rnn_backward(x, h0, Wx, Wh, hs, _time_major(xp, dhs), None,
-                                                layer=self._layer)
+        xs, h0, hs = self._cache
+        xp = self._xp(dhs, xs)
+        dx, self.dh, *grads = _ops.rnn_backward(_time_major(xp, xs), h0, Wx, Wh, hs,
+                                                _time_major(xp, dhs), None, layer=self._layer)
         for g, new in zip(self.grads, grads):
             g[...] = new
         return xp.swapaxes(dx, 0, 1)
@@ -172,18 +204,19 @@ class TimeGRU(TimeRNN):
         _check_batch_major(self._layer, xs)
         Wx, Wh, b = self.params
         xp = self._xp(xs, self.h)
-        x, h0 = _time_major(xp, xs), self._h0()
-        hs, gates, aux = _ops.gru_forward(x, h0, Wx, Wh, b, layer=self._layer)
-        self._cache = (x, h0, hs, gates, aux)
+        h0 = self._h0()
+        hs, gates, aux = _ops.gru_forward(_time_major(xp, xs), h0, Wx, Wh, b, layer=self._layer)
+        self._cache = (xs, h0, hs, gates, aux)
         self.h = hs[-1].copy() if len(hs) else self.h
-        return xp.swapaxes(hs, 0, 1)
+        return _batch_major(xp, hs)
 
     def backward(self, dhs):
+        _forward_first(self._cache, self._layer)
         Wx, Wh, b = self.params
-        x, h0, hs, gates, aux = self._cache
-        xp = self._xp(dhs, x)
-        dx, self.dh, dWx, dWh, db, _ = _ops.gru_backward(x, h0, Wx, Wh, hs, gates, aux,
-                                                         _time_major(xp, dhs), None,
+        xs, h0, hs, gates, aux = self._cache
+        xp = self._xp(dhs, xs)
+        dx, self.dh, dWx, dWh, db, _ = _ops.gru_backward(_time_major(xp, xs), h0, Wx, Wh, hs,
+                                                         gates, aux, _time_major(xp, dhs), None,
                                                          layer=self._layer)
         for g, new in zip(self.grads, (dWx, dWh, db)):
             g[...] = new
@@ -205,21 +238,22 @@ class TimeLSTM:
         _check_batch_major("TimeLSTM", xs)
         Wx, Wh, b = self.params
         xp = _ops.array_module("TimeLSTM", xs, self.h, self.c, *self.params)
-        x = _time_major(xp, xs)
         h0, c0 = (self.h, self.c) if self.stateful else (None, None)
-        hs, cs, gates, _ = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, layer="TimeLSTM")
-        self._cache = (x, h0, c0, hs, cs, gates)
+        hs, cs, gates, _ = _ops.lstm_forward(_time_major(xp, xs), h0, c0, Wx, Wh, b,
+                                             layer="TimeLSTM")
+        self._cache = (xs, h0, c0, hs, cs, gates)
         if len(hs):
             self.h, self.c = hs[-1].copy(), cs[-1].copy()
-        return xp.swapaxes(hs, 0, 1)
+        return _batch_major(xp, hs)
 
     def backward(self, dhs):
+        _forward_first(self._cache, "TimeLSTM")
         Wx, Wh, b = self.params
-        x, h0, c0, hs, cs, gates = self._cache
-        xp = _ops.array_module("TimeLSTM", dhs, x, *self.params)
+        xs, h0, c0, hs, cs, gates = self._cache
+        xp = _ops.array_module("TimeLSTM", dhs, xs, *self.params)
         dx, self.dh, _, dWx, dWh, db, _ = _ops.lstm_backward(
-            x, h0, c0, Wx, Wh, None, hs, cs, gates, None, _time_major(xp, dhs), None, None,
-            layer="TimeLSTM")
+            _time_major(xp, xs), h0, c0, Wx, Wh, None, hs, cs, gates, None, _time_major(xp, dhs),
+            None, None, layer="TimeLSTM")
         for g, new in zip(self.grads, (dWx, dWh, db)):
             g[...] = new
         return xp.swapaxes(dx, 0, 1)
@@ -247,6 +281,7 @@ class TimeAffine:
         return out.reshape(N, T, -1)
 
     def backward(self, dout):
+        _forward_first(self.x, "TimeAffine")
         N, T, D = self.x.shape
         W, b = self.params
         dx, dW, db = _ops.affine_backward(dout.reshape(N * T, -1), self.x.reshape(N * T, D), W,
@@ -276,6 +311,7 @@ class TimeSoftmaxWithLoss:
         return loss
 
     def backward(self, dout=1):
+        _forward_first(self.cache, "TimeSoftmaxWithLoss")
         ts, ys, (N, T, V) = self.cache
         dx = _ops.softmax_cross_entropy_backward(ys, ts, dout, ignore_label=self.ignore_label,
                                                  layer="TimeSoftmaxWithLoss")
@@ -286,3 +322,7 @@ class TimeBiLSTM(_reference.TimeBiLSTM):
     """Two TimeLSTMs, the second reading the sequence backwards; outputs (N, T, 2H)."""
 
     lstm_class = TimeLSTM
+
+    def backward(self, dhs):
+        _forward_first(self.forward_lstm._cache, "TimeBiLSTM")
+        return super().backward(dhs)

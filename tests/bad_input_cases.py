@@ -13,7 +13,7 @@ import fastnn
 import fastnn.cuda
 import fastnn.time_layers as TL
 from fastnn import _C, basenn, datasets, layers as L, models, nn, optim, util
-from fastnn.datasets import DatasetNotFound
+from fastnn.datasets import DatasetError, DatasetNotFound
 from fastnn.models import ParamsError
 from fastnn.trainer import Trainer, TrainingDiverged
 
@@ -119,6 +119,37 @@ def _no_data(load):
                 os.environ[k] = v
 
 
+def _idx_header(dims, data=bytes(7840)):
+    """load_mnist from a folder whose training images file declares ``dims`` and holds
+    ``data`` (10 images' worth by default)."""
+    import gzip
+    import struct
+    import tempfile
+    from pathlib import Path
+
+    from idxfiles import NAMES, write_dataset
+
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d) / "mnist"
+        write_dataset(folder, 10, 5)
+        with gzip.open(folder / NAMES["train"][0], "wb") as f:
+            f.write(struct.pack(">IIII", 0x803, *dims) + data)
+        old = os.environ.get("FASTNN_DATA")
+        os.environ["FASTNN_DATA"] = d
+        try:
+            datasets.load_mnist(download=False)
+        finally:
+            if old is None:
+                os.environ.pop("FASTNN_DATA", None)
+            else:
+                os.environ["FASTNN_DATA"] = old
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
 class GPUArray:
     __cuda_array_interface__ = {"shape": (2, 3), "typestr": "<f4", "data": (0, False),
                                 "version": 3}
@@ -216,12 +247,13 @@ CASES = [
      r"dout has shape \(2, 3, 2, 2\) but the forward output had shape \(2, 3, 3, 3\)",
      lambda: (lambda c: (c.forward(X), c.backward(z((2, 3, 2, 2)))))(L.Convolution(W, z(3)))),
     # 1 PiB: more than any address space, so malloc fails even where the OS overcommits
-    ("conv-huge-output", "Convolution.forward", "pad 2**23 (an output of 2.8e14 elements)",
-     MemoryError, "Unable to allocate", lambda: _conv(z((1, 1, 2, 2)), z((1, 1, 1, 1)), pad=2**23)),
+    ("conv-huge-output", "Convolution.forward",
+     "pad 2**23, no input channels (an output of 2.8e14 elements)", MemoryError,
+     "Unable to allocate", lambda: _conv(z((1, 0, 2, 2)), z((1, 0, 1, 1)), pad=2**23)),
     ("conv-blas-int32", "Convolution.forward",
-     "OH*OW = 2**34 > 2**31-1 (no filters, so the output is empty)", ValueError,
+     "OH*OW = 2**34 > 2**31-1 (refused before the output is allocated)", ValueError,
      "OH\\*OW = .* is too large for BLAS",
-     lambda: _conv(z((1, 1, 1, 1)), z((0, 1, 1, 1)), pad=2**16)),
+     lambda: _conv(z((1, 1, 1, 1)), z((1, 1, 1, 1)), pad=2**16)),
     # ---- pooling
     ("pool-window-size", "Pooling()", "pool_h 0", ValueError,
      "window size must be at least 1x1, got 0x2", lambda: L.Pooling(0, 2)),
@@ -295,6 +327,55 @@ CASES = [
     ("time-loss-label", "TimeSoftmaxWithLoss.forward", "label 5 with 4 classes", IndexError,
      "TimeSoftmaxWithLoss: label 5 .* is out of range for 4 classes",
      lambda: TL.TimeSoftmaxWithLoss().forward(z((2, 3, 4)), np.array([[0, 1, 5], [0, 0, 0]]))),
+    # ---- backward before forward (every layer: RuntimeError)
+    ("relu-backward-first", "Relu.backward", "backward before forward", RuntimeError,
+     "Relu.backward called before forward",
+     lambda: L.Relu().backward(z(3))),
+    ("sigmoid-backward-first", "Sigmoid.backward", "backward before forward", RuntimeError,
+     "Sigmoid.backward called before forward",
+     lambda: L.Sigmoid().backward(z(3))),
+    ("tanh-backward-first", "Tanh.backward", "backward before forward", RuntimeError,
+     "Tanh.backward called before forward",
+     lambda: L.Tanh().backward(z(3))),
+    ("time-rnn-step-backward-first", "RNN.backward", "backward before forward", RuntimeError,
+     "RNN.backward called before forward",
+     lambda: TL.RNN(z((3, 2)), z((2, 2)), z(2)).backward(z((1, 2)))),
+    ("time-lstm-step-backward-first", "LSTM.backward", "backward before forward", RuntimeError,
+     "LSTM.backward called before forward",
+     lambda: TL.LSTM(z((3, 8)), z((2, 8)), z(8)).backward(z((1, 2)), z((1, 2)))),
+    ("time-gru-step-backward-first", "GRU.backward", "backward before forward", RuntimeError,
+     "GRU.backward called before forward",
+     lambda: TL.GRU(z((3, 6)), z((2, 6)), z(6)).backward(z((1, 2)))),
+    ("time-rnn-backward-first", "TimeRNN.backward", "backward before forward", RuntimeError,
+     "TimeRNN.backward called before forward",
+     lambda: TL.TimeRNN(z((3, 2)), z((2, 2)), z(2)).backward(z((1, 2, 2)))),
+    ("time-lstm-backward-first", "TimeLSTM.backward", "backward before forward", RuntimeError,
+     "TimeLSTM.backward called before forward",
+     lambda: TL.TimeLSTM(z((3, 8)), z((2, 8)), z(8)).backward(z((1, 2, 2)))),
+    ("time-gru-backward-first", "TimeGRU.backward", "backward before forward", RuntimeError,
+     "TimeGRU.backward called before forward",
+     lambda: TL.TimeGRU(z((3, 6)), z((2, 6)), z(6)).backward(z((1, 2, 2)))),
+    ("time-affine-backward-first", "TimeAffine.backward", "backward before forward", RuntimeError,
+     "TimeAffine.backward called before forward",
+     lambda: TL.TimeAffine(z((3, 2)), z(2)).backward(z((1, 2, 2)))),
+    ("time-loss-backward-first", "TimeSoftmaxWithLoss.backward", "backward before forward",
+     RuntimeError,
+     "TimeSoftmaxWithLoss.backward called before forward",
+     lambda: TL.TimeSoftmaxWithLoss().backward()),
+    ("time-embedding-backward-first", "TimeEmbedding.backward", "backward before forward",
+     RuntimeError,
+     "TimeEmbedding.backward called before forward",
+     lambda: TL.TimeEmbedding(z((5, 3))).backward(z((1, 2, 3)))),
+    ("embedding-backward-first", "Embedding.backward", "backward before forward", RuntimeError,
+     "Embedding.backward called before forward",
+     lambda: TL.Embedding(z((5, 3))).backward(z((2, 3)))),
+    ("time-dropout-backward-first", "TimeDropout.backward", "backward before forward",
+     RuntimeError,
+     "TimeDropout.backward called before forward",
+     lambda: TL.TimeDropout().backward(z((1, 2, 3)))),
+    ("time-bilstm-backward-first", "TimeBiLSTM.backward", "backward before forward", RuntimeError,
+     "TimeBiLSTM.backward called before forward",
+     lambda: TL.TimeBiLSTM(*[z((3, 8)), z((2, 8)), z(8)] * 2).backward(z((1, 2, 4)))),
     ("nn-hidden-size", "nn.LSTM()", "hidden_size 0", ValueError,
      "LSTM: hidden_size must be a positive int, got 0", lambda: nn.LSTM(3, 0)),
     ("nn-input-size", "nn.LSTM.__call__", "input with 2 features, input_size 3", ValueError,
@@ -356,6 +437,15 @@ CASES = [
                      optimizer="lion")),
     ("dataset-missing", "datasets.load_mnist", "download=False, no files", DatasetNotFound,
      "were not found in", lambda: _no_data(lambda: datasets.load_mnist(download=False))),
+    ("dataset-idx-count", "datasets.load_mnist", "an IDX header declaring 2,000,000 images",
+     DatasetError, "declares 2000000 items, more than the 1048576 this loader accepts",
+     lambda: _idx_header((2_000_000, 28, 28))),
+    ("dataset-idx-size", "datasets.load_mnist", "an IDX header declaring 32x32 images",
+     DatasetError, "declares 32x32 images; this data set has 28x28",
+     lambda: _idx_header((10, 32, 32))),
+    ("dataset-idx-trailing", "datasets.load_mnist", "data beyond what the IDX header declares",
+     DatasetError, r"header says \(10, 28, 28\) = 7840 bytes of data but the file holds 7841",
+     lambda: _idx_header((10, 28, 28), bytes(7841))),
     ("dataset-ratio", "datasets.load_digits", "test_ratio 1.5", ValueError,
      r"test_ratio must be in \(0, 1\)", lambda: datasets.load_digits(test_ratio=1.5)),
     # ---- BaseNN builder
@@ -363,6 +453,27 @@ CASES = [
      "add: unknown layer 'Conv9d'", lambda: basenn.nn().add("Conv9d", size=(1, 2))),
     ("basenn-size", "basenn.nn.add", "size=3 for Linear", ValueError,
      r"size must be a pair like \(in, out\), got 3", lambda: basenn.nn().add("Linear", size=3)),
+    ("basenn-kernel-size", "basenn.nn.add", "kernel_size=(0, 3) for Conv2D", ValueError,
+     r"add\('Conv2D'\): kernel_size must be >= 1, got \(0, 3\)",
+     lambda: basenn.nn().add("Conv2D", size=(1, 6), kernel_size=(0, 3))),
+    ("basenn-stride", "basenn.nn.add", "stride=0 for Conv2D", ValueError,
+     r"add\('Conv2D'\): stride must be >= 1, got 0",
+     lambda: basenn.nn().add("Conv2D", size=(1, 6), kernel_size=3, stride=0)),
+    ("basenn-padding", "basenn.nn.add", "padding=-1 for Conv2D", ValueError,
+     r"add\('Conv2D'\): padding must be >= 0, got -1",
+     lambda: basenn.nn().add("Conv2D", size=(1, 6), kernel_size=3, padding=-1)),
+    ("basenn-kernel-type", "basenn.nn.add", "kernel_size=2.5 for Conv2D", TypeError,
+     r"add\('Conv2D'\): kernel_size must be an integer or a pair of integers, got 2.5",
+     lambda: basenn.nn().add("Conv2D", size=(1, 6), kernel_size=2.5)),
+    ("basenn-size-float", "basenn.nn.add", "size=(1.5, 4) for Linear", TypeError,
+     r"add\('Linear'\): size must be a pair of integers like \(in, out\), got \(1.5, 4\)",
+     lambda: basenn.nn().add("Linear", size=(1.5, 4))),
+    ("basenn-size-zero", "basenn.nn.add", "size=(144, 0) for Linear", ValueError,
+     r"add\('Linear'\): both entries of size must be >= 1, got \(144, 0\)",
+     lambda: basenn.nn().add("Linear", size=(144, 0))),
+    ("basenn-count", "basenn.nn.add", "num_layers=0 for LSTM", ValueError,
+     r"add\('LSTM'\): num_layers must be >= 1, got 0",
+     lambda: basenn.nn().add("LSTM", size=(3, 4), num_layers=0)),
     ("basenn-activation", "basenn.nn.add", "activation 'Swish'", ValueError,
      "add: unknown activation 'Swish'",
      lambda: basenn.nn().add("Linear", size=(4, 3), activation="Swish")),
@@ -389,9 +500,49 @@ CASES = [
     ("C-adam-state", "_C.adam_update", "v of another size", ValueError,
      r"Adam: v has shape \(2,\) but the parameter has shape \(3,\)",
      lambda: _C.adam_update(z(3), z(3), z(2), z(3), 0.1, 0.9, 0.999, 1e-7)),
+    # ---- direct _C calls that update an array in place: only the exact array is accepted
+    ("C-sgd-param-dtype", "_C.sgd_update", "int64 parameter", TypeError,
+     "SGD: param is updated in place and must be a float32 or float64 NumPy array, got an "
+     "array of dtype int64", lambda: _C.sgd_update(z(3, int), z(3), 0.1)),
+    ("C-sgd-param-strided", "_C.sgd_update", "a strided view as parameter", ValueError,
+     "SGD: param is updated in place and must be C-contiguous, got a non-contiguous array",
+     lambda: _C.sgd_update(z(6)[::2], z(3), 0.1)),
+    ("C-sgd-grad-cast", "_C.sgd_update", "float64 gradient, float32 parameter", TypeError,
+     "SGD: the gradient cannot be cast safely to the parameter's dtype float32, got an array "
+     "of dtype float64", lambda: _C.sgd_update(z(3, np.float32), z(3), 0.1)),
+    ("C-momentum-state-strided", "_C.momentum_update", "a strided view as v", ValueError,
+     "Momentum: v is updated in place and must be C-contiguous",
+     lambda: _C.momentum_update(z(3), z(6)[::2], z(3), 0.1, 0.9)),
+    ("C-adam-state-dtype", "_C.adam_update", "float32 m for a float64 parameter", TypeError,
+     "Adam: m is updated in place and must be a NumPy array of the parameter's dtype float64, "
+     "got an array of dtype float32",
+     lambda: _C.adam_update(z(3), z(3, np.float32), z(3), z(3), 0.1, 0.9, 0.999, 1e-7)),
+    ("C-rmsprop-state-readonly", "_C.rmsprop_update", "read-only h", ValueError,
+     "RMSprop: h is read-only",
+     lambda: _C.rmsprop_update(z(3), _read_only(z(3)), z(3), 0.1, 0.99, 1e-7)),
+    ("C-adagrad-state-list", "_C.adagrad_update", "a list as h", TypeError,
+     "AdaGrad: h is updated in place and must be a NumPy array of the parameter's dtype "
+     "float64, got list", lambda: _C.adagrad_update(z(3), [0.0] * 3, z(3), 0.1, 1e-7)),
+    ("C-relu-dx-strided", "_C.relu_backward", "a strided view as dx", ValueError,
+     "relu_backward: dx is updated in place and must be C-contiguous",
+     lambda: _C.relu_backward(z(3), z(3, bool), z(6)[::2])),
+    ("C-relu-dx-dtype", "_C.relu_backward", "float32 dx, float64 dout", TypeError,
+     "relu_backward: dout cannot be cast safely to dx's dtype float32",
+     lambda: _C.relu_backward(z(3), z(3, bool), z(3, np.float32))),
+    ("C-softmax-out-dtype", "_C.softmax_cross_entropy_backward", "float32 out for float64 y",
+     TypeError, "loss.backward: out is updated in place and must be a NumPy array of y's dtype "
+     "float64, got an array of dtype float32",
+     lambda: _C.softmax_cross_entropy_backward(z((2, 3)), np.array([0, 1]), 1.0, None,
+                                               z((2, 3), np.float32), "loss")),
     # ---- library
     ("threads-zero", "fastnn.set_num_threads", "0", ValueError,
      "n must be >= 1, got 0", lambda: fastnn.set_num_threads(0)),
+    ("threads-cap", "fastnn.set_num_threads", "100000 (more than 4 per processor)", ValueError,
+     r"n must be at most \d+ \(4 threads per processor, at most 1024\), got 100000",
+     lambda: fastnn.set_num_threads(100000)),
+    ("C-threads-cap", "_C.set_num_threads", "100000", ValueError,
+     r"n must be at most \d+ \(4 threads per processor, at most 1024\), got 100000",
+     lambda: _C.set_num_threads(100000)),
 ]
 
 # A GPU array (here a fake one, with no memory behind it) is refused only where fastnn cannot

@@ -112,6 +112,37 @@ def run_forked(child, seconds, what):
     return os.waitstatus_to_exitcode(done[1])
 
 
+def run_python(code, seconds=120, memory_limit=None, env=None):
+    """Runs ``code`` in a fresh interpreter (fastnn importable from this tree) and returns its
+    subprocess.CompletedProcess (text stdout/stderr; returncode < 0 names the killing signal).
+    memory_limit: bytes of address space (RLIMIT_AS) the child may add to what it holds once
+    numpy and fastnn are imported; the limit is set before ``code`` runs. A child still running
+    after ``seconds`` fails the test."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    import fastnn
+
+    prelude = "import numpy as np, fastnn\n"
+    if memory_limit is not None:
+        prelude += textwrap.dedent(f"""\
+            import resource
+            with open("/proc/self/statm") as f:
+                _limit = int(f.read().split()[0]) * resource.getpagesize() + {int(memory_limit)}
+            resource.setrlimit(resource.RLIMIT_AS, (_limit, _limit))
+            """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    full_env = dict(os.environ if env is None else env)
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, full_env.get("PYTHONPATH")) if p)
+    try:
+        return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
+                              capture_output=True, text=True, env=full_env, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the child did not finish in {seconds} s:\n{textwrap.dedent(code)}")
+
+
 # ---------------------------------------------------------------- hypothesis profiles (fuzzing)
 # "ci" (default): bounded and derandomized, so CI is deterministic and fast; "long": many more
 # random examples, on demand: HYPOTHESIS_PROFILE=long pytest tests/test_fuzz.py (or pass

@@ -67,3 +67,63 @@ def test_pad_overflow_raises():
 def test_pool_window_beyond_int32_argmax_raises():
     with pytest.raises(ValueError, match="more cells than its int32 argmax can index"):
         _ops.maxpool2d_forward(np.zeros((1, 1, 1, 1)), 2**16, 2**16, 1, 2**15)
+
+
+# ------------------------------------------------------------------ backward before forward
+# docs/errors.md: RuntimeError for every layer (Dropout: ValueError, as its mask is missing).
+# Relu, Sigmoid and Tanh once gave AttributeError/TypeError. The time layers' cases are in
+# tests/test_time_layers.py.
+
+def _layer_cases():
+    from fastnn import layers as L
+
+    z = np.zeros
+    return {
+        "Relu": (L.Relu, lambda l: l.backward(z(3)), "Relu.backward called before forward"),
+        "Sigmoid": (L.Sigmoid, lambda l: l.backward(z(3)),
+                    "Sigmoid.backward called before forward"),
+        "Tanh": (L.Tanh, lambda l: l.backward(z(3)), "Tanh.backward called before forward"),
+        "Affine": (lambda: L.Affine(z((2, 2)), z(2)), lambda l: l.backward(z((1, 2))),
+                   r"Affine.backward: call forward\(x\) first"),
+        "SoftmaxWithLoss": (L.SoftmaxWithLoss, lambda l: l.backward(),
+                            r"SoftmaxWithLoss.backward: call forward\(x, t\) first"),
+        "BatchNormalization": (lambda: L.BatchNormalization(np.ones(2), z(2)),
+                               lambda l: l.backward(z((1, 2))),
+                               "BatchNormalization.backward: call forward"),
+        "Convolution": (lambda: L.Convolution(z((1, 1, 1, 1)), z(1)),
+                        lambda l: l.backward(z((1, 1, 1, 1))),
+                        "Convolution.backward called before forward"),
+        "Pooling": (lambda: L.Pooling(1, 1), lambda l: l.backward(z((1, 1, 1, 1))),
+                    "Pooling.backward called before forward"),
+        "AvgPooling": (lambda: L.AvgPooling(1, 1), lambda l: l.backward(z((1, 1, 1, 1))),
+                       "AvgPooling.backward called before forward"),
+    }
+
+
+LAYER_CASES = _layer_cases()
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_CASES))
+def test_layer_backward_before_forward_raises_runtime_error(name):
+    make, backward, match = LAYER_CASES[name]
+    with pytest.raises(RuntimeError, match=match):
+        backward(make())
+
+
+def test_every_layer_class_is_covered():
+    import inspect
+
+    from fastnn import layers as L
+
+    classes = {n for n, c in vars(L).items() if inspect.isclass(c) and hasattr(c, "backward")}
+    assert classes == set(LAYER_CASES) | {"Dropout"}
+    with pytest.raises(ValueError, match="Dropout.backward: dout has shape"):
+        L.Dropout().backward(np.zeros(3))
+
+
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
+def test_nn_backward_before_forward_raises_runtime_error(name):
+    from fastnn import nn
+
+    with pytest.raises(RuntimeError, match=rf"^{name}.backward called before a forward pass$"):
+        getattr(nn, name)(3, 4).backward(np.zeros((5, 2, 4)))

@@ -85,6 +85,40 @@ def test_unequal_stride_pair_rejected():
         nn().add("conv2d", size=(1, 2), kernel_size=3, stride=(1, 2))
 
 
+@pytest.mark.parametrize("layer,kw,exc,match", [
+    # each once escaped add(): OverflowError, ZeroDivisionError, or accepted
+    ("Conv2D", dict(size=(1, 6), kernel_size=(0, 3)), ValueError,
+     r"^add\('Conv2D'\): kernel_size must be >= 1, got \(0, 3\)$"),
+    ("Conv2D", dict(size=(1, 6), kernel_size=3, stride=0), ValueError,
+     r"^add\('Conv2D'\): stride must be >= 1, got 0$"),
+    ("Conv2D", dict(size=(1, 6), kernel_size=3, padding=-1), ValueError,
+     r"^add\('Conv2D'\): padding must be >= 0, got -1$"),
+    ("Linear", dict(size=(1.5, 4)), TypeError,
+     r"^add\('Linear'\): size must be a pair of integers like \(in, out\), got \(1.5, 4\)$"),
+    ("Linear", dict(size=(144, 0)), ValueError,
+     r"^add\('Linear'\): both entries of size must be >= 1, got \(144, 0\)$"),
+    # and their relatives
+    ("MaxPool", dict(kernel_size=2, stride=0), ValueError, r"stride must be >= 1, got 0"),
+    ("AvgPool", dict(kernel_size=(2, 0)), ValueError, r"kernel_size must be >= 1"),
+    ("Conv2D", dict(size=(1, 6), kernel_size=2.5), TypeError,
+     r"kernel_size must be an integer or a pair of integers, got 2.5"),
+    ("Conv2D", dict(size=(1, 6), kernel_size=(1, 2, 3)), ValueError,
+     r"kernel_size must be an integer or a pair of integers, got \(1, 2, 3\)"),
+    ("Conv1D", dict(size=(1, 2), kernel_size=3, stride=-1), ValueError, "stride must be >= 1"),
+    ("Conv2D", dict(size=(0, 6), kernel_size=3), ValueError, "both entries of size must be"),
+    ("Embedding", dict(vocab_size=0, embedding_dim=3), ValueError, "vocab_size must be >= 1"),
+    ("BatchNorm2d", dict(size=0), ValueError, "size must be >= 1, got 0"),
+    ("lstm", dict(size=(3, 4), num_layers=0), ValueError, "num_layers must be >= 1, got 0"),
+    ("res_block", dict(size=(4, 8), num_blocks=1.0), TypeError,
+     "num_blocks must be an integer, got 1.0"),
+])
+def test_add_validates_numbers_in_the_users_words(layer, kw, exc, match):
+    m = nn()
+    with pytest.raises(exc, match=match):
+        m.add(layer, **kw)
+    assert m.layers == []
+
+
 # ------------------------------------------------------------------ shapes
 
 def test_doc_cnn_shapes_and_flatten():

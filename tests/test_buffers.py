@@ -12,7 +12,7 @@ import fastnn
 from fastnn import layers
 from fastnn.reference import layers as ref
 
-from conftest import assert_parity, run_forked
+from conftest import assert_parity, run_forked, run_python
 
 # Large enough for the cache: 8x16x32x32 float32 is 512 KiB.
 SHAPE = (8, 16, 32, 32)
@@ -31,6 +31,9 @@ def address(a):
 
 
 def test_freed_output_memory_is_reused_with_fresh_values(rng):
+    # From an empty cache: blocks of the same size left idle by earlier calls (outputs, the
+    # convolution scratch) would otherwise be served first.
+    fastnn.release_buffers()
     x1 = rng.standard_normal(SHAPE, dtype=np.float32)
     x2 = rng.standard_normal(SHAPE, dtype=np.float32)
     relu = layers.Relu()
@@ -154,3 +157,46 @@ def test_fork_while_kernels_use_the_cache(rng):
     finally:
         stop.set()
         worker.join()
+
+
+def test_convolution_scratch_is_returned_to_the_cache():
+    # The padded images (and the per-thread dW sums) of Convolution come from the cache and go
+    # back to it: release_buffers() gives them to the system. They were once thread_local and
+    # kept for good (190 MB after one 1x16x1024x1024 convolution with pad 100). RSS measured in
+    # a fresh interpreter; malloc_trim(0) hands back what glibc keeps of freed memory, so what
+    # remains is what fastnn still holds.
+    proc = run_python("""
+        import ctypes, os
+        from fastnn import layers
+        libc = ctypes.CDLL("libc.so.6")
+        page = os.sysconf("SC_PAGE_SIZE")
+
+        def rss_mb():
+            libc.malloc_trim(0)
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * page / 2**20
+
+        fastnn.set_num_threads(2)
+        W, b = np.ones((1, 8, 3, 3), np.float32), np.ones(1, np.float32)
+        # Warm up threads, BLAS and the small buffers with the same layer and no pad.
+        warm = layers.Convolution(W, b)
+        warm.backward(warm.forward(np.ones((2, 8, 64, 64), np.float32)))
+        del warm
+        fastnn.release_buffers()
+        before = rss_mb()
+        x = np.ones((2, 8, 512, 512), np.float32)   # each padded image: 8 x 912 x 912 = 27 MB
+        conv = layers.Convolution(W, b, pad=200)
+        out = conv.forward(x)
+        conv.backward(out)
+        del conv, out, x
+        idle = fastnn.buffer_cache()["idle_bytes"] / 2**20
+        kept = rss_mb() - before
+        fastnn.release_buffers()
+        after = rss_mb() - before
+        print(f"idle {idle:.1f} kept {kept:.1f} after {after:.1f}")
+        """, seconds=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    idle, kept, after = (float(v) for v in proc.stdout.split()[1::2])
+    assert idle >= 27, proc.stdout        # the scratch went back to the cache ...
+    assert kept <= 256 + 16, proc.stdout  # ... which holds at most its limit ...
+    assert after < 8, proc.stdout         # ... and release_buffers() frees it

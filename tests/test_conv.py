@@ -277,3 +277,25 @@ def test_param_backward_without_dx_matches_reference(rng, dtype, threads, shape)
     with pytest.raises(RuntimeError, match="before forward|forward"):
         Convolution(Wt, b, stride, pad)._param_backward(dout)
 
+
+
+@pytest.mark.parametrize("pad", [0, 1])
+def test_editing_x_after_forward_leaves_backward_alone(rng, pad):
+    # The book keeps col, the columns of x taken at forward time: an in-place edit of x before
+    # backward changes neither dW nor col. The layer still exposes the caller's x.
+    x = rng.standard_normal((2, 3, 6, 5))
+    Wt, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    layer = Convolution(Wt, b, 1, pad)
+    book = ref.Convolution(Wt, b, 1, pad)
+    out = layer.forward(x)
+    book.forward(x.copy())
+    col = layer.col
+    x *= 0.5
+    assert layer.x is x
+    dout = rng.standard_normal(out.shape)
+    assert_parity(layer.backward(dout), book.backward(dout), np.float64)
+    assert_parity(layer.dW, book.dW, np.float64)
+    np.testing.assert_array_equal(layer.col, col)
+    layer.forward(x)
+    layer._param_backward(dout)
+    assert_parity(layer.dW, 0.5 * book.dW, np.float64)

@@ -2,6 +2,9 @@
 
 import gzip
 import hashlib
+import os
+import re
+import struct
 import sys
 
 import numpy as np
@@ -103,6 +106,44 @@ def test_bad_or_truncated_gzip(env):
     path.write_bytes(good[:len(good) // 2])
     with pytest.raises(DatasetError, match="not a readable gzip file"):
         datasets.load_mnist()
+
+
+@pytest.mark.parametrize("header_dims,trailing_mb,match", [
+    # A valid header followed by 1.5 GB of zeros (a 1.5 MB file).
+    ((10, 28, 28), 1536, r"header says \(10, 28, 28\) = 7840 bytes .* holds 1056416 or more"),
+    # A header declaring 2 million images (1.57 GB), and the data to match.
+    ((2_000_000, 28, 28), 1536, "declares 2000000 items, more than the 1048576"),
+    ((10, 32, 32), 0, "declares 32x32 images"),
+])
+def test_decompression_bombs_are_refused_within_a_memory_limit(env, header_dims, trailing_mb,
+                                                                match):
+    # The header is checked before any data is inflated and no more than the declared bytes
+    # (plus 1 MiB to detect trailing data) are read: the old loader inflated the whole file
+    # first (a 7 MB .gz of 1.6 GB: 3.1 GB peak; MemoryError under a memory limit).
+    import zlib
+
+    from conftest import run_python
+
+    folder = env[0] / "mnist"
+    write_dataset(folder, 10, 5)
+    n = header_dims[0]
+    head = idx_bytes(np.zeros((min(n, 10),) + header_dims[1:]))[16:]
+    member = gzip.compress(b"\0" * (16 << 20), compresslevel=9)
+    with open(folder / NAMES["train"][0], "wb") as f:   # gzip members concatenated
+        f.write(gzip.compress(struct.pack(">IIII", 0x803, *header_dims) + head))
+        for _ in range(trailing_mb // 16):
+            f.write(member)
+    assert (folder / NAMES["train"][0]).stat().st_size < 3 << 20
+    proc = run_python("""
+        from fastnn import datasets
+        try:
+            datasets.load_mnist(download=False)
+        except Exception as e:
+            print(type(e).__name__, e)
+        """, seconds=120, memory_limit=400 << 20, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("DatasetError"), proc.stdout + proc.stderr[-2000:]
+    assert re.search(match, proc.stdout), proc.stdout
 
 
 def _mirror(tmp_path, monkeypatch, name, tamper=None):

@@ -4,7 +4,7 @@ import pytest
 import fastnn
 from fastnn import util
 from fastnn.reference import util as ref
-from conftest import assert_parity
+from conftest import assert_parity, run_python
 
 # (N, C, H, W, FH, FW, stride, pad): square and not, odd sizes, overlapping and gapped windows.
 SHAPES = [
@@ -164,3 +164,59 @@ def test_smooth_curve(rng):
     np.testing.assert_allclose(util.smooth_curve(np.full(30, 2.5)), np.full(30, 2.5))
     for m in (1, 3, 10):
         assert util.smooth_curve(rng.standard_normal(m)).shape == (m,)
+
+
+def test_empty_inputs_of_any_size_return_at_once():
+    # Any zero dimension: the window family returns correctly shaped results without looping
+    # over the (here 2^40) positions of nothing. im2col of (1, 0, 2^20, 2^20) once ran for
+    # minutes; an empty conv output with OH*OW > 2^31 raised the BLAS size error. In a child,
+    # so that a regression fails in time instead of hanging the suite.
+    proc = run_python("""
+        import time
+        from fastnn import layers as L, util
+        big = 2 ** 20
+        t0 = time.perf_counter()
+        assert util.im2col(np.empty((1, 0, big, big)), 1, 1).shape == (big * big, 0)
+        assert util.im2col(np.empty((0, 1, big, big), np.float32), 1, 1).shape == (0, 1)
+        assert util.col2im(np.empty((big * big, 0)), (1, 0, big, big), 1, 1).shape == \\
+            (1, 0, big, big)
+        conv = L.Convolution(np.ones((2, 1, 1, 1)), np.ones(2))
+        out = conv.forward(np.empty((0, 1, big, big)))
+        assert out.shape == (0, 2, big, big)
+        assert conv.backward(out).shape == (0, 1, big, big)
+        assert (conv.dW == 0).all() and conv.dW.shape == (2, 1, 1, 1) and (conv.db == 0).all()
+        conv = L.Convolution(np.ones((0, 1, 1, 1)), np.ones(0), pad=2 ** 16)  # no filters
+        out = conv.forward(np.ones((1, 1, 1, 1)))
+        assert out.shape == (1, 0, 2 ** 17 + 1, 2 ** 17 + 1)
+        assert (conv.backward(out) == 0).all() and conv.dW.shape == (0, 1, 1, 1)
+        conv = L.Convolution(np.ones((3, 0, 1, 1)), np.ones(3))  # no channels, empty batch
+        assert conv.forward(np.empty((0, 0, big, big))).shape == (0, 3, big, big)
+        for cls in (L.Pooling, L.AvgPooling):
+            pool = cls(2, 2)
+            out = pool.forward(np.empty((1, 0, big, big)))
+            assert out.shape == (1, 0, big - 1, big - 1)
+            assert pool.backward(out).shape == (1, 0, big, big)
+        print("seconds", time.perf_counter() - t0)
+        """, seconds=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert float(proc.stdout.split()[-1]) < 5
+
+
+@pytest.mark.parametrize("pad", [1, 2])
+def test_empty_images_with_padding_match_the_reference(pad):
+    # H = W = 0 with pad > 0: the windows see only padding, so the outputs are not empty.
+    from fastnn import layers as L
+    from fastnn.reference import layers as R
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((2, 3, 0, 0))
+    W, b = rng.standard_normal((4, 3, 1, 1)), rng.standard_normal(4)
+    for fast, slow in [(L.Convolution(W, b, 1, pad), R.Convolution(W, b, 1, pad)),
+                       (L.Pooling(1, 1, 1, pad), R.Pooling(1, 1, 1, pad)),
+                       (L.AvgPooling(1, 1, 1, pad), R.AvgPooling(1, 1, 1, pad))]:
+        out = fast.forward(x)
+        np.testing.assert_allclose(out, slow.forward(x), rtol=1e-12)
+        dout = rng.standard_normal(out.shape)
+        assert fast.backward(dout).shape == x.shape == slow.backward(dout).shape
+    assert util.im2col(x, 1, 1, 1, pad).shape == (2 * (2 * pad) ** 2, 3)
+    np.testing.assert_array_equal(util.im2col(x, 1, 1, 1, pad), 0)

@@ -274,3 +274,22 @@ def test_bad_input_gives_clear_errors():
         fnn.RNN(4, 5, nonlinearity="sigmoid")
     with pytest.raises(RuntimeError, match=r"before a forward"):
         fnn.GRU(2, 3).backward(np.zeros((1, 1, 3)))
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("batch_first,shape", [(False, (5, 2, 3)), (True, (2, 5, 3)),
+                                               (False, (5, 3))])
+def test_editing_the_output_in_place_leaves_backward_alone(rng, kind, batch_first, shape):
+    # The output is not the cache backward reads (torch would refuse the in-place edit; here
+    # the gradient is that of the forward as it ran).
+    m = getattr(fnn, kind)(3, 4, batch_first=batch_first, dtype=np.float64)
+    x = rng.standard_normal(shape)
+    out, _ = m(x)
+    d = rng.standard_normal(out.shape)
+    dx = m.backward(d)
+    grads = {k: v.copy() for k, v in m.grads.items()}
+    out, _ = m(x)
+    out *= 0.5
+    np.testing.assert_array_equal(m.backward(d), dx)
+    for k, v in grads.items():
+        np.testing.assert_array_equal(m.grads[k], v, err_msg=k)

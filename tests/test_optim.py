@@ -157,3 +157,87 @@ def test_failed_update_changes_nothing():
     with pytest.raises(ValueError):
         optim.SGD().update(p, {"a": np.ones(3), "b": np.ones(5)})
     np.testing.assert_array_equal(p["a"], np.ones(3))
+
+
+# ------------------------------------------------------------------ direct _C in-place kernels
+# Every array a kernel updates in place must be exactly the array it writes: pybind11 once
+# converted a float32, strided or read-only one into a temporary copy and updated that, so the
+# caller's array stayed as it was without a word.
+
+def _inexact(dtype=np.float64):
+    """(description, array, exception) for 3 elements that a kernel cannot update in place."""
+    ro = np.zeros(3, dtype)
+    ro.flags.writeable = False
+    other = np.float32 if dtype == np.float64 else np.float64
+    return [("other float dtype", np.zeros(3, other), TypeError),
+            ("int64", np.zeros(3, np.int64), TypeError),
+            ("strided view", np.zeros(6, dtype)[::2], ValueError),
+            ("big-endian", np.zeros(3, np.dtype(dtype).newbyteorder(">")), TypeError),
+            ("read-only", ro, ValueError),
+            ("list", [0.0, 0.0, 0.0], TypeError)]
+
+
+def _kernels(p, s1, s2, g):
+    from fastnn import _C
+
+    return {
+        "sgd p": lambda: _C.sgd_update(p, g, 0.1),
+        "momentum p": lambda: _C.momentum_update(p, s1, g, 0.1, 0.9),
+        "momentum v": lambda: _C.momentum_update(s1, p, g, 0.1, 0.9),
+        "nesterov v": lambda: _C.nesterov_update(s1, p, g, 0.1, 0.9),
+        "adagrad h": lambda: _C.adagrad_update(s1, p, g, 0.1, 1e-7),
+        "rmsprop p": lambda: _C.rmsprop_update(p, s1, g, 0.1, 0.99, 1e-7),
+        "rmsprop h": lambda: _C.rmsprop_update(s1, p, g, 0.1, 0.99, 1e-7),
+        "adam m": lambda: _C.adam_update(s1, p, s2, g, 0.1, 0.9, 0.999, 1e-7),
+        "adam v": lambda: _C.adam_update(s1, s2, p, g, 0.1, 0.9, 0.999, 1e-7),
+        "relu dx": lambda: _C.relu_backward(g, np.zeros(3, bool), p),
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kernel", sorted(_kernels(*[None] * 4)))
+def test_direct_in_place_kernels_refuse_arrays_they_would_copy(dtype, kernel):
+    # `p` below stands for the array under test in whichever role the kernel writes.
+    for what, bad, exc in _inexact(dtype):
+        before = np.array(bad, copy=True)
+        s1, s2, g = np.zeros(3, dtype), np.zeros(3, dtype), np.ones(3, dtype)
+        if (kernel in ("sgd p", "momentum p", "rmsprop p", "relu dx")
+                and what == "other float dtype" and dtype == np.float32):
+            continue  # a float64 parameter (or dx) with float32 inputs is a valid call
+        with pytest.raises(exc, match="in place|read-only|cannot be cast"):
+            _kernels(bad, s1, s2, g)[kernel]()
+        np.testing.assert_array_equal(np.asarray(bad), before, err_msg=what)
+
+
+def test_softmax_backward_out_must_be_the_exact_array():
+    from fastnn import _C
+
+    y, t = np.full((2, 3), 1 / 3), np.array([0, 1])
+    for what, out, exc in [("float32", np.zeros((2, 3), np.float32), TypeError),
+                           ("strided", np.zeros((2, 6))[:, ::2], ValueError)]:
+        with pytest.raises(exc, match="out is updated in place"):
+            _C.softmax_cross_entropy_backward(y, t, 1.0, None, out, "loss")
+    out = np.zeros((2, 3))
+    assert _C.softmax_cross_entropy_backward(y, t, 1.0, None, out, "loss") is not None
+    np.testing.assert_allclose(out[0], [-2 / 3, 1 / 3, 1 / 3])
+
+
+@pytest.mark.parametrize("name,hp", CASES, ids=[c[0] for c in CASES])
+def test_state_the_kernels_cannot_write_takes_the_numpy_path(rng, name, hp):
+    # A contiguous parameter with strided state (e.g. restored from elsewhere) must still see
+    # its state evolve: the fused kernel would refuse it, so the update runs in NumPy.
+    params = {"W": rng.standard_normal((4, 3))}
+    expected = {k: v.copy() for k, v in params.items()}
+    opt, ref = getattr(optim, name)(**hp), RefOptimizer(name, **hp)
+    grads = {"W": rng.standard_normal((4, 3))}
+    opt.update(params, grads)
+    ref.update(expected, grads)
+    for store in ("v", "h", "m"):
+        state = getattr(opt, store, None)
+        if state:
+            state["W"] = np.asfortranarray(state["W"])
+    for _ in range(3):
+        grads = {"W": rng.standard_normal((4, 3))}
+        opt.update(params, grads)
+        ref.update(expected, grads)
+    assert_parity(params["W"], expected["W"], np.float64)

@@ -1,6 +1,7 @@
 """Kernels called from several Python threads at once (the GIL is released around compute)
 give the single-threaded results, also while another thread changes set_num_threads."""
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _ops
-from conftest import assert_parity, run_forked
+from fastnn import _C, _ops
+from conftest import assert_parity, run_forked, run_python
 
 
 def workloads():
@@ -183,3 +184,71 @@ def test_forked_child_runs_every_kernel_on_one_thread(restore_threads, tmp_path)
     assert child_threads == 1
     assert fastnn.get_num_threads() == 2  # the parent keeps its budget
     assert_same(results.items(), expected)
+
+
+# ------------------------------------------------------------------ thread count limits
+# Each case runs in a fresh interpreter: before the cap, libgomp segfaulted (100000 threads) or
+# called exit() ("Thread creation failed") with no Python exception.
+CAP = min(4 * os.cpu_count(), 1024)  # 4 threads per processor, at most 1024
+
+
+def test_set_num_threads_beyond_the_cap_raises(restore_threads):
+    cap = fastnn.build_info()["max_threads"]
+    assert cap == CAP
+    for n in (cap + 1, 100000):
+        with pytest.raises(ValueError, match=f"n must be at most {cap} .*got {n}"):
+            fastnn.set_num_threads(n)
+        with pytest.raises(ValueError, match=f"n must be at most {cap}"):
+            _C.set_num_threads(n)
+    assert fastnn.get_num_threads() == fastnn.get_num_threads()  # unchanged and callable
+    fastnn.set_num_threads(cap)
+    assert fastnn.get_num_threads() == cap
+
+
+def _relu_checks(n_threads_expr):
+    return f"""
+        import numpy as np
+        from fastnn import layers
+        x = np.linspace(-1, 1, 1 << 16)
+        assert (layers.Relu().forward(x) == np.maximum(x, 0)).all()
+        print("threads", {n_threads_expr})
+        """
+
+
+def test_huge_thread_count_is_refused_not_a_crash():
+    proc = run_python("""
+        try:
+            fastnn.set_num_threads(100000)
+        except ValueError as e:
+            print("refused:", e)
+        """ + _relu_checks("fastnn.get_num_threads()"), seconds=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused: set_num_threads: n must be at most" in proc.stdout
+
+
+def test_huge_omp_num_threads_at_import_is_clamped():
+    cap = CAP
+    proc = run_python(_relu_checks("fastnn.get_num_threads()"), seconds=120,
+                      env=dict(os.environ, OMP_NUM_THREADS="100000"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"threads {cap}" in proc.stdout
+    assert f"OMP_NUM_THREADS=100000 is more than the {cap} threads fastnn allows" in proc.stderr
+
+
+def test_threads_the_system_cannot_start_raise_runtime_error():
+    # 6 MiB of address space to spare: cap - 1 more threads with their stacks (2 MiB or more
+    # each) do not fit. The probe in set_num_threads finds that before libgomp would (libgomp
+    # calls exit()).
+    cap = CAP
+    proc = run_python(f"""
+        before = fastnn.get_num_threads()
+        try:
+            fastnn.set_num_threads({cap})
+        except RuntimeError as e:
+            print("refused:", e)
+        print("unchanged:", fastnn.get_num_threads() == before)
+        """ + _relu_checks("fastnn.get_num_threads()"), seconds=120, memory_limit=6 << 20,
+        env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"refused: set_num_threads: the system cannot start {cap} threads" in proc.stdout
+    assert "unchanged: True" in proc.stdout

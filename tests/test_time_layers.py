@@ -175,3 +175,108 @@ def test_book_model_code_runs_unchanged(cell, gates):
         for m in models:
             for p, g in zip(m.params, m.grads):
                 p -= 0.5 * g
+
+
+# ------------------------------------------------------------------ what the layers keep
+# As the book's: TimeRNN/TimeLSTM/TimeGRU return a new hs, separate from what backward reads
+# (their per-step caches), and those caches hold views of xs (an in-place edit of xs before
+# backward is seen there: dWx scales with it, nothing else changes).
+
+def _recurrent(kind, rng, D=3, H=4):
+    g = {"TimeRNN": 1, "TimeLSTM": 4, "TimeGRU": 3}[kind]
+    return getattr(fast, kind)(rng.standard_normal((D, g * H)), rng.standard_normal((H, g * H)),
+                               rng.standard_normal(g * H))
+
+
+def _run(layer, xs, d, edit=None):
+    hs = layer.forward(xs)
+    if edit == "hs":
+        hs *= 0.5
+    elif edit == "xs":
+        xs *= 0.5
+    dx = layer.backward(d)
+    return hs, dx, [g.copy() for g in layer.grads]
+
+
+@pytest.mark.parametrize("kind", ["TimeRNN", "TimeLSTM", "TimeGRU"])
+@pytest.mark.parametrize("N,T", [(2, 5), (1, 5), (2, 1)])
+def test_editing_hs_in_place_leaves_backward_alone(rng, kind, N, T):
+    layer = _recurrent(kind, rng)
+    xs, d = rng.standard_normal((N, T, 3)), rng.standard_normal((N, T, 4))
+    hs, dx, grads = _run(layer, xs, d)
+    assert hs.flags.c_contiguous and hs.shape == (N, T, 4)
+    _, dx2, grads2 = _run(layer, xs, d, edit="hs")
+    np.testing.assert_array_equal(dx2, dx)
+    for g, g2 in zip(grads, grads2):
+        np.testing.assert_array_equal(g2, g)
+
+
+@pytest.mark.parametrize("kind", ["TimeRNN", "TimeLSTM", "TimeGRU"])
+@pytest.mark.parametrize("N,T", [(2, 5), (1, 5)])
+def test_editing_xs_in_place_is_seen_by_dWx_as_in_the_book(rng, kind, N, T):
+    layer = _recurrent(kind, rng)
+    xs, d = rng.standard_normal((N, T, 3)), rng.standard_normal((N, T, 4))
+    _, dx, (dWx, dWh, db) = _run(layer, xs.copy(), d)
+    _, dx2, (dWx2, dWh2, db2) = _run(layer, xs.copy(), d, edit="xs")
+    np.testing.assert_allclose(dWx2, 0.5 * dWx, rtol=1e-12)
+    np.testing.assert_array_equal(dWh2, dWh)
+    np.testing.assert_array_equal(db2, db)
+    np.testing.assert_array_equal(dx2, dx)
+
+
+def test_time_bilstm_output_is_separate_from_its_caches(rng):
+    H, D = 4, 3
+    args = [rng.standard_normal(s) for s in ((D, 4 * H), (H, 4 * H), (4 * H,))] * 2
+    layer = fast.TimeBiLSTM(*args)
+    xs, d = rng.standard_normal((2, 5, D)), rng.standard_normal((2, 5, 2 * H))
+    layer.forward(xs)
+    dx = layer.backward(d)
+    grads = [g.copy() for g in layer.grads]
+    layer.forward(xs)[...] = 0
+    np.testing.assert_array_equal(layer.backward(d), dx)
+    for g, g2 in zip(grads, layer.grads):
+        np.testing.assert_array_equal(g2, g)
+
+
+# ------------------------------------------------------------------ backward before forward
+
+def _time_layer_cases():
+    z = np.zeros
+    W4, Wh4, b4 = z((3, 8)), z((2, 8)), z(8)
+    return {
+        "RNN": (lambda: fast.RNN(z((3, 2)), z((2, 2)), z(2)), lambda l: l.backward(z((1, 2)))),
+        "LSTM": (lambda: fast.LSTM(W4, Wh4, b4), lambda l: l.backward(z((1, 2)), z((1, 2)))),
+        "GRU": (lambda: fast.GRU(z((3, 6)), z((2, 6)), z(6)), lambda l: l.backward(z((1, 2)))),
+        "TimeRNN": (lambda: fast.TimeRNN(z((3, 2)), z((2, 2)), z(2)),
+                    lambda l: l.backward(z((1, 2, 2)))),
+        "TimeLSTM": (lambda: fast.TimeLSTM(W4, Wh4, b4), lambda l: l.backward(z((1, 2, 2)))),
+        "TimeGRU": (lambda: fast.TimeGRU(z((3, 6)), z((2, 6)), z(6)),
+                    lambda l: l.backward(z((1, 2, 2)))),
+        "TimeAffine": (lambda: fast.TimeAffine(z((3, 2)), z(2)),
+                       lambda l: l.backward(z((1, 2, 2)))),
+        "TimeSoftmaxWithLoss": (fast.TimeSoftmaxWithLoss, lambda l: l.backward()),
+        "Embedding": (lambda: fast.Embedding(z((5, 3))), lambda l: l.backward(z((2, 3)))),
+        "TimeEmbedding": (lambda: fast.TimeEmbedding(z((5, 3))),
+                          lambda l: l.backward(z((1, 2, 3)))),
+        "TimeDropout": (fast.TimeDropout, lambda l: l.backward(z((1, 2, 3)))),
+        "TimeBiLSTM": (lambda: fast.TimeBiLSTM(W4, Wh4, b4, W4, Wh4, b4),
+                       lambda l: l.backward(z((1, 2, 4)))),
+    }
+
+
+TIME_CASES = _time_layer_cases()
+
+
+@pytest.mark.parametrize("name", sorted(TIME_CASES))
+def test_backward_before_forward_raises_runtime_error(name):
+    make, backward = TIME_CASES[name]
+    with pytest.raises(RuntimeError, match=rf"^{name}\.backward called before forward$"):
+        backward(make())
+
+
+def test_every_time_layer_is_covered():
+    import inspect
+
+    classes = {n for n, c in vars(fast).items()
+               if inspect.isclass(c) and hasattr(c, "backward")}
+    assert classes == set(TIME_CASES)

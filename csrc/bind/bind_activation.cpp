@@ -15,14 +15,26 @@ py::tuple relu_forward(Array<T> x) {
   return py::make_tuple(y, mask);
 }
 
-// Writes into dx (which may be dout itself, as the book's Relu.backward does).
+// Writes into dx (which may be dout itself, as the book's Relu.backward does). dx must be
+// exactly a C-contiguous writeable float32/float64 array (bind/registry.h inplace); dout is
+// read as dx's dtype.
 template <typename T>
-void relu_backward(Array<T> dout, py::array_t<bool, py::array::c_style> mask, Array<T> dx) {
+void relu_backward_t(const py::handle& dout_, py::array_t<bool, py::array::c_style> mask,
+                     const py::handle& dx_) {
+  auto dx = inplace<T>(dx_, "relu_backward", "dx", "its");
+  auto dout = input_as<T>(dout_, "relu_backward", "dout", "dx's");
   FASTNN_CHECK(dout.size() == mask.size() && dx.size() == dout.size(),
                "Relu.backward: dout has shape ", shape_str(shape_of(dout)),
                " but the forward input had shape ", shape_str(shape_of(mask)));
   py::gil_scoped_release nogil;
   cpu::relu_backward<T>(dout.data(), mask.data(), dx.mutable_data(), dout.size());
+}
+
+void relu_backward(py::object dout, py::array_t<bool, py::array::c_style> mask, py::object dx) {
+  if (inplace_is_double(dx, "relu_backward", "dx"))
+    relu_backward_t<double>(dout, mask, dx);
+  else
+    relu_backward_t<float>(dout, mask, dx);
 }
 
 template <typename T, void (*Fwd)(const T*, T*, int64_t)>
@@ -47,7 +59,6 @@ Array<T> unary_backward(Array<T> dout, Array<T> y, const char* layer) {
 template <typename T>
 void define(py::module_& m) {
   m.def("relu_forward", &relu_forward<T>, py::arg("x"));
-  m.def("relu_backward", &relu_backward<T>, py::arg("dout"), py::arg("mask"), py::arg("dx"));
   m.def("sigmoid_forward", &unary_forward<T, cpu::sigmoid_forward<T>>, py::arg("x"));
   m.def("sigmoid_backward", &unary_backward<T, cpu::sigmoid_backward<T>>, py::arg("dout"),
         py::arg("y"), py::arg("layer") = "Sigmoid");
@@ -59,6 +70,7 @@ void define(py::module_& m) {
 void bind_activation(py::module_& m) {
   define<float>(m);
   define<double>(m);
+  m.def("relu_backward", &relu_backward, py::arg("dout"), py::arg("mask"), py::arg("dx"));
 }
 
 Registrar reg("activation", &bind_activation);

@@ -23,6 +23,7 @@ Array<T> conv2d_forward(Array<T> x, Array<T> W, std::optional<Array<T>> b, int64
   const int64_t FN = W.shape(0);
   FASTNN_CHECK(!b || b->size() == FN, "Convolution: b has ", b ? b->size() : 0,
                " elements but W has FN = ", FN, " filters");
+  check_conv_blas_sizes(s, FN);  // before the output is allocated
   auto out = empty<T>({s.N, FN, s.OH, s.OW});
   const T* bp = b ? b->data() : nullptr;
   py::gil_scoped_release nogil;
@@ -39,6 +40,7 @@ py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride,
   const std::vector<int64_t> expect{s.N, FN, s.OH, s.OW};
   FASTNN_CHECK(shape_of(dout) == expect, "Convolution.backward: dout has shape ",
                shape_str(shape_of(dout)), " but the forward output had shape ", shape_str(expect));
+  check_conv_blas_sizes(s, FN);
   auto dx = need_dx ? empty<T>(shape_of(x)) : Array<T>();
   auto dW = empty<T>(shape_of(W));
   auto db = empty<T>({FN});

@@ -58,15 +58,17 @@ py::tuple softmax_cross_entropy_forward(Array<T> x, Labels t, double eps,
 }
 
 // dx = (y - onehot(t)) * scale (0 on ignored rows), written into out when given (it may be y).
+// out must be exactly a C-contiguous writeable array of y's dtype (bind/registry.h inplace).
 template <typename T>
 Array<T> softmax_cross_entropy_backward(Array<T> y, Labels t, double scale,
-                                        std::optional<int64_t> ignore_label,
-                                        std::optional<Array<T>> out, const std::string& layer) {
+                                        std::optional<int64_t> ignore_label, py::object out,
+                                        const std::string& layer) {
   FASTNN_CHECK(y.ndim() == 2, layer, ".backward: expected y of shape (N, C), got y.shape=",
                shape_str(shape_of(y)));
   const int64_t N = y.shape(0), C = y.shape(1);
   check_labels(t, N, C, ignore_label, layer);
-  Array<T> dx = out ? *out : empty<T>({N, C});
+  Array<T> dx = out.is_none() ? empty<T>({N, C})
+                               : inplace<T>(out, layer + ".backward", "out", "y's");
   FASTNN_CHECK(shape_of(dx) == shape_of(y), layer, ".backward: out.shape=",
                shape_str(shape_of(dx)), " differs from y.shape=", shape_str(shape_of(y)));
   py::gil_scoped_release nogil;

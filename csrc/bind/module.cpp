@@ -20,6 +20,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_num_threads", &fastnn::set_num_threads, py::arg("n"),
         "Set the thread count of OpenMP kernels and of OpenBLAS together.");
   m.def("get_num_threads", &fastnn::get_num_threads);
+  m.def("max_num_threads", &fastnn::max_num_threads,
+        "The largest thread count set_num_threads accepts (4 per processor, at most 1024).");
   m.def("build_info", []() {
     py::dict d;
     d["blas"] = FASTNN_BLAS_NAME;

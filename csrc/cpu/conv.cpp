@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/blas.h"
+#include "core/buffers.h"
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
@@ -22,33 +23,27 @@ int64_t block_rows(const ConvShape& s) {
   return std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, s.OH));
 }
 
-// Per-thread scratch, reused across calls (OpenMP's pool threads persist), one buffer per
-// Slot; grows as needed, never returns null.
-template <typename T, int Slot>
-T* scratch(int64_t n) {
-  thread_local std::unique_ptr<T[]> buf;
-  thread_local int64_t size = 0;
+// Scratch of at least one element from the buffer cache (core/buffers.h), given back when the
+// call ends: reused by the next call like the outputs are, and freed by release_buffers() (a
+// thread_local buffer once kept the largest padded image of every thread for good: 190 MB
+// after one 1x16x1024x1024 convolution with pad 100). Null when the memory is not there.
+struct Release {
+  void operator()(void* p) const { buffers::release(p); }
+};
+template <typename T>
+using Buf = std::unique_ptr<T, Release>;
+
+template <typename T>
+Buf<T> scratch(int64_t n) {
   n = std::max<int64_t>(n, 1);
-  if (n > size) {
-    buf.reset();
-    size = 0;
-    buf.reset(new T[n]);
-    size = n;
-  }
-  return buf.get();
+  if (static_cast<uint64_t>(n) > SIZE_MAX / sizeof(T)) return Buf<T>();
+  return Buf<T>(static_cast<T*>(buffers::acquire(std::size_t(n) * sizeof(T))));
 }
 
 // Images go to OpenMP threads, each calling BLAS single-threaded, when there is at least one
 // image per thread; otherwise images run in turn and each GEMM is split over the threads.
 inline bool images_in_parallel(const ConvShape& s) {
   return get_num_threads() > 1 && s.N >= get_num_threads();
-}
-
-// The sizes handed to BLAS fit its 32-bit ints (checked before any parallel region).
-void check_blas_sizes(const ConvShape& s, int64_t FN) {
-  blas_int(FN, "FN");
-  blas_int(s.cols(), "C*FH*FW");
-  blas_int(s.OH * s.OW, "OH*OW");
 }
 
 // The kernels work on one image and one block of output rows [oh0, oh1) at a time, with the
@@ -182,29 +177,29 @@ void backward_image(const T* doutn, const T* xn, const T* W, T* dxn, T* dW, cons
 
 template <typename T>
 void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN) {
-  check_blas_sizes(s, FN);
+  check_conv_blas_sizes(s, FN);  // before any parallel region
+  if (s.N == 0 || FN == 0) return;  // empty output
   const int64_t CHW = s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
   const int64_t col_len = block_rows<T>(s) * s.OW * s.cols(), xp_len = padded_len(s);
   if (!images_in_parallel(s)) {
-    T *col = scratch<T, 0>(col_len), *xp = scratch<T, 2>(xp_len);
+    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len);
+    if (!col || !xp) throw std::bad_alloc();
     for (int64_t n = 0; n < s.N; ++n)
-      forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col, xp);
+      forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col.get(), xp.get());
     return;
   }
   bool out_of_memory = false;
-#pragma omp parallel
+#pragma omp parallel num_threads(get_num_threads())
   {
-    T *col = nullptr, *xp = nullptr;
-    try {
-      col = scratch<T, 0>(col_len);
-      xp = scratch<T, 2>(xp_len);
-    } catch (const std::bad_alloc&) {
+    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len);
+    if (!col || !xp) {
 #pragma omp atomic write
       out_of_memory = true;
     }
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
-      if (col && xp) forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col, xp);
+      if (col && xp)
+        forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col.get(), xp.get());
   }
   if (out_of_memory) throw std::bad_alloc();
 }
@@ -212,7 +207,7 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
 template <typename T>
 void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                      const ConvShape& s, int64_t FN) {
-  check_blas_sizes(s, FN);
+  check_conv_blas_sizes(s, FN);  // before any parallel region
   const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = s.C * s.H * s.W;
   const int64_t col_len = block_rows<T>(s) * s.OW * CK, xp_len = padded_len(s);
   const int64_t dxp_len = dx ? xp_len : 0;
@@ -230,43 +225,45 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     db[f] = T(acc);
   }
   std::fill(dW, dW + FN * CK, T(0));
+  if (!conv_multiplies(s, FN)) {  // no images, filters or channels: dW = 0, dx = 0
+    if (dx) std::fill(dx, dx + s.N * CHW, T(0));
+    return;
+  }
   if (!images_in_parallel(s)) {
-    T *col = scratch<T, 0>(col_len), *xp = scratch<T, 2>(xp_len), *dxp = scratch<T, 3>(dxp_len);
+    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
+    if (!col || !xp || !dxp) throw std::bad_alloc();
     for (int64_t n = 0; n < s.N; ++n)
-      backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dW, s, FN, col,
-                     xp, dxp);
+      backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dW, s, FN,
+                     col.get(), xp.get(), dxp.get());
     return;
   }
   // Each thread accumulates its own dW; the partial sums are added in thread order afterwards,
-  // so results do not depend on timing.
-  std::vector<T*> partial(get_num_threads(), nullptr);
+  // so results do not depend on timing. The partial sums live until every thread is done.
+  const int threads = get_num_threads();
+  std::vector<Buf<T>> partial(threads);
   bool out_of_memory = false;
+#pragma omp parallel num_threads(threads)
   {
-#pragma omp parallel
-    {
-      T *col = nullptr, *dWt = nullptr, *xp = nullptr, *dxp = nullptr;
-      try {
-        col = scratch<T, 0>(col_len);
-        dWt = scratch<T, 1>(FN * CK);
-        xp = scratch<T, 2>(xp_len);
-        dxp = scratch<T, 3>(dxp_len);
-        std::fill(dWt, dWt + FN * CK, T(0));
-        partial[omp_get_thread_num()] = dWt;
-      } catch (const std::bad_alloc&) {
+    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
+    auto dWt = scratch<T>(FN * CK);
+    const bool ok = col && xp && dxp && dWt;
+    if (ok) {
+      std::fill(dWt.get(), dWt.get() + FN * CK, T(0));
+    } else {
 #pragma omp atomic write
-        out_of_memory = true;
-      }
-#pragma omp for schedule(static)
-      for (int64_t n = 0; n < s.N; ++n)
-        if (col && dWt && xp && dxp)
-          backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dWt, s, FN,
-                         col, xp, dxp);
+      out_of_memory = true;
     }
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < s.N; ++n)
+      if (ok)
+        backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dWt.get(), s,
+                       FN, col.get(), xp.get(), dxp.get());
+    partial[omp_get_thread_num()] = std::move(dWt);
   }
   if (out_of_memory) throw std::bad_alloc();
-  for (T* p : partial)
+  for (const auto& p : partial)
     if (p)
-      for (int64_t i = 0; i < FN * CK; ++i) dW[i] += p[i];
+      for (int64_t i = 0; i < FN * CK; ++i) dW[i] += p.get()[i];
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                 \

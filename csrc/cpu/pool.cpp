@@ -197,6 +197,7 @@ void avgpool_backward_plane(const T* dout, T* dxp, const ConvShape& s) {
 
 template <typename T>
 void maxpool2d_forward(const T* x, T* out, int32_t* arg, const ConvShape& s) {
+  if (s.N == 0 || s.C == 0) return;  // empty output
   const int64_t HW = s.H * s.W, P = s.OH * s.OW;
   with_window(s, [&](auto FH, auto FW, auto S) {
 #pragma omp parallel for schedule(static) if (worth_parallel(s.N * s.C * P * s.FH * s.FW))
@@ -207,6 +208,7 @@ void maxpool2d_forward(const T* x, T* out, int32_t* arg, const ConvShape& s) {
 
 template <typename T>
 void maxpool2d_backward(const T* dout, const int32_t* arg, T* dx, const ConvShape& s) {
+  if (s.empty_input()) return;  // empty dx
   const int64_t HW = s.H * s.W, P = s.OH * s.OW;
   with_window(s, [&](auto FH, auto FW, auto S) {
 #pragma omp parallel for schedule(static) if (worth_parallel(s.N * s.C * (HW + P)))
@@ -217,6 +219,7 @@ void maxpool2d_backward(const T* dout, const int32_t* arg, T* dx, const ConvShap
 
 template <typename T>
 void avgpool2d_forward(const T* x, T* out, const ConvShape& s) {
+  if (s.N == 0 || s.C == 0) return;  // empty output
   const int64_t HW = s.H * s.W, P = s.OH * s.OW;
   with_window(s, [&](auto FH, auto FW, auto S) {
 #pragma omp parallel for schedule(static) if (worth_parallel(s.N * s.C * P * s.FH * s.FW))
@@ -227,6 +230,7 @@ void avgpool2d_forward(const T* x, T* out, const ConvShape& s) {
 
 template <typename T>
 void avgpool2d_backward(const T* dout, T* dx, const ConvShape& s) {
+  if (s.empty_input()) return;  // empty dx
   const int64_t HW = s.H * s.W, P = s.OH * s.OW;
   with_window(s, [&](auto FH, auto FW, auto S) {
 #pragma omp parallel for schedule(static) if (worth_parallel(s.N * s.C * (HW + P * s.FH * s.FW)))

@@ -65,6 +65,57 @@ def _jsonable(v):
     return v
 
 
+# What add() accepts for each numeric argument, checked before any module is built:
+# (smallest value, sequence length): an integer, or a sequence of that many integers (pairs
+# are (height, width); 1-D layers take one number; 0: an integer only). "size" of a layer with
+# a weight matrix is always a pair (in, out).
+_ARG_RULES = {
+    "linear": {"size": "pair"},
+    "conv1d": {"size": "pair", "kernel_size": (1, 1), "stride": (1, 1), "padding": (0, 1)},
+    "conv2d": {"size": "pair", "kernel_size": (1, 2), "stride": (1, 2), "padding": (0, 2)},
+    "maxpool": {"kernel_size": (1, 2), "stride": (1, 2), "padding": (0, 2)},
+    "avgpool": {"kernel_size": (1, 2), "stride": (1, 2), "padding": (0, 2)},
+    "batchnorm1d": {"size": (1, 2)},
+    "batchnorm2d": {"size": (1, 2)},
+    "embedding": {"vocab_size": (1, 0), "embedding_dim": (1, 0)},
+    "lstm": {"size": "pair", "num_layers": (1, 0)},
+    "res_block": {"size": "pair", "num_blocks": (1, 0), "stride": (1, 2)},
+    "res_bottleneck": {"size": "pair", "num_blocks": (1, 0), "stride": (1, 2)},
+}
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_arg(layer, name, v, rule):
+    """TypeError/ValueError in the user's words for a bad numeric argument of add()."""
+    if rule == "pair":
+        if np.ndim(v) != 1 or len(v) != 2:
+            raise ValueError(f"add({layer!r}): {name} must be a pair like (in, out), got {v!r}")
+        if not all(_is_int(a) for a in v):
+            raise TypeError(f"add({layer!r}): {name} must be a pair of integers like (in, out), "
+                            f"got {v!r}")
+        if min(v) < 1:
+            raise ValueError(f"add({layer!r}): both entries of {name} must be >= 1, got {v!r}")
+        return
+    lo, longest = rule
+    what = ("an integer" if not longest else
+            "an integer or a pair of integers" if longest == 2 else "an integer or (integer,)")
+    if _is_int(v):
+        values = (v,)
+    elif longest and np.ndim(v) == 1 and len(v) == longest:
+        values = tuple(v)
+        if not all(_is_int(a) for a in values):
+            raise TypeError(f"add({layer!r}): {name} must be {what}, got {v!r}")
+    elif np.ndim(v) >= 1:
+        raise ValueError(f"add({layer!r}): {name} must be {what}, got {v!r}")
+    else:
+        raise TypeError(f"add({layer!r}): {name} must be {what}, got {v!r}")
+    if min(values) < lo:
+        raise ValueError(f"add({layer!r}): {name} must be >= {lo}, got {v!r}")
+
+
 def _pair_arg(layer, kw, name):
     v = kw[name]
     if np.ndim(v) != 1 or len(v) != 2:
@@ -229,6 +280,10 @@ class nn:
         if extra:
             raise ValueError(f"add({layer!r}): unexpected argument(s) {', '.join(extra)} "
                              f"(accepts {', '.join(required + tuple(optional)) or 'no arguments'})")
+        for arg, rule in _ARG_RULES.get(name, {}).items():
+            value = kw.get(arg, optional.get(arg))
+            if value is not None:           # pooling's stride None: the kernel size
+                _check_arg(layer, arg, value, rule)
         full = {k: _jsonable(kw[k]) for k in required}
         full.update({k: _jsonable(kw.get(k, v)) for k, v in optional.items()})
         return {"layer": name, "activation": activation, "kw": full}

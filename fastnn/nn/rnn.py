@@ -305,6 +305,8 @@ class _RNNBase:
                 output = xp.swapaxes(output, 0, 1)
         else:
             output, h_n = output[:, 0, :], h_n[:, 0, :]
+        if dirs == 1:  # the last layer's hs, which its backward reads: hand out a copy
+            output = output.copy()
         if self.mode == "LSTM":
             c_n = xp.stack(c_n)
             return output, (h_n, c_n if batched else c_n[:, 0, :])
