@@ -719,7 +719,8 @@ def _read_checkpoint(path):
     return arrays, spec
 
 
-def _is_int(v, low, high):
+def _int_in(v, low, high):
+    """An int of a checkpoint's description (JSON: a plain int) within [low, high]."""
     return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
 
@@ -727,7 +728,7 @@ def _ints(v, what, low, high, count=(1, 2), allow_int=True):
     """A list of ``count`` ints (or one int) in [low, high]."""
     vals = [v] if allow_int and not isinstance(v, list) else v
     if not isinstance(vals, list) or not count[0] <= len(vals) <= count[-1] or \
-            not all(_is_int(a, low, high) for a in vals):
+            not all(_int_in(a, low, high) for a in vals):
         raise _SpecError(f"{what} must be {'an int or ' if allow_int else ''}a list of "
                          f"{'-'.join(map(str, sorted(set(count))))} ints in [{low}, {high}], "
                          f"got {json.dumps(v)[:60]}")
@@ -737,7 +738,7 @@ def _ints(v, what, low, high, count=(1, 2), allow_int=True):
 def _check_spec(spec):
     if not isinstance(spec, dict):
         raise _SpecError("not a JSON object")
-    if spec.get("format") != FORMAT or not _is_int(spec.get("version"), 1, VERSION):
+    if spec.get("format") != FORMAT or not _int_in(spec.get("version"), 1, VERSION):
         raise _SpecError(f"unsupported checkpoint format {spec.get('format')!r} version "
                          f"{spec.get('version')!r}")
     fields = {"task": (None, "cls", "reg"), "dtype": ("float32", "float64"),
@@ -756,7 +757,7 @@ def _check_spec(spec):
     if image is not None and not (isinstance(image, dict) and isinstance(image.get("color"), str)
                                   and isinstance(image.get("transform"), (dict, type(None)))):
         raise _SpecError("image must be {'color': ..., 'transform': ...}")
-    if not _is_int(spec.get("epochs"), 0, 1 << 40):
+    if not _int_in(spec.get("epochs"), 0, 1 << 40):
         raise _SpecError(f"epochs must be a non-negative int, got {spec.get('epochs')!r}")
     layers = spec.get("layers")
     if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
