@@ -160,6 +160,27 @@ settings.register_profile("long", max_examples=2000, deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def pytest_report_header(config):
+    try:
+        import fastnn
+    except Exception as e:  # the tests' own imports report it, one by one
+        return f"fastnn does not import: {e!r}"
+    return f"fastnn {fastnn.__version__} imported from {os.path.dirname(fastnn.__file__)}"
+
+
+def pytest_configure(config):
+    """With FASTNN_EXPECT_INSTALLED_IN=<dir> (.ci/wheels.sh: the venv's site-packages), the
+    suite refuses to run against any other fastnn, e.g. the source tree put on sys.path."""
+    where = os.environ.get("FASTNN_EXPECT_INSTALLED_IN")
+    if where:
+        import fastnn
+
+        found = os.path.realpath(fastnn.__file__)
+        if os.path.commonpath([found, os.path.realpath(where)]) != os.path.realpath(where):
+            raise pytest.UsageError(f"FASTNN_EXPECT_INSTALLED_IN={where}, but the tests "
+                                    f"imported fastnn from {found}")
+
+
 def pytest_terminal_summary(terminalreporter):
     fuzz = sys.modules.get("test_fuzz")
     if fuzz is not None and fuzz.EXAMPLES:
