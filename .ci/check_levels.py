@@ -28,6 +28,10 @@ def objects(group):
 
 
 def vex_count(obj):
+    sections = subprocess.run(["objdump", "-h", str(obj)], check=True, capture_output=True,
+                              text=True).stdout
+    if ".gnu.lto_" in sections:
+        sys.exit(f"check_levels: {obj} holds link-time-optimisation code, not machine code")
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(obj)], check=True,
                          capture_output=True, text=True).stdout
     n = 0
