@@ -121,6 +121,7 @@ def run_python(code, seconds=120, memory_limit=None, env=None):
     import os
     import subprocess
     import sys
+    import tempfile
     import textwrap
 
     import fastnn
@@ -137,8 +138,12 @@ def run_python(code, seconds=120, memory_limit=None, env=None):
     full_env = dict(os.environ if env is None else env)
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, full_env.get("PYTHONPATH")) if p)
     try:
+        # Not from the repository root: `python -c` puts the working directory first on
+        # sys.path, where the source tree's fastnn/ (no _C when fastnn is installed) would shadow
+        # the one under test.
         return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                              capture_output=True, text=True, env=full_env, timeout=seconds)
+                              capture_output=True, text=True, env=full_env, timeout=seconds,
+                              cwd=tempfile.gettempdir())
     except subprocess.TimeoutExpired:
         pytest.fail(f"the child did not finish in {seconds} s:\n{textwrap.dedent(code)}")
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -57,12 +58,17 @@ print(json.dumps({k: info[k] for k in ("cpu_level", "cpu_level_detected", "cpu_l
 
 
 def run_child(level, code=CHILD):
+    """``code`` in a fresh interpreter with FASTNN_CPU=level (unset for None), importing the
+    fastnn under test: its folder goes first on PYTHONPATH, and the child runs outside the
+    repository, whose fastnn/ `python -c` would otherwise find first."""
     env = dict(os.environ)
     env.pop("FASTNN_CPU", None)
     if level is not None:
         env["FASTNN_CPU"] = level
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, cwd=tempfile.gettempdir())
 
 
 def info():
