@@ -20,6 +20,29 @@ import scipy_openblas32 as _openblas  # noqa: F401
 # the user set wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+
+def _check_cpu(cpuinfo="/proc/cpuinfo"):
+    """A portable build's module code is compiled for x86-64-v2: say so on an older CPU, where
+    loading _C would otherwise end the process with "Illegal instruction"."""
+    try:
+        from . import _cpu_requirements as req
+    except ImportError:  # an in-place development build
+        return
+    if not req.FLAGS or not _os.path.exists(cpuinfo):
+        return
+    with open(cpuinfo) as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")),
+                     None)
+    missing = [x for x in req.FLAGS if flags is not None and x not in flags]
+    if missing:
+        raise ImportError(f"fastnn needs an {req.NAME} CPU; this one lacks {', '.join(missing)}. "
+                          "Build fastnn from source for it: pip install . -C "
+                          "cmake.define.FASTNN_NATIVE=ON")
+
+
+_check_cpu()
+
 from . import _C  # noqa: E402
 
 __version__ = "0.1.0"

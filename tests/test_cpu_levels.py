@@ -125,3 +125,24 @@ def test_unknown_level_fails_the_import_with_the_choices():
     assert "FASTNN_CPU='avx3' is not a level of this build" in last, r.stderr
     for lv in info()["cpu_levels_compiled"]:
         assert lv in last
+
+
+def test_a_cpu_below_the_baseline_gets_a_message_not_sigill(tmp_path, monkeypatch):
+    """fastnn/__init__.py checks /proc/cpuinfo against the build's needs before loading _C."""
+    import types
+
+    req = types.SimpleNamespace(NAME="x86-64-v2 (SSE4.2, POPCNT)",
+                                FLAGS=("pni", "ssse3", "sse4_1", "sse4_2", "popcnt", "cx16",
+                                       "lahf_lm"))
+    monkeypatch.setitem(sys.modules, "fastnn._cpu_requirements", req)
+    monkeypatch.setattr(fastnn, "_cpu_requirements", req, raising=False)
+    core2 = tmp_path / "cpuinfo"
+    core2.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 pni ssse3 cx16 lahf_lm\n")
+    with pytest.raises(ImportError, match=r"needs an x86-64-v2 \(SSE4.2, POPCNT\) CPU; this "
+                                          r"one lacks sse4_1, sse4_2, popcnt"):
+        fastnn._check_cpu(str(core2))
+    nehalem = tmp_path / "cpuinfo2"
+    nehalem.write_text("flags\t: fpu sse sse2 pni ssse3 cx16 sse4_1 sse4_2 popcnt lahf_lm\n")
+    fastnn._check_cpu(str(nehalem))  # enough
+    monkeypatch.setattr(req, "FLAGS", ())
+    fastnn._check_cpu(str(core2))  # a native or non-x86 build checks nothing

@@ -20,6 +20,10 @@
 #include "core/isa.h"
 #include "core/parallel.h"
 
+#ifndef FASTNN_ISA
+#error "core/blas.h belongs to the kernels (compiled per instruction-set level)"
+#endif
+
 namespace fastnn {
 FASTNN_ISA_NAMESPACE {
 namespace detail {

@@ -147,19 +147,19 @@ void select_level(const char* cap) {
         "built for; build fastnn from source with -C cmake.define.FASTNN_NATIVE=ON");
 #endif
   if (cap && *cap) {
+    // Only a level compiled into this build (a FASTNN_NATIVE build has native alone, another
+    // processor baseline alone): a level it cannot honour is an error, not silently ignored.
     const std::string want(cap);
-    int rank = -1;
-    for (int i = 0; i < 3; ++i)
-      if (want == kLevelNames[i]) rank = i;
-    bool known = rank >= 0;
-    for (const auto& l : levels) known |= want == l.name;
-    if (!known) {
+    const Compiled* found = nullptr;
+    for (const auto& l : levels)
+      if (want == l.name) found = &l;
+    if (!found) {
       std::string names;
       for (const auto& l : levels) names += (names.empty() ? "" : ", ") + std::string(l.name);
       throw std::invalid_argument("FASTNN_CPU='" + want + "' is not a level of this build (" +
                                   names + ")");
     }
-    if (rank >= 0 && rank < max_rank) max_rank = rank;
+    if (found->rank < max_rank) max_rank = found->rank;
   }
   const Compiled* best = &levels.front();
   for (const auto& l : levels)

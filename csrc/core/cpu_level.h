@@ -17,8 +17,8 @@ std::string detected_level();
 std::string active_level();
 
 // Chooses the kernels: the highest compiled level the CPU supports, capped by `cap` (the value
-// of FASTNN_CPU; null or empty for no cap). Throws std::invalid_argument for an unknown level
-// and std::runtime_error when the CPU lacks even the baseline.
+// of FASTNN_CPU; null or empty for no cap). Throws std::invalid_argument for a level this build
+// lacks and std::runtime_error when the CPU lacks even the baseline.
 void select_level(const char* cap);
 
 namespace detail {
