@@ -39,7 +39,8 @@ file -b "$so" | tee "$tmp/file.txt"
 grep -q "ARM aarch64" "$tmp/file.txt" || { echo "cross_build: $so is not an aarch64 binary" >&2; exit 1; }
 # A shared module links with undefined symbols; each must be one the process will have: Python's
 # C API, OpenBLAS's (scipy_*), or a versioned symbol of the C/C++/OpenMP runtimes.
-"${CROSS_NM:-aarch64-linux-gnu-nm}" -D --undefined-only "$so" | awk '{print $NF}' |
+# (Weak references, "w", may stay unresolved.)
+"${CROSS_NM:-aarch64-linux-gnu-nm}" -D --undefined-only "$so" | awk '$1 == "U" {print $NF}' |
   grep -vE '^(_?Py|scipy_)|@' >"$tmp/unresolved.txt" || true
 if [ -s "$tmp/unresolved.txt" ]; then
   echo "cross_build: symbols no library provides:" >&2; cat "$tmp/unresolved.txt" >&2; exit 1
