@@ -101,3 +101,177 @@ def test_unmapped_layers_are_named():
     fresh.layers["BN"].running_mean = None
     with pytest.raises(ValueError, match="BN has no running statistics yet"):
         to_onnx(fresh, (2, 8, 8))
+
+
+# ------------------------------------------------------------------ the BaseNN builder
+
+from fastnn.basenn import modules as basenn_modules  # noqa: E402
+from fastnn.basenn import nn as basenn  # noqa: E402
+
+
+def run_basenn_onnx(path, x):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["input"]
+    assert [o.name for o in sess.get_outputs()] == ["output"]
+    return sess.run(None, {"input": x})[0]
+
+
+def assert_basenn_same(model, x, tmp_path, rtol=1e-4, atol=1e-5):
+    path = model.convert(out_file=str(tmp_path / "model.onnx"))
+    assert path == str(tmp_path / "model.onnx")
+    feed = x.astype(np.int64) if x.dtype.kind in "iu" else x.astype(np.float32)
+    got = run_basenn_onnx(path, feed)
+    want = model.inference(x)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    return got
+
+
+def _fit(model, x, y, tmp_path, epochs=2, **kw):
+    """A little training, so batch-norm statistics and weights are not their initial values."""
+    model.load_dataset(x, y)
+    model.train(lr=0.01, epochs=epochs, batch_size=16, save_fold=str(tmp_path / "ckpt"),
+                verbose=False, **kw)
+    return model
+
+
+def test_basenn_mlp_iris(tmp_path):
+    rng = np.random.default_rng(0)
+    m = basenn()
+    m.set_seed(0)
+    m.add("linear", size=(4, 10), activation="relu")
+    m.add("linear", size=(10, 5), activation="LeakyReLU")
+    m.add("linear", size=(5, 3), activation="softmax")
+    m.add(optimizer="Adam")
+    x, y = rng.random((60, 4)).astype(np.float32), rng.integers(0, 3, 60)
+    _fit(m, x, y, tmp_path, epochs=3)
+    got = assert_basenn_same(m, x[:17], tmp_path)
+    np.testing.assert_allclose(got.sum(1), 1, rtol=1e-5)
+
+
+def test_basenn_lenet_pooling_activations_dropout(tmp_path):
+    rng = np.random.default_rng(1)
+    m = basenn()
+    m.set_seed(1)
+    m.add("conv2d", size=(1, 6), kernel_size=(5, 5), padding=2, activation="relu")
+    m.add("maxpool", kernel_size=(3, 3), stride=2, padding=1)          # 28 -> 14
+    m.add("conv2d", size=(6, 16), kernel_size=(5, 5), activation="sigmoid")   # 10
+    m.add("avgpool", kernel_size=(3, 3), stride=2, padding=1)          # 5 (pads counted)
+    m.add("conv2d", size=(16, 8), kernel_size=3, stride=2, padding=1, activation="tanh")  # 3
+    m.add("maxpool", kernel_size=2)                                    # 1 (a row cropped)
+    m.add("linear", size=(8, 12), activation="LeakyReLU")
+    m.add("dropout", p=0.3)
+    m.add("linear", size=(12, 10), activation="softmax")
+    x, y = rng.random((32, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 32)
+    _fit(m, x, y, tmp_path, epochs=1)
+    assert_basenn_same(m, x[:5], tmp_path)
+
+
+def test_basenn_batchnorm_conv1d_mean(tmp_path):
+    rng = np.random.default_rng(2)
+    m = basenn()
+    m.set_seed(2)
+    m.add("conv1d", size=(3, 6), kernel_size=3, padding=1)
+    m.add("batchnorm1d", size=6, activation="relu")
+    m.add("conv1d", size=(6, 4), kernel_size=(2,), stride=2)
+    m.add("mean", dim=2)
+    m.add("batchnorm1d", size=4)
+    m.add("linear", size=(4, 2))
+    x = (rng.random((48, 3, 9)) * 3 + 1).astype(np.float32)
+    _fit(m, x, rng.integers(0, 2, 48), tmp_path, epochs=3)
+    bn = m.layers[1].module.buffers
+    assert not np.allclose(bn["running_mean"], 0)
+    assert_basenn_same(m, x[:7], tmp_path)
+
+    m2 = basenn()
+    m2.set_seed(3)
+    m2.add("conv2d", size=(2, 4), kernel_size=3)
+    m2.add("batchnorm2d", size=4, activation="tanh")
+    m2.add("linear", size=(4 * 4 * 4, 3), activation="softmax")
+    x2 = rng.standard_normal((40, 2, 6, 6)).astype(np.float32) * 2 + 1
+    _fit(m2, x2, rng.integers(0, 3, 40), tmp_path, epochs=2)
+    assert_basenn_same(m2, x2[:6], tmp_path)
+
+
+def test_basenn_small_resnet(tmp_path):
+    rng = np.random.default_rng(4)
+    m = basenn()
+    m.set_seed(4)
+    m.add("conv2d", size=(3, 8), kernel_size=3, padding=1)
+    m.add("batchnorm2d", size=8, activation="relu")
+    m.add("res_block", size=(8, 8), num_blocks=2)                  # identity shortcuts
+    m.add("res_block", size=(8, 12), num_blocks=1, stride=2)       # projection shortcut
+    m.add("res_bottleneck", size=(12, 4), num_blocks=2, stride=2)  # 16 channels, 2x2
+    m.add("mean")
+    m.add("linear", size=(16, 4), activation="softmax")
+    x = rng.random((24, 3, 8, 8)).astype(np.float32)
+    _fit(m, x, rng.integers(0, 4, 24), tmp_path, epochs=1)
+    assert_basenn_same(m, x[:4], tmp_path, rtol=2e-4)
+
+
+def test_basenn_lstm_lesson_and_embedding(tmp_path):
+    rng = np.random.default_rng(5)
+    m = basenn()                                    # examples/basenn/lstm_sequences.py
+    m.set_seed(5)
+    m.add("lstm", size=(2, 16))
+    m.add("Dropout", p=0.1)
+    m.add("unsqueeze")
+    m.add("lstm", size=(16, 8), num_layers=2)
+    m.add("squeeze")
+    m.add("BatchNorm1d", size=8)
+    m.add("linear", size=(8, 3))
+    m.add(activation="Softmax")
+    m.add(optimizer="Adam")
+    x = rng.standard_normal((32, 7, 2)).astype(np.float32)
+    _fit(m, x, rng.integers(0, 3, 32), tmp_path, epochs=2)
+    assert_basenn_same(m, x[:5], tmp_path)
+
+    e = basenn()
+    e.set_seed(6)
+    e.add("embedding", vocab_size=20, embedding_dim=5)
+    e.add("lstm", size=(5, 6))
+    e.add("mean")
+    e.add("linear", size=(6, 2))
+    tokens = rng.integers(0, 20, (16, 9))
+    _fit(e, tokens, rng.integers(0, 2, 16), tmp_path, epochs=1)
+    proto = onnx.load(str(e.convert(out_file=str(tmp_path / "emb.onnx"))))
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert_basenn_same(e, tokens[:4], tmp_path)
+
+
+def test_basenn_convert_from_checkpoint_after_train(tmp_path):
+    rng = np.random.default_rng(7)
+    m = basenn()
+    m.add("linear", size=(4, 8), activation="relu")
+    m.add("dropout", p=0.5)
+    m.add("linear", size=(8, 3), activation="softmax")
+    x = rng.random((40, 4)).astype(np.float32)
+    _fit(m, x, rng.integers(0, 3, 40), tmp_path, epochs=2)
+    ckpt = str(tmp_path / "ckpt" / "basenn.pth")
+    out = str(tmp_path / "sub" / "basenn.onnx")
+    fresh = basenn()
+    assert fresh.convert(checkpoint=ckpt, out_file=out) == out
+    np.testing.assert_allclose(run_basenn_onnx(out, x), basenn().inference(x, checkpoint=ckpt),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run_basenn_onnx(out, x), m.inference(x), rtol=1e-5, atol=1e-6)
+
+
+def test_basenn_convert_errors(tmp_path):
+    class Swish(basenn_modules.Module):
+        def forward(self, x, train):
+            return x / (1 + np.exp(-x))
+
+        def backward(self, dout):
+            raise NotImplementedError
+
+    m = basenn()
+    m.add("linear", size=(4, 3))
+    with pytest.raises(ValueError, match="input shape is unknown"):
+        m.convert(out_file=str(tmp_path / "a.onnx"))
+    m.add("linear", size=(3, 2))
+    m.layers[0].act = Swish()
+    with pytest.raises(NotImplementedError, match=r"layer1act is a Swish module.*without it"):
+        m.convert(out_file=str(tmp_path / "a.onnx"), input_shape=(4,))
+    assert not (tmp_path / "a.onnx").exists()
+    with pytest.raises(ValueError, match="no layers"):
+        basenn().convert(out_file=str(tmp_path / "b.onnx"))

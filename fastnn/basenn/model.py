@@ -614,6 +614,25 @@ class nn:
         print(text)
         return text
 
+    # ------------------------------------------------------------ export
+
+    def convert(self, checkpoint=None, out_file="model.onnx", input_shape=None):
+        """Write the model as ONNX to ``out_file`` (atomically) and return the path. With
+        ``checkpoint`` the file is loaded first (as ``load`` does); without, the model in memory
+        is exported. The graph (``fastnn.export.basenn_to_onnx``: opset 17, float32) takes
+        ``input`` of shape (N, *input_shape) and gives ``output``, what ``inference`` returns;
+        ``input_shape`` defaults to the shape of the loaded data or the checkpoint's.
+        Needs the ``onnx`` package."""
+        from ..export import basenn_to_onnx
+
+        if checkpoint is not None:
+            self.load(checkpoint)
+        proto = basenn_to_onnx(self, input_shape=input_shape)
+        os.makedirs(os.path.dirname(os.path.abspath(out_file)), exist_ok=True)
+        with atomic_write(out_file) as f:
+            f.write(proto.SerializeToString())
+        return out_file
+
     # ------------------------------------------------------------ checkpoints
 
     def _spec_json(self):
