@@ -268,15 +268,6 @@ def print_table(rows, file=None, spread=True, gemm_columns=True):
     return text
 
 
-def torch_or_none():
-    """PyTorch when installed, else None (for in-process tools such as bench_gpu)."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
-
-
 def torch_available():
     """Whether PyTorch can be imported, found without importing it."""
     import importlib.util
