@@ -1,14 +1,16 @@
 """The BaseNN builder: one LeNet-5 training step (batch 64 of 1x32x32, forward, cross-entropy,
-backward, SGD update) in float32, fastnn.basenn against the same network in torch.nn."""
+backward, SGD update) in float32, fastnn.basenn against the same network in torch.nn, both
+from the same weights (benchmarks.weights.lenet)."""
 
-import numpy as np
+from benchmarks import weights
+from benchmarks.harness import Workload
 
-from benchmarks.harness import compare, row
-
+SUITE = "bench_basenn"
 BATCH = 64
 
 
 def lenet(seed=0):
+    """fastnn.basenn's LeNet-5 with the weights of benchmarks.weights.lenet(seed)."""
     from fastnn.basenn import nn
 
     model = nn("cls")
@@ -21,6 +23,7 @@ def lenet(seed=0):
     model.add("Linear", size=(120, 84), activation="ReLU")
     model.add("Linear", size=(84, 10), activation="Softmax")
     model.loss = "CrossEntropyLoss"
+    weights.copy_into(model._params(), weights.lenet(seed=seed))
     return model
 
 
@@ -38,14 +41,16 @@ def fastnn_step(model, lr=0.01):
     return step
 
 
-def torch_step(torch, model, lr=0.01):
-    """The same layers and weights in torch.nn (Linear weights are stored transposed there)."""
+def torch_step(torch, model=None, lr=0.01):
+    """The same layers and weights in torch.nn (Linear weights are stored transposed there).
+    model: a fastnn.basenn model whose weights to copy, or None for benchmarks.weights.lenet()
+    (no fastnn import)."""
     tnn = torch.nn
     net = tnn.Sequential(tnn.Conv2d(1, 6, 5), tnn.ReLU(), tnn.AvgPool2d(2),
                          tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.AvgPool2d(2), tnn.Flatten(),
                          tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(),
                          tnn.Linear(84, 10))
-    p = model._params()
+    p = model._params() if model is not None else weights.lenet()
     with torch.no_grad():
         for i, layer in zip([0, 2, 4, 5, 6], [0, 3, 7, 9, 11]):
             w = p[f"{i}.W"]
@@ -64,29 +69,20 @@ def torch_step(torch, model, lr=0.01):
     return step
 
 
-def run(quick=False):
-    rng = np.random.default_rng(0)
-    x = rng.random((BATCH, 1, 32, 32), dtype=np.float32)
-    t = rng.integers(0, 10, BATCH)
-    contenders = {}
-    step = fastnn_step(lenet())
-    contenders["fastnn"] = lambda: step(x, t)
-    try:
+def _build(contender, quick=False, data=None):
+    x, t = weights.batch(BATCH, (1, 32, 32))
+    if contender == "fastnn":
+        step = fastnn_step(lenet())
+        return lambda: step(x, t)
+    if contender == "torch":
         import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
-        tstep = torch_step(torch, lenet())
+        tstep = torch_step(torch)
         xt, tt = torch.from_numpy(x), torch.from_numpy(t)
-        contenders["torch"] = lambda: tstep(xt, tt)
-    times = compare(contenders, repeats=5 if quick else 11, min_time=0.0 if quick else 0.05)
+        return lambda: tstep(xt, tt)
+    raise ValueError(f"unknown contender {contender!r}")
+
+
+def workloads():
     forward = 2 * BATCH * (6 * 28 * 28 * 25 + 16 * 10 * 10 * 150 + 400 * 120 + 120 * 84 + 84 * 10)
-    return [row(f"basenn LeNet-5 train step, batch {BATCH} 1x32x32", times, 3 * forward)]
-
-
-if __name__ == "__main__":
-    from benchmarks.harness import print_table, set_threads
-    import fastnn
-
-    set_threads(fastnn.get_num_threads())
-    print_table(run())
+    return [Workload(SUITE, "lenet", f"basenn LeNet-5 train step, batch {BATCH} 1x32x32",
+                     _build, contenders=("fastnn", "torch"), flops=3 * forward)]

@@ -1,23 +1,23 @@
-"""Convolution and max pooling, forward + backward (dx, dW, db), float32: fastnn's layer classes,
-fastnn.reference's, and PyTorch (F.conv2d / F.max_pool2d with autograd), on identical inputs and
-an identical upstream gradient."""
+"""Convolution and max pooling, forward + backward (dx, dW, db): fastnn's layer classes,
+fastnn.reference's, and PyTorch (F.conv2d / F.max_pool2d with autograd), on identical inputs
+and an identical upstream gradient. The convolutions run in float32 and again in float64."""
 
 import numpy as np
 
-from benchmarks.harness import compare, row, torch_or_none
+from benchmarks.harness import Workload
 
-DT = np.float32
+SUITE = "bench_conv"
 
-# (label, N, C, H, W, FN, FH, FW, stride, pad); the reference is slow at the big shapes.
+# (key, label, N, C, H, W, FN, FH, FW, stride, pad); the reference is slow at the big shapes.
 CONVS = [
-    ("conv2d SimpleConvNet 100x1x28x28, 30 5x5", 100, 1, 28, 28, 30, 5, 5, 1, 0),
-    ("conv2d ResNet block 32x64x56x56, 64 3x3 p1", 32, 64, 56, 56, 64, 3, 3, 1, 1),
-    ("conv2d first layer 8x3x224x224, 64 7x7 s2 p3", 8, 3, 224, 224, 64, 7, 7, 2, 3),
+    ("conv_simple", "conv2d SimpleConvNet 100x1x28x28, 30 5x5", 100, 1, 28, 28, 30, 5, 5, 1, 0),
+    ("conv_resnet", "conv2d ResNet block 32x64x56x56, 64 3x3 p1", 32, 64, 56, 56, 64, 3, 3, 1, 1),
+    ("conv_first", "conv2d first layer 8x3x224x224, 64 7x7 s2 p3", 8, 3, 224, 224, 64, 7, 7, 2, 3),
 ]
-# (label, N, C, H, W, pool, stride, pad)
+# (key, label, N, C, H, W, pool, stride, pad)
 POOLS = [
-    ("maxpool 2x2 s2 100x30x24x24", 100, 30, 24, 24, 2, 2, 0),
-    ("maxpool 3x3 s2 p1 32x64x112x112", 32, 64, 112, 112, 3, 2, 1),
+    ("pool_simple", "maxpool 2x2 s2 100x30x24x24", 100, 30, 24, 24, 2, 2, 0),
+    ("pool_big", "maxpool 3x3 s2 p1 32x64x112x112", 32, 64, 112, 112, 3, 2, 1),
 ]
 
 
@@ -32,7 +32,8 @@ def _layer_step(layer, x, dout):
     return step
 
 
-def _torch_step(torch, fn, x, params, dout):
+def _torch_step(fn, x, params, dout):
+    import torch
     xt = torch.from_numpy(x).requires_grad_()
     ps = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
     dt = torch.from_numpy(dout)
@@ -44,53 +45,82 @@ def _torch_step(torch, fn, x, params, dout):
     return step
 
 
-def run(quick=False):
-    import fastnn.layers as fast
-    import fastnn.reference.layers as ref
+def _layers(contender):
+    if contender == "fastnn":
+        import fastnn.layers as mod
+    elif contender == "reference":
+        import fastnn.reference.layers as mod
+    else:
+        raise ValueError(f"unknown contender {contender!r}")
+    return mod
 
-    torch = torch_or_none()
+
+def _conv_data(N, C, H, W, FN, FH, FW, stride, pad, dtype):
     rng = np.random.default_rng(0)
-    repeats = 5 if quick else 9
-    rows = []
-    for label, N, C, H, W, FN, FH, FW, stride, pad in CONVS:
-        x = rng.standard_normal((N, C, H, W), dtype=DT)
-        Wt = (0.05 * rng.standard_normal((FN, C, FH, FW))).astype(DT)
-        b = (0.1 * rng.standard_normal(FN)).astype(DT)
-        OH, OW = _out(H, FH, stride, pad), _out(W, FW, stride, pad)
-        dout = rng.standard_normal((N, FN, OH, OW), dtype=DT)
-        big = N * OH * OW * C * FH * FW > 10 ** 7
-        contenders = {"fastnn": _layer_step(fast.Convolution(Wt, b, stride, pad), x, dout)}
-        note = None
-        if big and quick:
-            note = "reference skipped in --quick (seconds per call)"
-        else:
-            contenders["reference"] = _layer_step(ref.Convolution(Wt, b, stride, pad), x, dout)
-            if big:
-                note = "reference: 5 repeats (seconds per call)"
-        if torch is not None:
-            F = torch.nn.functional
-            contenders["torch"] = _torch_step(
-                torch, lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=pad),
-                x, [Wt, b], dout)
-        times = compare(contenders, repeats=repeats, warmup=1,
-                        max_repeats={"reference": 5} if big else None)
-        flops = 3 * 2 * N * FN * OH * OW * C * FH * FW
-        rows.append(row(label + " fwd+bwd", times, flops, note=note))
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = (0.05 * rng.standard_normal((FN, C, FH, FW))).astype(dtype)
+    b = (0.1 * rng.standard_normal(FN)).astype(dtype)
+    dout = rng.standard_normal((N, FN, _out(H, FH, stride, pad), _out(W, FW, stride, pad))
+                               ).astype(dtype)
+    return x, Wt, b, dout
 
-    for label, N, C, H, W, k, stride, pad in POOLS:
-        x = rng.standard_normal((N, C, H, W), dtype=DT)
-        OH, OW = _out(H, k, stride, pad), _out(W, k, stride, pad)
-        dout = rng.standard_normal((N, C, OH, OW), dtype=DT)
-        contenders = {"fastnn": _layer_step(fast.Pooling(k, k, stride, pad), x, dout)}
-        big = x.size > 10 ** 7
-        note = "reference skipped in --quick (seconds per call)" if big and quick else None
-        if not (big and quick):
-            contenders["reference"] = _layer_step(ref.Pooling(k, k, stride, pad), x, dout)
-        if torch is not None:
+
+def _conv_builder(dims, dtype):
+    N, C, H, W, FN, FH, FW, stride, pad = dims
+
+    def build(contender, quick=False, data=None):
+        x, Wt, b, dout = _conv_data(N, C, H, W, FN, FH, FW, stride, pad, dtype)
+        if contender == "torch":
+            import torch
             F = torch.nn.functional
-            contenders["torch"] = _torch_step(
-                torch, lambda x: F.max_pool2d(x, k, stride, pad), x, [], dout)
-        times = compare(contenders, repeats=repeats, warmup=1, min_time=0.02,
-                        max_repeats={"reference": 5})
-        rows.append(row(label + " fwd+bwd", times, note=note))
-    return rows
+            return _torch_step(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=pad),
+                               x, [Wt, b], dout)
+        return _layer_step(_layers(contender).Convolution(Wt, b, stride, pad), x, dout)
+    return build
+
+
+def _pool_builder(dims, dtype):
+    N, C, H, W, k, stride, pad = dims
+
+    def build(contender, quick=False, data=None):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((N, C, H, W)).astype(dtype)
+        dout = rng.standard_normal((N, C, _out(H, k, stride, pad), _out(W, k, stride, pad))
+                                   ).astype(dtype)
+        if contender == "torch":
+            import torch
+            F = torch.nn.functional
+            return _torch_step(lambda x: F.max_pool2d(x, k, stride, pad), x, [], dout)
+        return _layer_step(_layers(contender).Pooling(k, k, stride, pad), x, dout)
+    return build
+
+
+def workloads():
+    out = []
+    for dtype in (np.float32, np.float64):
+        f64 = dtype == np.float64
+        for key, label, N, C, H, W, FN, FH, FW, stride, pad in CONVS:
+            OH, OW = _out(H, FH, stride, pad), _out(W, FW, stride, pad)
+            big = N * OH * OW * C * FH * FW > 10 ** 7
+            note = None
+            if big:
+                note = "reference: one sample per process (seconds per call); left out with --quick"
+            out.append(Workload(
+                SUITE, key + ("_f64" if f64 else ""),
+                label + " fwd+bwd" + (", float64" if f64 else ""),
+                _conv_builder((N, C, H, W, FN, FH, FW, stride, pad), dtype),
+                flops=3 * 2 * N * FN * OH * OW * C * FH * FW,
+                dtype="float64" if f64 else "float32", min_time=0.0,
+                max_samples={"reference": 1} if big else {},
+                skip_quick=("reference",) if big else (), note=note))
+        if f64:
+            continue
+        for key, label, N, C, H, W, k, stride, pad in POOLS:
+            big = N * C * H * W > 10 ** 7
+            out.append(Workload(
+                SUITE, key, label + " fwd+bwd", _pool_builder((N, C, H, W, k, stride, pad), dtype),
+                min_time=0.02, max_samples={"reference": 1} if big else {},
+                skip_quick=("reference",) if big else (),
+                note=("reference: one sample per process (seconds per call); left out with "
+                      "--quick") if big else None))
+    return out

@@ -4,12 +4,14 @@ PyTorch (autograd) on identical inputs and upstream gradients: Affine at SimpleC
 
 import numpy as np
 
-from benchmarks.harness import compare, row, torch_or_none
+from benchmarks.harness import Workload
 
+SUITE = "bench_dense"
 DT = np.float32
 
 
-def _torch_step(torch, fn, x, params, dout):
+def _torch_step(fn, x, params, dout):
+    import torch
     xt = torch.from_numpy(x).requires_grad_()
     ps = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
     dt = torch.from_numpy(dout) if dout is not None else None
@@ -28,78 +30,89 @@ def _layer_step(layer, x, dout):
     return step
 
 
-def _affine(mod, torch, rng, N, D, M):
-    x = rng.standard_normal((N, D), dtype=DT)
-    W = (0.01 * rng.standard_normal((D, M))).astype(DT)
-    b = rng.standard_normal(M, dtype=DT)
-    dout = rng.standard_normal((N, M), dtype=DT)
-    c = {k: _layer_step(m.Affine(W, b), x, dout) for k, m in mod.items()}
-    if torch is not None:
-        c["torch"] = _torch_step(torch, lambda x, w, b: torch.nn.functional.linear(x, w, b),
-                                 x, [np.ascontiguousarray(W.T), b], dout)
-    return c, 3 * 2 * N * D * M
+def _layers(contender):
+    if contender == "fastnn":
+        import fastnn.layers as mod
+    elif contender == "reference":
+        import fastnn.reference.layers as mod
+    else:
+        raise ValueError(f"unknown contender {contender!r}")
+    return mod
 
 
-def _softmax(mod, torch, rng, N, C):
-    x = rng.standard_normal((N, C), dtype=DT)
-    t = rng.integers(0, C, N)
-    c = {}
-    for k, m in mod.items():
-        layer = m.SoftmaxWithLoss()
+def _affine(N, D, M):
+    def build(contender, quick=False, data=None):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((N, D), dtype=DT)
+        W = (0.01 * rng.standard_normal((D, M))).astype(DT)
+        b = rng.standard_normal(M, dtype=DT)
+        dout = rng.standard_normal((N, M), dtype=DT)
+        if contender == "torch":
+            import torch
+            return _torch_step(torch.nn.functional.linear, x, [np.ascontiguousarray(W.T), b],
+                               dout)
+        return _layer_step(_layers(contender).Affine(W, b), x, dout)
+    return build
 
-        def step(layer=layer):
+
+def _softmax(N, C):
+    def build(contender, quick=False, data=None):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((N, C), dtype=DT)
+        t = rng.integers(0, C, N)
+        if contender == "torch":
+            import torch
+            tt = torch.from_numpy(t)
+            return _torch_step(lambda x: torch.nn.functional.cross_entropy(x, tt), x, [], None)
+        layer = _layers(contender).SoftmaxWithLoss()
+
+        def step():
             layer.forward(x, t)
             layer.backward()
-        c[k] = step
-    if torch is not None:
-        tt = torch.from_numpy(t)
-        c["torch"] = _torch_step(torch, lambda x: torch.nn.functional.cross_entropy(x, tt),
-                                 x, [], None)
-    return c, None
+        return step
+    return build
 
 
-def _relu(mod, torch, rng, shape):
-    x = rng.standard_normal(shape, dtype=DT)
-    dout = rng.standard_normal(shape, dtype=DT)
-    c = {k: _layer_step(m.Relu(), x, dout) for k, m in mod.items()}
-    if torch is not None:
-        c["torch"] = _torch_step(torch, torch.relu, x, [], dout)
-    return c, None
+def _relu(shape):
+    def build(contender, quick=False, data=None):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(shape, dtype=DT)
+        dout = rng.standard_normal(shape, dtype=DT)
+        if contender == "torch":
+            import torch
+            return _torch_step(torch.relu, x, [], dout)
+        return _layer_step(_layers(contender).Relu(), x, dout)
+    return build
 
 
-def _batchnorm(mod, torch, rng, N, D):
-    x = rng.standard_normal((N, D), dtype=DT)
-    dout = rng.standard_normal((N, D), dtype=DT)
-    c = {k: _layer_step(m.BatchNormalization(np.ones(D, DT), np.zeros(D, DT), 0.9,
-                                             np.zeros(D, DT), np.ones(D, DT)), x, dout)
-         for k, m in mod.items()}
-    if torch is not None:
-        rm, rv = torch.zeros(D), torch.ones(D)
-        c["torch"] = _torch_step(
-            torch, lambda x, g, b: torch.nn.functional.batch_norm(
-                x, rm, rv, g, b, training=True, momentum=0.1, eps=1e-7),
-            x, [np.ones(D, DT), np.zeros(D, DT)], dout)
-    return c, None
+def _batchnorm(N, D):
+    def build(contender, quick=False, data=None):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((N, D), dtype=DT)
+        dout = rng.standard_normal((N, D), dtype=DT)
+        if contender == "torch":
+            import torch
+            rm, rv = torch.zeros(D), torch.ones(D)
+            return _torch_step(
+                lambda x, g, b: torch.nn.functional.batch_norm(
+                    x, rm, rv, g, b, training=True, momentum=0.1, eps=1e-7),
+                x, [np.ones(D, DT), np.zeros(D, DT)], dout)
+        layer = _layers(contender).BatchNormalization(np.ones(D, DT), np.zeros(D, DT), 0.9,
+                                                      np.zeros(D, DT), np.ones(D, DT))
+        return _layer_step(layer, x, dout)
+    return build
 
 
-def run(quick=False):
-    import fastnn.layers as fast
-    import fastnn.reference.layers as ref
-
-    torch = torch_or_none()
-    rng = np.random.default_rng(0)
-    mod = {"fastnn": fast, "reference": ref}
-    repeats = 5 if quick else 9
+def workloads():
     cases = [
-        ("affine 4320->100, batch 100", _affine(mod, torch, rng, 100, 4320, 100)),
-        ("affine 4096->4096, batch 512", _affine(mod, torch, rng, 512, 4096, 4096)),
-        ("softmax-cross-entropy 100x10", _softmax(mod, torch, rng, 100, 10)),
-        ("softmax-cross-entropy 256x1000", _softmax(mod, torch, rng, 256, 1000)),
-        ("relu 100x30x24x24", _relu(mod, torch, rng, (100, 30, 24, 24))),
-        ("batchnorm 100x4320", _batchnorm(mod, torch, rng, 100, 4320)),
+        ("affine_small", "affine 4320->100, batch 100", _affine(100, 4320, 100),
+         3 * 2 * 100 * 4320 * 100),
+        ("affine_big", "affine 4096->4096, batch 512", _affine(512, 4096, 4096),
+         3 * 2 * 512 * 4096 * 4096),
+        ("softmax_small", "softmax-cross-entropy 100x10", _softmax(100, 10), None),
+        ("softmax_big", "softmax-cross-entropy 256x1000", _softmax(256, 1000), None),
+        ("relu", "relu 100x30x24x24", _relu((100, 30, 24, 24)), None),
+        ("batchnorm", "batchnorm 100x4320", _batchnorm(100, 4320), None),
     ]
-    rows = []
-    for label, (contenders, flops) in cases:
-        times = compare(contenders, repeats=repeats, warmup=1, min_time=0.02)
-        rows.append(row(label + " fwd+bwd", times, flops))
-    return rows
+    return [Workload(SUITE, key, label + " fwd+bwd", build, flops=flops, min_time=0.02)
+            for key, label, build, flops in cases]

@@ -1,26 +1,29 @@
-"""Training steps of the book's networks (gradient + optimizer update), float32:
+"""Training steps of the book's networks (gradient + optimizer update):
 
 - SimpleConvNet (conv 30x5x5, ReLU, pool 2x2, affine 4320->100, ReLU, affine 100->10), batch 100
-  of 1x28x28, Adam; plus one epoch of Fashion-MNIST (600 such steps) and the peak memory of a step;
+  of 1x28x28, Adam, in float32 and in float64 (the book's dtype); plus one epoch of
+  Fashion-MNIST (600 float32 steps) and the peak memory of a float32 step;
 - MLP 784-256-10 (d2l's), batch 256, SGD;
 - DeepConvNet (six 3x3 convolutions, dropout), batch 100, Adam.
 
-Contenders: fastnn's network, the same network class built on fastnn.reference's NumPy layers
-with a NumPy optimizer, and the same network written in PyTorch eager (autograd + torch.optim).
-Every contender starts from the same weights and sees the same batch.
+Contenders: fastnn's network (fastnn.models, fastnn.optim), the same network class built on
+fastnn.reference's NumPy layers with a NumPy optimizer, and the same network written in
+PyTorch eager (autograd + torch.optim). Every contender starts from the same weights
+(benchmarks.weights, NumPy only) and sees the same batch.
 """
 
 import contextlib
 import importlib
+import os
 import time
 
 import numpy as np
 
-from benchmarks.harness import compare, row, torch_or_none
-from benchmarks.memory import peak_growth_mib
+from benchmarks import weights
+from benchmarks.harness import Workload
 
-DT = np.float32
-EPOCH = 60000  # Fashion-MNIST training images
+SUITE = "bench_train"
+EPOCH_BATCHES = 600  # Fashion-MNIST: 60000 training images, batch 100
 
 
 @contextlib.contextmanager
@@ -65,36 +68,21 @@ class _NumpySGD:
             params[k] -= self.lr * grads[k]
 
 
-def _batch(N, shape, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.random((N,) + shape, dtype=DT), rng.integers(0, 10, N)
-
-
-def _book_net(contender, module_name, build):
-    """(net, optimizer) of the fastnn or reference contender, same seed so same weights."""
-    import fastnn.reference.layers as ref
-
-    np.random.seed(0)
-    if contender == "fastnn":
-        return build()
-    with _layers_from(module_name, ref):
-        return build()
-
+# ------------------------------------------------------------------ the networks in PyTorch
 
 def _torch_params(torch, params, transpose):
+    """Leaf tensors holding copies of the NumPy weights (affine weights transposed to torch's
+    (out, in) layout)."""
     w = {}
     for k, v in params.items():
         v = v.T if k in transpose else v
-        w[k] = torch.from_numpy(np.ascontiguousarray(v)).requires_grad_()
+        w[k] = torch.from_numpy(np.ascontiguousarray(v).copy()).requires_grad_()
     return w
 
 
-def _simple_net(torch):
-    from fastnn.models import SimpleConvNet
-    np.random.seed(0)
-    net = SimpleConvNet(dtype=DT)
+def _simple_torch(torch, dtype):
     F = torch.nn.functional
-    w = _torch_params(torch, net.params, ("W2", "W3"))
+    w = _torch_params(torch, weights.simple_convnet(dtype), ("W2", "W3"))
 
     def forward(x):
         h = F.max_pool2d(F.relu(F.conv2d(x, w["W1"], w["b1"])), 2, 2).flatten(1)
@@ -102,29 +90,22 @@ def _simple_net(torch):
     return w, forward
 
 
-def _mlp_net(torch):
-    from fastnn.models import d2l_mlp
-    np.random.seed(0)
-    net = d2l_mlp(dtype=DT)
+def _mlp_torch(torch, dtype):
     F = torch.nn.functional
-    w = _torch_params(torch, net.params, ("W1", "W2"))
+    w = _torch_params(torch, weights.mlp(dtype), ("W1", "W2"))
 
     def forward(x):
         return F.linear(F.relu(F.linear(x, w["W1"], w["b1"])), w["W2"], w["b2"])
     return w, forward
 
 
-def _deep_net(torch):
-    from fastnn.models import DeepConvNet
-    np.random.seed(0)
-    net = DeepConvNet(dtype=DT)
+def _deep_torch(torch, dtype):
     F = torch.nn.functional
-    w = _torch_params(torch, net.params, ("W7", "W8"))
-    pads = [1, 1, 1, 2, 1, 1]
+    w = _torch_params(torch, weights.deep_convnet(dtype), ("W7", "W8"))
 
     def forward(x):
         for i in range(6):
-            x = F.relu(F.conv2d(x, w[f"W{i + 1}"], w[f"b{i + 1}"], padding=pads[i]))
+            x = F.relu(F.conv2d(x, w[f"W{i + 1}"], w[f"b{i + 1}"], padding=weights.DEEP_PADS[i]))
             if i % 2 == 1:
                 x = F.max_pool2d(x, 2, 2)
         x = F.dropout(F.relu(F.linear(x.flatten(1), w["W7"], w["b7"])), 0.5)
@@ -132,28 +113,31 @@ def _deep_net(torch):
     return w, forward
 
 
-def _build(net_name):
+# ------------------------------------------------------------------ the book's networks
+
+def _book_build(net_name, dtype):
     from fastnn.models import DeepConvNet, SimpleConvNet, d2l_mlp
-    return {"simple": lambda: SimpleConvNet(dtype=DT), "mlp": lambda: d2l_mlp(dtype=DT),
-            "deep": lambda: DeepConvNet(dtype=DT)}[net_name]()
+    return {"simple": lambda: SimpleConvNet(dtype=dtype), "mlp": lambda: d2l_mlp(dtype=dtype),
+            "deep": lambda: DeepConvNet(dtype=dtype)}[net_name]()
 
 
-# name: (fastnn.models module, torch builder, one example's shape, batch size, SGD or Adam)
+# name: (fastnn.models module, torch builder, initial weights, one example's shape, batch, SGD)
 NETS = {
-    "simple": ("simple_convnet", _simple_net, (1, 28, 28), 100, False),
-    "mlp": ("multi_layer_net", _mlp_net, (784,), 256, True),
-    "deep": ("deep_convnet", _deep_net, (1, 28, 28), 100, False),
+    "simple": ("simple_convnet", _simple_torch, weights.simple_convnet, (1, 28, 28), 100, False),
+    "mlp": ("multi_layer_net", _mlp_torch, weights.mlp, (784,), 256, True),
+    "deep": ("deep_convnet", _deep_torch, weights.deep_convnet, (1, 28, 28), 100, False),
 }
 
 
-def make_step(net_name, contender):
+def make_step(net_name, contender, dtype=np.float32):
     """A training step of one network for one contender: callable(x, t), and (x, t) to feed it
-    (torch tensors sharing the NumPy arrays' memory for torch)."""
-    module_name, torch_build, shape, N, sgd = NETS[net_name]
-    x, t = _batch(N, shape)
+    (torch tensors for torch). Imports only the contender's library: torch's step imports
+    nothing of fastnn."""
+    module_name, torch_build, initial, shape, N, sgd = NETS[net_name]
+    x, t = weights.batch(N, shape, dtype)
     if contender == "torch":
         import torch
-        w, forward = torch_build(torch)
+        w, forward = torch_build(torch, dtype)
         params = list(w.values())
         opt = torch.optim.SGD(params, lr=0.1) if sgd else torch.optim.Adam(params, lr=0.001)
         F = torch.nn.functional
@@ -163,28 +147,29 @@ def make_step(net_name, contender):
             F.cross_entropy(forward(x), t).backward()
             opt.step()
         return step, (torch.from_numpy(x), torch.from_numpy(t))
-    net = _book_net(contender, module_name, lambda: _build(net_name))
     if contender == "fastnn":
         from fastnn.optim import SGD, Adam
+        net = _book_build(net_name, dtype)
         opt = SGD(lr=0.1) if sgd else Adam()
-    else:
+    elif contender == "reference":
+        import fastnn.reference.layers as ref
+        with _layers_from(module_name, ref):
+            net = _book_build(net_name, dtype)
         opt = _NumpySGD(0.1) if sgd else _NumpyAdam()
+    else:
+        raise ValueError(f"unknown contender {contender!r}")
+    weights.copy_into(net.params, initial(dtype))
 
     def step(x, t):
         opt.update(net.params, net.gradient(x, t))
     return step, (x, t)
 
 
-def _contenders(net_name, names):
-    out = {}
-    for c in names:
-        step, args = make_step(net_name, c)
-        out[c] = lambda step=step, args=args: step(*args)
-    return out
-
-
-def _names(torch):
-    return ["fastnn", "reference"] + (["torch"] if torch is not None else [])
+def _step_builder(net_name, dtype):
+    def build(contender, quick=False, data=None):
+        step, args = make_step(net_name, contender, dtype)
+        return lambda: step(*args)
+    return build
 
 
 def _flops_simple(N=100):
@@ -198,65 +183,72 @@ def _flops_deep(N=100):
     return 3 * 2 * N * (conv + 64 * 4 * 4 * 50 + 50 * 10)
 
 
-def _epoch_rows(torch, quick, names):
-    """One epoch of Fashion-MNIST at batch 100 with SimpleConvNet, for every contender."""
+# ------------------------------------------------------------------ one epoch of Fashion-MNIST
+
+def prepare_epoch(out_dir):
+    """Write the epoch's images and labels, shuffled, as x.npy (float32) and t.npy (int64) in
+    out_dir, for every contender's process to read (torch's loads no fastnn.datasets). Returns
+    None, or why the data set is not available (written to skip.txt too)."""
     from fastnn.datasets import DatasetError, load_fashion_mnist
 
+    os.makedirs(out_dir, exist_ok=True)
     try:
-        (x_train, t_train), _ = load_fashion_mnist(flatten=False, dtype=DT)
+        (x, t), _ = load_fashion_mnist(flatten=False, dtype=np.float32)
     except DatasetError as e:
-        return [{"workload": "Fashion-MNIST epoch", "ms": {}, "note": f"skipped: {e}"}]
-    x_train = np.ascontiguousarray(x_train, dtype=DT)
-    t_train = t_train.astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(x_train))
-    batches = len(order) // 100
-    # Quick mode times a few steps of every contender and scales to the epoch.
-    measured = {c: (8 if quick else batches) for c in names}
-    if not quick:
-        measured["reference"] = 60  # the NumPy reference: 1/10 of an epoch, extrapolated
-    seconds = {}
-    for c in names:
-        step, _ = make_step("simple", c)
-        xb = []
-        for i in range(measured[c]):
-            idx = order[i * 100:(i + 1) * 100]
-            xb.append((x_train[idx], t_train[idx]))
-        if c == "torch":
-            xb = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in xb]
+        with open(os.path.join(out_dir, "skip.txt"), "w") as f:
+            f.write(str(e))
+        return str(e)
+    order = np.random.default_rng(0).permutation(len(x))
+    np.save(os.path.join(out_dir, "x.npy"), np.ascontiguousarray(x[order], dtype=np.float32))
+    np.save(os.path.join(out_dir, "t.npy"), t[order].astype(np.int64))
+    return None
+
+
+def epoch_steps(contender, quick):
+    """How many steps of the epoch a contender's process runs, from the first batch; the rest
+    is extrapolated. A third of the epoch per process keeps three rounds of the slowest
+    contender within a few minutes on 2 busy cores."""
+    if quick:
+        return 8
+    return 60 if contender == "reference" else EPOCH_BATCHES // 3
+
+
+def _build_epoch(contender, quick=False, data=None):
+    x_all = np.load(os.path.join(data, "x.npy"), mmap_mode="r")
+    t_all = np.load(os.path.join(data, "t.npy"), mmap_mode="r")
+    batches = len(x_all) // 100
+    n = min(epoch_steps(contender, quick), batches)
+    xb = [(np.array(x_all[i * 100:(i + 1) * 100]), np.array(t_all[i * 100:(i + 1) * 100]))
+          for i in range(n)]
+    step, _ = make_step("simple", contender)
+    if contender == "torch":
+        import torch
+        xb = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in xb]
+
+    def run():
         step(*xb[0])  # warm-up
         t0 = time.perf_counter()
         for a, b in xb:
             step(a, b)
-        seconds[c] = (time.perf_counter() - t0) * batches / len(xb)
-    extrapolated = [f"{c} {measured[c]}" for c in names if measured[c] < batches]
-    note = (f"{batches} steps of 100 images; extrapolated from the first N steps "
-            f"({', '.join(extrapolated)})" if extrapolated else f"{batches} steps of 100 images, "
-            "all run") + "; contenders run one after another, not interleaved"
-    r = row("SimpleConvNet epoch of Fashion-MNIST", seconds, note=note)
-    r["epoch_s"] = seconds
-    return [r]
+        return (time.perf_counter() - t0) * batches / len(xb)
+    return run
 
 
-def run(quick=False):
-    torch = torch_or_none()
-    names = _names(torch)
-    repeats = 5 if quick else 9
-    rows = []
-
-    # Each sample runs steps back to back for >= 50 ms, as a training loop does; one step right
-    # after another contender's starts from caches that contender has emptied.
-    times = compare(_contenders("simple", names), repeats=repeats, min_time=0.05)
-    memory = {c: peak_growth_mib("simple", c, steps=3 if quick else 10) for c in names}
-    memory = {c: v for c, v in memory.items() if v is not None}
-    rows.append(row("SimpleConvNet train step (Adam), batch 100", times, _flops_simple(), memory))
-
-    rows += _epoch_rows(torch, quick, names)
-
-    times = compare(_contenders("mlp", names), repeats=repeats, min_time=0.05)
-    rows.append(row("MLP 784-256-10 train step (SGD), batch 256", times,
-                    3 * 2 * 256 * (784 * 256 + 256 * 10)))
-
-    times = compare(_contenders("deep", names), repeats=repeats if not quick else 5,
-                    warmup=1)
-    rows.append(row("DeepConvNet train step (Adam), batch 100", times, _flops_deep()))
-    return rows
+def workloads():
+    label64 = "SimpleConvNet train step (Adam), batch 100, float64"
+    return [
+        # Each sample runs steps back to back for >= 50 ms, as a training loop does.
+        Workload(SUITE, "simple", "SimpleConvNet train step (Adam), batch 100",
+                 _step_builder("simple", np.float32), flops=_flops_simple(), memory="simple"),
+        Workload(SUITE, "epoch", "SimpleConvNet epoch of Fashion-MNIST", _build_epoch,
+                 kind="epoch", needs="epoch_data",
+                 note=f"{EPOCH_BATCHES} steps of 100 images, extrapolated from the first "
+                      f"{EPOCH_BATCHES // 3} in each process (the reference's first 60; 8 each "
+                      "with --quick)"),
+        Workload(SUITE, "mlp", "MLP 784-256-10 train step (SGD), batch 256",
+                 _step_builder("mlp", np.float32), flops=3 * 2 * 256 * (784 * 256 + 256 * 10)),
+        Workload(SUITE, "deep", "DeepConvNet train step (Adam), batch 100",
+                 _step_builder("deep", np.float32), flops=_flops_deep(), min_time=0.0),
+        Workload(SUITE, "simple_f64", label64, _step_builder("simple", np.float64),
+                 flops=_flops_simple(), dtype="float64"),
+    ]

@@ -1,171 +1,275 @@
-"""Timing helpers shared by every benchmark file.
+"""Timing, thread and table helpers shared by every benchmark file.
 
-Contenders of one workload run interleaved in one process (A, B, C, A, B, C, ...) after a
-warm-up, with the same thread count, and the median of the repeats is reported, so machine noise
-hits all contenders alike. Peak memory is measured in a fresh child process per contender
-(``benchmarks.memory``): the growth of its resident high-water mark (VmHWM) over the resident
-size after setup, across warm-up and timed steps. (Resetting VmHWM through /proc/self/clear_refs
-is not allowed in every sandbox, where it silently read 0.)
+How contenders are run (``benchmarks.runner`` starts the processes, ``benchmarks.child`` is what
+runs in them): every contender of a workload (fastnn, fastnn.reference, PyTorch) runs in a
+process of its own, in the state a user would have: PyTorch's process imports nothing of fastnn
+and fastnn's imports no torch, so fastnn's OpenMP settings (``import fastnn`` sets
+``OMP_WAIT_POLICY=PASSIVE``, and PyTorch shares fastnn's libgomp when both are loaded) never
+reach PyTorch. The processes are alternated (A, B, C, A, B, C, ...) over rounds; inside a
+process the contender is timed after a warm-up, and each row reports the median over rounds of
+each process's median with its spread (min-max over rounds). Every process sets the same thread
+count for its library (``set_threads``).
+
+A workload is a ``Workload``: its label, its GEMM work, and ``build(contender, quick, data)``
+returning the step to time. Building a contender imports only that contender's library, so a
+bench module imports nothing but NumPy at its top.
+
+Peak memory is measured in a fresh child process per contender (``benchmarks.memory``): the
+growth of its resident high-water mark (VmHWM) over the resident size after setup.
 """
 
 import ctypes
 import os
 import statistics
 import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import numpy as np
 
-
-def set_threads(n):
-    """One thread count for NumPy's BLAS, PyTorch and fastnn (OpenMP threads; its OpenBLAS
-    stays single-threaded). fastnn goes last: threadpoolctl would otherwise also give fastnn's
-    OpenBLAS n threads of its own, nested inside fastnn's n OpenMP threads. fastnn is imported
-    before torch: torch loads its own libgomp.so.1, which fastnn then shares, and libgomp reads
-    fastnn's OMP_WAIT_POLICY=PASSIVE default only if fastnn sets it before the first load."""
-    import fastnn
-
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(n)
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        torch.set_num_threads(n)
-    except ImportError:
-        pass
-    fastnn.set_num_threads(n)
+CONTENDERS = ("fastnn", "reference", "torch")
 
 
-def compare(contenders, repeats=7, warmup=2, min_time=0.0, max_repeats=None):
-    """Time each callable of {name: fn}, interleaved; returns {name: median seconds}.
+@dataclass
+class Workload:
+    """One row of the table.
 
-    Each repeat calls fn enough times to last min_time seconds and divides. max_repeats
-    ({name: n}, n >= 5) lets a slow contender (the NumPy reference at large shapes) stop early;
-    the others keep running interleaved.
+    build(contender, quick, data) returns a callable step() that runs the workload once; for
+    kind "epoch" it returns run() -> seconds of the whole (extrapolated) epoch. data is the
+    folder of files the parent prepared (the epoch's images) or None.
+    """
+
+    suite: str
+    key: str
+    label: str
+    build: Callable
+    contenders: tuple = CONTENDERS
+    flops: Optional[float] = None
+    dtype: str = "float32"
+    kind: str = "step"               # "step" or "epoch"
+    samples: int = 3                 # timed samples per process (quick: see quick_samples)
+    quick_samples: int = 2
+    warmup: int = 1
+    min_time: float = 0.05           # seconds per sample at least (10 ms at most with --quick)
+    max_samples: dict = field(default_factory=dict)   # {contender: n}: a slow one stops early
+    budget: float = 2.0              # seconds of samples per contender and process at most
+    skip_quick: tuple = ()           # contenders left out with --quick (seconds per call)
+    note: Optional[str] = None
+    needs: Optional[str] = None      # "epoch_data": the parent prepares the data set first
+    memory: Optional[str] = None     # bench_train net name whose peak memory the row reports
+
+    def timing(self, quick):
+        """(samples, warmup, min_time, budget) of one process."""
+        return ((self.quick_samples if quick else self.samples), self.warmup,
+                min(self.min_time, 0.01) if quick else self.min_time,
+                min(self.budget, 0.5) if quick else self.budget)
+
+    def contenders_for(self, quick, available=CONTENDERS):
+        return [c for c in self.contenders if c in available
+                and not (quick and c in self.skip_quick)]
+
+
+# ------------------------------------------------------------------ timing inside a process
+
+def compare_samples(contenders, samples=5, warmup=2, min_time=0.0, max_samples=None,
+                    budget=None):
+    """Time each callable of {name: fn}, interleaved (A, B, A, B, ... rotating who goes first);
+    returns {name: [seconds per call, one per sample]}.
+
+    The last warm-up call is timed to size the samples: each sample calls fn enough times to
+    last min_time seconds and divides. max_samples ({name: n}) lets a slow contender stop
+    early while the others keep going; so does budget (seconds): a contender whose samples
+    have taken that long stops, after one sample at least.
     """
     names = list(contenders)
-    max_repeats = max_repeats or {}
+    max_samples = max_samples or {}
     inner = {}
     for name in names:
         fn = contenders[name]
-        for _ in range(warmup):
+        for _ in range(max(0, warmup - 1)):
             fn()
         t0 = time.perf_counter()
         fn()
         once = time.perf_counter() - t0
         inner[name] = max(1, int(min_time / once)) if once > 0 else 1
-    samples = {name: [] for name in names}
-    for r in range(repeats):
+    out = {name: [] for name in names}
+    spent = {name: 0.0 for name in names}
+    for r in range(samples):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            if r >= max_repeats.get(name, repeats):
+            if r >= max_samples.get(name, samples) or (budget and out[name]
+                                                       and spent[name] >= budget):
                 continue
             fn, k = contenders[name], inner[name]
             t0 = time.perf_counter()
             for _ in range(k):
                 fn()
-            samples[name].append((time.perf_counter() - t0) / k)
-    return {name: statistics.median(s) for name, s in samples.items()}
+            took = time.perf_counter() - t0
+            spent[name] += took
+            out[name].append(took / k)
+    return out
 
 
-_sgemm_rate = None
+def compare(contenders, repeats=7, warmup=2, min_time=0.0, max_repeats=None, best=False):
+    """compare_samples' medians (fastest samples when best): {name: seconds}."""
+    s = compare_samples(contenders, repeats, warmup, min_time, max_repeats)
+    return {name: (min(v) if best else statistics.median(v)) for name, v in s.items()}
 
 
-def sgemm_gflops(n=2048, repeats=5):
-    """The machine's sgemm rate (GFLOP/s): the faster of OpenBLAS (the library fastnn links)
-    on all of fastnn's threads and on one thread, for n x n x n.
+# ------------------------------------------------------------------ threads
 
-    fastnn keeps OpenBLAS single-threaded and splits GEMMs over its own threads; on busy cores
-    OpenBLAS's own threading can be slower than one thread, so both are measured.
-    """
-    global _sgemm_rate
-    if _sgemm_rate is not None:
-        return _sgemm_rate
-    import fastnn
+def set_threads(n, contenders=("fastnn", "reference")):
+    """One thread count for the libraries of `contenders` in this process: NumPy's BLAS
+    (threadpoolctl), PyTorch (torch.set_num_threads) and fastnn (its OpenMP threads; its own
+    OpenBLAS stays single-threaded). Only the contenders' libraries are imported.
+
+    fastnn goes first and its thread setting last: threadpoolctl would otherwise also give
+    fastnn's OpenBLAS n threads of its own, nested inside fastnn's n OpenMP threads; and where
+    torch shares the process (``--isolation none``), fastnn must be imported before torch,
+    which loads the libgomp.so.1 fastnn then shares (libgomp reads OMP_WAIT_POLICY when it
+    loads)."""
+    fastnn = None
+    if "fastnn" in contenders:
+        import fastnn
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n, user_api="blas")
+    except ImportError:
+        pass
+    if "torch" in contenders:
+        import torch
+
+        torch.set_num_threads(n)
+    if fastnn is not None:
+        fastnn.set_num_threads(n)
+
+
+# ------------------------------------------------------------------ GEMM rates
+
+def gemm_rates(threads, n=2048, repeats=5):
+    """{'sgemm': GFLOP/s, 'dgemm': GFLOP/s} of the OpenBLAS fastnn links (scipy_openblas32,
+    loaded here without fastnn) for n x n x n: for each, the faster of `threads` threads and
+    one thread (fastnn keeps OpenBLAS single-threaded and splits GEMMs over its own threads; on
+    busy cores OpenBLAS's own threading can be slower than one thread), fastest of `repeats`
+    interleaved calls: the rate the machine can reach, which other work only lowers."""
     import scipy_openblas32
 
     lib = ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(),
                                    scipy_openblas32.get_library(fullname=True)))
-    sgemm = lib.scipy_cblas_sgemm
-    fp = ctypes.POINTER(ctypes.c_float)
-    sgemm.argtypes = [ctypes.c_int] * 6 + [ctypes.c_float, fp, ctypes.c_int, fp, ctypes.c_int,
-                                           ctypes.c_float, fp, ctypes.c_int]
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
-    c = np.empty((n, n), dtype=np.float32)
-    pa, pb, pc = (m.ctypes.data_as(fp) for m in (a, b, c))
+    rates = {}
+    for name, ctype, dtype in (("sgemm", ctypes.c_float, np.float32),
+                               ("dgemm", ctypes.c_double, np.float64)):
+        gemm = getattr(lib, f"scipy_cblas_{name}")
+        fp = ctypes.POINTER(ctype)
+        gemm.argtypes = [ctypes.c_int] * 6 + [ctype, fp, ctypes.c_int, fp, ctypes.c_int,
+                                              ctype, fp, ctypes.c_int]
+        a = rng.standard_normal((n, n)).astype(dtype)
+        b = rng.standard_normal((n, n)).astype(dtype)
+        c = np.empty((n, n), dtype=dtype)
+        pa, pb, pc = (m.ctypes.data_as(fp) for m in (a, b, c))
 
-    def run(threads):
-        def fn():
-            lib.scipy_openblas_set_num_threads(threads)
-            sgemm(101, 111, 111, n, n, n, 1.0, pa, n, pb, n, 0.0, pc, n)  # row-major, no trans
-        return fn
+        def run(t, gemm=gemm, pa=pa, pb=pb, pc=pc):
+            def fn():
+                lib.scipy_openblas_set_num_threads(t)
+                gemm(101, 111, 111, n, n, n, 1.0, pa, n, pb, n, 0.0, pc, n)  # row-major, NN
+            return fn
 
-    threads = fastnn.get_num_threads()
-    try:
-        times = compare({f"{threads} threads": run(threads), "1 thread": run(1)},
-                        repeats=repeats, warmup=1)
-    finally:
-        fastnn.set_num_threads(threads)  # restores fastnn's OpenBLAS setting
-    _sgemm_rate = 2.0 * n ** 3 / min(times.values()) / 1e9
-    return _sgemm_rate
+        variants = {f"{threads} threads": run(threads)}
+        if threads != 1:
+            variants["1 thread"] = run(1)
+        times = compare(variants, repeats=repeats, warmup=1, best=True)
+        rates[name] = 2.0 * n ** 3 / min(times.values()) / 1e9
+    lib.scipy_openblas_set_num_threads(1)
+    return rates
 
 
-def row(workload, times, flops=None, memory=None, baseline="fastnn", note=None):
-    """One result row: ms per contender, speed-up of `baseline` over each other, GFLOP/s."""
-    rate = sgemm_gflops()
-    out = {"workload": workload, "ms": {k: v * 1e3 for k, v in times.items()}}
+# ------------------------------------------------------------------ rows and the table
+
+def row(workload, rounds, flops=None, gemm_rate=None, dtype="float32", baseline="fastnn",
+        note=None, memory=None):
+    """One result row from {contender: [seconds, one per round]}: the median ms of each
+    contender with its min-max over rounds, fastnn's speed-up over each other contender
+    (median over median), and fastnn's GFLOP/s as a share of gemm_rate (the sgemm rate for
+    float32, the dgemm rate for float64)."""
+    gemm_name = "dgemm" if dtype == "float64" else "sgemm"
+    rounds = {k: list(v) for k, v in rounds.items() if v}
+    med = {k: statistics.median(v) for k, v in rounds.items()}
+    out = {"workload": workload, "dtype": dtype, "ms": {k: v * 1e3 for k, v in med.items()},
+           "ms_min": {k: min(v) * 1e3 for k, v in rounds.items()},
+           "ms_max": {k: max(v) * 1e3 for k, v in rounds.items()},
+           "rounds_ms": {k: [s * 1e3 for s in v] for k, v in rounds.items()}}
     if note:
         out["note"] = note
-    if baseline in times:
-        out["speedup"] = {k: v / times[baseline] for k, v in times.items() if k != baseline}
-    if flops:
-        gf = flops / times[baseline] / 1e9
+    if baseline in med:
+        out["speedup"] = {k: v / med[baseline] for k, v in med.items() if k != baseline}
+    if flops and baseline in med:
+        gf = flops / med[baseline] / 1e9
         out["gflops"] = gf
-        out["pct_sgemm"] = 100.0 * gf / rate
+        if gemm_rate:
+            out[f"pct_{gemm_name}"] = 100.0 * gf / gemm_rate
     if memory:
         out["peak_mib"] = memory
     return out
 
 
-def print_table(rows, file=None):
-    """A plain-text table of rows made by row()."""
-    contenders = []
+def _ms(v):
+    return f"{v:.0f}" if v >= 1000 else f"{v:.2f}" if v < 100 else f"{v:.1f}"
+
+
+def _cell(r, c, spread):
+    if c not in r.get("ms", {}):
+        return "-"
+    text = _ms(r["ms"][c])
+    if spread and c in r.get("ms_min", {}) and len(r.get("rounds_ms", {}).get(c, ())) > 1:
+        text += f" ({_ms(r['ms_min'][c])}-{_ms(r['ms_max'][c])})"
+    return text
+
+
+def _pct(r, gemm):
+    return f"{r[f'pct_{gemm}']:.0f}%" if f"pct_{gemm}" in r else "-"
+
+
+def table(rows, spread=True, gemm_columns=True):
+    """The rows as a Markdown table: ms per contender (median, min-max over rounds), fastnn's
+    speed-up over each other contender, GFLOP/s and its share of the sgemm rate (of the dgemm
+    rate when every row is float64), then the peak memory and the notes."""
+    gemm = "dgemm" if rows and all(r.get("dtype") == "float64" for r in rows) else "sgemm"
+    contenders = [c for c in CONTENDERS if any(c in r.get("ms", {}) for r in rows)]
+    contenders += [c for r in rows for c in r.get("ms", {}) if c not in contenders]
+    contenders = list(dict.fromkeys(contenders))
+    others = [c for c in contenders if c != "fastnn"]
+    head = (["workload"] + [f"{c} ms" for c in contenders] + [f"x vs {c}" for c in others]
+            + (["GFLOP/s", f"% {gemm}"] if gemm_columns else []))
+    lines = ["| " + " | ".join(head) + " |",
+             "|---" + "|---:" * (len(head) - 1) + "|"]
     for r in rows:
-        for k in r["ms"]:
-            if k not in contenders:
-                contenders.append(k)
-    head = ["workload"] + [f"{c} ms" for c in contenders]
-    head += [f"x vs {c}" for c in contenders if c != "fastnn"] + ["GFLOP/s", "% sgemm", "peak MiB"]
-    lines = [head]
+        cells = [r["workload"]] + [_cell(r, c, spread) for c in contenders]
+        cells += [f"{r['speedup'][c]:.2f}" if c in r.get("speedup", {}) else "-" for c in others]
+        if gemm_columns:
+            cells.append(f"{r['gflops']:.1f}" if "gflops" in r else "-")
+            cells.append(_pct(r, gemm))
+        lines.append("| " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
     for r in rows:
-        cells = [r["workload"]]
-        cells += [f"{r['ms'][c]:.2f}" if c in r["ms"] else "-" for c in contenders]
-        cells += [f"{r['speedup'][c]:.2f}" if c in r.get("speedup", {}) else "-"
-                  for c in contenders if c != "fastnn"]
-        cells.append(f"{r['gflops']:.1f}" if "gflops" in r else "-")
-        cells.append(f"{r['pct_sgemm']:.0f}%" if "pct_sgemm" in r else "-")
-        peak = r.get("peak_mib")
-        cells.append(" / ".join(f"{k} {v:.0f}" for k, v in peak.items()) if peak else "-")
-        lines.append(cells)
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
-    text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip()
-                     for line in lines)
+        if r.get("peak_mib"):
+            text += (f"\n\nPeak memory of the {r['workload'].split(',')[0]}: "
+                     + ", ".join(f"{k} {v:.0f} MiB" for k, v in r["peak_mib"].items()) + ".")
     notes = [f"- {r['workload']}: {r['note']}" for r in rows if r.get("note")]
     if notes:
         text += "\n\nNotes:\n" + "\n".join(notes)
+    return text
+
+
+def print_table(rows, file=None, spread=True, gemm_columns=True):
+    text = table(rows, spread, gemm_columns)
     print(text, file=file)
     return text
 
 
-def torch_or_none():
-    """PyTorch when installed (a contender everywhere), else None."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
+def torch_available():
+    """Whether PyTorch can be imported, found without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None

@@ -1,20 +1,21 @@
 """Peak memory of a training step, one contender per fresh process.
 
-    python -m benchmarks.memory NET CONTENDER [--steps N] [--threads T]
+    python -m benchmarks.memory NET CONTENDER [--steps N] [--threads T] [--dtype float32]
 
-The child builds the network, optimizer and batch, notes its resident size (VmRSS), runs N
-steps (the first is the warm-up that allocates optimizer state and scratch buffers) and
-prints, as JSON, the growth of the resident high-water mark (VmHWM) over that size: the
-extra memory a step needs at its peak. A fresh process per contender keeps one contender's
-freed pages and allocator caches from hiding another's, and starts its own VmHWM (ru_maxrss
-would not do: Linux carries it over from the parent through fork and exec).
+The child builds the network, optimizer and batch (importing only the contender's library),
+notes its resident size (VmRSS), runs N steps (the first is the warm-up that allocates
+optimizer state and scratch buffers) and prints, as JSON, the growth of the resident
+high-water mark (VmHWM) over that size: the extra memory a step needs at its peak. A fresh
+process per contender keeps one contender's freed pages and allocator caches from hiding
+another's, and starts its own VmHWM (ru_maxrss would not do: Linux carries it over from the
+parent through fork and exec).
 """
 
 import argparse
 import json
 import os
-import subprocess
-import sys
+
+import numpy as np
 
 
 def _status_kib(field):
@@ -26,23 +27,11 @@ def _status_kib(field):
 
 
 def peak_growth_mib(net, contender, steps=10, threads=None):
-    """MiB the step of `net` for `contender` adds at its peak, measured in a child; None when
-    the child fails (its stderr is printed)."""
-    import fastnn
+    """MiB the step of `net` for `contender` adds at its peak, measured in a child process
+    started like the benchmarks' own (benchmarks.runner); None when the child fails."""
+    from benchmarks.runner import peak_memory
 
-    threads = threads or fastnn.get_num_threads()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.memory", net, contender,
-                           "--steps", str(steps), "--threads", str(threads)],
-                          cwd=root, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        print(f"memory {net}/{contender} failed:\n{proc.stderr}", file=sys.stderr)
-        return None
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"memory: {result}", file=sys.stderr)
-    return result["peak_growth_mib"]
+    return peak_memory(net, [contender], threads or os.cpu_count(), steps).get(contender)
 
 
 def main(argv=None):
@@ -51,13 +40,15 @@ def main(argv=None):
     ap.add_argument("contender", choices=["fastnn", "reference", "torch"])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = ap.parse_args(argv)
 
     from benchmarks.bench_train import make_step
+    from benchmarks.child import process_info
     from benchmarks.harness import set_threads
 
-    set_threads(args.threads)
-    step, batch = make_step(args.net, args.contender)
+    set_threads(args.threads, [args.contender])
+    step, batch = make_step(args.net, args.contender, np.dtype(args.dtype).type)
     base = _status_kib("VmRSS")
     hwm_before = _status_kib("VmHWM")
     for _ in range(args.steps):
@@ -65,7 +56,8 @@ def main(argv=None):
     peak = _status_kib("VmHWM")
     print(json.dumps({"net": args.net, "contender": args.contender, "rss_after_setup_mib":
                       base / 1024, "hwm_after_setup_mib": hwm_before / 1024,
-                      "peak_growth_mib": max(0, peak - base) / 1024}))
+                      "peak_growth_mib": max(0, peak - base) / 1024, "info": process_info()},
+                     default=str))
 
 
 if __name__ == "__main__":
