@@ -1,5 +1,7 @@
 """Shared test helpers: seeded RNG, dtype fixtures, parity and numerical gradient checks."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -110,6 +112,11 @@ def run_forked(child, seconds, what):
             pytest.fail(f"{what} hung")
         time.sleep(0.01)
     return os.waitstatus_to_exitcode(done[1])
+
+
+# Under AddressSanitizer (.ci/sanitize.sh preloads its runtime) freed memory waits in ASan's
+# quarantine instead of going back to the system, so tests of resident memory cannot hold there.
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 
 
 def run_python(code, seconds=120, memory_limit=None, env=None):

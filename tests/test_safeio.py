@@ -40,10 +40,14 @@ NUMPY1_EXPECTED = {
 
 
 def run_child(code, tmp_path, mem_mib=1024, timeout=60):
-    """Run ``code`` in a fresh interpreter limited to ``mem_mib`` of address space."""
+    """Run ``code`` in a fresh interpreter allowed ``mem_mib`` more address space than it holds
+    at start (relative, so that it also holds under ASan, whose shadow memory is reserved
+    address space)."""
     prelude = textwrap.dedent(f"""
         import resource, sys
-        resource.setrlimit(resource.RLIMIT_AS, ({mem_mib} << 20, {mem_mib} << 20))
+        with open("/proc/self/statm") as _f:
+            _limit = int(_f.read().split()[0]) * resource.getpagesize() + ({mem_mib} << 20)
+        resource.setrlimit(resource.RLIMIT_AS, (_limit, _limit))
         sys.path.insert(0, {str(FASTNN_PARENT)!r})
     """)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
