@@ -125,7 +125,7 @@ def test_safe_path_refuses_pickles_without_running_them(tmp_path, net):
         net.load_params(renamed, allow_pickle=False)
     assert not marker.exists()
     # the default path reads pickles too, but only plain data: the payload is refused unrun
-    with pytest.raises(ParamsError, match="refusing to load: the pickle asks for io.open"):
+    with pytest.raises(ParamsError, match=r"refusing to load: the pickle asks for _?io\.open"):
         net.load_params(evil)
     assert not marker.exists()
 
