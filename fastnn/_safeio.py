@@ -74,7 +74,7 @@ _DTYPE_CODE = re.compile(r"(b1|[iu][1248]|f[248]|c(8|16))")
 
 
 class _Refused(pickle.UnpicklingError):
-    pass
+    """A pickle asked for something outside the plain data fastnn reads."""
 
 
 class _NdarrayClass:

@@ -698,7 +698,7 @@ MAX_LAYERS = 10_000     # add() calls in one checkpoint
 
 
 class _SpecError(ValueError):
-    pass
+    """A checkpoint's description that fastnn will not build a network from."""
 
 
 def _read_checkpoint(path):
