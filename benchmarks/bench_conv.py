@@ -14,6 +14,12 @@ CONVS = [
     ("conv_resnet", "conv2d ResNet block 32x64x56x56, 64 3x3 p1", 32, 64, 56, 56, 64, 3, 3, 1, 1),
     ("conv_first", "conv2d first layer 8x3x224x224, 64 7x7 s2 p3", 8, 3, 224, 224, 64, 7, 7, 2, 3),
 ]
+# Depthwise (groups = C, MobileNetV2's expanded 3x3 layers at batch 32 of 64x64 images):
+# (key, label, N, C, H, W, stride)
+DEPTHWISE = [
+    ("conv_dw", "depthwise 3x3 p1 32x144x16x16", 32, 144, 16, 16, 1),
+    ("conv_dw_s2", "depthwise 3x3 s2 p1 32x96x32x32", 32, 96, 32, 32, 2),
+]
 # (key, label, N, C, H, W, pool, stride, pad)
 POOLS = [
     ("pool_simple", "maxpool 2x2 s2 100x30x24x24", 100, 30, 24, 24, 2, 2, 0),
@@ -55,27 +61,28 @@ def _layers(contender):
     return mod
 
 
-def _conv_data(N, C, H, W, FN, FH, FW, stride, pad, dtype):
+def _conv_data(N, C, H, W, FN, FH, FW, stride, pad, dtype, groups=1):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    Wt = (0.05 * rng.standard_normal((FN, C, FH, FW))).astype(dtype)
+    Wt = (0.05 * rng.standard_normal((FN, C // groups, FH, FW))).astype(dtype)
     b = (0.1 * rng.standard_normal(FN)).astype(dtype)
     dout = rng.standard_normal((N, FN, _out(H, FH, stride, pad), _out(W, FW, stride, pad))
                                ).astype(dtype)
     return x, Wt, b, dout
 
 
-def _conv_builder(dims, dtype):
+def _conv_builder(dims, dtype, groups=1):
     N, C, H, W, FN, FH, FW, stride, pad = dims
 
     def build(contender, quick=False, data=None):
-        x, Wt, b, dout = _conv_data(N, C, H, W, FN, FH, FW, stride, pad, dtype)
+        x, Wt, b, dout = _conv_data(N, C, H, W, FN, FH, FW, stride, pad, dtype, groups)
         if contender == "torch":
             import torch
             F = torch.nn.functional
-            return _torch_step(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=pad),
-                               x, [Wt, b], dout)
-        return _layer_step(_layers(contender).Convolution(Wt, b, stride, pad), x, dout)
+            return _torch_step(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=pad,
+                                                        groups=groups), x, [Wt, b], dout)
+        layer = _layers(contender).Convolution(Wt, b, stride, pad, groups)
+        return _layer_step(layer, x, dout)
     return build
 
 
@@ -115,6 +122,12 @@ def workloads():
                 skip_quick=("reference",) if big else (), note=note))
         if f64:
             continue
+        for key, label, N, C, H, W, stride in DEPTHWISE:
+            OH, OW = _out(H, 3, stride, 1), _out(W, 3, stride, 1)
+            out.append(Workload(
+                SUITE, key, label + " fwd+bwd", _conv_builder((N, C, H, W, C, 3, 3, stride, 1),
+                                                              dtype, groups=C),
+                flops=3 * 2 * N * C * OH * OW * 9, dtype="float32", min_time=0.0))
         for key, label, N, C, H, W, k, stride, pad in POOLS:
             big = N * C * H * W > 10 ** 7
             out.append(Workload(

@@ -190,41 +190,56 @@ def col2im(col, input_shape, FH, FW, stride=1, pad=0, layer="col2im"):
                      pad)
 
 
-def _conv_checks(layer, x, W, b, stride, pad):
-    """Validated (x, W, b, stride, pad) of a convolution, x/W/b as arrays."""
-    check_host(layer, x, W, b)
-    x, W = np.asarray(x), np.asarray(W)
+def check_conv_shapes(layer, x, W, b, stride, pad, groups):
+    """Validated (stride, pad, groups) of a convolution of x (N, C, H, W) with W
+    (FN, C // groups, FH, FW) and b (FN,) or None; the arrays need only .shape/.ndim/.size."""
     shapes = {"x": x.shape, "W": W.shape}
     if W.ndim != 4:
         raise _shape_error(layer, f"W must be 4-D (FN, C, FH, FW), got {W.ndim}-D", **shapes)
     FN, C, FH, FW = W.shape
     _, _, stride, pad = check_window(layer, FH, FW, stride, pad)
     _check_images(layer, x, FH, FW, pad, W=W.shape)
-    if x.shape[1] != C:
-        raise _shape_error(layer, f"x has {x.shape[1]} channels but W expects {C}", **shapes)
-    if b is not None:
-        b = np.asarray(b)
-        if b.size != FN or b.ndim > 2 or (b.ndim == 2 and b.shape[0] != 1):
-            raise _shape_error(layer, f"b must have FN={FN} elements, shape ({FN},)",
-                               b=b.shape, **shapes)
-    return x, W, b, stride, pad
+    groups = _as_int(layer, "groups", groups)
+    if groups < 1:
+        raise ValueError(f"{layer}: groups must be >= 1, got {groups}")
+    if FN % groups:
+        raise _shape_error(layer, f"FN={FN} filters do not split into groups={groups}", **shapes)
+    if x.shape[1] != C * groups:
+        per_group = f" per group x groups={groups}" if groups > 1 else ""
+        raise _shape_error(layer, f"x has {x.shape[1]} channels but W expects {C}{per_group}",
+                           **shapes)
+    if b is not None and (b.size != FN or b.ndim > 2 or (b.ndim == 2 and b.shape[0] != 1)):
+        raise _shape_error(layer, f"b must have FN={FN} elements, shape ({FN},)", b=b.shape,
+                           **shapes)
+    return stride, pad, groups
 
 
-def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution"):
-    """out (N, FN, OH, OW) = convolution of x (N, C, H, W) with W (FN, C, FH, FW), plus b (FN,).
+def _conv_checks(layer, x, W, b, stride, pad, groups):
+    """Validated (x, W, b, stride, pad, groups) of a convolution, x/W/b as NumPy arrays."""
+    check_host(layer, x, W, b)
+    x, W = np.asarray(x), np.asarray(W)
+    b = None if b is None else np.asarray(b)
+    return (x, W, b) + check_conv_shapes(layer, x, W, b, stride, pad, groups)
+
+
+def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution", groups=1):
+    """out (N, FN, OH, OW) = convolution of x (N, C, H, W) with W (FN, C // groups, FH, FW), plus
+    b (FN,). With groups > 1, filter group g (FN // groups filters) sees channel group g only;
+    groups = C is a depthwise convolution.
 
     Computes in NumPy's promotion of x, W and b (float32 images with float64 weights: float64).
     """
-    x, W, b, stride, pad = _conv_checks(layer, x, W, b, stride, pad)
+    x, W, b, stride, pad, groups = _conv_checks(layer, x, W, b, stride, pad, groups)
     dt = compute_dtype(layer, x, W, b)
     bc = None if b is None else as_compute(b, dt).reshape(-1)
-    return _C.conv2d_forward(as_compute(x, dt), as_compute(W, dt), bc, stride, pad)
+    return _C.conv2d_forward(as_compute(x, dt), as_compute(W, dt), bc, stride, pad, groups)
 
 
-def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", need_dx=True):
+def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", need_dx=True,
+                    groups=1):
     """(dx, dW, db) of conv2d_forward for dout (N, FN, OH, OW), in the promotion of all inputs;
     dx is None (not computed) when need_dx is false."""
-    x, W, b, stride, pad = _conv_checks(layer, x, W, b, stride, pad)
+    x, W, b, stride, pad, groups = _conv_checks(layer, x, W, b, stride, pad, groups)
     check_host(layer, dout)
     dout = np.asarray(dout)
     FN, _, FH, FW = W.shape
@@ -235,7 +250,7 @@ def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", ne
                          f"had shape {expected}")
     dt = compute_dtype(layer, dout, x, W, b)
     return _C.conv2d_backward(as_compute(dout, dt), as_compute(x, dt), as_compute(W, dt), stride,
-                              pad, need_dx)
+                              pad, need_dx, groups)
 
 
 def _pool_checks(layer, x, pool_h, pool_w, stride, pad):

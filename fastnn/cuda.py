@@ -215,23 +215,22 @@ def col2im(col, input_shape, FH, FW, stride=1, pad=0, layer="col2im"):
     return x
 
 
-def _conv_checks(layer, x, W, b, stride, pad):
-    shapes = {"x": x.shape, "W": W.shape}
-    if W.ndim != 4:
-        raise _ops._shape_error(layer, f"W must be 4-D (FN, C, FH, FW), got {W.ndim}-D", **shapes)
-    FN, C, FH, FW = W.shape
-    _, _, stride, pad = _ops.check_window(layer, FH, FW, stride, pad)
-    _ops._check_images(layer, x, FH, FW, pad, W=W.shape)
-    if x.shape[1] != C:
-        raise _ops._shape_error(layer, f"x has {x.shape[1]} channels but W expects {C}", **shapes)
-    if b is not None and (b.size != FN or b.ndim > 2 or (b.ndim == 2 and b.shape[0] != 1)):
-        raise _ops._shape_error(layer, f"b must have FN={FN} elements, shape ({FN},)",
-                                b=b.shape, **shapes)
-    return stride, pad
+def _groups_of(groups, x, W, b, dout=None):
+    """(x, W, b, dout) of each group of a grouped convolution (channel and filter slices)."""
+    Cg, F = x.shape[1] // groups, W.shape[0] // groups
+    b = None if b is None else b.reshape(-1)
+    for g in range(groups):
+        fs = slice(g * F, (g + 1) * F)
+        yield (x[:, g * Cg:(g + 1) * Cg], W[fs], None if b is None else b[fs],
+               None if dout is None else dout[:, fs])
 
 
-def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution"):
-    stride, pad = _conv_checks(layer, x, W, b, stride, pad)
+def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution", groups=1):
+    stride, pad, groups = _ops.check_conv_shapes(layer, x, W, b, stride, pad, groups)
+    if groups > 1:  # one ungrouped launch per group
+        cp = _cupy(layer)
+        return cp.concatenate([conv2d_forward(xg, Wg, bg, stride, pad, layer)
+                               for xg, Wg, bg, _ in _groups_of(groups, x, W, b)], axis=1)
     k = _Launch(layer, _ops.compute_dtype(layer, x, W, b), x, W, b)
     x, W = k.array(x), k.array(W)
     b = None if b is None else k.array(b).reshape(-1)
@@ -243,14 +242,22 @@ def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution"):
     return out
 
 
-def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", need_dx=True):
-    stride, pad = _conv_checks(layer, x, W, b, stride, pad)
+def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", need_dx=True,
+                    groups=1):
+    stride, pad, groups = _ops.check_conv_shapes(layer, x, W, b, stride, pad, groups)
     FN, _, FH, FW = W.shape
     N, _, H, Wd = x.shape
     expected = (N, FN) + _out_hw(H, Wd, FH, FW, stride, pad)
     if tuple(dout.shape) != expected:
         raise ValueError(f"{layer}.backward: dout has shape {tuple(dout.shape)} but the forward "
                          f"output had shape {expected}")
+    if groups > 1:  # one ungrouped launch per group
+        cp = _cupy(layer)
+        parts = [conv2d_backward(dg, xg, Wg, bg, stride, pad, layer, need_dx)
+                 for xg, Wg, bg, dg in _groups_of(groups, x, W, b, dout)]
+        dx = cp.concatenate([p[0] for p in parts], axis=1) if need_dx else None
+        return (dx, cp.concatenate([p[1] for p in parts]),
+                cp.concatenate([p[2] for p in parts]))
     k = _Launch(layer, _ops.compute_dtype(layer, dout, x, W, b), dout, x, W, b)
     dout, x, W = k.array(dout), k.array(x), k.array(W)
     dx = k.empty(x.shape) if need_dx else None

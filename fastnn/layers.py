@@ -232,20 +232,25 @@ class Convolution:
     smaller than col) for that, and computes ``col`` and ``col_W`` from it and the current W on
     access, with the book's values. ``x`` is the caller's array, as in the book. Results follow
     NumPy promotion of x, W and b; dW and db have that dtype.
+
+    ``groups`` (not in the book; torch's meaning) splits the C channels and FN filters into equal
+    groups, filter group g seeing channel group g only: W is (FN, C // groups, FH, FW).
+    ``groups=C`` is a depthwise convolution, run by a direct kernel.
     """
 
-    def __init__(self, W, b, stride=1, pad=0):
+    def __init__(self, W, b, stride=1, pad=0, groups=1):
         self.W = W
         self.b = b
         self.stride = stride
         self.pad = pad
+        self.groups = groups
         self.x = None
         self._x = None  # x as it was at forward time
         self.dW = None
         self.db = None
 
     def forward(self, x):
-        out = _ops.conv2d_forward(x, self.W, self.b, self.stride, self.pad)
+        out = _ops.conv2d_forward(x, self.W, self.b, self.stride, self.pad, groups=self.groups)
         self.x = x
         self._x = _ops.array_module("Convolution", x).array(x, copy=True)
         return out
@@ -253,14 +258,14 @@ class Convolution:
     def backward(self, dout):
         _forward_first(self._x, "Convolution")
         dx, self.dW, self.db = _ops.conv2d_backward(dout, self._x, self.W, self.b, self.stride,
-                                                    self.pad)
+                                                    self.pad, groups=self.groups)
         return dx
 
     def _param_backward(self, dout):
         """backward() without dx: sets dW and db only (a network's first layer)."""
         _forward_first(self._x, "Convolution")
         _, self.dW, self.db = _ops.conv2d_backward(dout, self._x, self.W, self.b, self.stride,
-                                                   self.pad, need_dx=False)
+                                                   self.pad, need_dx=False, groups=self.groups)
 
     @property
     def col(self):
@@ -272,10 +277,21 @@ class Convolution:
 
     @property
     def col_W(self):
-        """The filters as columns, (C*FH*FW, FN): a view of W when W is contiguous."""
+        """The filters as columns, (C*FH*FW, FN), so that ``col @ col_W + b`` is the output: a
+        view of W when W is contiguous; with groups > 1 a block-diagonal copy (zero where a
+        filter does not see a channel)."""
         if self.x is None:
             return None
-        return self.W.reshape(self.W.shape[0], -1).T
+        FN = self.W.shape[0]
+        Wm = self.W.reshape(FN, -1)
+        if self.groups == 1:
+            return Wm.T
+        F, K = FN // self.groups, Wm.shape[1]
+        xp = _ops.array_module("Convolution", self.W)
+        col_W = xp.zeros((K * self.groups, FN), dtype=Wm.dtype)
+        for g in range(self.groups):
+            col_W[g * K:(g + 1) * K, g * F:(g + 1) * F] = Wm[g * F:(g + 1) * F].T
+        return col_W
 
 
 class Pooling:

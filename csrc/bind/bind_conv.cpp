@@ -5,21 +5,27 @@
 namespace fastnn::bind {
 namespace {
 
-ConvShape conv_shape(const py::array& x, const py::array& W, int64_t stride, int64_t pad) {
+// The window of one group (C = channels per group: see cpu/conv.h).
+ConvShape conv_shape(const py::array& x, const py::array& W, int64_t stride, int64_t pad,
+                     int64_t groups) {
   FASTNN_CHECK(W.ndim() == 4, "Convolution: W must be 4-D (FN, C, FH, FW), got shape ",
                shape_str(shape_of(W)));
   FASTNN_CHECK(x.ndim() == 4, "Convolution: x must be 4-D (N, C, H, W), got shape ",
                shape_str(shape_of(x)));
-  FASTNN_CHECK(x.shape(1) == W.shape(1), "Convolution: x has ", x.shape(1),
-               " channels but W expects ", W.shape(1));
-  return checked_window("Convolution", x.shape(0), x.shape(1), x.shape(2), x.shape(3),
+  FASTNN_CHECK(groups >= 1, "Convolution: groups must be >= 1, got ", groups);
+  FASTNN_CHECK(W.shape(0) % groups == 0, "Convolution: FN = ", W.shape(0),
+               " filters do not split into ", groups, " groups");
+  FASTNN_CHECK(x.shape(1) % groups == 0 && x.shape(1) / groups == W.shape(1),
+               "Convolution: x has ", x.shape(1), " channels but W expects ", W.shape(1),
+               " per group x ", groups, " groups");
+  return checked_window("Convolution", x.shape(0), W.shape(1), x.shape(2), x.shape(3),
                         W.shape(2), W.shape(3), stride, pad);
 }
 
 template <typename T>
 Array<T> conv2d_forward(Array<T> x, Array<T> W, std::optional<Array<T>> b, int64_t stride,
-                        int64_t pad) {
-  const auto s = conv_shape(x, W, stride, pad);
+                        int64_t pad, int64_t groups) {
+  const auto s = conv_shape(x, W, stride, pad, groups);
   const int64_t FN = W.shape(0);
   FASTNN_CHECK(!b || b->size() == FN, "Convolution: b has ", b ? b->size() : 0,
                " elements but W has FN = ", FN, " filters");
@@ -27,15 +33,15 @@ Array<T> conv2d_forward(Array<T> x, Array<T> W, std::optional<Array<T>> b, int64
   auto out = empty<T>({s.N, FN, s.OH, s.OW});
   const T* bp = b ? b->data() : nullptr;
   py::gil_scoped_release nogil;
-  cpu::conv2d_forward<T>(x.data(), W.data(), bp, out.mutable_data(), s, FN);
+  cpu::conv2d_forward<T>(x.data(), W.data(), bp, out.mutable_data(), s, FN, groups);
   return out;
 }
 
 // Returns (dx, dW, db); dx is None when need_dx is false.
 template <typename T>
 py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride, int64_t pad,
-                          bool need_dx) {
-  const auto s = conv_shape(x, W, stride, pad);
+                          bool need_dx, int64_t groups) {
+  const auto s = conv_shape(x, W, stride, pad, groups);
   const int64_t FN = W.shape(0);
   const std::vector<int64_t> expect{s.N, FN, s.OH, s.OW};
   FASTNN_CHECK(shape_of(dout) == expect, "Convolution.backward: dout has shape ",
@@ -48,7 +54,7 @@ py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride,
     T* dx_data = need_dx ? dx.mutable_data() : nullptr;
     py::gil_scoped_release nogil;
     cpu::conv2d_backward<T>(dout.data(), x.data(), W.data(), dx_data, dW.mutable_data(),
-                         db.mutable_data(), s, FN);
+                         db.mutable_data(), s, FN, groups);
   }
   return py::make_tuple(need_dx ? py::object(dx) : py::none(), dW, db);
 }
@@ -56,9 +62,9 @@ py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride,
 template <typename T>
 void define(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward<T>, py::arg("x"), py::arg("W"), py::arg("b"),
-        py::arg("stride"), py::arg("pad"));
+        py::arg("stride"), py::arg("pad"), py::arg("groups") = 1);
   m.def("conv2d_backward", &conv2d_backward<T>, py::arg("dout"), py::arg("x"), py::arg("W"),
-        py::arg("stride"), py::arg("pad"), py::arg("need_dx") = true);
+        py::arg("stride"), py::arg("pad"), py::arg("need_dx") = true, py::arg("groups") = 1);
 }
 
 void bind_conv(py::module_& m) {

@@ -138,54 +138,235 @@ void unpad_grad(const T* dxp, T* dxn, const ConvShape& s) {
     }
 }
 
-// out_n (FN, OH*OW) = b + Wm (FN, CK) @ colT, block by block.
+// out_n (FN, OH*OW) = b + Wm (FN, CK) @ colT, block by block, group by group (filters
+// [g*F, (g+1)*F) against channel group g).
 template <typename T>
 void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape& s, int64_t FN,
-                   T* colT, T* xp) {
+                   int64_t groups, T* colT, T* xp) {
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
+  const int64_t F = FN / groups, CHW = s.C * s.H * s.W;
   for (int64_t f = 0; f < FN; ++f) std::fill(outn + f * P, outn + (f + 1) * P, b ? b[f] : T(0));
   if (CK == 0) return;  // no input channels: out is the bias
-  const T* xs = padded(xn, xp, s);
-  for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
-    const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
-    im2col_t(xs, colT, s, oh0, oh1);
-    gemm(false, false, FN, R, CK, T(1), W, CK, colT, R, T(1), outn + oh0 * s.OW, P);
+  for (int64_t g = 0; g < groups; ++g) {
+    const T* xs = padded(xn + g * CHW, xp, s);
+    for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
+      const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
+      im2col_t(xs, colT, s, oh0, oh1);
+      gemm(false, false, F, R, CK, T(1), W + g * F * CK, CK, colT, R, T(1),
+           outn + g * F * P + oh0 * s.OW, P);
+    }
   }
 }
 
 // dW (FN, CK) += dout_n @ colT^T; dcolT = Wm^T @ dout_n overwrites colT and is folded onto dx_n
-// (skipped when dxn is null: the caller does not need dx).
+// (skipped when dxn is null: the caller does not need dx). Group by group as forward_image.
 template <typename T>
 void backward_image(const T* doutn, const T* xn, const T* W, T* dxn, T* dW, const ConvShape& s,
-                    int64_t FN, T* colT, T* xp, T* dxp) {
+                    int64_t FN, int64_t groups, T* colT, T* xp, T* dxp) {
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
-  const T* xs = padded(xn, xp, s);
-  T* dxs = dxn ? zeroed_grad(dxn, dxp, s) : nullptr;
-  for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
-    const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
-    const T* d = doutn + oh0 * s.OW;  // (FN, R) block of dout_n, row stride P
-    im2col_t(xs, colT, s, oh0, oh1);
-    gemm(false, true, FN, CK, R, T(1), d, P, colT, R, T(1), dW, CK);
-    if (!dxn) continue;
-    gemm(true, false, CK, R, FN, T(1), W, CK, d, P, T(0), colT, R);
-    col2im_t_add(colT, dxs, s, oh0, oh1);
+  const int64_t F = FN / groups, CHW = s.C * s.H * s.W;
+  for (int64_t g = 0; g < groups; ++g) {
+    const T* xs = padded(xn + g * CHW, xp, s);
+    T* dxg = dxn ? dxn + g * CHW : nullptr;
+    T* dxs = dxg ? zeroed_grad(dxg, dxp, s) : nullptr;
+    const T* Wg = W + g * F * CK;
+    for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
+      const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
+      const T* d = doutn + g * F * P + oh0 * s.OW;  // (F, R) block of dout_n, row stride P
+      im2col_t(xs, colT, s, oh0, oh1);
+      gemm(false, true, F, CK, R, T(1), d, P, colT, R, T(1), dW + g * F * CK, CK);
+      if (!dxg) continue;
+      gemm(true, false, CK, R, F, T(1), Wg, CK, d, P, T(0), colT, R);
+      col2im_t_add(colT, dxs, s, oh0, oh1);
+    }
+    if (dxg) unpad_grad(dxs, dxg, s);
   }
-  if (dxn) unpad_grad(dxs, dxn, s);
 }
+
+// ---- depthwise: one input channel per group, F = FN / C filters per channel.
+// The padded plane is split into its stride x stride phases, phase (a, b) holding
+// xpad[i*stride + a][j*stride + b] (Hq x Wq), so that a strided window becomes a unit-stride
+// one on a single phase: out[oh][ow] = sum over taps of w[fh][fw] *
+// phase(fh % stride, fw % stride)[oh + fh / stride][ow + fw / stride]. With output rows Wq
+// apart, every tap is then one long axpy (forward, dx) or dot product (dW) over OH*Wq
+// elements; the columns ow >= OW are computed and dropped (forward) or held at zero (backward).
+struct Phases {
+  // A run of n pixels i, i + stride, ... of the H x W plane, landing at j, j + 1, ... of the
+  // phases (the same for every plane, so worked out once per call).
+  struct Run {
+    int64_t i, j, n;
+  };
+  int64_t s, Hq, Wq, plane, len, run;
+  std::vector<int64_t> offset;  // where tap fh*FW + fw's run starts in the phases
+  std::vector<Run> runs;
+  explicit Phases(const ConvShape& c)
+      : s(c.stride), Hq((c.H + 2 * c.pad + s - 1) / s), Wq((c.W + 2 * c.pad + s - 1) / s),
+        plane(Hq * Wq), len(s * s * plane + c.FW), run(c.OH * Wq) {
+    // The last run of the last phase reads up to FW past the phases, hence the slack in len.
+    for (int64_t fh = 0; fh < c.FH; ++fh)
+      for (int64_t fw = 0; fw < c.FW; ++fw)
+        offset.push_back(((fh % s) * s + fw % s) * plane + (fh / s) * Wq + fw / s);
+    for (int64_t h = 0; h < c.H; ++h) {
+      const int64_t hp = h + c.pad, row = (hp % s) * s * plane + (hp / s) * Wq;
+      for (int64_t b = 0; b < s; ++b) {
+        const int64_t w0 = ((b - c.pad) % s + s) % s;  // first w with (w + pad) % s == b
+        if (w0 < c.W)
+          runs.push_back(
+              {h * c.W + w0, row + b * plane + (w0 + c.pad) / s, (c.W - w0 + s - 1) / s});
+      }
+    }
+  }
+};
+
+// dst[k * dst_step] = src[k * src_step] for k < n: runs are a row of a small plane, too short
+// for memmove's call to pay; steps 1 and 2 (stride 2) as constants, which vectorise.
+template <typename T>
+void copy_run(const T* src, int64_t src_step, T* dst, int64_t dst_step, int64_t n) {
+  if (src_step == 1 && dst_step == 1) {
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) dst[k] = src[k];
+  } else if (src_step == 2 && dst_step == 1) {
+    for (int64_t k = 0; k < n; ++k) dst[k] = src[2 * k];
+  } else if (src_step == 1 && dst_step == 2) {
+    for (int64_t k = 0; k < n; ++k) dst[2 * k] = src[k];
+  } else {
+    for (int64_t k = 0; k < n; ++k) dst[k * dst_step] = src[k * src_step];
+  }
+}
+
+// Writes the plane xc into the phases ph; the other elements of ph (padding, slack) are left
+// as they are: zero, once ph has been zeroed.
+template <typename T>
+void split_phases(const T* xc, T* ph, const Phases& p) {
+  for (const auto& r : p.runs) copy_run(xc + r.i, p.s, ph + r.j, 1, r.n);
+}
+
+// The adjoint: dxc (H, W) = the plane's elements of the phases' gradient dph.
+template <typename T>
+void merge_phases(const T* dph, T* dxc, const Phases& p) {
+  for (const auto& r : p.runs) copy_run(dph + r.j, 1, dxc + r.i, p.s, r.n);
+}
+
+// o (OH, OW) = bias + the taps w (FH, FW) over the phases ph; acc holds p.run elements.
+template <typename T>
+void depthwise_plane_forward(const T* ph, const T* w, T bias, T* o, T* acc, const ConvShape& c,
+                             const Phases& p) {
+  std::fill(acc, acc + p.run, bias);
+  for (int64_t k = 0; k < c.FH * c.FW; ++k) {
+    const T wv = w[k];
+    const T* src = ph + p.offset[k];
+#pragma omp simd
+    for (int64_t i = 0; i < p.run; ++i) acc[i] += wv * src[i];
+  }
+  for (int64_t oh = 0; oh < c.OH; ++oh) copy_run(acc + oh * p.Wq, 1, o + oh * c.OW, 1, c.OW);
+}
+
+// From dout plane d (OH, OW) as rows of Wq (dflat, whose columns ow >= OW stay zero): the taps'
+// gradients added to acc (FH*FW, double), and, when dph is not null, the phases' gradient.
+template <typename T>
+void depthwise_plane_backward(const T* d, const T* ph, const T* w, T* dflat, double* acc,
+                              T* dph, const ConvShape& c, const Phases& p) {
+  for (int64_t oh = 0; oh < c.OH; ++oh) copy_run(d + oh * c.OW, 1, dflat + oh * p.Wq, 1, c.OW);
+  for (int64_t k = 0; k < c.FH * c.FW; ++k) {
+    const T* src = ph + p.offset[k];
+    T part = 0;
+#pragma omp simd reduction(+ : part)
+    for (int64_t i = 0; i < p.run; ++i) part += dflat[i] * src[i];
+    acc[k] += part;
+    if (!dph) continue;
+    const T wv = w[k];
+    T* dst = dph + p.offset[k];
+#pragma omp simd
+    for (int64_t i = 0; i < p.run; ++i) dst[i] += wv * dflat[i];
+  }
+}
+
+// C = groups channels; filter f reads channel f / F. Planes (n, c) go to threads; each splits
+// its plane once for the F filters that read it.
+template <typename T>
+void depthwise_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s,
+                       int64_t FN, int64_t C) {
+  const int64_t F = FN / C, HW = s.H * s.W, P = s.OH * s.OW, K = s.FH * s.FW;
+  const Phases p(s);
+  bool out_of_memory = false;
+#pragma omp parallel num_threads(get_num_threads()) if (worth_parallel(s.N * FN * P * K))
+  {
+    auto ph = scratch<T>(p.len), acc = scratch<T>(p.run);
+    if (ph && acc) {
+      std::fill(ph.get(), ph.get() + p.len, T(0));
+    } else {
+#pragma omp atomic write
+      out_of_memory = true;
+    }
+#pragma omp for schedule(static) collapse(2)
+    for (int64_t n = 0; n < s.N; ++n)
+      for (int64_t c = 0; c < C; ++c) {
+        if (!ph || !acc) continue;
+        split_phases(x + (n * C + c) * HW, ph.get(), p);
+        for (int64_t f = c * F; f < (c + 1) * F; ++f)
+          depthwise_plane_forward(ph.get(), W + f * K, b ? b[f] : T(0), out + (n * FN + f) * P,
+                                  acc.get(), s, p);
+      }
+  }
+  if (out_of_memory) throw std::bad_alloc();
+}
+
+// Channels go to threads: each owns its channel's dx planes and its F filters' dW, summed over
+// images in double, so no two threads write the same element and the sums do not depend on
+// the thread count.
+template <typename T>
+void depthwise_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, const ConvShape& s,
+                        int64_t FN, int64_t C) {
+  const int64_t F = FN / C, HW = s.H * s.W, P = s.OH * s.OW, K = s.FH * s.FW;
+  const Phases p(s);
+  std::vector<double> acc(FN * K, 0.0);  // allocated here: nothing may throw inside the region
+  bool out_of_memory = false;
+#pragma omp parallel num_threads(get_num_threads()) if (worth_parallel(s.N * FN * P * K))
+  {
+    auto ph = scratch<T>(p.len), dph = scratch<T>(dx ? p.len : 0), dflat = scratch<T>(p.run);
+    const bool ok = ph && dph && dflat;
+    if (ok) {
+      std::fill(ph.get(), ph.get() + p.len, T(0));
+      std::fill(dflat.get(), dflat.get() + p.run, T(0));
+    } else {
+#pragma omp atomic write
+      out_of_memory = true;
+    }
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      if (!ok) continue;
+      for (int64_t n = 0; n < s.N; ++n) {
+        split_phases(x + (n * C + c) * HW, ph.get(), p);
+        T* dp = dx ? dph.get() : nullptr;
+        if (dp) std::fill(dp, dp + p.len, T(0));
+        for (int64_t f = c * F; f < (c + 1) * F; ++f)
+          depthwise_plane_backward(dout + (n * FN + f) * P, ph.get(), W + f * K, dflat.get(),
+                                   &acc[f * K], dp, s, p);
+        if (dp) merge_phases(dp, dx + (n * C + c) * HW, p);
+      }
+    }
+  }
+  if (out_of_memory) throw std::bad_alloc();
+  for (int64_t i = 0; i < FN * K; ++i) dW[i] = T(acc[i]);
+}
+
+inline bool depthwise(const ConvShape& s, int64_t groups) { return groups > 1 && s.C == 1; }
 
 }  // namespace
 
 template <typename T>
-void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN) {
+void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN,
+                    int64_t groups) {
   check_conv_blas_sizes(s, FN);  // before any parallel region
   if (s.N == 0 || FN == 0) return;  // empty output
-  const int64_t CHW = s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
+  if (depthwise(s, groups)) return depthwise_forward(x, W, b, out, s, FN, groups);
+  const int64_t CHW = groups * s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
   const int64_t col_len = block_rows<T>(s) * s.OW * s.cols(), xp_len = padded_len(s);
   if (!images_in_parallel(s)) {
     auto col = scratch<T>(col_len), xp = scratch<T>(xp_len);
     if (!col || !xp) throw std::bad_alloc();
     for (int64_t n = 0; n < s.N; ++n)
-      forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col.get(), xp.get());
+      forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, groups, col.get(), xp.get());
     return;
   }
   bool out_of_memory = false;
@@ -199,16 +380,16 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
       if (col && xp)
-        forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, col.get(), xp.get());
+        forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, groups, col.get(), xp.get());
   }
   if (out_of_memory) throw std::bad_alloc();
 }
 
 template <typename T>
 void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
-                     const ConvShape& s, int64_t FN) {
+                     const ConvShape& s, int64_t FN, int64_t groups) {
   check_conv_blas_sizes(s, FN);  // before any parallel region
-  const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = s.C * s.H * s.W;
+  const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = groups * s.C * s.H * s.W;
   const int64_t col_len = block_rows<T>(s) * s.OW * CK, xp_len = padded_len(s);
   const int64_t dxp_len = dx ? xp_len : 0;
   // db[f] = sum of dout over images and positions: vectorised per image, images added in double.
@@ -229,12 +410,13 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     if (dx) std::fill(dx, dx + s.N * CHW, T(0));
     return;
   }
+  if (depthwise(s, groups)) return depthwise_backward(dout, x, W, dx, dW, s, FN, groups);
   if (!images_in_parallel(s)) {
     auto col = scratch<T>(col_len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
     if (!col || !xp || !dxp) throw std::bad_alloc();
     for (int64_t n = 0; n < s.N; ++n)
       backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dW, s, FN,
-                     col.get(), xp.get(), dxp.get());
+                     groups, col.get(), xp.get(), dxp.get());
     return;
   }
   // Each thread accumulates its own dW; the partial sums are added in thread order afterwards,
@@ -257,7 +439,7 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     for (int64_t n = 0; n < s.N; ++n)
       if (ok)
         backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dWt.get(), s,
-                       FN, col.get(), xp.get(), dxp.get());
+                       FN, groups, col.get(), xp.get(), dxp.get());
     partial[omp_get_thread_num()] = std::move(dWt);
   }
   if (out_of_memory) throw std::bad_alloc();
@@ -267,9 +449,10 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                 \
-  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const ConvShape&, int64_t); \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const ConvShape&, int64_t, \
+                                  int64_t);                                                   \
   template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvShape&, \
-                                   int64_t);
+                                   int64_t, int64_t);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

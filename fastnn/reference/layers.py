@@ -207,18 +207,28 @@ class Convolution:
     forward unfolds x with im2col, so the convolution is one matrix product with the filters
     laid out as columns (col_W, of shape (C*FH*FW, FN)); backward runs the same products
     transposed and folds the column gradient back onto the image with col2im.
+
+    With groups > 1, W is (FN, C // groups, FH, FW) and each group of FN // groups filters
+    convolves its own group of C // groups channels: the same products, one group at a time.
     """
 
-    def __init__(self, W, b, stride=1, pad=0):
+    def __init__(self, W, b, stride=1, pad=0, groups=1):
         self.W = W
         self.b = b
         self.stride = stride
         self.pad = pad
+        self.groups = groups
         self.x = None
         self.col = None
         self.col_W = None
         self.dW = None
         self.db = None
+
+    def _group_slices(self):
+        """(channels, filters) slices of each group."""
+        G = self.groups
+        Cg, F = self.x.shape[1] // G, self.W.shape[0] // G
+        return [(slice(g * Cg, (g + 1) * Cg), slice(g * F, (g + 1) * F)) for g in range(G)]
 
     def forward(self, x):
         FN, C, FH, FW = self.W.shape
@@ -226,18 +236,34 @@ class Convolution:
         out_h = conv_output_size(H, FH, self.stride, self.pad)
         out_w = conv_output_size(W, FW, self.stride, self.pad)
         self.x = x
-        self.col = im2col(x, FH, FW, self.stride, self.pad)
-        self.col_W = self.W.reshape(FN, -1).T
-        out = self.col @ self.col_W + self.b          # rows (n, i, j), one column per filter
+        if self.groups == 1:
+            self.col = im2col(x, FH, FW, self.stride, self.pad)
+            self.col_W = self.W.reshape(FN, -1).T
+            out = self.col @ self.col_W + self.b      # rows (n, i, j), one column per filter
+        else:
+            self.col = [im2col(x[:, cs], FH, FW, self.stride, self.pad)
+                        for cs, _ in self._group_slices()]
+            self.col_W = [self.W[fs].reshape(FN // self.groups, -1).T
+                          for _, fs in self._group_slices()]
+            out = np.concatenate([c @ w for c, w in zip(self.col, self.col_W)], axis=1) + self.b
         return out.reshape(N, out_h, out_w, FN).transpose(0, 3, 1, 2)
 
     def backward(self, dout):
         FN, C, FH, FW = self.W.shape
         dout = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
         self.db = dout.sum(axis=0)
-        self.dW = (self.col.T @ dout).T.reshape(FN, C, FH, FW)
-        dcol = dout @ self.col_W.T
-        return col2im(dcol, self.x.shape, FH, FW, self.stride, self.pad)
+        if self.groups == 1:
+            self.dW = (self.col.T @ dout).T.reshape(FN, C, FH, FW)
+            dcol = dout @ self.col_W.T
+            return col2im(dcol, self.x.shape, FH, FW, self.stride, self.pad)
+        dx = np.zeros(self.x.shape, dtype=np.result_type(dout, self.W))
+        dW = []
+        for (cs, fs), col, col_W in zip(self._group_slices(), self.col, self.col_W):
+            d = dout[:, fs]
+            dW.append((col.T @ d).T.reshape(-1, C, FH, FW))
+            dx[:, cs] = col2im(d @ col_W.T, dx[:, cs].shape, FH, FW, self.stride, self.pad)
+        self.dW = np.concatenate(dW)
+        return dx
 
 
 class Pooling:
