@@ -155,9 +155,9 @@ def to_onnx(network, input_shape, file_name=None, model_name=None):
 # ------------------------------------------------------------------ the BaseNN builder
 
 BASENN_KINDS = ("Linear", "Conv2d", "Conv1d", "Pool2d (maxpool/avgpool)",
-                "ReLU/Sigmoid/tanh", "LeakyReLU", "Softmax", "Dropout", "BatchNorm (1d/2d)",
-                "Mean", "Unsqueeze", "Squeeze", "Embedding", "LSTM",
-                "res_block/res_bottleneck (Residual, Sequence)")
+                "ReLU/Sigmoid/tanh", "LeakyReLU", "ReLU6", "Softmax", "Dropout",
+                "BatchNorm (1d/2d)", "Mean", "Unsqueeze", "Squeeze", "Embedding", "LSTM",
+                "res_block/res_bottleneck/mobilenet (Residual, Sequence)")
 _LSTM_GATES = (0, 3, 1, 2)   # PyTorch/fastnn order i, f, g, o -> ONNX order i, o, f, c
 
 
@@ -189,7 +189,7 @@ class _BasennExport:
                 ins.append(g.const(f"{name}_b", _host32(m.params["b"])))
             s, p = m.stride, m.pad
             x = g.node("Conv", ins, name, kernel_shape=[m.kh, m.kw], strides=[s, s],
-                       pads=[p, p, p, p])
+                       pads=[p, p, p, p], group=m.groups)
         elif isinstance(m, M.Conv1d):
             W = _host32(m.params["W"])[:, :, 0, :]          # (out, in, 1, k) -> (out, in, k)
             x = g.node("Conv", [x, g.const(f"{name}_W", W),
@@ -211,11 +211,12 @@ class _BasennExport:
             x = g.node("LeakyRelu", [x], name, alpha=float(m.slope))
         elif isinstance(m, M.Softmax):
             x = g.node("Softmax", [x], name, axis=-1)
+        elif isinstance(m, M.ReLU6):
+            x = g.node("Clip", [x, g.const(f"{name}_min", np.float32(0)),
+                                g.const(f"{name}_max", np.float32(6))], name)
         elif isinstance(m, M.Dropout):
-            # fastnn's dropout keeps every unit at inference and scales by 1 - p (the book's
-            # convention; PyTorch instead scales at training time and is the identity here)
-            x = g.node("Mul", [x, g.const(f"{name}_scale",
-                                          np.float32(1.0 - m.kernel.dropout_ratio))], name)
+            # the builder's dropout is PyTorch's: the identity at inference
+            x = g.node("Identity", [x], name)
         elif isinstance(m, M.BatchNorm):
             inputs = [g.const(f"{name}_{k}", _host32(d[k])) for d, k in
                       ((m.params, "gamma"), (m.params, "beta"),
@@ -240,7 +241,9 @@ class _BasennExport:
         elif isinstance(m, M.Residual):
             y, _ = self.module(m.main, x, shape, f"{name}.main")
             s = self.module(m.shortcut, x, shape, f"{name}.short")[0] if m.shortcut else x
-            x = g.node("Relu", [g.node("Add", [y, s], name)], name)
+            x = g.node("Add", [y, s], name)
+            if m.relu:
+                x = g.node("Relu", [x], name)
         else:
             raise NotImplementedError(
                 f"convert: layer {name} is a {kind} module, which has no ONNX mapping yet "

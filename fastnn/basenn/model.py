@@ -51,6 +51,8 @@ LAYERS = {
     "unsqueeze": ((), {}),
     "res_block": (("size",), {"num_blocks": 1, "stride": 1}),
     "res_bottleneck": (("size",), {"num_blocks": 1, "stride": 1}),
+    "mobilenet_backbone": ((), {"weights": None}),
+    "mobilenet": ((), {"num_classes": None, "weights": None}),
 }
 OPTIMIZERS = ("SGD", "Adam", "Adagrad", "ASGD")
 LOSSES = ("CrossEntropyLoss", "MSELoss")
@@ -81,6 +83,7 @@ _ARG_RULES = {
     "lstm": {"size": "pair", "num_layers": (1, 0)},
     "res_block": {"size": "pair", "num_blocks": (1, 0), "stride": (1, 2)},
     "res_bottleneck": {"size": "pair", "num_blocks": (1, 0), "stride": (1, 2)},
+    "mobilenet": {"num_classes": (1, 0)},
 }
 
 
@@ -149,9 +152,20 @@ def build_module(layer, kw, rng, dtype):
         return M.Squeeze()
     if layer == "unsqueeze":
         return M.Unsqueeze()
+    if layer in ("mobilenet_backbone", "mobilenet"):     # weights: loaded by add()
+        return M.mobilenet_v2(kw.get("num_classes"), rng, dtype)
     block = M.basic_block if layer == "res_block" else M.bottleneck_block
     return M.res_stage(block, _pair_arg(layer, kw, "size"), kw["num_blocks"], kw["stride"], rng,
                        dtype)
+
+
+def _read_weights(file_name):
+    """name -> array of a state_dict saved as safetensors or .npz (never a pickle)."""
+    if not os.path.isfile(file_name):
+        raise FileNotFoundError(f"weights file {file_name!r} not found")
+    if is_safetensors(file_name):
+        return read_safetensors(file_name)[0]
+    return read_npz(file_name, kinds="fiu")
 
 
 class ASGD:
@@ -245,14 +259,29 @@ class nn:
             if kw:
                 raise ValueError(f"add: arguments {sorted(kw)} given without a layer")
             return
+        if isinstance(layer, str) and layer.lower() == "mobilenet" and \
+                kw.get("num_classes") is None:
+            kw["num_classes"] = self._class_count() or 1000
         spec = self._spec(layer, activation, kw)
-        self.layers.append(self._build(spec))
+        entry = self._build(spec)
+        if spec["kw"].get("weights") is not None:
+            M.load_torchvision_weights(entry.module, _read_weights(spec["kw"]["weights"]))
+        self.layers.append(entry)
         if self.input_shape is not None:      # data already loaded: check the new layer now
             try:
                 self._shapes(self.input_shape)
             except ValueError:
                 self.layers.pop()
                 raise
+
+    def _class_count(self):
+        """Classes of the loaded data (named, or labels 0..max), None without labelled data."""
+        if self.classes:
+            return len(self.classes)
+        y = getattr(self, "y", None)
+        if y is not None and np.ndim(y) == 1 and np.asarray(y).dtype.kind in "iu" and len(y):
+            return int(np.max(y)) + 1
+        return None
 
     def _spec(self, layer, activation, kw):
         if activation is not None:
@@ -828,6 +857,11 @@ def _check_args(i, name, kw):
         elif key == "dim":
             if v is not None:
                 _ints(v, f"{what} dim", -8, 8, count=range(1, 5))
+        elif key == "num_classes":
+            _ints(v, f"{what} num_classes", 1, MAX_SIZE, count=(1,))
+        elif key == "weights":
+            if v is not None and not isinstance(v, str):
+                raise _SpecError(f"{what} weights must be a file name or null, got {v!r}")
 
 
 def _declared(name, kw):
@@ -855,6 +889,9 @@ def _declared(name, kw):
         i, h = kw["size"]
         n = kw["num_layers"][0] if isinstance(kw["num_layers"], list) else kw["num_layers"]
         return 4 * h * (i + h + 2) + (n - 1) * 4 * h * (2 * h + 2), 0
+    if name in ("mobilenet_backbone", "mobilenet"):
+        n = kw.get("num_classes")
+        return M.mobilenet_v2_sizes(n[0] if isinstance(n, list) else n)
     if name in ("res_block", "res_bottleneck"):
         c_in, c = kw["size"]
         stride = kw["stride"][0] if isinstance(kw["stride"], list) else kw["stride"]

@@ -93,6 +93,17 @@ class LeakyReLU(Module):
         return np.where(self.neg, dout * dout.dtype.type(self.slope), dout)
 
 
+class ReLU6(Module):
+    """min(max(x, 0), 6), MobileNet's activation."""
+
+    def forward(self, x, train):
+        self.mask = (x > 0) & (x < 6)
+        return np.clip(x, 0, 6)
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
 class Softmax(Module):
     """Softmax over the last axis (the class axis of (N, classes) outputs)."""
 
@@ -161,20 +172,23 @@ def _conv_out(n, k, s, p):
 
 
 class Conv2d(Module):
-    """Convolution kernel on (N, C, H, W); without bias where batch norm follows (res blocks)."""
+    """Convolution kernel on (N, C, H, W); without bias where batch norm follows (res blocks);
+    groups as PyTorch's (groups = channels: depthwise)."""
 
-    def __init__(self, size, kernel_size, rng, dtype, stride=1, padding=0, bias=True):
+    def __init__(self, size, kernel_size, rng, dtype, stride=1, padding=0, bias=True, groups=1):
         super().__init__()
         self.c_in, self.c_out = size
         self.kh, self.kw = _pair(kernel_size, "kernel_size")
         self.stride = _single(stride, "stride")
         self.pad = _single(padding, "padding")
-        bound = 1.0 / np.sqrt(self.c_in * self.kh * self.kw)
-        self.params["W"] = _uniform(rng, bound, (self.c_out, self.c_in, self.kh, self.kw), dtype)
+        self.groups = groups
+        c_group = self.c_in // groups
+        bound = 1.0 / np.sqrt(c_group * self.kh * self.kw)
+        self.params["W"] = _uniform(rng, bound, (self.c_out, c_group, self.kh, self.kw), dtype)
         if bias:
             self.params["b"] = _uniform(rng, bound, (self.c_out,), dtype)
         b = self.params["b"] if bias else np.zeros(self.c_out, dtype)
-        self.kernel = L.Convolution(self.params["W"], b, self.stride, self.pad)
+        self.kernel = L.Convolution(self.params["W"], b, self.stride, self.pad, groups)
 
     def out_shape(self, shape):
         if len(shape) != 3:
@@ -289,17 +303,25 @@ class Pool2d(Module):
 
 
 class Dropout(Module):
+    """PyTorch's dropout, as BaseNN's: in training the kept units are scaled by 1 / (1 - p), at
+    inference the layer is the identity (the book's layer scales at inference instead)."""
+
     def __init__(self, p=0.5):
         super().__init__()
         if not 0 <= p < 1:
             raise ValueError(f"dropout: p must be in [0, 1), got {p}")
         self.kernel = L.Dropout(p)
+        self.scale = 1.0 / (1.0 - p)
 
     def forward(self, x, train):
-        return self.kernel.forward(x, train)
+        if not train:
+            return x
+        out = self.kernel.forward(x, True)
+        return out * out.dtype.type(self.scale)
 
     def backward(self, dout):
-        return self.kernel.backward(dout)
+        d = self.kernel.backward(dout)
+        return d * d.dtype.type(self.scale)
 
 
 class BatchNorm(Module):
@@ -532,13 +554,14 @@ class Sequence(Module):
 
 
 class Residual(Module):
-    """relu(main(x) + shortcut(x)); the shortcut is identity or a 1x1 conv + batch norm."""
+    """relu(main(x) + shortcut(x)); the shortcut is identity or a 1x1 conv + batch norm.
+    Without relu (MobileNet's inverted residual): main(x) + shortcut(x)."""
 
-    def __init__(self, main, shortcut):
+    def __init__(self, main, shortcut, relu=True):
         super().__init__()
         self.main = main
         self.shortcut = shortcut
-        self.relu = L.Relu()
+        self.relu = L.Relu() if relu else None
         self._collect()
 
     def _parts(self):
@@ -563,12 +586,12 @@ class Residual(Module):
     def forward(self, x, train):
         y = self.main.forward(x, train)
         s = self.shortcut.forward(x, train) if self.shortcut else x
-        out = self.relu.forward(y + s)
+        out = self.relu.forward(y + s) if self.relu else y + s
         self._collect()
         return out
 
     def backward(self, dout):
-        d = self.relu.backward(dout)
+        d = self.relu.backward(dout) if self.relu else dout
         dx = self.main.backward(d)
         dx = dx + (self.shortcut.backward(d) if self.shortcut else d)
         self.grads = {f"{p}.{k}": v for p, m in self._parts() for k, v in m.grads.items()}
@@ -610,3 +633,142 @@ def res_stage(block, size, num_blocks, stride, rng, dtype):
         blocks.append(block(c_in, c_out, stride if i == 0 else 1, rng, dtype))
         c_in = c_out * expansion
     return Sequence(blocks)
+
+
+# ------------------------------------------------------------------ MobileNetV2
+
+# (expansion t, output channels c, blocks n, first stride s) of MobileNetV2's inverted residual
+# stages, between a 3x3 stride-2 convolution to 32 channels and a 1x1 one to 1280.
+MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+MOBILENET_V2_FEATURES = 1280
+
+
+def _mobilenet_layers():
+    """(kind, c_in, c_out, stride, expansion) of each of the 19 feature layers, in order."""
+    out, c_in = [("conv", 3, 32, 2, None)], 32
+    for t, c, n, s in MOBILENET_V2_STAGES:
+        for i in range(n):
+            out.append(("block", c_in, c, s if i == 0 else 1, t))
+            c_in = c
+    out.append(("conv", c_in, MOBILENET_V2_FEATURES, 1, None))
+    return out
+
+
+def mobilenet_v2_sizes(num_classes=None):
+    """(parameters, buffer values) of mobilenet_v2(num_classes), without building it."""
+    params = buffers = 0
+
+    def conv_bn(c_in, c_out, k, groups=1):
+        nonlocal params, buffers
+        params += c_out * (c_in // groups) * k * k + 2 * c_out
+        buffers += 2 * c_out
+
+    for kind, c_in, c_out, _, t in _mobilenet_layers():
+        if kind == "conv":
+            conv_bn(c_in, c_out, 3 if c_in == 3 else 1)
+            continue
+        hidden = c_in * t
+        if t != 1:
+            conv_bn(c_in, hidden, 1)
+        conv_bn(hidden, hidden, 3, groups=hidden)
+        conv_bn(hidden, c_out, 1)
+    if num_classes is not None:
+        params += MOBILENET_V2_FEATURES * num_classes + num_classes
+    return params, buffers
+
+
+def mobilenet_v2(num_classes, rng, dtype):
+    """MobileNetV2 (torchvision's layout): (N, 3, H, W) -> (N, 1280) features by global average
+    pooling, then, when num_classes is given, dropout 0.2 and a linear classifier.
+
+    ``torchvision_names`` pairs torchvision's state_dict prefixes with the modules they fill
+    (see load_torchvision_weights)."""
+    names = []
+
+    def conv_bn(prefix, c_in, c_out, k, stride=1, groups=1, relu6=True):
+        conv = Conv2d((c_in, c_out), k, rng, dtype, stride=stride, padding=(k - 1) // 2,
+                      bias=False, groups=groups)
+        bn = BatchNorm(c_out, 2, dtype)
+        names.extend([(prefix[0], conv), (prefix[1], bn)])
+        return [conv, bn] + ([ReLU6()] if relu6 else [])
+
+    features = []
+    for i, (kind, c_in, c_out, stride, t) in enumerate(_mobilenet_layers()):
+        f = f"features.{i}"
+        if kind == "conv":
+            k = 3 if c_in == 3 else 1
+            features.append(Sequence(conv_bn((f + ".0", f + ".1"), c_in, c_out, k, stride)))
+            continue
+        hidden, j, mods = c_in * t, 0, []
+        if t != 1:
+            mods += conv_bn((f"{f}.conv.0.0", f"{f}.conv.0.1"), c_in, hidden, 1)
+            j = 1
+        mods += conv_bn((f"{f}.conv.{j}.0", f"{f}.conv.{j}.1"), hidden, hidden, 3, stride,
+                        groups=hidden)
+        mods += conv_bn((f"{f}.conv.{j + 1}", f"{f}.conv.{j + 2}"), hidden, c_out, 1,
+                        relu6=False)
+        main = Sequence(mods)
+        features.append(Residual(main, None, relu=False) if stride == 1 and c_in == c_out
+                        else main)
+    modules = [Sequence(features), Mean((2, 3))]
+    if num_classes is not None:
+        linear = Linear((MOBILENET_V2_FEATURES, num_classes), rng, dtype)
+        names.append(("classifier.1", linear))
+        modules += [Dropout(0.2), linear]
+    net = Sequence(modules)
+    net.torchvision_names = names
+    return net
+
+
+def load_torchvision_weights(net, state):
+    """Copies a torchvision MobileNetV2 state_dict (name -> NumPy array) into ``net`` built by
+    mobilenet_v2, in place. Batch norm's running variance is stored plus (1e-5 - the kernel's
+    epsilon), so that inference gives torchvision's outputs with its epsilon of 1e-5."""
+    from .. import _ops
+    missing = []
+
+    def take(name, shape):
+        if name not in state:
+            missing.append(name)
+            return None
+        a = np.asarray(state[name])
+        if a.shape != tuple(shape):
+            raise ValueError(f"torchvision weights: {name} has shape {a.shape}, this network "
+                             f"needs {tuple(shape)}")
+        return a
+
+    updates = []
+    for prefix, m in net.torchvision_names:
+        if isinstance(m, Conv2d):
+            updates.append((m.params["W"], take(prefix + ".weight", m.params["W"].shape)))
+        elif isinstance(m, Linear):
+            W = take(prefix + ".weight", m.params["W"].shape[::-1])
+            updates.append((m.params["W"], None if W is None else W.T))
+            updates.append((m.params["b"], take(prefix + ".bias", m.params["b"].shape)))
+        else:
+            c = (m.c,)
+            updates.append((m.params["gamma"], take(prefix + ".weight", c)))
+            updates.append((m.params["beta"], take(prefix + ".bias", c)))
+            mean, var = take(prefix + ".running_mean", c), take(prefix + ".running_var", c)
+            if mean is not None and var is not None:
+                dtype = m.params["gamma"].dtype
+                m.load_buffers({"running_mean": mean.astype(dtype),
+                                "running_var": (var + (1e-5 - _ops.BATCHNORM_EPS)).astype(dtype)})
+    if missing:
+        raise ValueError(f"torchvision weights: {len(missing)} arrays missing, e.g. "
+                         f"{', '.join(missing[:3])}")
+    for target, value in updates:
+        target[...] = value
+    _recollect(net)
+
+
+def _recollect(m):
+    """Refreshes the params/buffers dicts of nested Sequence/Residual modules, innermost first."""
+    for child in getattr(m, "modules", ()):
+        _recollect(child)
+    if isinstance(m, Residual):
+        for _, child in m._parts():
+            _recollect(child)
+    if isinstance(m, (Sequence, Residual)):
+        m._collect()
