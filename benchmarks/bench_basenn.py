@@ -1,6 +1,7 @@
-"""The BaseNN builder: one LeNet-5 training step (batch 64 of 1x32x32, forward, cross-entropy,
-backward, SGD update) in float32, fastnn.basenn against the same network in torch.nn, both
-from the same weights (benchmarks.weights.lenet)."""
+"""The BaseNN builder: one training step (forward, cross-entropy, backward, SGD update) in
+float32, fastnn.basenn against the same network in torch.nn from the same weights: LeNet-5
+(batch 64 of 1x32x32, benchmarks.weights.lenet) and MobileNetV2's backbone with a 10-class
+linear head (batch 32 of 3x64x64, benchmarks.weights.by_name)."""
 
 from benchmarks import weights
 from benchmarks.harness import Workload
@@ -82,7 +83,62 @@ def _build(contender, quick=False, data=None):
     raise ValueError(f"unknown contender {contender!r}")
 
 
+MOBILE_BATCH, MOBILE_SIZE, MOBILE_CLASSES = 32, 64, 10
+
+
+def _mobilenet_build(contender, quick=False, data=None):
+    x, t = weights.batch(MOBILE_BATCH, (3, MOBILE_SIZE, MOBILE_SIZE), classes=MOBILE_CLASSES)
+    if contender == "fastnn":
+        from fastnn.basenn import modules as M
+        from fastnn.basenn import nn
+
+        model = nn("cls")
+        model.add("mobilenet_backbone")
+        model.add("Linear", size=(1280, MOBILE_CLASSES), activation="Softmax")
+        model.loss = "CrossEntropyLoss"
+        net, head = model.layers[0].module, model.layers[1].module
+        state = {}
+        for prefix, m in net.torchvision_names:
+            if isinstance(m, M.Conv2d):
+                name = prefix + ".weight"
+                state[name] = weights.by_name(name, m.params["W"].shape)
+            else:
+                for k in ("weight", "bias", "running_mean", "running_var"):
+                    state[f"{prefix}.{k}"] = weights.by_name(f"{prefix}.{k}", (m.c,))
+        M.load_torchvision_weights(net, state)
+        head.params["W"][...] = weights.by_name("classifier.1.weight",
+                                                (MOBILE_CLASSES, 1280)).T
+        head.params["b"][...] = weights.by_name("classifier.1.bias", (MOBILE_CLASSES,))
+        step = fastnn_step(model)
+        return lambda: step(x, t)
+    if contender == "torch":
+        import torch
+        from benchmarks.torch_mobilenet import MobileNetV2
+
+        net = MobileNetV2(MOBILE_CLASSES)
+        with torch.no_grad():
+            for name, v in net.state_dict().items():
+                if not name.endswith("num_batches_tracked"):
+                    v.copy_(torch.from_numpy(weights.by_name(name, tuple(v.shape))))
+        net.train()
+        opt = torch.optim.SGD(net.parameters(), lr=0.01)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+        def tstep():
+            opt.zero_grad()
+            loss = loss_fn(net(xt), tt)
+            loss.backward()
+            opt.step()
+        return tstep
+    raise ValueError(f"unknown contender {contender!r}")
+
+
 def workloads():
     forward = 2 * BATCH * (6 * 28 * 28 * 25 + 16 * 10 * 10 * 150 + 400 * 120 + 120 * 84 + 84 * 10)
     return [Workload(SUITE, "lenet", f"basenn LeNet-5 train step, batch {BATCH} 1x32x32",
-                     _build, contenders=("fastnn", "torch"), flops=3 * forward)]
+                     _build, contenders=("fastnn", "torch"), flops=3 * forward),
+            Workload(SUITE, "mobilenet",
+                     f"basenn MobileNetV2 backbone train step, batch {MOBILE_BATCH} "
+                     f"3x{MOBILE_SIZE}x{MOBILE_SIZE}", _mobilenet_build,
+                     contenders=("fastnn", "torch"), flops=None)]

@@ -103,3 +103,20 @@ def copy_into(params, values):
         if params[k].shape != v.shape:
             raise ValueError(f"parameter {k}: shape {params[k].shape}, weights {v.shape}")
         params[k][...] = v
+
+
+def by_name(name, shape, dtype=np.float32):
+    """A weight array for the parameter or buffer ``name`` (torch's state_dict names), the
+    same in every process whatever the order of the calls: MobileNetV2's torchvision
+    initialisation (convolutions normal with std sqrt(2 / fan_out), batch norm 1 and 0, the
+    classifier normal with std 0.01), drawn from a generator seeded by the name."""
+    import zlib
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    if name.endswith("running_var") or (name.endswith(".weight") and len(shape) == 1):
+        return np.ones(shape, dtype)
+    if name.endswith(("running_mean", ".bias")) and len(shape) == 1:
+        return np.zeros(shape, dtype)
+    if len(shape) == 4:
+        fan_out = shape[0] * shape[2] * shape[3]
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_out)).astype(dtype)
+    return (0.01 * rng.standard_normal(shape)).astype(dtype)

@@ -393,6 +393,12 @@ def test_example_lstm_sequences(tmp_path):
     assert acc >= 0.9
 
 
+def test_example_mobilenet_cats_dogs(tmp_path):
+    acc = example("mobilenet_cats_dogs").main(data=None, epochs=10,
+                                              save_fold=str(tmp_path / "ckpt"))
+    assert acc >= 0.75
+
+
 def test_example_resnet18_shapes_and_one_step(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     mod = example("resnet18")

@@ -2,6 +2,9 @@
 outputs from torchvision's weights, gradients against torch and numerically, checkpoints, ONNX
 export and bad weight files."""
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -10,7 +13,10 @@ from fastnn.basenn import nn
 from conftest import gradcheck
 
 torch = pytest.importorskip("torch")
-from torch_mobilenet import MobileNetV2  # noqa: E402  (needs torch)
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+if ROOT not in sys.path:
+    sys.path.append(ROOT)  # after site-packages: an installed fastnn stays the one imported
+from benchmarks.torch_mobilenet import MobileNetV2  # noqa: E402  (needs torch)
 
 pytestmark = pytest.mark.usefixtures("one_kernel_thread")
 

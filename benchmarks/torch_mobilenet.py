@@ -1,7 +1,7 @@
 """MobileNetV2 written with torch.nn in torchvision's module layout, so that its state_dict has
 torchvision's names (features.<i>.conv.<j>..., classifier.1): the comparison network for
 fastnn.basenn's mobilenet where torchvision itself cannot be installed (its PyPI wheels are
-CUDA builds). Tests only."""
+CUDA builds). Used by the tests and the benchmarks."""
 
 import torch
 from torch import nn
