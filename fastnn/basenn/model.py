@@ -51,6 +51,8 @@ LAYERS = {
     "unsqueeze": ((), {}),
     "res_block": (("size",), {"num_blocks": 1, "stride": 1}),
     "res_bottleneck": (("size",), {"num_blocks": 1, "stride": 1}),
+    "action_model": (("size",), {}),
+    "reshape": ((), {}),
     "mobilenet_backbone": ((), {"weights": None}),
     "mobilenet": ((), {"num_classes": None, "weights": None}),
 }
@@ -84,7 +86,11 @@ _ARG_RULES = {
     "res_block": {"size": "pair", "num_blocks": (1, 0), "stride": (1, 2)},
     "res_bottleneck": {"size": "pair", "num_blocks": (1, 0), "stride": (1, 2)},
     "mobilenet": {"num_classes": (1, 0)},
+    "action_model": {"size": "pair"},
 }
+# A module object the user passed to add() is saved under this name with its class name and
+# sizes; a checkpoint holding one loads into a model that has it added again.
+CUSTOM = "custom"
 
 
 def _is_int(v):
@@ -152,11 +158,28 @@ def build_module(layer, kw, rng, dtype):
         return M.Squeeze()
     if layer == "unsqueeze":
         return M.Unsqueeze()
+    if layer == "action_model":
+        return M.action_model(_pair_arg(layer, kw, "size"), dtype)
+    if layer == "reshape":
+        return M.Flatten()
+    if layer == CUSTOM:
+        raise ValueError(f"the checkpoint holds a module of your own (class {kw['class']}): "
+                         "add the same module to the model (model.add(module)) and load again")
     if layer in ("mobilenet_backbone", "mobilenet"):     # weights: loaded by add()
         return M.mobilenet_v2(kw.get("num_classes"), rng, dtype)
     block = M.basic_block if layer == "res_block" else M.bottleneck_block
     return M.res_stage(block, _pair_arg(layer, kw, "size"), kw["num_blocks"], kw["stride"], rng,
                        dtype)
+
+
+def _did_you_mean(given, valid):
+    """' (did you mean X?)' for the first of ``given`` close to one of ``valid``, else ''."""
+    import difflib
+    for g in given:
+        close = difflib.get_close_matches(str(g), valid, n=1, cutoff=0.75)
+        if close:
+            return f" (did you mean {close[0]}?)"
+    return ""
 
 
 def _read_weights(file_name):
@@ -257,7 +280,11 @@ class nn:
             self.optimizer = names[str(optimizer).lower()]
         if layer is None and activation is None:
             if kw:
-                raise ValueError(f"add: arguments {sorted(kw)} given without a layer")
+                raise ValueError(f"add: arguments {sorted(kw)} given without a layer"
+                                 f"{_did_you_mean(kw, ('layer', 'activation', 'optimizer'))}")
+            return
+        if layer is not None and not isinstance(layer, str):
+            self._add_custom(layer, activation, kw)
             return
         if isinstance(layer, str) and layer.lower() == "mobilenet" and \
                 kw.get("num_classes") is None:
@@ -268,6 +295,25 @@ class nn:
             M.load_torchvision_weights(entry.module, _read_weights(spec["kw"]["weights"]))
         self.layers.append(entry)
         if self.input_shape is not None:      # data already loaded: check the new layer now
+            try:
+                self._shapes(self.input_shape)
+            except ValueError:
+                self.layers.pop()
+                raise
+
+    def _add_custom(self, obj, activation, kw):
+        if kw:
+            raise ValueError(f"add({type(obj).__name__} object): unexpected argument(s) "
+                             f"{', '.join(sorted(kw))} (a module object takes only activation=)")
+        act = self._spec(None, activation, {})["activation"] if activation else None
+        module = M.Custom(obj, self.dtype)
+        n_params = sum(int(np.size(v)) for v in module.params.values())
+        n_buffers = sum(int(np.size(v)) for v in module.buffers.values())
+        spec = {"layer": CUSTOM, "activation": act,
+                "kw": {"class": type(obj).__name__, "params": n_params, "buffers": n_buffers}}
+        entry = _Entry(spec, module, M.make_activation(act) if act else None)
+        self.layers.append(entry)
+        if self.input_shape is not None:
             try:
                 self._shapes(self.input_shape)
             except ValueError:
@@ -307,8 +353,10 @@ class nn:
                              f"{', '.join(optional) or 'none'})")
         extra = [k for k in kw if k not in required and k not in optional]
         if extra:
+            valid = required + tuple(optional)
             raise ValueError(f"add({layer!r}): unexpected argument(s) {', '.join(extra)} "
-                             f"(accepts {', '.join(required + tuple(optional)) or 'no arguments'})")
+                             f"(accepts {', '.join(valid) or 'no arguments'})"
+                             f"{_did_you_mean(extra, valid + ('activation', 'optimizer'))}")
         for arg, rule in _ARG_RULES.get(name, {}).items():
             value = kw.get(arg, optional.get(arg))
             if value is not None:           # pooling's stride None: the kernel size
@@ -821,6 +869,12 @@ def _check_spec(spec):
             if act is None or kw != {}:
                 raise _SpecError(f"layer {i}: neither a layer nor an activation")
             continue
+        if name == CUSTOM:
+            if not (isinstance(kw, dict) and set(kw) == {"class", "params", "buffers"} and
+                    isinstance(kw["class"], str) and _int_in(kw["params"], 0, MAX_SIZE * 64)
+                    and _int_in(kw["buffers"], 0, MAX_SIZE * 64)):
+                raise _SpecError(f"layer {i}: a custom module needs class, params, buffers")
+            continue
         if name not in LAYERS or not isinstance(kw, dict):
             raise _SpecError(f"layer {i}: unknown layer {name!r}")
         required, optional = LAYERS[name]
@@ -889,6 +943,11 @@ def _declared(name, kw):
         i, h = kw["size"]
         n = kw["num_layers"][0] if isinstance(kw["num_layers"], list) else kw["num_layers"]
         return 4 * h * (i + h + 2) + (n - 1) * 4 * h * (2 * h + 2), 0
+    if name == CUSTOM:
+        return kw["params"], kw["buffers"]
+    if name == "action_model":
+        i, h = kw["size"]
+        return 4 * h * (i + h + 2) + 2 * h, 2 * h
     if name in ("mobilenet_backbone", "mobilenet"):
         n = kw.get("num_classes")
         return M.mobilenet_v2_sizes(n[0] if isinstance(n, list) else n)

@@ -36,6 +36,7 @@ def _single(v, what):
 
 
 def _uniform(rng, bound, shape, dtype):
+    rng = np.random.default_rng() if rng is None else rng
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
@@ -140,7 +141,7 @@ ACTIVATIONS = ("ReLU", "Softmax", "tanh", "sigmoid", "LeakyReLU")
 class Linear(Module):
     """Affine kernel; a 3-D/4-D input is flattened to (N, features) first."""
 
-    def __init__(self, size, rng, dtype):
+    def __init__(self, size, rng=None, dtype=np.float32):
         super().__init__()
         self.n_in, self.n_out = size
         bound = 1.0 / np.sqrt(self.n_in)
@@ -175,7 +176,8 @@ class Conv2d(Module):
     """Convolution kernel on (N, C, H, W); without bias where batch norm follows (res blocks);
     groups as PyTorch's (groups = channels: depthwise)."""
 
-    def __init__(self, size, kernel_size, rng, dtype, stride=1, padding=0, bias=True, groups=1):
+    def __init__(self, size, kernel_size, rng=None, dtype=np.float32, stride=1, padding=0,
+                 bias=True, groups=1):
         super().__init__()
         self.c_in, self.c_out = size
         self.kh, self.kw = _pair(kernel_size, "kernel_size")
@@ -328,7 +330,7 @@ class BatchNorm(Module):
     """Per-channel batch norm: channels of (N, C), (N, C, L) or (N, C, H, W) through the
     BatchNormalization kernel, with the channel axis moved last."""
 
-    def __init__(self, size, dims, dtype):
+    def __init__(self, size, dims=1, dtype=np.float32):
         super().__init__()
         self.c = int(np.ravel(size)[-1])
         self.dims = dims
@@ -471,7 +473,7 @@ class Embedding(Module):
 class LSTM(Module):
     """fastnn.nn.LSTM (batch_first): (N, T, in) -> (N, T, hidden), every time step."""
 
-    def __init__(self, size, dtype, num_layers=1):
+    def __init__(self, size, dtype=np.float32, num_layers=1):
         super().__init__()
         from .. import nn as fnn
 
@@ -505,6 +507,136 @@ class LSTM(Module):
             dx = dx[0]
         self.grads = {k: np.asarray(v) for k, v in self.lstm.grads.items()}
         return dx
+
+
+class LastStep(Module):
+    """The last time step of a sequence: (N, T, D) -> (N, D)."""
+
+    def out_shape(self, shape):
+        if len(shape) != 2:
+            raise ShapeError(f"expects an (N, T, D) sequence but gets {_fmt(shape)}")
+        return (shape[1],)
+
+    def forward(self, x, train):
+        self.x_shape = x.shape
+        return x[:, -1, :]
+
+    def backward(self, dout):
+        dx = np.zeros(self.x_shape, dout.dtype)
+        dx[:, -1, :] = dout
+        return dx
+
+
+class Flatten(Module):
+    """(N, ...) -> (N, features), BaseNN's reshape layer."""
+
+    def out_shape(self, shape):
+        return (int(np.prod(shape)),)
+
+    def forward(self, x, train):
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)
+
+
+def action_model(size, dtype):
+    """BaseNN's action_model for pose sequences: an LSTM, its last time step, batch norm."""
+    return Sequence([LSTM(size, dtype), LastStep(), BatchNorm(size[1], 1, dtype)])
+
+
+# ------------------------------------------------------------------ the user's own modules
+
+def _train_keyword(forward):
+    """The keyword a foreign forward takes for training mode ('train_flg' as the book's layers,
+    or 'train'), or None."""
+    import inspect
+    try:
+        names = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return None
+    return next((k for k in ("train_flg", "train") if k in names), None)
+
+
+class Custom(Module):
+    """A module the user wrote, passed to ``add``: a fastnn.basenn Module subclass (whose
+    parameters are its own ``params`` or, when it has none, those of the Module attributes it
+    holds, as ``attr.name``), or any object with the book's layer protocol: ``forward(x)``
+    (given ``train_flg``/``train`` when it takes one) and ``backward(dout)``, with parameters in
+    ``params``/``grads`` (dicts, or lists as vol. 2's layers) or as attributes ``W``, ``b`` with
+    ``dW``, ``db`` (vol. 1's layers). A tuple returned by forward or backward (torch-style
+    ``output, state``) contributes its first item. The optimizer updates the parameter arrays
+    in place, so the object sees every step."""
+
+    def __init__(self, obj, dtype=np.float32):
+        super().__init__()
+        if not (callable(getattr(obj, "forward", None)) and
+                callable(getattr(obj, "backward", None))):
+            has = [m for m in ("forward", "backward") if hasattr(obj, m)]
+            raise TypeError(f"add: a module object needs forward and backward methods; "
+                            f"{type(obj).__name__} has {', '.join(has) or 'neither'}")
+        self.obj, self.dtype = obj, np.dtype(dtype)
+        self.native = isinstance(obj, Module)
+        self.train_arg = None if self.native else _train_keyword(obj.forward)
+        self.params, self.buffers = self._gather("params"), self._gather("buffers")
+
+    def _children(self):
+        return [(k, v) for k, v in vars(self.obj).items() if isinstance(v, Module)]
+
+    def _gather(self, which):
+        o = self.obj
+        if self.native:
+            own, children = getattr(o, which), self._children()
+            if own or not children:
+                return dict(own)
+            return {f"{k}.{n}": v for k, m in children for n, v in getattr(m, which).items()}
+        if which == "buffers":
+            return {}
+        book = getattr(o, which, None)
+        if isinstance(book, dict):
+            return dict(book)
+        if isinstance(book, (list, tuple)):
+            return {str(i): v for i, v in enumerate(book)}
+        names = ("W", "b") if which == "params" else ("dW", "db")
+        return {n[-1]: getattr(o, n) for n in names if getattr(o, n, None) is not None}
+
+    def load_buffers(self, buffers):
+        if self.native and self.obj.buffers:
+            self.obj.load_buffers(buffers)
+        elif self.native:
+            for k, m in self._children():
+                own = {n[len(k) + 1:]: v for n, v in buffers.items() if n.startswith(k + ".")}
+                if own:
+                    m.load_buffers(own)
+        self.buffers = self._gather("buffers")
+
+    def out_shape(self, shape):
+        if self.native and type(self.obj).out_shape is not Module.out_shape:
+            return self.obj.out_shape(shape)
+        # Not declared: one inference-mode forward of a zero sample tells.
+        y = self.forward(np.zeros((1,) + tuple(shape), self.dtype), False)
+        return tuple(np.shape(y)[1:])
+
+    def forward(self, x, train):
+        if self.native:
+            y = self.obj.forward(x, train)
+        elif self.train_arg:
+            y = self.obj.forward(x, **{self.train_arg: train})
+        else:
+            y = self.obj.forward(x)
+        if self.native:
+            self.buffers = self._gather("buffers")
+        return y[0] if isinstance(y, tuple) else y
+
+    def backward(self, dout):
+        dx = self.obj.backward(dout)
+        if self.native:
+            self.grads = self._gather("grads")
+        else:
+            grads = self._gather("grads")
+            self.grads = {k: grads[k] for k in self.params if k in grads}
+        return dx[0] if isinstance(dx, tuple) else dx
 
 
 # ------------------------------------------------------------------ residual blocks

@@ -1,0 +1,195 @@
+"""fastnn.basenn: action_model, reshape, module objects passed to add() (the book's layer
+protocol and Module subclasses), and 'did you mean' for misspelt arguments."""
+
+import numpy as np
+import pytest
+
+from fastnn import layers as L
+from fastnn.basenn import modules as M
+from fastnn.basenn import nn
+from test_basenn_grad import _check, _model, _reg_target
+
+pytestmark = pytest.mark.usefixtures("one_kernel_thread")
+
+
+def test_action_model_shapes_gradients_and_checkpoint(rng, tmp_path):
+    x = rng.standard_normal((6, 5, 7))
+    y = _reg_target(rng, 6, 3)
+    m = _model([("action_model", dict(size=(7, 8))), ("linear", dict(size=(8, 3)))], x, y,
+               "MSELoss")
+    assert m._shapes(x.shape[1:]) == [(8,), (3,)]
+    _check(m, x, y, rtol=1e-4, atol=1e-7)
+    m.save(str(tmp_path / "a.pth"))
+    again = nn()
+    again.load(str(tmp_path / "a.pth"))
+    np.testing.assert_allclose(again.inference(x), m.inference(x), rtol=1e-12)
+
+
+def test_action_model_is_lstm_last_step_batchnorm(rng):
+    """The same numbers as the three layers it stands for."""
+    x = rng.standard_normal((4, 6, 5))
+    a = nn(dtype=np.float64)
+    a.set_seed(3)
+    a.add("action_model", size=(5, 4))
+    b = nn(dtype=np.float64)
+    b.set_seed(3)
+    b.add("lstm", size=(5, 4))
+    lstm = b.layers[0].module
+    seq = a.layers[0].module.modules
+    for k, v in seq[0].params.items():
+        lstm.params[k][...] = v
+    bn = M.BatchNorm(4, 1, np.float64)
+    ref = bn.forward(seq[0].forward(x, True)[:, -1, :], True)
+    np.testing.assert_allclose(a._forward(x, True), ref, rtol=1e-12)
+
+
+def test_reshape_flattens(rng):
+    x = rng.standard_normal((3, 2, 4, 4))
+    y = _reg_target(rng, 3, 2)
+    m = _model([("conv2d", dict(size=(2, 3), kernel_size=3)), ("reshape", {}),
+                ("linear", dict(size=(12, 2)))], x, y, "MSELoss")
+    assert m._shapes(x.shape[1:])[1] == (12,)
+    _check(m, x, y)
+
+
+class BookAffine:
+    """A vol. 1-style layer: W, b attributes, dW, db after backward, forward(x)."""
+
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W + self.b
+
+    def backward(self, dout):
+        self.dW, self.db = self.x.T @ dout, dout.sum(axis=0)
+        return dout @ self.W.T
+
+
+def test_book_protocol_objects(rng):
+    x = rng.standard_normal((5, 3))
+    y = _reg_target(rng, 5, 2)
+    m = nn(dtype=np.float64)
+    m.add(BookAffine(rng.standard_normal((3, 4)), np.zeros(4)), activation="tanh")
+    m.add(L.Affine(rng.standard_normal((4, 2)), np.zeros(2)))        # fastnn's own layer
+    m.load_dataset(x, y)
+    m.loss = "MSELoss"
+    assert m._shapes(x.shape[1:]) == [(4,), (2,)]
+    _check(m, x, y)
+
+
+class Vol2Affine:
+    """A vol. 2-style layer: params and grads lists, grads overwritten in place."""
+
+    def __init__(self, W, b):
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.params[0] + self.params[1]
+
+    def backward(self, dout):
+        self.grads[0][...] = self.x.T @ dout
+        self.grads[1][...] = dout.sum(axis=0)
+        return dout @ self.params[0].T
+
+
+def test_vol2_protocol_objects_train(rng, tmp_path):
+    x = rng.standard_normal((40, 3))
+    y = (x[:, 0] > 0).astype(np.int64)
+    layer = Vol2Affine(0.1 * rng.standard_normal((3, 2)), np.zeros(2))
+    m = nn("cls", dtype=np.float64)
+    m.load_dataset(x, y, batch_size=40)
+    m.add(layer, activation="Softmax")
+    m.add(optimizer="SGD")
+    m.save_fold = str(tmp_path)
+    W0 = layer.params[0].copy()
+    m.train(lr=0.5, epochs=30, verbose=False)
+    assert not np.allclose(layer.params[0], W0)            # updated in place, seen by the layer
+    assert m.history[-1]["loss"] < m.history[0]["loss"]
+    # the checkpoint loads into a model holding the same module
+    fresh = Vol2Affine(np.zeros((3, 2)), np.zeros(2))
+    again = nn("cls", dtype=np.float64)
+    again.add(fresh, activation="Softmax")
+    again.load(str(tmp_path / "basenn.pth"))
+    np.testing.assert_array_equal(fresh.params[0], layer.params[0])
+    with pytest.raises(ValueError, match=r"module of your own \(class Vol2Affine\)"):
+        nn().load(str(tmp_path / "basenn.pth"))
+
+
+class ActionNet(M.Module):
+    """BaseNN's LSTM_model lesson rewritten on fastnn.basenn modules (fewer units): LSTMs with
+    dropout, the last step, batch norm, linear layers; forward and backward by hand."""
+
+    def __init__(self, n_in=6, n_actions=3):
+        super().__init__()
+        self.lstm1, self.dropout1 = M.LSTM((n_in, 8)), M.Dropout(0.2)
+        self.lstm2, self.dropout2 = M.LSTM((8, 12)), M.Dropout(0.2)
+        self.last, self.bn = M.LastStep(), M.BatchNorm(12, 1)
+        self.dense1, self.dense2 = M.Linear((12, 8)), M.Linear((8, n_actions))
+        self.order = [self.lstm1, self.dropout1, self.lstm2, self.dropout2, self.last, self.bn,
+                      self.dense1, self.dense2]
+
+    def forward(self, x, train):
+        for m in self.order:
+            x = m.forward(x, train)
+        return x
+
+    def backward(self, dout):
+        for m in reversed(self.order):
+            dout = m.backward(dout)
+        return dout
+
+
+def test_module_subclass_lesson_trains(rng, tmp_path):
+    t = np.linspace(0, 1, 10)
+    freqs = rng.integers(0, 3, 90)
+    x = np.stack([np.sin(2 * np.pi * (f + 1) * t[:, None] + rng.uniform(0, 6, 6))
+                  for f in freqs]).astype(np.float32)
+    m = nn("cls")
+    m.set_seed(0)
+    m.load_dataset(x, freqs, batch_size=30)
+    net = ActionNet()
+    m.add(net, activation="Softmax")
+    m.add(optimizer="Adam")
+    m.save_fold = str(tmp_path)
+    m.train(lr=0.01, epochs=40, verbose=False, metrics=["acc"])
+    assert set(m.layers[0].module.params) >= {"lstm1.weight_ih_l0", "dense2.W", "bn.gamma"}
+    assert "bn.running_mean" in m.layers[0].module.buffers
+    acc = np.mean(m.inference(x).argmax(axis=1) == freqs)
+    assert acc >= 0.8
+
+
+def test_module_subclass_gradients(rng):
+    x = rng.standard_normal((4, 5, 6))
+    y = _reg_target(rng, 4, 3)
+    m = nn(dtype=np.float64)
+    net = ActionNet()
+    for sub in net.order:                      # float64 parameters for the numerical check
+        for k, v in sub.params.items():
+            sub.params[k] = v.astype(np.float64)
+        if isinstance(sub, M.Dropout):
+            sub.kernel.dropout_ratio = 0.0
+    net.lstm1 = net.order[0] = M.LSTM((6, 8), np.float64)
+    net.lstm2 = net.order[2] = M.LSTM((8, 12), np.float64)
+    net.bn = net.order[5] = M.BatchNorm(12, 1, np.float64)
+    net.dense1 = net.order[6] = M.Linear((12, 8), dtype=np.float64)
+    net.dense2 = net.order[7] = M.Linear((8, 3), dtype=np.float64)
+    m.add(net)
+    m.load_dataset(x, y)
+    m.loss = "MSELoss"
+    _check(m, x, y, rtol=1e-4, atol=1e-7)
+
+
+def test_bad_module_objects_and_misspelt_arguments():
+    with pytest.raises(TypeError, match="needs forward and backward methods; dict has neither"):
+        nn().add({})
+    with pytest.raises(ValueError, match=r"did you mean optimizer\?"):
+        nn().add(optimmizer="Adam")
+    with pytest.raises(ValueError, match=r"unexpected argument\(s\) kernal_size .*did you mean "
+                                         r"kernel_size\?"):
+        nn().add("conv2d", size=(1, 2), kernel_size=3, kernal_size=3)
+    with pytest.raises(ValueError, match="takes only activation"):
+        nn().add(BookAffine(np.ones((2, 2)), np.zeros(2)), size=(2, 2))
