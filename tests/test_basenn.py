@@ -393,6 +393,11 @@ def test_example_lstm_sequences(tmp_path):
     assert acc >= 0.9
 
 
+def test_example_action_sequences(tmp_path):
+    acc = example("action_sequences").main(save_fold=str(tmp_path))
+    assert acc >= 0.85
+
+
 def test_example_mobilenet_cats_dogs(tmp_path):
     acc = example("mobilenet_cats_dogs").main(data=None, epochs=10,
                                               save_fold=str(tmp_path / "ckpt"))
