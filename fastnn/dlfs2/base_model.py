@@ -15,7 +15,7 @@ from .np import *  # noqa: F401,F403
 from .np import GPU, np
 from .util import to_cpu, to_gpu
 
-__all__ = ["BaseModel"]
+__all__ = ["np", "GPU", "to_cpu", "to_gpu", "BaseModel"]
 
 
 class BaseModel:

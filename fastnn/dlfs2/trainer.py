@@ -11,10 +11,10 @@ import time
 import numpy
 
 from .np import *  # noqa: F401,F403
-from .np import np
+from .np import GPU, np  # noqa: F401
 from .util import clip_grads
 
-__all__ = ["Trainer", "RnnlmTrainer", "remove_duplicate"]
+__all__ = ["np", "GPU", "clip_grads", "Trainer", "RnnlmTrainer", "remove_duplicate"]
 
 
 def _step(model, optimizer, x, t, max_grad):
