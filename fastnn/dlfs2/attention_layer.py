@@ -6,7 +6,6 @@ one Attention per step; ``attention_weights`` is the book's list of per-step (N,
 """
 
 from .layers import Softmax
-from .np import *  # noqa: F401,F403
 from .np import GPU, np  # noqa: F401
 
 __all__ = ["np", "GPU", "Softmax", "WeightSum", "AttentionWeight", "Attention", "TimeAttention"]

@@ -11,7 +11,6 @@ import pickle
 
 from .._files import atomic_write
 from .._safeio import load_pickle
-from .np import *  # noqa: F401,F403
 from .np import GPU, np
 from .util import to_cpu, to_gpu
 

@@ -1,7 +1,7 @@
 """The book's vol. 2 common/functions.py: sigmoid, relu, softmax, cross_entropy_error on ``np``
 (NumPy or CuPy, see fastnn.dlfs2.np)."""
 
-from .np import *  # noqa: F401,F403  (np, GPU, as the book's module hands them over)
+from .np import GPU, np  # noqa: F401  (handed over, as the book's module does)
 
 
 def sigmoid(x):

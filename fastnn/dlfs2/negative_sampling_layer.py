@@ -10,7 +10,6 @@ The samples are drawn as the book draws them, so a seeded program sees the book'
 import collections
 
 from .layers import Embedding, SigmoidWithLoss  # noqa: F401
-from .np import *  # noqa: F401,F403
 from .np import GPU, np
 
 __all__ = ["np", "GPU", "Embedding", "SigmoidWithLoss", "EmbeddingDot", "UnigramSampler",

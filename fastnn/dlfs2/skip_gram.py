@@ -3,7 +3,6 @@ ids from the target's Embedding, with one negative-sampling loss per context pos
 
 from .layers import Embedding
 from .negative_sampling_layer import NegativeSamplingLoss
-from .np import *  # noqa: F401,F403
 from .np import np
 
 __all__ = ["SkipGram"]

@@ -10,7 +10,6 @@ import time
 
 import numpy
 
-from .np import *  # noqa: F401,F403
 from .np import GPU, np  # noqa: F401
 from .util import clip_grads
 

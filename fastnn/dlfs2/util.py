@@ -8,8 +8,7 @@ also hands over ``np``, ``GPU``, ``sys`` and ``os`` as the book's module does.
 import os
 import sys
 
-from .np import *  # noqa: F401,F403
-from .np import GPU, np
+from .np import GPU, np  # noqa: F401
 
 
 def preprocess(text):
