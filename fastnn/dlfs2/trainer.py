@@ -94,8 +94,9 @@ class RnnlmTrainer:
         pos = (numpy.arange(batch_size)[:, None] * jump + self.time_idx
                + numpy.arange(time_size)[None, :]) % data_size
         self.time_idx += time_size
-        batch_x = np.asarray(numpy.asarray(x)[pos], dtype='i')
-        batch_t = np.asarray(numpy.asarray(t)[pos], dtype='i')
+        pos = np.asarray(pos)  # where x lives (CuPy with config.GPU)
+        batch_x = np.asarray(x)[pos].astype('i')
+        batch_t = np.asarray(t)[pos].astype('i')
         return batch_x, batch_t
 
     def fit(self, xs, ts, max_epoch=10, batch_size=20, time_size=35,
