@@ -1,10 +1,12 @@
 """Step-by-step parity of vol. 2's chapter models (better_rnnlm, seq2seq, peeky_seq2seq,
 attention_seq2seq, cbow with negative sampling) trained by fastnn.dlfs2's trainers and
-optimizers against the same model built from fastnn.reference layers and trained by a plain
-NumPy loop written here (the vol. 2 Adam/SGD, gradient clipping, shared-weight folding).
+optimizers against fastnn.reference.nlp_models (the same models written apart, on the reference
+layers) trained by a plain NumPy loop written here (the vol. 2 Adam/SGD, gradient clipping,
+shared-weight folding).
 
 Both runs start from one np.random seed and draw the same numbers (initial weights, shuffles,
-dropout masks, negative samples), so every step's loss must agree to float32 precision.
+dropout masks, negative samples), so every step's loss, and the trained weights, must agree to
+float32 precision.
 """
 
 import numpy as np
@@ -14,12 +16,9 @@ from fastnn.dlfs2 import (attention_seq2seq, better_rnnlm, cbow, peeky_seq2seq, 
 from fastnn.dlfs2.optimizer import SGD, Adam
 from fastnn.dlfs2.trainer import RnnlmTrainer, Trainer
 from fastnn.dlfs2.util import create_contexts_target
-from fastnn.reference import time_layers as ref_tl
-from fastnn.reference import word_layers as ref_wl
+from fastnn.reference import nlp_models as ref
 
 RTOL = 1e-5  # float32 losses, as the book's vol. 2 computes them
-
-TIME = ["TimeEmbedding", "TimeLSTM", "TimeAffine", "TimeSoftmaxWithLoss"]
 
 
 class RefAdam:
@@ -107,20 +106,21 @@ def ref_rnnlm_fit(model, opt, xs, ts, max_epoch, batch_size, time_size, max_grad
     return ppl
 
 
-def reference_twin(monkeypatch, patches):
-    """Point the model modules' layer names at the reference classes (for the twin's build)."""
-    for module, names, source in patches:
-        for name in names:
-            monkeypatch.setattr(module, name, getattr(source, name))
-
-
 def assert_losses_equal(got, expected):
     assert len(got) == len(expected) > 10
     np.testing.assert_allclose(got, expected, rtol=RTOL)
     assert not np.allclose(got[0], got[-1], rtol=1e-3), "training should move the loss"
 
 
-def test_better_rnnlm_steps_match_the_reference(monkeypatch, capsys):
+def assert_params_equal(model, twin):
+    """The trained weights agree too (float32 rounding, grown over the steps)."""
+    assert len(model.params) == len(twin.params)
+    for i, (p, q) in enumerate(zip(model.params, twin.params)):
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5 * float(np.abs(q).max()),
+                                   err_msg=f"params[{i}]")
+
+
+def test_better_rnnlm_steps_match_the_reference(capsys):
     V = 40
     np.random.seed(0)
     corpus = np.random.randint(0, V, size=400)
@@ -133,28 +133,29 @@ def test_better_rnnlm_steps_match_the_reference(monkeypatch, capsys):
     got = trainer.ppl_list
     assert "| epoch 1 |  iter 1 / 16 | time 0[s] | perplexity" in capsys.readouterr().out
 
-    with monkeypatch.context() as m:
-        reference_twin(m, [(better_rnnlm, TIME + ["TimeDropout"], ref_tl)])
-        np.random.seed(1)
-        twin = better_rnnlm.BetterRnnlm(V, 16, 16, 0.5)
-    assert type(twin.layers[2]) is ref_tl.TimeLSTM
-    assert twin.params[0] is not model.params[0]
+    np.random.seed(1)
+    twin = ref.BetterRnnlm(V, 16, 16, 0.5)
     expected = ref_rnnlm_fit(twin, RefSGD(20.0), xs, ts, 4, 4, 6, 0.25)
     assert_losses_equal(got, expected)
+    assert_params_equal(model, twin)
+    # inference: every dropout layer off, the LSTM states started afresh
+    model.reset_state()
+    twin.reset_state()
+    batch_x, batch_t = xs[:60].reshape(3, 20), ts[:60].reshape(3, 20)
+    np.testing.assert_allclose(model.forward(batch_x, batch_t, train_flg=False),
+                               twin.forward(batch_x, batch_t, train_flg=False), rtol=RTOL)
 
 
 SEQ2SEQ_CASES = {
-    "seq2seq": (seq2seq, "Seq2seq", []),
-    "peeky_seq2seq": (peeky_seq2seq, "PeekySeq2seq", [(peeky_seq2seq, TIME, ref_tl)]),
-    "attention_seq2seq": (attention_seq2seq, "AttentionSeq2seq",
-                          [(attention_seq2seq, TIME, ref_tl),
-                           (attention_seq2seq, ["TimeAttention"], ref_wl)]),
+    "seq2seq": (seq2seq, "Seq2seq", "plain"),
+    "peeky_seq2seq": (peeky_seq2seq, "PeekySeq2seq", "peeky"),
+    "attention_seq2seq": (attention_seq2seq, "AttentionSeq2seq", "attention"),
 }
 
 
 @pytest.mark.parametrize("case", list(SEQ2SEQ_CASES))
-def test_seq2seq_models_steps_match_the_reference(monkeypatch, capsys, case):
-    module, cls, patches = SEQ2SEQ_CASES[case]
+def test_seq2seq_models_steps_match_the_reference(capsys, case):
+    module, cls, decoder = SEQ2SEQ_CASES[case]
     np.random.seed(2)
     x, t = np.random.randint(0, 13, size=(96, 7)), np.random.randint(0, 13, size=(96, 5))
 
@@ -166,18 +167,15 @@ def test_seq2seq_models_steps_match_the_reference(monkeypatch, capsys, case):
     assert "| epoch 4 |  iter 6 / 6 | time" in capsys.readouterr().out
     answer = model.generate(x[:1], int(t[0, 0]), 4)
 
-    with monkeypatch.context() as m:
-        reference_twin(m, [(seq2seq, TIME, ref_tl)] + patches)
-        np.random.seed(3)
-        twin = getattr(module, cls)(13, 16, 32)
-    assert type(twin.encoder.lstm) is ref_tl.TimeLSTM
-    assert type(twin.decoder.affine) is ref_tl.TimeAffine
+    np.random.seed(3)
+    twin = ref.Seq2seq(13, 16, 32, decoder=decoder)
     expected = ref_fit(twin, RefAdam(0.01), x, t, 4, 16, 5.0)
     assert twin.generate(x[:1], int(t[0, 0]), 4) == answer
     assert_losses_equal(got, expected)
+    assert_params_equal(model, twin)
 
 
-def test_cbow_with_negative_sampling_steps_match_the_reference(monkeypatch):
+def test_cbow_with_negative_sampling_steps_match_the_reference():
     np.random.seed(4)
     corpus = np.random.randint(0, 30, size=300)
     corpus[:30] = np.arange(30)  # every id occurs: the sampler's vocabulary is 0..29
@@ -188,11 +186,12 @@ def test_cbow_with_negative_sampling_steps_match_the_reference(monkeypatch):
     trainer = Trainer(model, Adam(0.01))
     trainer.fit(contexts, target, max_epoch=3, batch_size=20, eval_interval=1)
 
-    with monkeypatch.context() as m:
-        m.setattr(cbow, "Embedding", ref_tl.Embedding)
-        m.setattr(cbow, "NegativeSamplingLoss", ref_wl.NegativeSamplingLoss)
-        np.random.seed(5)
-        twin = cbow.CBOW(30, 10, 2, corpus)
+    np.random.seed(5)
+    twin = ref.CBOW(30, 10, 2, corpus)
     assert len(twin.ns_loss.embed_dot_layers) == 6  # the reference: one layer per sample
     expected = ref_fit(twin, RefAdam(0.01), contexts, target, 3, 20)
     assert_losses_equal(trainer.loss_list, expected)
+    # W_in (shared by the 4 context layers) and W_out (once here, 6 times in the reference)
+    assert len(model.params) == 5 and len(twin.params) == 10
+    for p, q in [(model.params[0], twin.params[0]), (model.params[4], twin.params[4])]:
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5 * float(np.abs(q).max()))
