@@ -5,10 +5,12 @@ state lives in the same attributes (``v``, ``h``, ``m``, ``iter``). ``params``/`
 dicts of vol. 1 (state kept per key in dicts) or the lists of vol. 2 (``model.params``,
 ``model.grads``; state kept per index in lists), with each volume's numbers: the two differ only
 in Nesterov, whose vol. 1 form moves the parameter with the old velocity and vol. 2's with the
-new one. Each parameter is updated in
-place in one pass (no temporaries) when it is a C-contiguous float32/float64 array; other
-writable float arrays (e.g. non-contiguous views) take an equivalent NumPy path. Integer or
-read-only parameters raise, since an in-place update could not be seen by the caller.
+new one.
+
+Each parameter is updated in place in one pass (no temporaries) when it is a C-contiguous
+float32/float64 array; other writable float arrays (e.g. non-contiguous views) take an
+equivalent NumPy path. Integer or read-only parameters raise, since an in-place update could
+not be seen by the caller.
 CuPy parameters (the CUDA build) are updated on their device, with state made there too.
 """
 
