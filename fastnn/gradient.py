@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 
-__all__ = ["numerical_gradient", "gradient_check"]
+__all__ = ["numerical_gradient", "numerical_gradient_2d", "gradient_check"]
 
 
 def numerical_gradient(f, x, h=1e-4):
@@ -24,6 +24,17 @@ def numerical_gradient(f, x, h=1e-4):
         fxh2 = f(x)
         grad[idx] = (fxh1 - fxh2) / (2 * h)
         x[idx] = old
+    return grad
+
+
+def numerical_gradient_2d(f, X):
+    """The book's row-by-row form: for a matrix, each row x gets ``numerical_gradient(f, x)``
+    (f is called with the row); a vector is one row."""
+    if X.ndim == 1:
+        return numerical_gradient(f, X)
+    grad = np.zeros_like(X)
+    for idx, x in enumerate(X):
+        grad[idx] = numerical_gradient(f, x)
     return grad
 
 

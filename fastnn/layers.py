@@ -303,7 +303,7 @@ class Pooling:
     propagates like np.max: a window holding NaN outputs NaN, arg_max points at its first NaN.
     """
 
-    def __init__(self, pool_h, pool_w, stride=1, pad=0):
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
         _ops.check_window("Pooling", pool_h, pool_w, stride, pad)
         self.pool_h = pool_h
         self.pool_w = pool_w
@@ -337,7 +337,7 @@ class AvgPooling:
     included (PyTorch's count_include_pad=True).
     """
 
-    def __init__(self, pool_h, pool_w, stride=1, pad=0):
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
         _ops.check_window("AvgPooling", pool_h, pool_w, stride, pad)
         self.pool_h = pool_h
         self.pool_w = pool_w

@@ -1,10 +1,16 @@
 """Optimizers of *Deep Learning from Scratch* (common/optimizer.py) on fused in-place kernels.
 
 Same class names, hyper-parameter names, defaults and ``update(params, grads)`` interface; the
-state lives in the same attributes (``v``, ``h``, ``m``, ``iter``). Each parameter is updated in
-place in one pass (no temporaries) when it is a C-contiguous float32/float64 array; other
-writable float arrays (e.g. non-contiguous views) take an equivalent NumPy path. Integer or
-read-only parameters raise, since an in-place update could not be seen by the caller.
+state lives in the same attributes (``v``, ``h``, ``m``, ``iter``). ``params``/``grads`` are the
+dicts of vol. 1 (state kept per key in dicts) or the lists of vol. 2 (``model.params``,
+``model.grads``; state kept per index in lists), with each volume's numbers: the two differ only
+in Nesterov, whose vol. 1 form moves the parameter with the old velocity and vol. 2's with the
+new one.
+
+Each parameter is updated in place in one pass (no temporaries) when it is a C-contiguous
+float32/float64 array; other writable float arrays (e.g. non-contiguous views) take an
+equivalent NumPy path. Integer or read-only parameters raise, since an in-place update could
+not be seen by the caller.
 CuPy parameters (the CUDA build) are updated on their device, with state made there too.
 """
 
@@ -17,9 +23,23 @@ __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 _EPS = 1e-7  # the book's epsilon in AdaGrad, RMSprop and Adam
 
 
+def _is_list(params):
+    """True for vol. 2's ``params`` lists (or tuples), False for vol. 1's dicts."""
+    return isinstance(params, (list, tuple))
+
+
 def _pairs(opt, params, grads):
-    """(key, param, grad) for every parameter, all validated before any is updated."""
+    """(key, param, grad) for every parameter, all validated before any is updated; the keys
+    of a list are its indices."""
     out = []
+    if _is_list(params):
+        if not _is_list(grads) or len(grads) != len(params):
+            got = f"{len(grads)} grads" if _is_list(grads) else type(grads).__name__
+            raise ValueError(f"{opt}: params is a list of {len(params)} arrays, so grads must be "
+                             f"a list of the same length (got {got})")
+        for i, (p, g) in enumerate(zip(params, grads)):
+            out.append((i, p, _ops.check_param(opt, i, p, g)))
+        return out
     for key in params:
         if key not in grads:
             raise KeyError(f"{opt}: grads has no entry {key!r} (params has {sorted(params)})")
@@ -27,10 +47,22 @@ def _pairs(opt, params, grads):
     return out
 
 
+def _new_store(store, params):
+    """The state container for ``params``: kept while it has the right kind (a dict for dicts,
+    a list for lists, as the book's optimizers keep theirs), a fresh empty one otherwise."""
+    if _is_list(params):
+        return store if isinstance(store, list) else []
+    return store if isinstance(store, dict) else {}
+
+
 def _state(store, key, p):
     """The state array of ``key``, made like ``p`` (zeros) and kept where ``p`` lives: state
     made on the other side of a ``net.to(...)`` moves with its values."""
-    s = store.get(key)
+    if isinstance(store, list):
+        store.extend([None] * (key + 1 - len(store)))
+        s = store[key]
+    else:
+        s = store.get(key)
     if s is None or s.shape != p.shape or s.dtype != p.dtype:
         s = store[key] = _ops.array_module("optimizer state", p).zeros(p.shape, dtype=p.dtype)
     elif not _device.same_place(s, p):
@@ -83,17 +115,31 @@ class Momentum:
         self.v = None
 
     def update(self, params, grads):
-        if self.v is None:
-            self.v = {}
+        self.v = _new_store(self.v, params)
         _step(self._rule, _pairs(type(self).__name__, params, grads), [self.v],
               [self.lr, self.momentum])
 
 
 class Nesterov(Momentum):
-    """Nesterov's accelerated gradient in the book's form (http://arxiv.org/abs/1212.0901):
-    Momentum's state and hyper-parameters, another update rule."""
+    """Nesterov's accelerated gradient in the book's forms (http://arxiv.org/abs/1212.0901):
+    Momentum's state and hyper-parameters, another update rule. With lists (vol. 2):
+    ``v = momentum * v - lr * g; p += momentum^2 * v - (1 + momentum) * lr * g``. With dicts
+    (vol. 1) the parameter moves with the velocity before it is updated:
+    ``p += momentum^2 * v - (1 + momentum) * lr * g; v = momentum * v - lr * g``."""
 
     _rule = "nesterov"
+
+    def update(self, params, grads):
+        if _is_list(params):
+            return super().update(params, grads)
+        self.v = _new_store(self.v, params)
+        m, lr = self.momentum, self.lr
+        for key, p, g in _pairs("Nesterov", params, grads):
+            v = _state(self.v, key, p)
+            p += (m * m) * v
+            _ops.sgd_update(p, g, (1 + m) * lr)
+            v *= m
+            v -= lr * g
 
 
 class AdaGrad:
@@ -104,8 +150,7 @@ class AdaGrad:
         self.h = None
 
     def update(self, params, grads):
-        if self.h is None:
-            self.h = {}
+        self.h = _new_store(self.h, params)
         _step("adagrad", _pairs("AdaGrad", params, grads), [self.h], [self.lr, _EPS])
 
 
@@ -118,8 +163,7 @@ class RMSprop:
         self.h = None
 
     def update(self, params, grads):
-        if self.h is None:
-            self.h = {}
+        self.h = _new_store(self.h, params)
         _step("rmsprop", _pairs("RMSprop", params, grads), [self.h],
               [self.lr, self.decay_rate, _EPS])
 
@@ -137,8 +181,7 @@ class Adam:
         self.v = None
 
     def update(self, params, grads):
-        if self.m is None:
-            self.m, self.v = {}, {}
+        self.m, self.v = _new_store(self.m, params), _new_store(self.v, params)
         pairs = _pairs("Adam", params, grads)
         self.iter += 1
         lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)

@@ -192,7 +192,7 @@ def test_empty_inputs_of_any_size_return_at_once():
         conv = L.Convolution(np.ones((3, 0, 1, 1)), np.ones(3))  # no channels, empty batch
         assert conv.forward(np.empty((0, 0, big, big))).shape == (0, 3, big, big)
         for cls in (L.Pooling, L.AvgPooling):
-            pool = cls(2, 2)
+            pool = cls(2, 2, 1)
             out = pool.forward(np.empty((1, 0, big, big)))
             assert out.shape == (1, 0, big - 1, big - 1)
             assert pool.backward(out).shape == (1, 0, big, big)

@@ -1,4 +1,5 @@
-"""fastnn.optim against the book's update rules written out in NumPy here."""
+"""fastnn.optim against the book's update rules written out in NumPy here: vol. 1's with dicts
+of parameters, vol. 2's with lists (they differ only in Nesterov)."""
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ class RefOptimizer:
     def update(self, params, grads):
         hp, st = self.hp, self.state
         self.iter += 1
-        for k in params:
+        vol2 = isinstance(params, list)
+        for k in (range(len(params)) if vol2 else params):
             p, g = params[k], grads[k]
             if self.name == "SGD":
                 p -= hp["lr"] * g
@@ -24,6 +26,12 @@ class RefOptimizer:
                 v = st.setdefault(k, np.zeros_like(p))
                 v[...] = hp["momentum"] * v - hp["lr"] * g
                 p += v
+            elif self.name == "Nesterov" and not vol2:
+                v = st.setdefault(k, np.zeros_like(p))
+                p += hp["momentum"] ** 2 * v
+                p -= (1 + hp["momentum"]) * hp["lr"] * g
+                v *= hp["momentum"]
+                v -= hp["lr"] * g
             elif self.name == "Nesterov":
                 v = st.setdefault(k, np.zeros_like(p))
                 v *= hp["momentum"]
@@ -42,8 +50,8 @@ class RefOptimizer:
             elif self.name == "Adam":
                 b1, b2 = hp["beta1"], hp["beta2"]
                 lr_t = hp["lr"] * np.sqrt(1 - b2 ** self.iter) / (1 - b1 ** self.iter)
-                m = st.setdefault(k + "m", np.zeros_like(p))
-                v = st.setdefault(k + "v", np.zeros_like(p))
+                m = st.setdefault((k, "m"), np.zeros_like(p))
+                v = st.setdefault((k, "v"), np.zeros_like(p))
                 m += (1 - b1) * (g - m)
                 v += (1 - b2) * (g ** 2 - v)
                 p -= lr_t * m / (np.sqrt(v) + 1e-7)
@@ -78,6 +86,51 @@ def test_updates_match_reference_over_several_steps(rng, dtype, name, hp):
     for k in params:
         assert params[k] is held[k]
         assert_parity(params[k], expected[k], dtype, reduce_len=25, err_msg=f"{name} {k}")
+
+
+@pytest.mark.parametrize("name,hp", CASES, ids=[c[0] for c in CASES])
+def test_vol2_lists_match_the_vol2_rules(rng, dtype, name, hp):
+    params = list(make_params(rng, dtype).values())
+    expected = [p.copy() for p in params]
+    held = list(params)
+    opt, ref = getattr(optim, name)(**hp), RefOptimizer(name, **hp)
+    for _ in range(5):
+        grads = [rng.standard_normal(p.shape).astype(dtype) for p in params]
+        opt.update(params, grads)
+        ref.update(expected, grads)
+    for i, (p, q) in enumerate(zip(params, expected)):
+        assert p is held[i]
+        assert_parity(p, q, dtype, reduce_len=25, err_msg=f"{name} [{i}]")
+
+
+def test_vol2_state_is_a_list_per_index(rng):
+    params = [rng.standard_normal((3, 4)).astype(np.float32), np.zeros(4, np.float32)]
+    a = optim.Adam()
+    a.update(params, [np.ones((3, 4), np.float32), np.ones(4, np.float32)])
+    assert isinstance(a.m, list) and [m.shape for m in a.v] == [(3, 4), (4,)]
+    m = optim.Momentum()
+    m.update(params, [np.ones((3, 4)), np.ones(4)])
+    assert isinstance(m.v, list) and len(m.v) == 2
+
+
+def test_vol1_and_vol2_nesterov_differ_from_the_second_step(rng):
+    p = rng.standard_normal(5)
+    g1, g2 = rng.standard_normal(5), rng.standard_normal(5)
+    d, li = {"W": p.copy()}, [p.copy()]
+    n1, n2 = optim.Nesterov(), optim.Nesterov()
+    n1.update(d, {"W": g1})
+    n2.update(li, [g1])
+    n1.update(d, {"W": g2})
+    n2.update(li, [g2])
+    assert not np.allclose(d["W"], li[0])
+
+
+def test_list_params_need_list_grads_of_the_same_length(rng):
+    params = [rng.standard_normal(3)]
+    with pytest.raises(ValueError, match="grads must be a list of the same length"):
+        optim.SGD().update(params, [])
+    with pytest.raises(ValueError, match="got dict"):
+        optim.Adam().update(params, {"W": np.ones(3)})
 
 
 def test_book_defaults_and_state_attributes(rng):

@@ -177,10 +177,12 @@ def test_backward_before_forward(cls):
 
 @pytest.mark.parametrize("cls", [Pooling, AvgPooling])
 def test_default_geometry_is_the_books(cls):
-    # The book's Pooling(pool_h, pool_w, stride=1, pad=0).
+    # The book's current Pooling(pool_h, pool_w, stride=2, pad=0) (ch07/simple_convnet.py
+    # writes Pooling(2, 2) and relies on the stride of 2); AvgPooling shares it.
     layer = cls(2, 2)
-    assert (layer.stride, layer.pad) == (1, 0)
-    assert layer.forward(np.zeros((1, 1, 5, 7))).shape == (1, 1, 4, 6)
+    assert (layer.stride, layer.pad) == (2, 0)
+    assert layer.forward(np.zeros((1, 1, 5, 7))).shape == (1, 1, 2, 3)
+    assert cls(2, 2, 1).forward(np.zeros((1, 1, 5, 7))).shape == (1, 1, 4, 6)
 
 
 # ---- max pooling kernel paths: compile-time 2x2 and 3x3 windows (stride 2 or any), the generic

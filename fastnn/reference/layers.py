@@ -277,7 +277,7 @@ class Pooling:
     np.max: a window with NaN outputs NaN and its arg_max points at the first NaN.
     """
 
-    def __init__(self, pool_h, pool_w, stride=1, pad=0):
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
         self.pool_h = pool_h
         self.pool_w = pool_w
         self.stride = stride
@@ -324,7 +324,7 @@ class AvgPooling:
     every window is divided by pool_h*pool_w (PyTorch's count_include_pad=True).
     """
 
-    def __init__(self, pool_h, pool_w, stride=1, pad=0):
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
         self.pool_h = pool_h
         self.pool_w = pool_w
         self.stride = stride
