@@ -369,6 +369,7 @@ _MODEL_EXTRAS = {"": ["dtype"], "predict": ["train_flg"], "accuracy": ["batch_si
 EXTRAS = {
     ("fastnn.gradient", "numerical_gradient"): ["h"],
     ("fastnn.trainer", "Trainer"): ["stop_on_nan"],
+    ("fastnn.layers", "Convolution"): ["groups"],
     ("fastnn.trainer", "Trainer.train"): ["on_step_end", "on_epoch_end"],
 }
 for _net in ("MultiLayerNet", "MultiLayerNetExtend", "SimpleConvNet", "DeepConvNet"):
