@@ -52,6 +52,7 @@ LAYERS = {
     "res_block": (("size",), {"num_blocks": 1, "stride": 1}),
     "res_bottleneck": (("size",), {"num_blocks": 1, "stride": 1}),
     "action_model": (("size",), {}),
+    "em_lstm": (("size",), {"num_layers": 1, "vocab_size": None}),
     "reshape": ((), {}),
     "mobilenet_backbone": ((), {"weights": None}),
     "mobilenet": ((), {"num_classes": None, "weights": None}),
@@ -87,6 +88,7 @@ _ARG_RULES = {
     "res_bottleneck": {"size": "pair", "num_blocks": (1, 0), "stride": (1, 2)},
     "mobilenet": {"num_classes": (1, 0)},
     "action_model": {"size": "pair"},
+    "em_lstm": {"size": "pair", "num_layers": (1, 0), "vocab_size": (1, 0)},
 }
 # A module object the user passed to add() is saved under this name with its class name and
 # sizes; a checkpoint holding one loads into a model that has it added again.
@@ -162,6 +164,9 @@ def build_module(layer, kw, rng, dtype):
         return M.action_model(_pair_arg(layer, kw, "size"), dtype)
     if layer == "reshape":
         return M.Flatten()
+    if layer == "em_lstm":
+        return M.EmLSTM(kw["vocab_size"], _pair_arg(layer, kw, "size"), int(kw["num_layers"]),
+                        rng, dtype)
     if layer == CUSTOM:
         raise ValueError(f"the checkpoint holds a module of your own (class {kw['class']}): "
                          "add the same module to the model (model.add(module)) and load again")
@@ -170,6 +175,16 @@ def build_module(layer, kw, rng, dtype):
     block = M.basic_block if layer == "res_block" else M.bottleneck_block
     return M.res_stage(block, _pair_arg(layer, kw, "size"), kw["num_blocks"], kw["stride"], rng,
                        dtype)
+
+
+def _vocabulary(word2idx):
+    """word2idx checked: words to distinct token ids 0..n-1."""
+    if not isinstance(word2idx, dict) or not all(isinstance(w, str) for w in word2idx):
+        raise ValueError("word2idx must be a dict from words (str) to token ids")
+    ids = sorted(word2idx.values())
+    if ids != list(range(len(ids))):
+        raise ValueError("word2idx must give the words the token ids 0 .. n-1, each once")
+    return dict(word2idx)
 
 
 def _did_you_mean(given, valid):
@@ -255,6 +270,7 @@ class nn:
         self.batch_size = None
         self.shuffle = True
         self.classes = None
+        self.word2idx = None        # word -> token id of a text model's vocabulary
         self.input_shape = None
         self.image = None
         self.loss = None
@@ -289,6 +305,13 @@ class nn:
         if isinstance(layer, str) and layer.lower() == "mobilenet" and \
                 kw.get("num_classes") is None:
             kw["num_classes"] = self._class_count() or 1000
+        if isinstance(layer, str) and layer.lower() == "em_lstm" and \
+                kw.get("vocab_size") is None:
+            if not self.word2idx:
+                raise ValueError("add('em_lstm'): the vocabulary size comes from the data's "
+                                 "word2idx: call load_npz_data (or load_dataset(..., "
+                                 "word2idx=...)) first, or give vocab_size=")
+            kw["vocab_size"] = len(self.word2idx)
         spec = self._spec(layer, activation, kw)
         entry = self._build(spec)
         if spec["kw"].get("weights") is not None:
@@ -395,8 +418,11 @@ class nn:
     # ------------------------------------------------------------ data
 
     def load_dataset(self, x, y=None, classes=None, batch_size=None, shuffle=True,
-                     train_val_ratio=1.0, num_workers=0):
-        """Training data as arrays: x of shape (N, ...) and y of shape (N,) or (N, ...)."""
+                     train_val_ratio=1.0, num_workers=0, word2idx=None):
+        """Training data as arrays: x of shape (N, ...) and y of shape (N,) or (N, ...).
+        word2idx: a text model's vocabulary (word -> token id), for em_lstm."""
+        if word2idx is not None:
+            self.word2idx = _vocabulary(word2idx)
         x = np.asarray(x)
         if x.ndim < 2:
             raise ValueError(f"load_dataset: x must have a batch axis, got shape {x.shape}")
@@ -417,6 +443,24 @@ class nn:
         else:
             self.x, self.y, self.x_val, self.y_val = x, y, None, None
         self.input_shape = tuple(int(s) for s in x.shape[1:])
+
+    def load_npz_data(self, data_path, batch_size=32, shuffle=True, classes=None,
+                      train_val_ratio=1.0, num_workers=0):
+        """An .npz file with arrays ``data`` (x), optionally ``label`` (y) and ``word2idx`` (a
+        text model's vocabulary, saved by np.savez as a dict). Read without running anything
+        in the file: the vocabulary may hold only plain data."""
+        if not os.path.isfile(data_path):
+            raise FileNotFoundError(f"load_npz_data: {data_path!r} not found")
+        arrays = read_npz(data_path, kinds="biuf", objects=("word2idx",))
+        if "data" not in arrays:
+            raise ValueError(f"load_npz_data: {data_path!r} has no array named 'data' (it has "
+                             f"{', '.join(sorted(arrays)) or 'none'})")
+        word2idx = arrays.get("word2idx")
+        if word2idx is not None:
+            word2idx = word2idx.item() if isinstance(word2idx, np.ndarray) else word2idx
+        self.load_dataset(arrays["data"], arrays.get("label"), classes=classes,
+                          batch_size=batch_size, shuffle=shuffle,
+                          train_val_ratio=train_val_ratio, word2idx=word2idx)
 
     def load_tab_data(self, data_path, batch_size=None, shuffle=True, train_val_ratio=1.0,
                       num_workers=0):
@@ -637,13 +681,20 @@ class nn:
     def _in_channels(self):
         return self.input_shape[0] if self.input_shape and len(self.input_shape) == 3 else 1
 
-    def inference(self, data, checkpoint=None, label=False):
+    def inference(self, data, checkpoint=None, label=False, hidden=None):
         """Model outputs for a batch, a single sample, a list, an image file or folder, or a CSV
-        file (``label=True`` when its last column is a label). Returns an (N, outputs) array."""
+        file (``label=True`` when its last column is a label). Returns an (N, outputs) array.
+
+        For an em_lstm text model, ``data`` is one word of the vocabulary: returns (the
+        next word's probabilities (vocab,), the hidden state), the state to pass as ``hidden``
+        with the next word."""
         if checkpoint is not None:
             self.load(checkpoint)
         if not self.layers:
             raise ValueError("inference: the model has no layers; add them or pass checkpoint=")
+        first = self.layers[0].module
+        if isinstance(first, M.EmLSTM) and isinstance(data, str):
+            return self._next_word(first, data, hidden)
         x = self._read_path(data, label) if isinstance(data, str) else np.asarray(data)
         if self.input_shape is not None and x.ndim == len(self.input_shape):
             x = x[None]
@@ -651,6 +702,15 @@ class nn:
             self._shapes(x.shape[1:])
         self.result = self._predict(x)
         return self.result
+
+    def _next_word(self, module, word, hidden):
+        if not self.word2idx or word not in self.word2idx:
+            raise ValueError(f"inference: {word!r} is not in the model's vocabulary "
+                             f"({len(self.word2idx or ())} words)")
+        scores, hidden = module.step(self.word2idx[word], hidden)
+        e = np.exp(scores - scores.max())
+        self.result = e / e.sum()
+        return self.result, hidden
 
     def print_result(self, result=None):
         """Classification: {sample: {'预测值': class, '置信度': probability}} (BaseNN's keys);
@@ -718,6 +778,7 @@ class nn:
             "loss": self.loss, "optimizer": self.optimizer, "classes": self.classes,
             "input_shape": list(self.input_shape) if self.input_shape is not None else None,
             "image": self.image, "epochs": self.epochs_done,
+            "vocab": sorted(self.word2idx, key=self.word2idx.get) if self.word2idx else None,
             "layers": [e.spec for e in self.layers]})
 
     def save(self, path):
@@ -763,6 +824,8 @@ class nn:
         self.input_shape = tuple(spec["input_shape"]) if spec["input_shape"] else self.input_shape
         self.image = spec["image"] or self.image
         self.epochs_done = spec["epochs"]
+        if spec.get("vocab"):
+            self.word2idx = {w: i for i, w in enumerate(spec["vocab"])}
 
 
 # ------------------------------------------------------------------ checkpoint checks
@@ -853,6 +916,11 @@ def _check_spec(spec):
     if image is not None and not (isinstance(image, dict) and isinstance(image.get("color"), str)
                                   and isinstance(image.get("transform"), (dict, type(None)))):
         raise _SpecError("image must be {'color': ..., 'transform': ...}")
+    vocab = spec.get("vocab")
+    if vocab is not None and not (isinstance(vocab, list) and len(vocab) <= MAX_SIZE and
+                                  all(isinstance(w, str) for w in vocab) and
+                                  len(set(vocab)) == len(vocab)):
+        raise _SpecError("vocab must be a list of distinct words")
     if not _int_in(spec.get("epochs"), 0, 1 << 40):
         raise _SpecError(f"epochs must be a non-negative int, got {spec.get('epochs')!r}")
     layers = spec.get("layers")
@@ -948,6 +1016,11 @@ def _declared(name, kw):
     if name == "action_model":
         i, h = kw["size"]
         return 4 * h * (i + h + 2) + 2 * h, 2 * h
+    if name == "em_lstm":
+        e, h = kw["size"]
+        v = kw["vocab_size"]
+        n = kw["num_layers"][0] if isinstance(kw["num_layers"], list) else kw["num_layers"]
+        return v * e + 4 * h * (e + h + 2) + (n - 1) * 4 * h * (2 * h + 2) + h * v + v, 0
     if name in ("mobilenet_backbone", "mobilenet"):
         n = kw.get("num_classes")
         return M.mobilenet_v2_sizes(n[0] if isinstance(n, list) else n)
