@@ -753,6 +753,99 @@ class nn:
 
     # ------------------------------------------------------------ export
 
+    def _one_sample(self, data, what):
+        """One input sample as a batch of one, from an array or an image/CSV file."""
+        x = self._read_path(data, False) if isinstance(data, str) else np.asarray(data)
+        if self.input_shape is not None and x.ndim == len(self.input_shape):
+            x = x[None]
+        elif self.input_shape is None and x.ndim == 1:
+            x = x[None]
+        if len(x) != 1:
+            raise ValueError(f"{what}: give one sample, got a batch of {len(x)}")
+        return self._as_input(x)
+
+    def extract_feature(self, data=None, pretrain=None):
+        """The model's output for one sample (inference mode), e.g. the (1, 1280) features of
+        a model that ends with mobilenet_backbone. BaseNN's ``pretrain`` names a torchvision
+        network it downloads; fastnn bundles none: build it with ``add('mobilenet_backbone',
+        weights=...)`` and call ``extract_feature(data)``."""
+        if pretrain is not None:
+            raise ValueError(f"extract_feature: pretrained networks are not downloaded "
+                             f"(pretrain={pretrain!r}); add('mobilenet_backbone', "
+                             "weights='mobilenet_v2.npz') and call extract_feature(data)")
+        if not self.layers:
+            raise ValueError("extract_feature: the model has no layers")
+        return self._forward(self._one_sample(data, "extract_feature"), False)
+
+    def visual_feature(self, data, in1img=False, save_fold="layers"):
+        """What each layer makes of one sample, drawn into ``save_fold``: feature maps of
+        (C, H, W) outputs as one row of pictures per layer (``<n>.png``, or all layers in one
+        ``layers.png`` with ``in1img=True``), vector outputs as bar charts, and every output's
+        numbers in ``layer_data.txt``. Returns the files written."""
+        from .. import viz
+
+        x = self._one_sample(data, "visual_feature")
+        os.makedirs(save_fold, exist_ok=True)
+        outputs = []
+        for i, e in enumerate(self.layers, 1):
+            for m in (e.module, e.act):
+                if m is not None:
+                    x = m.forward(x, False)
+            outputs.append((f"{i}.{e.describe()}", np.asarray(x[0])))
+        files = []
+        text = os.path.join(save_fold, "layer_data.txt")
+        with atomic_write(text) as f:
+            for name, out in outputs:
+                f.write(f"{name} {list(out.shape)}\n{np.array2string(out, threshold=64)}\n"
+                        .encode())
+        files.append(text)
+        if in1img:
+            fig = viz._figure((8, 1.6 * len(outputs)))
+            for r, (name, out) in enumerate(outputs):
+                self._draw_layer(fig, out, name, rows=len(outputs), row=r, cols=16)
+            path = os.path.join(save_fold, "layers.png")
+            viz.save_figure(fig, path)
+            return files + [path]
+        for n, (name, out) in enumerate(outputs, 1):
+            files.append(self.show_one_layer(out, name, n, save_fold))
+        return files
+
+    def show_one_layer(self, data, layer_name, num, dir_name):
+        """One layer's output for one sample, (C, H, W) maps side by side (at most 16) or a
+        vector as bars, titled ``layer_name``, saved as ``<dir_name>/<num>.png``; returns the
+        path."""
+        from .. import viz
+
+        data = np.asarray(data)
+        if data.ndim > 3 and data.shape[0] == 1:
+            data = data[0]
+        fig = viz._figure((8, 2))
+        self._draw_layer(fig, data, layer_name)
+        os.makedirs(dir_name, exist_ok=True)
+        path = os.path.join(dir_name, f"{num}.png")
+        viz.save_figure(fig, path)
+        return path
+
+    @staticmethod
+    def _draw_layer(fig, out, name, rows=1, row=0, cols=None):
+        """Row ``row`` of a ``rows``-row figure: up to 16 maps of (C, H, W) or (H, W) output
+        ``out``, or bars of a vector."""
+        maps = out if out.ndim == 3 else out[None] if out.ndim == 2 else None
+        if maps is None:
+            ax = fig.add_subplot(rows, 1, row + 1)
+            ax.bar(np.arange(out.size), out.reshape(-1))
+            ax.set_title(name, fontsize=8, loc="left")
+            return
+        k = min(len(maps), 16)
+        cols = cols or k
+        for j in range(k):
+            ax = fig.add_subplot(rows, cols, row * cols + j + 1)
+            ax.imshow(maps[j], cmap="viridis")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_title(name, fontsize=8, loc="left")
+
     def convert(self, checkpoint=None, out_file="model.onnx", input_shape=None):
         """Write the model as ONNX to ``out_file`` (atomically) and return the path. With
         ``checkpoint`` the file is loaded first (as ``load`` does); without, the model in memory
