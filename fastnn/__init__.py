@@ -43,7 +43,16 @@ def _check_cpu(cpuinfo="/proc/cpuinfo"):
 
 _check_cpu()
 
-from . import _C  # noqa: E402
+try:
+    from . import _C  # noqa: E402
+except ImportError:
+    if _os.path.exists(_os.path.join(_os.path.dirname(__file__), "..", "pyproject.toml")) and \
+            not any(n.startswith("_C.") for n in _os.listdir(_os.path.dirname(__file__))):
+        raise ImportError(
+            f"fastnn is imported from its source tree ({_os.path.dirname(__file__)}), where the "
+            "compiled module fastnn._C has not been built. Install fastnn (pip install .) and "
+            "run from another folder, or build it in place with .ci/dev_build.sh.") from None
+    raise
 
 __version__ = "0.1.0"
 
