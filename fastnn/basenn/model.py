@@ -257,14 +257,14 @@ class _Entry:
 class nn:
     """A model built layer by layer: ``add`` layers, ``load_dataset``, ``train``, ``inference``."""
 
-    def __init__(self, task=None, dtype=np.float32):
+    def __init__(self, task=None, save_fold=None, dtype=np.float32):
         if task not in (None, "cls", "reg"):
             raise ValueError(f"nn: task must be 'cls', 'reg' or None, got {task!r}")
         self.task = task
         self.dtype = np.dtype(dtype)
         self.layers = []
         self.optimizer = "SGD"
-        self.save_fold = "checkpoints"
+        self.save_fold = "checkpoints" if save_fold is None else save_fold
         self.rng = np.random.default_rng()
         self.x = self.y = self.x_val = self.y_val = None
         self.batch_size = None
@@ -323,6 +323,15 @@ class nn:
             except ValueError:
                 self.layers.pop()
                 raise
+
+    @staticmethod
+    def dict2list(dict_data):
+        """Class names as a list from {name: index} or {index: name} (BaseNN's helper); a list
+        is returned as it is."""
+        if isinstance(dict_data, dict) and dict_data:
+            first = next(iter(dict_data))
+            return list(dict_data) if isinstance(first, str) else list(dict_data.values())
+        return list(dict_data) if isinstance(dict_data, dict) else dict_data
 
     def _add_custom(self, obj, activation, kw):
         if kw:
@@ -874,7 +883,7 @@ class nn:
             "vocab": sorted(self.word2idx, key=self.word2idx.get) if self.word2idx else None,
             "layers": [e.spec for e in self.layers]})
 
-    def save(self, path):
+    def save(self, path="basenn.pth"):
         """Write the model to ``path`` (safetensors; see the module docstring), atomically."""
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
