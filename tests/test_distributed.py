@@ -7,6 +7,7 @@ identical after every step, and end the whole job, with the reason, when a rank 
 """
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -235,4 +236,69 @@ def test_mismatched_parameter_shapes_are_reported_at_start(tmp_path):
     assert res.returncode != 0
     assert ("broadcast_params: the ranks hold different parameters: W1 has shape (36, 20) "
             "against (36, 21) (rank 0 against rank 1)") in res.stderr
+    assert took < 60
+
+
+# ------------------------------------------------------------------ the CLI on 2 ranks
+
+
+@needs_mpi
+def test_cli_train_on_two_ranks_writes_one_run_folder(tmp_path):
+    """`mpiexec -n 2 fastnn train --batch-size 25` on synthetic Fashion-MNIST files: one run
+    folder, written by rank 0, with the accuracy and parameters of one process with batch 50;
+    `fastnn evaluate` on it agrees with the recorded accuracy."""
+    from idxfiles import write_dataset
+    from fastnn.models import load_model
+    write_dataset(tmp_path / "data" / "fashion-mnist", 400, 100)
+    (tmp_path / "home").mkdir()
+    env = {"FASTNN_DATA": str(tmp_path / "data"), "HOME": str(tmp_path / "home")}
+    common = ["--threads", "1", "train", "--model", "simple_convnet", "--epochs", "2",
+              "--dtype", "float64", "--optimizer", "adam", "--lr", "0.01", "--seed", "3"]
+    work = tmp_path / "cwd"
+    work.mkdir()
+    two, took = mpirun(2, ["-m", "fastnn"] + common + ["--batch-size", "25", "--out", "two"],
+                       env=env, cwd=work)
+    assert two.returncode == 0, two.stderr
+    one = plain(["-m", "fastnn"] + common + ["--global-batch", "50", "--out", "one"],
+                env=env, cwd=work)
+    assert sorted(os.listdir(work)) == ["one", "two"]   # no folder from rank 1
+    assert sorted(os.listdir(work / "two")) == ["checkpoint.safetensors", "curves.png",
+                                                "history.json", "model.safetensors"]
+    # only rank 0 printed: one header, one line per epoch
+    lines = two.stdout.splitlines()
+    assert lines[0].endswith("adam lr=0.01, global batch 50 over 2 ranks, float64, 1 thread")
+    assert [ln[:12] for ln in lines if ln.startswith("=== epoch:")] == ["=== epoch:1,",
+                                                                        "=== epoch:2,"]
+    assert sum("training simple_convnet" in ln for ln in lines) == 1
+    h2 = json.loads((work / "two" / "history.json").read_text())
+    h1 = json.loads((work / "one" / "history.json").read_text())
+    assert h2["status"] == "finished" and h2["settings"]["ranks"] == 2
+    assert h2["settings"]["global_batch"] == h1["settings"]["global_batch"] == 50
+    assert h2["iterations_done"] == h1["iterations_done"] == 16
+    assert h2["final_test_acc"] == h1["final_test_acc"] > 0.5
+    assert h2["train_acc"] == h1["train_acc"]
+    np.testing.assert_allclose(h2["train_loss"], h1["train_loss"], rtol=1e-9)
+    p2 = load_model(work / "two" / "model.safetensors").params
+    p1 = load_model(work / "one" / "model.safetensors").params
+    for k in p1:
+        np.testing.assert_allclose(p2[k], p1[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    ev = plain(["-m", "fastnn", "evaluate", "two"], env=env, cwd=work)
+    assert ev.stdout.startswith(f"test accuracy: {h2['final_test_acc']:.4f} (100 ")
+
+    # resumed on 2 ranks for a third epoch: rank 0 reads the checkpoint for all
+    more, _ = mpirun(2, ["-m", "fastnn", "--threads", "1", "train", "--resume", "two",
+                         "--epochs", "3", "--quiet"], env=env, cwd=work)
+    assert more.returncode == 0, more.stderr
+    assert more.stdout.count("test acc:") == 1
+    assert json.loads((work / "two" / "history.json").read_text())["epochs_done"] == 3
+
+
+@needs_mpi
+def test_cli_error_on_two_ranks_ends_the_job(tmp_path):
+    env = {"FASTNN_DATA": str(tmp_path / "none"), "HOME": str(tmp_path)}
+    (tmp_path / "taken").write_text("a file")
+    res, took = mpirun(2, ["-m", "fastnn", "train", "--out", str(tmp_path / "taken")], env=env,
+                       cwd=tmp_path)
+    assert res.returncode != 0
+    assert "fastnn: error: --out" in res.stderr and "exists and is not a folder" in res.stderr
     assert took < 60
