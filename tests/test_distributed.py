@@ -36,6 +36,15 @@ def find_mpiexec():
     return shutil.which("mpiexec") or shutil.which("mpirun")
 
 
+def launcher_flags():
+    """Open MPI's mpiexec refuses root and more ranks than cores unless told; MPICH's needs
+    nothing."""
+    version = subprocess.run([find_mpiexec(), "--version"], capture_output=True, text=True)
+    if "open mpi" not in (version.stdout + version.stderr).lower():
+        return []
+    return ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+
+
 def mpi_missing():
     if importlib.util.find_spec("mpi4py") is None:
         return "mpi4py is not installed (pip install '.[mpi]')"
@@ -60,10 +69,8 @@ def _env(extra=None):
 
 def mpirun(n, args, env=None, timeout=MPI_TIMEOUT, cwd=None):
     """``mpiexec -n n python args...``; (completed process, seconds)."""
-    cmd = [find_mpiexec(), "-n", str(n), sys.executable] + [str(a) for a in args]
-    if "openmpi" in subprocess.run([find_mpiexec(), "--version"], capture_output=True,
-                                   text=True).stdout.lower():
-        cmd[1:1] = ["--oversubscribe", "--allow-run-as-root"]
+    cmd = [find_mpiexec()] + launcher_flags() + ["-n", str(n), sys.executable]
+    cmd += [str(a) for a in args]
     start = time.monotonic()
     res = subprocess.run(cmd, capture_output=True, text=True, env=_env(env), timeout=timeout,
                          cwd=cwd)
