@@ -2,7 +2,7 @@
 
     python tests/mpi_worker.py train MODEL DTYPE PER_RANK_BATCH STEPS OUT.npz
     python tests/mpi_worker.py basenn PER_RANK_BATCH EPOCHS OUT.npz
-    python tests/mpi_worker.py fail | hang | mismatch
+    python tests/mpi_worker.py interrupt | fail | hang | mismatch
 
 ``train`` trains a small book network with fastnn.trainer.Trainer for STEPS steps on 83 images
 (so that the last global batch is uneven), checks after every step that all ranks hold the same
@@ -85,6 +85,23 @@ def cmd_basenn(batch, epochs, out):
                  **{f"param_{k}": v for k, v in params.items()})
 
 
+def cmd_interrupt():
+    """Ctrl-C reaching rank 1 only (during step 3): every rank stops after that same step."""
+    from fastnn.trainer import Trainer
+    np.random.seed(3)
+    net, shape = build("multilayer", np.float64)
+    (x, t), (xt, tt) = data(shape, np.float64)
+    tr = Trainer(net, x, t, xt, tt, epochs=100, mini_batch_size=4, verbose=False)
+
+    def ask_to_stop(trainer):
+        if trainer.current_iter == 2 and dist.rank() == 1:
+            trainer._stop_requested = True   # what the SIGINT handler does
+    try:
+        tr.train(on_step_end=ask_to_stop)
+    except KeyboardInterrupt:
+        print(f"rank {dist.rank()} stopped after step {tr.current_iter}", flush=True)
+
+
 def cmd_fault(mode):
     from fastnn.trainer import Trainer
     np.random.seed(3)
@@ -108,5 +125,7 @@ if __name__ == "__main__":
         cmd_train(*args)
     elif cmd == "basenn":
         cmd_basenn(*args)
+    elif cmd == "interrupt":
+        cmd_interrupt()
     else:
         cmd_fault(cmd)

@@ -309,3 +309,11 @@ def test_cli_error_on_two_ranks_ends_the_job(tmp_path):
     assert res.returncode != 0
     assert "fastnn: error: --out" in res.stderr and "exists and is not a folder" in res.stderr
     assert took < 60
+
+
+@needs_mpi
+def test_a_stop_asked_on_one_rank_stops_all_after_the_same_step():
+    res, _ = mpirun(2, [WORKER, "interrupt"], env={"FASTNN_MPI_TIMEOUT": "20"})
+    assert res.returncode == 0, res.stderr
+    assert sorted(res.stdout.splitlines()) == ["rank 0 stopped after step 3",
+                                               "rank 1 stopped after step 3"]
