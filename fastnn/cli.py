@@ -298,7 +298,6 @@ def cmd_train(args):
     settings["global_batch"] = args.global_batch or args.batch_size * dist.size()
     settings["ranks"] = dist.size()
     trainer = _make_trainer(settings, data, network, args.epochs, args.quiet)
-    dist.seed_rank(args.seed)  # dropout: rank r > 0 draws its own masks
     settings["lr"] = trainer.optimizer.lr
     settings["threads"] = get_num_threads()
     settings["fastnn_version"] = __version__
@@ -355,7 +354,6 @@ def _resume(args):
     if trainer.current_iter >= trainer.max_iter:
         raise UsageError(f"{out}: the run has already finished its {trainer.current_epoch} "
                          f"epochs; pass --epochs N with N > {trainer.current_epoch} to train on")
-    dist.seed_rank(settings["seed"], trainer.current_iter)
     settings["threads"] = get_num_threads()
     settings["ranks"] = dist.size()
     if not args.quiet and dist.is_root():

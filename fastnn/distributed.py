@@ -66,9 +66,11 @@ Semantics worth knowing:
   the trainers average the running statistics across ranks at the end of each epoch, so all
   ranks evaluate and save the same model. Networks with BatchNorm therefore train slightly
   differently on N ranks than on one process with the N x B batch.
-* Dropout draws from each rank's own NumPy generator. If every rank seeded it alike, each
-  shard would get the same masks; :func:`seed_rank` gives rank r > 0 its own stream (the CLI
-  does so), rank 0 keeps the single-process stream.
+* Dropout draws from NumPy's global generator. If every rank seeded it alike, each shard
+  would get the same masks; :func:`seed_rank` gives rank r > 0 its own stream, derived from
+  the seed, the rank and the step (the trainers call it at the start and after loading a
+  checkpoint), and rank 0 keeps the single-process stream. The shuffled order is rank 0's
+  either way (``Sharder.epoch_order``).
 * GPU (CuPy) gradients are reduced with NCCL (``cupy.cuda.nccl``) when CuPy has it, else with
   a CUDA-aware MPI when ``FASTNN_MPI_CUDA_AWARE=1`` says the MPI is one, else through host
   memory; ``build_info()['distributed']`` says which.
@@ -131,7 +133,9 @@ def init(timeout=None):
     job is aborted (default ``$FASTNN_MPI_TIMEOUT`` or 300; 0 turns the watchdog off)."""
     if _S.initialized:
         return _S.rank, _S.size
-    _S.initialized = True
+    if not _under_launcher() or os.environ.get("FASTNN_DISTRIBUTED") == "0":
+        _S.initialized = True
+        return 0, 1
     if timeout is None:
         env = os.environ.get("FASTNN_MPI_TIMEOUT", "").strip()
         try:
@@ -140,8 +144,7 @@ def init(timeout=None):
             raise ValueError(f"FASTNN_MPI_TIMEOUT must be a number of seconds, got {env!r}") \
                 from None
     _S.timeout = float(timeout)
-    if not _under_launcher() or os.environ.get("FASTNN_DISTRIBUTED") == "0":
-        return 0, 1
+    _S.initialized = True
     if not _mpi4py_available():
         if _launched_size() > 1:
             raise RuntimeError(
@@ -556,8 +559,13 @@ class Sharder:
             yield self.shard(order[start:start + self.global_batch_size])
 
 
-def seed_rank(seed, step=0):
+def seed_rank(seed=None, step=0):
     """On rank r > 0, reseed NumPy's global generator from (seed, r, step), so that dropout
-    masks differ between ranks; rank 0 (and a process without MPI) keeps its stream."""
+    masks differ between ranks; rank 0 (and a process without MPI) keeps its stream. Without
+    ``seed``, rank r > 0 draws one from the generator's current state (so ranks seeded alike
+    still get different, repeatable streams). The trainers call it at the start and after
+    loading a checkpoint."""
     if _S.rank > 0:
+        if seed is None:
+            seed = np.random.randint(0, 2 ** 32, dtype=np.uint64)
         np.random.seed([int(seed) & 0xFFFFFFFF, _S.rank, int(step) & 0xFFFFFFFF])

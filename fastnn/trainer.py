@@ -129,6 +129,7 @@ class Trainer:
             from .models._base import layer_buffers
             dist.broadcast_params(network.params)
             dist.broadcast_params(layer_buffers(getattr(network, "layers", {})))
+            dist.seed_rank(None, 0)  # dropout: each rank its own masks
 
     def _batch_indices(self):
         pos = self.current_iter % self.iter_per_epoch
@@ -415,6 +416,9 @@ class Trainer:
         self.current_iter = int(info["current_iter"])
         self.current_epoch = int(info["current_epoch"])
         self._epoch_start = None
+        if self._dist:  # the checkpoint holds rank 0's random state: the others derive theirs
+            from . import distributed as dist
+            dist.seed_rank(None, self.current_iter)
 
     def save_checkpoint(self, file_name, metadata=None):
         """Write :meth:`state_dict` to a safetensors file, atomically; ``metadata`` (a dict of

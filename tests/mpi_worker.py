@@ -2,7 +2,7 @@
 
     python tests/mpi_worker.py train MODEL DTYPE PER_RANK_BATCH STEPS OUT.npz
     python tests/mpi_worker.py basenn PER_RANK_BATCH EPOCHS OUT.npz
-    python tests/mpi_worker.py interrupt | fail | hang | mismatch
+    python tests/mpi_worker.py interrupt | streams | fail | hang | mismatch
 
 ``train`` trains a small book network with fastnn.trainer.Trainer for STEPS steps on 83 images
 (so that the last global batch is uneven), checks after every step that all ranks hold the same
@@ -102,6 +102,16 @@ def cmd_interrupt():
         print(f"rank {dist.rank()} stopped after step {tr.current_iter}", flush=True)
 
 
+def cmd_streams():
+    """The random draws (dropout masks) each rank makes after building a Trainer."""
+    from fastnn.trainer import Trainer
+    np.random.seed(3)
+    net, shape = build("multilayer", np.float64)
+    (x, t), (xt, tt) = data(shape, np.float64)
+    Trainer(net, x, t, xt, tt, epochs=1, mini_batch_size=4, verbose=False)
+    print(f"rank {dist.rank()}: {np.random.rand(3).round(6).tolist()}", flush=True)
+
+
 def cmd_fault(mode):
     from fastnn.trainer import Trainer
     np.random.seed(3)
@@ -127,5 +137,7 @@ if __name__ == "__main__":
         cmd_basenn(*args)
     elif cmd == "interrupt":
         cmd_interrupt()
+    elif cmd == "streams":
+        cmd_streams()
     else:
         cmd_fault(cmd)

@@ -9,6 +9,7 @@ identical after every step, and end the whole job, with the reason, when a rank 
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -315,5 +316,19 @@ def test_cli_error_on_two_ranks_ends_the_job(tmp_path):
 def test_a_stop_asked_on_one_rank_stops_all_after_the_same_step():
     res, _ = mpirun(2, [WORKER, "interrupt"], env={"FASTNN_MPI_TIMEOUT": "20"})
     assert res.returncode == 0, res.stderr
-    assert sorted(res.stdout.splitlines()) == ["rank 0 stopped after step 3",
-                                               "rank 1 stopped after step 3"]
+    assert sorted(re.findall(r"rank (\d) stopped after step (\d+)", res.stdout)) == \
+        [("0", "3"), ("1", "3")]
+
+
+@needs_mpi
+def test_ranks_seeded_alike_draw_different_repeatable_dropout_masks():
+    runs = []
+    for _ in range(2):
+        res, _ = mpirun(2, [WORKER, "streams"])
+        assert res.returncode == 0, res.stderr
+        # (the ranks' lines may interleave on the shared stdout)
+        runs.append(dict(re.findall(r"rank (\d): (\[[^\]]*\])", res.stdout)))
+    assert len(runs[0]) == 2 and runs[0] == runs[1]    # repeatable
+    assert runs[0]["0"] != runs[0]["1"]                # each rank its own stream
+    one = plain([WORKER, "streams"]).stdout.strip()
+    assert one == f"rank 0: {runs[0]['0']}"            # rank 0 keeps one process's stream

@@ -520,6 +520,7 @@ class nn:
         if parallel:  # every rank starts from rank 0's model
             dist.broadcast_params(params)
             dist.broadcast_params(self._params("buffers"))
+            dist.seed_rank(None, self.epochs_done)  # dropout: each rank its own masks
         for _ in range(int(epochs)):
             self.epochs_done += 1
             order = self.rng.permutation(n) if self.shuffle else np.arange(n)
