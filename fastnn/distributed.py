@@ -195,7 +195,8 @@ def is_root():
 
 def info():
     """A dict for ``fastnn.build_info()['distributed']``: whether mpi4py is installed, the MPI
-    library once :func:`init` ran, rank and size, and how CuPy gradients are reduced."""
+    library once :func:`init` ran, rank and size, and how CuPy gradients are reduced
+    (``gpu_allreduce``: "nccl", "cuda-aware MPI", "host", or None without a usable GPU)."""
     out = {"mpi4py": _mpi4py_available(), "initialized": is_initialized(),
            "rank": _S.rank, "size": _S.size, "timeout_s": _S.timeout}
     if _S.MPI is not None:
@@ -440,11 +441,10 @@ def average_arrays(arrays):
 
 
 def _gpu_path_available():
-    try:
-        import importlib.util
-        if importlib.util.find_spec("cupy") is None:
-            return None
-    except (ImportError, ValueError):
+    """How CuPy gradients would be reduced: "nccl", "cuda-aware MPI" or "host"; None when
+    fastnn cannot compute on the GPU here."""
+    from . import cuda
+    if not cuda.is_available():
         return None
     try:
         from cupy.cuda import nccl  # noqa: F401

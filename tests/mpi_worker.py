@@ -2,7 +2,7 @@
 
     python tests/mpi_worker.py train MODEL DTYPE PER_RANK_BATCH STEPS OUT.npz
     python tests/mpi_worker.py basenn PER_RANK_BATCH EPOCHS OUT.npz
-    python tests/mpi_worker.py interrupt | streams | fail | hang | mismatch
+    python tests/mpi_worker.py interrupt | streams | fake_cupy | fail | hang | mismatch
 
 ``train`` trains a small book network with fastnn.trainer.Trainer for STEPS steps on 83 images
 (so that the last global batch is uneven), checks after every step that all ranks hold the same
@@ -112,6 +112,44 @@ def cmd_streams():
     print(f"rank {dist.rank()}: {np.random.rand(3).round(6).tolist()}", flush=True)
 
 
+def cmd_fake_cupy():
+    """allreduce_grads and broadcast_params on arrays that look like CuPy's (a NumPy subclass
+    in a module named cupy: no GPU needed), through host memory; checks the averages."""
+    import types
+    cupy = types.ModuleType("cupy")
+
+    class ndarray(np.ndarray):
+        def set(self, host):
+            self[...] = host
+
+        def get(self):
+            return np.array(self)
+
+    ndarray.__module__ = "cupy"
+    cupy.ndarray = ndarray
+    cupy.empty = lambda n, dtype: np.empty(n, dtype).view(ndarray)
+    cupy.asarray = lambda a, dtype=None: np.array(a, dtype=dtype).view(ndarray)
+    cupy.asnumpy = lambda a: np.array(a)
+    sys.modules["cupy"] = cupy
+    dist.init()
+    dist._gpu_path_available = lambda: "host"
+    r = dist.rank()
+    grads = {"W": cupy.asarray(np.full((3, 4), r + 1.0, np.float32)),
+             "b": cupy.asarray(np.arange(5.0) * (r + 1))}
+    red = dist.allreduce_grads(grads, count=r + 1, values=(2.0 * (r + 1),))
+    # weights 1 and 2: W = (1*1 + 2*2) / 3, b = arange * 5/3
+    assert type(grads["W"]) is ndarray and grads["W"].dtype == np.float32
+    np.testing.assert_allclose(np.asarray(grads["W"]), 5 / 3, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(grads["b"]), np.arange(5.0) * 5 / 3, rtol=1e-12)
+    assert red.count == 3 and red.values.tolist() == [6.0]
+    params = [cupy.asarray(np.full(4, float(r)))]
+    dist.broadcast_params(params)
+    assert np.asarray(params[0]).tolist() == [0.0] * 4
+    order = dist.Sharder(4).epoch_order(cupy.asarray(np.arange(6) + 10 * r))
+    assert type(order) is ndarray and np.asarray(order).tolist() == list(range(6))
+    print(f"rank {r}: ok ({dist.info()['gpu_allreduce']})", flush=True)
+
+
 def cmd_fault(mode):
     from fastnn.trainer import Trainer
     np.random.seed(3)
@@ -139,5 +177,7 @@ if __name__ == "__main__":
         cmd_interrupt()
     elif cmd == "streams":
         cmd_streams()
+    elif cmd == "fake_cupy":
+        cmd_fake_cupy()
     else:
         cmd_fault(cmd)

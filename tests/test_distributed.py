@@ -332,3 +332,13 @@ def test_ranks_seeded_alike_draw_different_repeatable_dropout_masks():
     assert runs[0]["0"] != runs[0]["1"]                # each rank its own stream
     one = plain([WORKER, "streams"]).stdout.strip()
     assert one == f"rank 0: {runs[0]['0']}"            # rank 0 keeps one process's stream
+
+
+@needs_mpi
+def test_gpu_style_arrays_are_reduced_through_host_memory():
+    # CuPy's code path (without a GPU: arrays of a NumPy subclass living in a module "cupy");
+    # NCCL and CUDA-aware MPI need a GPU and are not exercised here.
+    res, _ = mpirun(2, [WORKER, "fake_cupy"], env={"FASTNN_MPI_TIMEOUT": "30"})
+    assert res.returncode == 0, res.stderr
+    assert sorted(re.findall(r"rank (\d): ok \((\w+)\)", res.stdout)) == [("0", "host"),
+                                                                        ("1", "host")]
