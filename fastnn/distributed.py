@@ -55,7 +55,13 @@ Wiring a trainer is a few lines (this is what :class:`fastnn.trainer.Trainer` do
         if dist.is_root(): print(...)                  # and only rank 0 writes files
 
 For the lists of parameters of vol. 2 (with shared weights), remove the duplicates first, as
-the book's trainers do before ``optimizer.update``.
+the book's trainers do before ``optimizer.update``, then ``allreduce_grads``, then
+``clip_grads`` (so that every rank clips the same, global gradient). For the vol. 2
+``RnnlmTrainer``, whose batch rows read the corpus from fixed offsets and carry their hidden
+state from step to step, give each rank its rows of the global batch: the offsets
+``[i * jump for i in range(batch_size)][dist.split(batch_size)]``, with ``jump`` computed
+from the global batch size; the loss is a mean over rows and time steps, so
+``count=rows x time_size`` weights it.
 
 Semantics worth knowing:
 
