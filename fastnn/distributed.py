@@ -149,15 +149,16 @@ def init(timeout=None):
         except ValueError:
             raise ValueError(f"FASTNN_MPI_TIMEOUT must be a number of seconds, got {env!r}") \
                 from None
-    _S.timeout = float(timeout)
-    _S.initialized = True
     if not _mpi4py_available():
         if _launched_size() > 1:
             raise RuntimeError(
                 f"fastnn.distributed: started by mpiexec with {_launched_size()} processes but "
                 "mpi4py is not installed; install it with: pip install 'fastnn[mpi]' (or pip "
                 "install mpi4py mpich)")
+        _S.initialized = True
         return 0, 1
+    _S.timeout = float(timeout)
+    _S.initialized = True
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     if comm.Get_size() == 1:

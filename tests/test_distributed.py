@@ -113,6 +113,27 @@ def test_init_outside_mpiexec_does_not_start_mpi():
     assert out == ["(0,", "1)", "False"]
 
 
+def test_init_under_mpiexec_without_mpi4py_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(dist, "_S", dist._State())
+    monkeypatch.setattr(dist, "_mpi4py_available", lambda: False)
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setenv("PMI_RANK", "1")
+    with pytest.raises(RuntimeError, match=r"started by mpiexec with 2 processes but mpi4py is "
+                       r"not installed; install it with: pip install 'fastnn\[mpi\]'"):
+        dist.init()
+    monkeypatch.setenv("FASTNN_DISTRIBUTED", "0")   # independent processes: no MPI wanted
+    assert dist.init() == (0, 1)
+
+
+def test_bad_timeout_setting_is_reported_under_mpiexec(monkeypatch):
+    monkeypatch.setattr(dist, "_S", dist._State())
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setenv("FASTNN_MPI_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="FASTNN_MPI_TIMEOUT must be a number of seconds, "
+                       "got 'soon'"):
+        dist.init()
+
+
 @pytest.mark.parametrize("n,size", [(10, 3), (2, 4), (0, 2), (7, 1), (100, 7)])
 def test_split_covers_the_range_in_order(n, size):
     parts = [dist.split(n, r, size) for r in range(size)]
