@@ -77,7 +77,8 @@ class Trainer:
         self.network = network
         dist.init()  # a no-op outside mpiexec
         self._dist = dist.is_initialized()
-        self.verbose = verbose and dist.is_root()
+        self._root = dist.is_root()  # True without MPI
+        self.verbose = verbose and self._root
         self.stop_on_nan = stop_on_nan
         xp = _ops.array_module("Trainer", x_train, t_train)
         if xp is not np:  # both on the device, so that batches are gathered there
@@ -281,11 +282,14 @@ class Trainer:
             return
 
         def request_stop(signum, frame):
-            if self._stop_requested or not self.in_step:
+            # Under MPI a first Ctrl-C between steps also waits for the next step, where the
+            # ranks agree on it: one rank leaving alone would leave the others waiting.
+            if self._stop_requested or not (self.in_step or self._dist):
                 raise KeyboardInterrupt
             self._stop_requested = True
-            print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr,
-                  flush=True)
+            if self._root:
+                print("\nstopping after this step (Ctrl-C again to stop at once)",
+                      file=sys.stderr, flush=True)
 
         self._stop_requested = self._stop_agreed = False
         signal.signal(signal.SIGINT, request_stop)
