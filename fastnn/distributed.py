@@ -367,10 +367,11 @@ def _pack_dtype(arrays):
     return dt
 
 
-def pack(arrays, out=None, dtype=None, extra=0):
+def pack(arrays, out=None, dtype=None, extra=0, scale=None):
     """The arrays, flattened one after the other into one contiguous buffer (``out`` when it
     fits, else a new one) of ``dtype`` (default: the widest of theirs), with ``extra`` more
-    elements at its end. Any strides or mixed float dtypes; returns the buffer."""
+    elements at its end, each multiplied by ``scale`` on the way when given. Any strides or
+    mixed float dtypes; returns the buffer."""
     dtype = np.dtype(dtype) if dtype is not None else _pack_dtype(arrays)
     total = sum(int(a.size) for a in arrays) + extra
     if out is None or out.size != total or out.dtype != dtype:
@@ -378,17 +379,26 @@ def pack(arrays, out=None, dtype=None, extra=0):
     o = 0
     for a in arrays:
         n = int(a.size)
-        out[o:o + n].reshape(a.shape)[...] = a
+        dst = out[o:o + n].reshape(a.shape)
+        if scale is None:
+            dst[...] = a
+        else:  # one pass: copy and weight together
+            np.multiply(a, dtype.type(scale), out=dst)
         o += n
     return out
 
 
-def unpack(buf, arrays):
-    """Copy ``buf`` (as :func:`pack` made it) back into ``arrays``, in place, in their dtypes."""
+def unpack(buf, arrays, scale=None):
+    """Copy ``buf`` (as :func:`pack` made it) back into ``arrays``, in place, in their dtypes,
+    multiplied by ``scale`` on the way when given."""
     o = 0
     for a in arrays:
         n = int(a.size)
-        a[...] = buf[o:o + n].reshape(a.shape)
+        src = buf[o:o + n].reshape(a.shape)
+        if scale is None:
+            a[...] = src
+        else:
+            np.multiply(src, buf.dtype.type(scale), out=a, casting="same_kind")
         o += n
     return arrays
 
@@ -411,18 +421,15 @@ def allreduce_grads(grads, count=None, values=()):
     tail = np.concatenate([[w], extra])
     if dtype == np.float32 and not np.all(np.abs(tail) < 2 ** 24):
         dtype = np.dtype(np.float64)  # counts and sums of losses stay exact
-    buf = pack(arrays, out=_S.host_buf, dtype=dtype, extra=len(tail))
+    buf = pack(arrays, out=_S.host_buf, dtype=dtype, extra=len(tail),
+               scale=w if weighted and w != 1.0 else None)
     _S.host_buf = buf
     n = buf.size - len(tail)
-    if weighted and w != 1.0:
-        buf[:n] *= dtype.type(w)
     buf[n:] = tail
     with _collective("allreduce_grads"):
         _S.comm.Allreduce(_S.MPI.IN_PLACE, buf, op=_S.MPI.SUM)
     total = float(buf[n])
-    if total > 0:
-        buf[:n] *= dtype.type(1.0 / total)
-    unpack(buf[:n], arrays)
+    unpack(buf[:n], arrays, scale=1.0 / total if total > 0 else None)
     return Reduced(total if weighted else _S.size, buf[n + 1:].astype(np.float64))
 
 

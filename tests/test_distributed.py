@@ -175,6 +175,12 @@ def test_pack_and_unpack_mixed_dtypes_and_strides():
     np.testing.assert_array_equal(wb, b * 2)
     assert wc.dtype == np.float32
     np.testing.assert_array_equal(wc, c * 2)
+    # scaled on the way in and out (the weighting of allreduce_grads), in one pass each
+    scaled = dist.pack([a, c], scale=3.0)
+    np.testing.assert_allclose(scaled, np.concatenate([a.ravel(), c]) * 3.0, rtol=1e-7)
+    dist.unpack(scaled, [wa, wc], scale=0.5)
+    np.testing.assert_allclose(wa, a * 1.5, rtol=1e-6)
+    np.testing.assert_allclose(wc, c * 1.5, rtol=1e-6)
     assert dist.pack([np.ones(3, np.float32)]).dtype == np.float32
     assert dist.pack([np.ones(3, np.float16)]).dtype == np.float32
 
