@@ -57,6 +57,13 @@ class UsageError(Exception):
     """A mistake in what the user asked for: reported in one line, no traceback."""
 
 
+def _on_every_rank(e):
+    """Mark ``e`` as raised by every rank at the same point (under MPI): the ranks then stop
+    together, rank 0 reporting it, instead of aborting the job."""
+    e.all_ranks = True
+    return e
+
+
 def build_model(name, input_dim, dtype):
     """The network ``name`` for images of shape ``input_dim`` = (C, H, W)."""
     from . import models
@@ -251,8 +258,8 @@ def _make_trainer(settings, data, network, epochs, quiet):
     opt_param = {} if settings["lr"] is None else {"lr": settings["lr"]}
     global_batch = settings.get("global_batch")
     if global_batch is not None and global_batch < dist.size():
-        raise UsageError(f"the global batch of {global_batch} images is smaller than the "
-                         f"{dist.size()} ranks")
+        raise _on_every_rank(UsageError(f"the global batch of {global_batch} images is smaller "
+                                        f"than the {dist.size()} ranks"))
     return Trainer(network, x_train, t_train, x_test, t_test, epochs=epochs,
                    mini_batch_size=settings["batch_size"], optimizer=settings["optimizer"],
                    optimizer_param=opt_param, global_batch_size=global_batch,
@@ -273,7 +280,7 @@ def _on_root(fn, *args):
             result = (False, e)
     ok, value = dist.broadcast_object(result)
     if not ok:
-        raise value
+        raise _on_every_rank(value)
     return value
 
 
@@ -404,7 +411,8 @@ def _train_and_save(out, trainer, network, settings, quiet):
         epoch, pos = divmod(saved[-1], trainer.iter_per_epoch)
         when = (f"epoch {epoch + 1}, iteration {pos}" if pos else
                 f"the end of epoch {epoch}" if epoch else "before the first step")
-        raise UsageError(f"{e}; the checkpoint in {out} is from {when}") from None
+        raise _on_every_rank(UsageError(f"{e}; the checkpoint in {out} is from {when}")) \
+            from None
     save(trainer, "finished", curves=True)
     if not root:
         return 0
@@ -793,8 +801,11 @@ def main(argv=None):
         if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
             msg = f"{e.filename}: {msg}"
         from . import distributed as dist
-        if dist.is_initialized():  # end every rank, also those waiting in a collective
-            dist.abort(1, f"fastnn: error: {msg}")
+        if dist.is_initialized():
+            if not getattr(e, "all_ranks", False):  # end every rank, also those waiting
+                dist.abort(1, f"fastnn: error: {msg}")
+            if not dist.is_root():                    # all ranks stop here: one message
+                return 1
         print(f"fastnn: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -96,6 +96,7 @@ __all__ = ["init", "is_initialized", "rank", "size", "is_root", "broadcast_param
            "Sharder", "Reduced", "seed_rank", "abort", "barrier", "info", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 300.0
+ABORT_DELAY = 0.5  # seconds between printing why and aborting the job
 
 # Environment variables that MPI launchers set in the processes they start.
 _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
@@ -221,6 +222,9 @@ def abort(code=1, message=None):
         print(f"fastnn.distributed: rank {_S.rank} of {_S.size}: {message}", file=sys.stderr,
               flush=True)
     sys.stdout.flush()
+    # mpiexec forwards a rank's output asynchronously and may drop what it has not read yet
+    # when the abort reaches it: give it a moment to pass the message on first.
+    time.sleep(ABORT_DELAY)
     if _S.comm is not None:
         _S.comm.Abort(code)
     os._exit(code)
