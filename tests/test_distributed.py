@@ -294,8 +294,8 @@ def test_cli_train_on_two_ranks_writes_one_run_folder(tmp_path):
     two, took = mpirun(2, ["-m", "fastnn"] + common + ["--batch-size", "25", "--out", "two"],
                        env=env, cwd=work)
     assert two.returncode == 0, two.stderr
-    one = plain(["-m", "fastnn"] + common + ["--global-batch", "50", "--out", "one"],
-                env=env, cwd=work)
+    plain(["-m", "fastnn"] + common + ["--global-batch", "50", "--out", "one"],
+          env=env, cwd=work)
     assert sorted(os.listdir(work)) == ["one", "two"]   # no folder from rank 1
     assert sorted(os.listdir(work / "two")) == ["checkpoint.safetensors", "curves.png",
                                                 "history.json", "model.safetensors"]
