@@ -597,10 +597,17 @@ class nn:
     # ------------------------------------------------------------ training
 
     def train(self, lr=0.01, epochs=30, batch_size=None, save_fold=None, checkpoint=None,
-              metrics=None, loss=None, verbose=True):
+              metrics=None, loss=None, verbose=True, global_batch_size=None):
         """Train; saves ``<save_fold>/basenn.pth`` after every epoch. ``checkpoint`` resumes
         from a file. ``verbose``: a progress bar and a line of loss and metrics per epoch
-        (False: silent; ``history`` holds the same numbers)."""
+        (False: silent; ``history`` holds the same numbers).
+
+        Under ``mpiexec`` the training is data-parallel (:mod:`fastnn.distributed`):
+        ``batch_size`` is each rank's batch and a step consumes ``global_batch_size`` samples
+        (default ``batch_size`` x the ranks) in rank 0's shuffled order; the gradients are
+        averaged over the ranks, the loss and metrics are those of all samples, BatchNorm
+        running statistics are averaged after each epoch, and only rank 0 prints and saves."""
+        from .. import distributed as dist
         from .._progress import progress_bar
 
         if checkpoint is not None:
@@ -627,39 +634,99 @@ class nn:
             self.save_fold = save_fold
         n = len(self.x)
         bs = int(batch_size or self.batch_size or (n if n <= 1024 else 64))
+        dist.init()
+        parallel = dist.is_initialized()
+        verbose = verbose and dist.is_root()
+        if global_batch_size is not None:
+            bs = int(global_batch_size)
+            if bs < dist.size():
+                raise ValueError(f"train: global_batch_size must be at least the number of "
+                                 f"ranks ({dist.size()}), got {global_batch_size}")
+        else:
+            bs *= dist.size()
+        sharder = dist.Sharder(bs)
         opt = make_optimizer(self.optimizer, lr)
         params = self._params()
+        if parallel:  # every rank starts from rank 0's model
+            dist.broadcast_params(params)
+            dist.broadcast_params(self._params("buffers"))
+            dist.seed_rank(None, self.epochs_done)  # dropout: each rank its own masks
         for _ in range(int(epochs)):
             self.epochs_done += 1
             order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+            order = sharder.epoch_order(order)
             total, outs, targets = 0.0, [], []
             starts = range(0, n, bs)
             bar = progress_bar(starts, desc=f"Epoch {self.epochs_done}", unit="batch",
                                leave=False) if verbose else None
             for start in (bar if bar is not None else starts):
-                idx = order[start:start + bs]
+                idx = sharder.shard(order[start:start + bs])
                 xb, tb = self._as_input(self.x[idx]), self.y[idx]
-                loss_value, out = self._loss_and_backward(xb, tb)
-                opt.update(params, self._params("grads"))
+                if len(idx):
+                    loss_value, out = self._loss_and_backward(xb, tb)
+                    grads = self._params("grads")
+                    outs.append(out)
+                    targets.append(tb)
+                else:  # fewer samples than ranks in the last batch
+                    loss_value, grads = 0.0, {k: np.zeros_like(v) for k, v in params.items()}
+                if parallel:
+                    red = dist.allreduce_grads(grads, count=len(idx),
+                                               values=(loss_value * len(idx),))
+                    loss_value = float(red.values[0] / red.count)
+                opt.update(params, grads)
                 total += loss_value * len(idx)
-                outs.append(out)
-                targets.append(tb)
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
             if bar is not None:
                 bar.close()
-            record = {"epoch": self.epochs_done, "loss": total / n}
-            out, t = np.concatenate(outs), np.concatenate(targets)
-            record.update({m: self._metric(m, out, t) for m in metrics})
-            if self.x_val is not None and len(self.x_val):
-                val = self._predict(self.x_val)
-                record.update({f"val_{m}": self._metric(m, val, self.y_val) for m in metrics})
+            if parallel:  # the same model on every rank, then metrics over all samples
+                dist.average_arrays(self._params("buffers"))
+            if parallel:
+                record = self._distributed_record(metrics, total, n, outs, targets)
+            else:
+                record = {"epoch": self.epochs_done, "loss": total / n}
+                out, t = np.concatenate(outs), np.concatenate(targets)
+                record.update({m: self._metric(m, out, t) for m in metrics})
+                if self.x_val is not None and len(self.x_val):
+                    val = self._predict(self.x_val)
+                    record.update({f"val_{m}": self._metric(m, val, self.y_val)
+                                   for m in metrics})
             self.history.append(record)
             if verbose:
                 print("  ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
                                 for k, v in record.items()))
-            self.save(os.path.join(self.save_fold, "basenn.pth"))
+            if dist.is_root():
+                self.save(os.path.join(self.save_fold, "basenn.pth"))
         return self.history
+
+    def _distributed_record(self, metrics, total, n, outs, targets):
+        """The epoch's record from every rank's outputs (and its part of the validation set)."""
+        from .. import distributed as dist
+
+        local = [total] + self._metric_sums(metrics, outs, targets)
+        if self.x_val is not None and len(self.x_val):
+            part = dist.split(len(self.x_val))
+            xv, yv = self.x_val[part], self.y_val[part]
+            local += self._metric_sums(metrics, [self._predict(xv)] if len(xv) else [],
+                                       [yv] if len(xv) else [])
+        sums = dist.allreduce_sum(local)
+        record = {"epoch": self.epochs_done, "loss": float(sums[0]) / n}
+        record.update({m: float(sums[1 + 2 * i] / sums[2 + 2 * i])
+                       for i, m in enumerate(metrics)})
+        if len(sums) > 1 + 2 * len(metrics):
+            off = 1 + 2 * len(metrics)
+            record.update({f"val_{m}": float(sums[off + 2 * i] / sums[off + 1 + 2 * i])
+                           for i, m in enumerate(metrics)})
+        return record
+
+    def _metric_sums(self, metrics, outs, targets):
+        """[metric x samples, samples] per metric over the batches' outputs: summed over the
+        ranks, their quotient is the metric over all samples (each metric is a mean over
+        samples of equal size)."""
+        if not outs:
+            return [0.0, 0.0] * len(metrics)
+        out, t = np.concatenate(outs), np.concatenate(targets)
+        return [v for m in metrics for v in (self._metric(m, out, t) * len(out), len(out))]
 
     # ------------------------------------------------------------ inference
 
