@@ -170,10 +170,43 @@ def cmd_fault(mode):
     print(f"rank {dist.rank()}: finished without noticing the fault", flush=True)
 
 
+def cmd_dlfs2(kind, batch, out):
+    """vol. 2's Trainer (TwoLayerNet on spiral data, clipping) or RnnlmTrainer (SimpleRnnlm on a
+    generated corpus) for one epoch with per-rank batch/rows ``batch``; rank 0 writes the
+    parameters and the loss/perplexity list."""
+    from fastnn.dlfs2.optimizer import SGD
+    from fastnn.dlfs2.trainer import RnnlmTrainer, Trainer
+    np.random.seed(5)
+    batch = int(batch)
+    if kind == "trainer":
+        from fastnn.dlfs2.dataset import spiral
+        from fastnn.dlfs2.two_layer_net import TwoLayerNet
+        x, t = spiral.load_data()
+        model = TwoLayerNet(input_size=2, hidden_size=10, output_size=3)
+        tr = Trainer(model, SGD(lr=1.0))
+        tr.fit(x, t, max_epoch=2, batch_size=batch, max_grad=1.0, eval_interval=2)
+        history = tr.loss_list
+    else:
+        from fastnn.dlfs2.simple_rnnlm import SimpleRnnlm
+        corpus = np.random.default_rng(0).integers(0, 12, 400)
+        model = SimpleRnnlm(12, 8, 8)
+        tr = RnnlmTrainer(model, SGD(lr=0.5))
+        tr.fit(corpus[:-1], corpus[1:], max_epoch=2, batch_size=batch, time_size=5,
+               max_grad=0.25, eval_interval=1)
+        history = tr.ppl_list
+    if not same_on_all_ranks({str(i): p for i, p in enumerate(model.params)}):
+        raise AssertionError(f"rank {dist.rank()}: parameters differ from rank 0's")
+    if dist.is_root():
+        np.savez(out, size=[dist.size()], history=np.array(history, dtype=np.float64),
+                 **{f"param_{i}": p for i, p in enumerate(model.params)})
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "train":
         cmd_train(*args)
+    elif cmd == "dlfs2":
+        cmd_dlfs2(*args)
     elif cmd == "basenn":
         cmd_basenn(*args)
     elif cmd == "interrupt":

@@ -236,6 +236,22 @@ def test_two_ranks_train_like_one_process_with_twice_the_batch(tmp_path, model, 
 
 
 @needs_mpi
+@pytest.mark.parametrize("kind,batch", [("trainer", 15), ("rnnlm", 2)])
+def test_vol2_trainers_two_ranks_train_like_one_process(tmp_path, kind, batch):
+    two, one = tmp_path / "two.npz", tmp_path / "one.npz"
+    res, _ = mpirun(2, [WORKER, "dlfs2", kind, batch, two])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("| epoch 1 |") == plain([WORKER, "dlfs2", kind, 2 * batch, one]) \
+        .stdout.count("| epoch 1 |") > 0                  # rank 0 alone prints
+    a, b = _load(two), _load(one)
+    assert a["size"][0] == 2 and b["size"][0] == 1
+    np.testing.assert_allclose(a["history"], b["history"], rtol=1e-5)
+    keys = [k for k in b if k.startswith("param_")]
+    for k in keys:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+@needs_mpi
 def test_basenn_two_ranks_train_like_one_process(tmp_path):
     two, one = tmp_path / "two.npz", tmp_path / "one.npz"
     res, _ = mpirun(2, [WORKER, "basenn", 6, 3, two])
