@@ -316,7 +316,17 @@ def affine_forward(x, W, b, layer="Affine"):
     if b.shape[0] != W.shape[1]:
         raise _shape_error(layer, f"b has length {b.shape[0]} but W has {W.shape[1]} columns",
                            W=W, b=b)
-    return _C.affine_forward(as_compute(x2, dt), as_compute(W, dt), as_compute(b, dt))
+    Wk, W_trans = _affine_weights(W, dt)
+    return _C.affine_forward(as_compute(x2, dt), Wk, as_compute(b, dt), W_trans)
+
+
+def _affine_weights(W, dt):
+    """(array for the kernel, W_trans): a transposed view of a C-contiguous array (the book's
+    tied weights, TimeAffine(embed_W.T, b)) goes as that array, read in place; anything else as
+    a C-contiguous copy in dt when it is not one already."""
+    if W.dtype == dt and not W.flags.c_contiguous and W.T.flags.c_contiguous and W.size:
+        return W.T, True
+    return as_compute(W, dt), False
 
 
 def affine_backward(dout, x, W, layer="Affine", need_dx=True):
@@ -333,8 +343,11 @@ def affine_backward(dout, x, W, layer="Affine", need_dx=True):
     if dout.shape != expected:
         raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward output "
                          f"had shape {expected}")
-    dx, dW, db = _C.affine_backward(as_compute(dout, dt), as_compute(x2, dt), as_compute(W, dt),
-                                    need_dx)
+    Wk, W_trans = _affine_weights(W, dt)
+    dx, dW, db = _C.affine_backward(as_compute(dout, dt), as_compute(x2, dt), Wk, need_dx,
+                                    W_trans)
+    if W_trans:
+        dW = dW.T  # computed as dW^T (M, D): a view laid out like W
     if dx is not None:
         dx = dx.reshape(x.shape).astype(compute_dtype(layer, dout, W), copy=False)
     return (dx,
