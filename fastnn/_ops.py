@@ -720,8 +720,12 @@ def _check_ids_host(layer, ids, V):
                          f"must lie in [0, {V}))")
 
 
+def _shape(a):
+    return tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
+
+
 def _embedding_matrix(layer, W, name="W"):
-    shape = tuple(W.shape) if hasattr(W, "shape") else np.shape(W)
+    shape = _shape(W)
     if len(shape) != 2:
         raise ValueError(f"{layer}: {name} must be 2-D (V, D), got {name}.shape={shape}")
     return shape
@@ -744,7 +748,7 @@ def embedding_forward(W, idx, layer="Embedding"):
 
 
 def _check_dout(layer, dout, expected):
-    shape = tuple(dout.shape) if hasattr(dout, "shape") else np.shape(dout)
+    shape = _shape(dout)
     if shape != tuple(expected):
         raise ValueError(f"{layer}.backward: dout has shape {shape} but the forward output had "
                          f"shape {tuple(expected)}")
@@ -761,7 +765,7 @@ def embedding_backward(dW, idx, dout, layer="Embedding"):
     idx.shape + (D,) and is cast to dW's dtype, as np.add.at does."""
     V, D = _embedding_matrix(layer + ".backward", dW, "dW")
     if _on_device(dW, idx, dout):
-        _check_dout(layer, dout, tuple(idx.shape) + (D,))
+        _check_dout(layer, dout, _shape(idx) + (D,))
         dW[...] = 0
         np.add.at(dW, idx, dout)
         return dW
@@ -780,8 +784,7 @@ def embedding_backward(dW, idx, dout, layer="Embedding"):
 
 def _embedding_dot_args(layer, W, idx, h):
     V, D = _embedding_matrix(layer, W)
-    h_shape = tuple(h.shape) if hasattr(h, "shape") else np.shape(h)
-    idx_shape = tuple(idx.shape) if hasattr(idx, "shape") else np.shape(idx)
+    h_shape, idx_shape = _shape(h), _shape(idx)
     if len(idx_shape) != 1 or h_shape != (idx_shape[0], D):
         raise ValueError(f"{layer}: expected idx of shape (N,) and h of shape (N, {D}) for W of "
                          f"shape {(V, D)}, got idx.shape={idx_shape}, h.shape={h_shape}")
@@ -806,10 +809,10 @@ def embedding_dot_backward(dW, idx, h, dout, W, layer="EmbeddingDot"):
     place between forward and backward)."""
     V, D = _embedding_dot_args(layer + ".backward", W, idx, h)
     _embedding_matrix(layer + ".backward", dW, "dW")
-    if tuple(dW.shape) != (V, D):
-        raise ValueError(f"{layer}.backward: dW.shape={tuple(dW.shape)} differs from "
+    if _shape(dW) != (V, D):
+        raise ValueError(f"{layer}.backward: dW.shape={_shape(dW)} differs from "
                          f"W.shape={(V, D)}")
-    _check_dout(layer, dout, (tuple(idx.shape)[0],))
+    _check_dout(layer, dout, _shape(idx)[:1])
     if _on_device(dW, idx, h, dout, W):
         d = dout.reshape(-1, 1)
         dW[...] = 0
@@ -827,8 +830,7 @@ def embedding_dot_backward(dW, idx, h, dout, W, layer="EmbeddingDot"):
 
 
 def _attention_args(layer, hs_enc, hs_dec):
-    enc = tuple(hs_enc.shape) if hasattr(hs_enc, "shape") else np.shape(hs_enc)
-    dec = tuple(hs_dec.shape) if hasattr(hs_dec, "shape") else np.shape(hs_dec)
+    enc, dec = _shape(hs_enc), _shape(hs_dec)
     shapes = dict(hs_enc=enc, hs_dec=dec)
     if len(enc) != 3 or len(dec) != 3:
         raise _shape_error(layer, "hs_enc must be 3-D (N, Te, H) and hs_dec 3-D (N, Td, H)",
@@ -870,7 +872,7 @@ def attention_backward(hs_enc, hs_dec, a, dout, layer="TimeAttention"):
     enc, dec = _attention_args(layer + ".backward", hs_enc, hs_dec)
     N, Te, _ = enc
     _check_dout(layer, dout, dec)
-    a_shape = tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
+    a_shape = _shape(a)
     if a_shape != (N, dec[1], Te):
         raise ValueError(f"{layer}.backward: a has shape {a_shape} but the forward gave "
                          f"{(N, dec[1], Te)}")
