@@ -97,3 +97,28 @@ def test_backward_bad_shapes():
     with pytest.raises(ValueError, match=r"a has shape \(2, 5, 3\) but the forward gave "
                                          r"\(2, 3, 5\)"):
         _ops.attention_backward(e, d, np.zeros((2, 5, 3)), d)
+
+
+class _DeviceLike(np.ndarray):
+    """A NumPy array that says it lives on a GPU (__cuda_array_interface__)."""
+
+    @property
+    def __cuda_array_interface__(self):
+        return {}
+
+
+def test_device_path_is_the_same_computation(rng, monkeypatch):
+    """Device arrays run the same computation as array code (matmul, softmax) on their own
+    module; here NumPy stands in for CuPy."""
+    monkeypatch.setattr(_ops, "array_module", lambda layer, *arrays: np)
+    hs_enc = rng.standard_normal((3, 6, 4))
+    hs_dec = rng.standard_normal((3, 5, 4))
+    dout = rng.standard_normal((3, 5, 4))
+    dev = [a.view(_DeviceLike) for a in (hs_enc, hs_dec, dout)]
+    out, a = _ops.attention_forward(*dev[:2])
+    out_h, a_h = _ops.attention_forward(hs_enc, hs_dec)
+    np.testing.assert_allclose(out, out_h, rtol=1e-12)
+    np.testing.assert_allclose(a, a_h, rtol=1e-12)
+    for got, want in zip(_ops.attention_backward(dev[0], dev[1], a, dev[2]),
+                         _ops.attention_backward(hs_enc, hs_dec, a_h, dout)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

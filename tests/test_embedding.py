@@ -202,3 +202,33 @@ def test_embedding_dot_gradcheck(rng):
     dh = _ops.embedding_dot_backward(dW, idx, h, dout, W)
     gradcheck(loss, W, dW)
     gradcheck(loss, h, dh)
+
+
+class _DeviceLike(np.ndarray):
+    """A NumPy array that says it lives on a GPU (__cuda_array_interface__): the ops take their
+    device path, the NumPy expressions the book's code runs on CuPy."""
+
+    @property
+    def __cuda_array_interface__(self):
+        return {}
+
+
+def test_device_arrays_take_the_array_code_path(rng):
+    W = rng.standard_normal((8, 3)).astype(np.float32)
+    idx = rng.integers(0, 8, size=(2, 5))
+    Wd, idd = W.view(_DeviceLike), idx.view(_DeviceLike)
+    out = _ops.embedding_forward(Wd, idd)
+    assert isinstance(out, _DeviceLike)
+    np.testing.assert_array_equal(out, W[idx])
+    d = rng.standard_normal((2, 5, 3)).astype(np.float32).view(_DeviceLike)
+    dW = np.ones_like(W).view(_DeviceLike)
+    _ops.embedding_backward(dW, idd, d)
+    np.testing.assert_array_equal(dW, _add_at(8, 3, idx, np.asarray(d), np.float32))
+    h = rng.standard_normal((5, 3)).astype(np.float32).view(_DeviceLike)
+    r = RefEmbeddingDot(W.copy())
+    assert_parity(_ops.embedding_dot_forward(Wd, idd[0], h), r.forward(np.asarray(h), idx[0]),
+                  np.float32, reduce_len=3)
+    dout = rng.standard_normal(5).astype(np.float32).view(_DeviceLike)
+    dh = _ops.embedding_dot_backward(dW, idd[0], h, dout, Wd)
+    assert_parity(dh, r.backward(np.asarray(dout)), np.float32)
+    assert_parity(dW, r.grads[0], np.float32, reduce_len=5)
