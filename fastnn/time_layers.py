@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _ops
 
+
 class Embedding:
     """Rows of W picked by word ids (any integer shape): out = W[idx]. backward is the book's
     ``dW[...] = 0; np.add.at(dW, idx, dout)`` in one kernel (repeated ids add up). Ids outside
