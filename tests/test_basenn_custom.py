@@ -272,3 +272,40 @@ def test_load_tab_data_y_type(tmp_path):
         m.load_tab_data(str(path), y_type="long")
     with pytest.raises(ValueError, match="y_type must be"):
         m.load_tab_data(str(path), y_type="double")
+
+
+# BaseNN 2.0.0's nn methods and their parameters (from its source, BaseNN/BaseNN.py); fastnn's
+# nn must take every one of them by name. Defaults may differ where the README says so.
+BASENN_API = {
+    "__init__": ["task", "save_fold"],
+    "add": ["layer", "activation", "optimizer"],
+    "visual_feature": ["data", "in1img", "save_fold"],
+    "extract_feature": ["data", "pretrain"],
+    "show_one_layer": ["data", "layer_name", "num", "dir_name"],
+    "dict2list": ["dict_data"],
+    "load_img_data": ["data_path", "classes", "batch_size", "train_val_ratio", "shuffle",
+                      "batch_mode", "transform", "color", "num_workers"],
+    "load_tab_data": ["data_path", "batch_size", "train_val_ratio", "shuffle", "y_type",
+                      "num_workers"],
+    "load_npz_data": ["data_path", "batch_size", "shuffle", "classes", "train_val_ratio",
+                      "num_workers"],
+    "load_dataset": ["x", "y", "num_workers"],
+    "set_seed": ["seed"],
+    "train": ["lr", "epochs", "batch_num", "batch_size", "save_fold", "loss", "metrics",
+              "filename", "checkpoint"],
+    "print_model": [],
+    "save": ["model_path"],
+    "load": ["model_path"],
+    "print_result": ["result"],
+    "convert": ["checkpoint", "out_file"],
+}
+
+
+@pytest.mark.parametrize("method", sorted(BASENN_API))
+def test_basenn_methods_take_basenns_parameters(method):
+    import inspect
+    assert hasattr(nn, method), f"nn has no {method}"
+    params = inspect.signature(getattr(nn, method)).parameters
+    names = set(params) - {"self"}
+    missing = [p for p in BASENN_API[method] if p not in names]
+    assert not missing, f"nn.{method} lacks BaseNN's parameter(s) {missing}"

@@ -972,27 +972,28 @@ class nn:
             "vocab": sorted(self.word2idx, key=self.word2idx.get) if self.word2idx else None,
             "layers": [e.spec for e in self.layers]})
 
-    def save(self, path="basenn.pth"):
-        """Write the model to ``path`` (safetensors; see the module docstring), atomically."""
-        folder = os.path.dirname(os.path.abspath(path))
+    def save(self, model_path="basenn.pth"):
+        """Write the model to ``model_path`` (safetensors; see the module docstring), atomically."""
+        folder = os.path.dirname(os.path.abspath(model_path))
         os.makedirs(folder, exist_ok=True)
         arrays = {f"param:{k}": v for k, v in self._params().items()}
         arrays.update({f"buffer:{k}": np.asarray(v) for k, v in self._params("buffers").items()})
         data = safetensors_bytes(arrays, {"format": FORMAT, "spec": self._spec_json()})
-        with atomic_write(path) as f:
+        with atomic_write(model_path) as f:
             f.write(data)
 
-    def load(self, path):
-        """Load a checkpoint written by ``save``/``train``. Builds the layers when the model has
-        none; otherwise the file must describe the same layers. The file is checked before
-        anything is built (see the module docstring)."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"checkpoint {path!r} does not exist")
-        arrays, spec = _read_checkpoint(path)
+    def load(self, model_path):
+        """Load the checkpoint ``model_path`` written by ``save``/``train``. Builds the layers
+        when the model has none; otherwise the file must describe the same layers. The file is
+        checked before anything is built (see the module docstring)."""
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(f"checkpoint {model_path!r} does not exist")
+        arrays, spec = _read_checkpoint(model_path)
         if self.layers:
             mine = [e.spec for e in self.layers]
             if mine != spec["layers"]:
-                raise ValueError(f"checkpoint {path!r} describes different layers than this model:"
+                raise ValueError(f"checkpoint {model_path!r} describes different layers than this "
+                                 "model:"
                                  f"\n file: {spec['layers']}\n model: {mine}")
         else:
             self.dtype = np.dtype(spec["dtype"])
@@ -1001,7 +1002,7 @@ class nn:
         for k, v in params.items():
             saved = arrays.get(f"param:{k}")
             if saved is None or saved.shape != v.shape:
-                raise ValueError(f"checkpoint {path!r}: parameter {k} missing or of shape "
+                raise ValueError(f"checkpoint {model_path!r}: parameter {k} missing or of shape "
                                  f"{None if saved is None else saved.shape}, expected {v.shape}")
             v[...] = saved
         for i, e in enumerate(self.layers):
