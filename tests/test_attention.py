@@ -122,3 +122,29 @@ def test_device_path_is_the_same_computation(rng, monkeypatch):
     for got, want in zip(_ops.attention_backward(dev[0], dev[1], a, dev[2]),
                          _ops.attention_backward(hs_enc, hs_dec, a_h, dout)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(__import__("conftest").UNDER_ASAN,
+                    reason="under ASan an address-space limit exercises ASan's own allocator "
+                           "and shadow mappings, not fastnn's allocation")
+def test_out_of_memory_in_backward_is_a_memory_error():
+    """The per-thread scratch is taken before the parallel region: a failed allocation is a
+    MemoryError, not the end of the process."""
+    from conftest import run_python
+    r = run_python("""
+        from fastnn import _ops
+        fastnn.set_num_threads(2)
+        enc = np.random.rand(2, 3000, 1); dec = np.random.rand(2, 3000, 1)
+        out, a = _ops.attention_forward(enc, dec)
+        dout = np.random.rand(2, 3000, 1)
+        import resource, os
+        held = int(open('/proc/self/statm').read().split()[0]) * os.sysconf('SC_PAGE_SIZE')
+        resource.setrlimit(resource.RLIMIT_AS, (held + (40 << 20), resource.RLIM_INFINITY))
+        try:
+            _ops.attention_backward(enc, dec, a, dout)
+            print("no error")
+        except MemoryError:
+            print("MemoryError")
+        """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "MemoryError"

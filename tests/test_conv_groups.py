@@ -108,3 +108,34 @@ def test_bad_groups(rng):
     # The binding keeps its own guard for direct _C calls.
     with pytest.raises(ValueError, match="channels"):
         fastnn._C.conv2d_forward(x, np.ones((6, 2, 3, 3)), None, 1, 0, 2)
+
+
+def test_inf_in_the_image_gives_numpys_gradients(rng):
+    x = rng.random((1, 2, 3, 5))
+    x[0, 0, 1, 4] = np.inf
+    W, b = rng.random((2, 1, 1, 3)), np.zeros(2)
+    layer, expect = Convolution(W, b, 1, 0, 2), ref.Convolution(W, b, 1, 0, 2)
+    d = np.ones_like(expect.forward(x))
+    layer.forward(x)
+    np.testing.assert_allclose(layer.backward(d), expect.backward(d), rtol=1e-12)
+    np.testing.assert_allclose(layer.dW, expect.dW, rtol=1e-12)  # inf as NumPy, no NaN
+    W[1, 0, 0, 1] = np.inf                                      # and an inf weight for dx
+    layer, expect = Convolution(W, b, 1, 0, 2), ref.Convolution(W, b, 1, 0, 2)
+    x[0, 0, 1, 4] = 1.0
+    layer.forward(x)
+    expect.forward(x)
+    np.testing.assert_allclose(layer.backward(d), expect.backward(d), rtol=1e-12)
+
+
+@pytest.mark.parametrize("stride", [4, 1000, 1 << 20])
+def test_strides_longer_than_the_window(rng, stride):
+    """Windows that skip pixels: the same numbers, in time and memory that do not grow with
+    the stride."""
+    x = rng.random((2, 3, 7, 6))
+    W, b = rng.random((3, 1, 3, 3)), rng.random(3)
+    layer, expect = Convolution(W, b, stride, 1, 3), ref.Convolution(W, b, stride, 1, 3)
+    out = layer.forward(x)
+    np.testing.assert_allclose(out, expect.forward(x), rtol=1e-12)
+    d = rng.random(out.shape)
+    np.testing.assert_allclose(layer.backward(d), expect.backward(d), rtol=1e-12)
+    np.testing.assert_allclose(layer.dW, expect.dW, rtol=1e-12)

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/blas.h"
+#include "core/buffers.h"
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
@@ -30,12 +31,20 @@ void softmax_rows(T* s, int64_t rows, int64_t C) {
 // threads to the GEMMs instead.
 inline bool batch_parallel(int64_t N, int64_t work) { return N > 1 && worth_parallel(work); }
 
+// The GEMM sizes must fit BLAS's ints: checked before any parallel region, where a throw would
+// end the process.
+inline void check_blas_sizes(int64_t Te, int64_t Td, int64_t H) {
+  blas_int(Te, "Te"), blas_int(Td, "Td"), blas_int(H, "H");
+  blas_int(Td * Te, "Td*Te"), blas_int(Te * H, "Te*H"), blas_int(Td * H, "Td*H");
+}
+
 }  // namespace
 
 template <typename T>
 void attention_forward(const T* hs_enc, const T* hs_dec, T* out, T* a, int64_t N, int64_t Te,
                        int64_t Td, int64_t H) {
   if (N == 0 || Td == 0) return;
+  check_blas_sizes(Te, Td, H);
   if (Te == 0 || H == 0) {  // BLAS refuses a zero leading dimension: the sums are written here
     std::fill(out, out + N * Td * H, T(0));
     std::fill(a, a + N * Td * Te, Te ? T(1) / T(Te) : T(0));  // softmax of zero scores
@@ -56,21 +65,26 @@ template <typename T>
 void attention_backward(const T* hs_enc, const T* hs_dec, const T* a, const T* dout,
                         T* dhs_enc, T* dhs_dec, int64_t N, int64_t Te, int64_t Td, int64_t H) {
   if (N == 0) return;
+  check_blas_sizes(Te, Td, H);
   if (Te == 0 || H == 0 || Td == 0) {
     std::fill(dhs_enc, dhs_enc + N * Te * H, T(0));
     std::fill(dhs_dec, dhs_dec + N * Td * H, T(0));
     return;
   }
-#pragma omp parallel if (batch_parallel(N, N * Td * Te * H))
+  // Per-thread scores gradient, taken before the region (nothing may throw inside it).
+  const bool parallel = batch_parallel(N, N * Td * Te * H);
+  const int threads = parallel ? get_num_threads() : 1;
+  buffers::Scratch<T> scratch(static_cast<size_t>(threads) * Td * Te);
+#pragma omp parallel num_threads(threads) if (parallel)
   {
-    std::vector<T> ds(static_cast<size_t>(Td * Te));  // per thread
+    T* ds = scratch.data() + static_cast<size_t>(omp_get_thread_num()) * Td * Te;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t n = 0; n < N; ++n) {
       const T* enc = hs_enc + n * Te * H;
       const T* dec = hs_dec + n * Td * H;
       const T* an = a + n * Td * Te;
       const T* dn = dout + n * Td * H;
-      T* s = ds.data();
+      T* s = ds;
       gemm(false, true, Td, Te, H, T(1), dn, H, enc, H, T(0), s, Te);  // da
       for (int64_t t = 0; t < Td; ++t) {  // softmax backward, row by row
         const T* ar = an + t * Te;

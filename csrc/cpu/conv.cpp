@@ -1,6 +1,7 @@
 #include "cpu/conv.h"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <new>
 #include <vector>
@@ -201,7 +202,10 @@ struct Phases {
   std::vector<Run> runs;
   explicit Phases(const ConvShape& c)
       : s(c.stride), Hq((c.H + 2 * c.pad + s - 1) / s), Wq((c.W + 2 * c.pad + s - 1) / s),
-        plane(Hq * Wq), len(s * s * plane + c.FW), run(c.OH * Wq) {
+        plane(checked_mul(Hq, Wq, "depthwise phase size")),
+        len(checked_add(checked_mul(s * s, plane, "depthwise phases"), c.FW,
+                        "depthwise phases")),
+        run(c.OH * Wq) {
     // The last run of the last phase reads up to FW past the phases, hence the slack in len.
     for (int64_t fh = 0; fh < c.FH; ++fh)
       for (int64_t fw = 0; fw < c.FW; ++fw)
@@ -261,8 +265,11 @@ void depthwise_plane_forward(const T* ph, const T* w, T bias, T* o, T* acc, cons
   for (int64_t oh = 0; oh < c.OH; ++oh) copy_run(acc + oh * p.Wq, 1, o + oh * c.OW, 1, c.OW);
 }
 
-// From dout plane d (OH, OW) as rows of Wq (dflat, whose columns ow >= OW stay zero): the taps'
-// gradients added to acc (FH*FW, double), and, when dph is not null, the phases' gradient.
+// From dout plane d (OH, OW) as rows of Wq (dflat, whose columns ow >= OW stay zero): the
+// taps' gradients added to acc (FH*FW, double), and, when dph is not null, the phases'
+// gradient. The long runs include those zero columns, which add nothing while every number is
+// finite; an inf or NaN there (0 * inf) sends the tap through the OW real columns of each row,
+// as NumPy would compute it.
 template <typename T>
 void depthwise_plane_backward(const T* d, const T* ph, const T* w, T* dflat, double* acc,
                               T* dph, const ConvShape& c, const Phases& p) {
@@ -272,12 +279,22 @@ void depthwise_plane_backward(const T* d, const T* ph, const T* w, T* dflat, dou
     T part = 0;
 #pragma omp simd reduction(+ : part)
     for (int64_t i = 0; i < p.run; ++i) part += dflat[i] * src[i];
+    if (!std::isfinite(part)) {
+      part = 0;
+      for (int64_t r = 0; r < p.run; r += p.Wq)
+        for (int64_t i = r; i < r + c.OW; ++i) part += dflat[i] * src[i];
+    }
     acc[k] += part;
     if (!dph) continue;
     const T wv = w[k];
     T* dst = dph + p.offset[k];
+    if (std::isfinite(wv)) {
 #pragma omp simd
-    for (int64_t i = 0; i < p.run; ++i) dst[i] += wv * dflat[i];
+      for (int64_t i = 0; i < p.run; ++i) dst[i] += wv * dflat[i];
+    } else {
+      for (int64_t r = 0; r < p.run; r += p.Wq)
+        for (int64_t i = r; i < r + c.OW; ++i) dst[i] += wv * dflat[i];
+    }
   }
 }
 
@@ -350,7 +367,11 @@ void depthwise_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, con
   for (int64_t i = 0; i < FN * K; ++i) dW[i] = T(acc[i]);
 }
 
-inline bool depthwise(const ConvShape& s, int64_t groups) { return groups > 1 && s.C == 1; }
+// The phases hold stride^2 planes of about (H + 2 pad) (W + 2 pad) / stride^2 each while the
+// stride is at most the window; a longer stride (windows skipping pixels) takes the GEMM path.
+inline bool depthwise(const ConvShape& s, int64_t groups) {
+  return groups > 1 && s.C == 1 && s.stride <= std::min(s.FH, s.FW);
+}
 
 }  // namespace
 
