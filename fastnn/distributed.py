@@ -421,10 +421,10 @@ def allreduce_grads(grads, count=None, values=()):
         return Reduced(w, extra.copy())
     if arrays and _is_cupy(arrays[0]):
         return _allreduce_cupy(arrays, w, weighted, extra)
+    # The buffer's dtype follows the gradients' dtypes only, never the values: every rank must
+    # send the same number of bytes, whatever its loss (a NaN on one rank included).
     dtype = _pack_dtype(arrays)
     tail = np.concatenate([[w], extra])
-    if dtype == np.float32 and not np.all(np.abs(tail) < 2 ** 24):
-        dtype = np.dtype(np.float64)  # counts and sums of losses stay exact
     buf = pack(arrays, out=_S.host_buf, dtype=dtype, extra=len(tail),
                scale=w if weighted and w != 1.0 else None)
     _S.host_buf = buf

@@ -201,12 +201,25 @@ def cmd_dlfs2(kind, batch, out):
                  **{f"param_{i}": p for i, p in enumerate(model.params)})
 
 
+def cmd_nan_loss():
+    """Rank 1's loss is NaN, rank 0's a number too large for float32 to count exactly: the
+    ranks still send buffers of one size and all get the same (NaN) sum."""
+    dist.init(timeout=20)
+    g = {"W": np.full(4, float(dist.rank() + 1), np.float32)}
+    loss = float("nan") if dist.rank() == 1 else 3e9
+    red = dist.allreduce_grads(g, count=2, values=(loss,))
+    print(f"rank {dist.rank()} W {g['W'].tolist()} count {red.count} "
+          f"loss {red.values[0]}", flush=True)
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "train":
         cmd_train(*args)
     elif cmd == "dlfs2":
         cmd_dlfs2(*args)
+    elif cmd == "nan_loss":
+        cmd_nan_loss()
     elif cmd == "basenn":
         cmd_basenn(*args)
     elif cmd == "interrupt":

@@ -7,7 +7,7 @@ import pytest
 import fastnn
 from fastnn import _ops
 from fastnn.reference.attention_layer import TimeAttention
-from conftest import gradcheck
+from conftest import UNDER_ASAN, gradcheck
 
 # float32: 1e-5 relative (to the largest magnitude); float64: 1e-10.
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
@@ -124,7 +124,7 @@ def test_device_path_is_the_same_computation(rng, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.skipif(__import__("conftest").UNDER_ASAN,
+@pytest.mark.skipif(UNDER_ASAN,
                     reason="under ASan an address-space limit exercises ASan's own allocator "
                            "and shadow mappings, not fastnn's allocation")
 def test_out_of_memory_in_backward_is_a_memory_error():

@@ -252,6 +252,15 @@ def test_vol2_trainers_two_ranks_train_like_one_process(tmp_path, kind, batch):
 
 
 @needs_mpi
+def test_a_nan_loss_on_one_rank_is_reduced_not_a_message_size_error():
+    res, _ = mpirun(2, [WORKER, "nan_loss"])
+    assert res.returncode == 0, res.stderr
+    lines = sorted(res.stdout.split("\n"))[-2:]
+    assert lines == ["rank 0 W [1.5, 1.5, 1.5, 1.5] count 4.0 loss nan",
+                     "rank 1 W [1.5, 1.5, 1.5, 1.5] count 4.0 loss nan"], res.stdout
+
+
+@needs_mpi
 def test_basenn_two_ranks_train_like_one_process(tmp_path):
     two, one = tmp_path / "two.npz", tmp_path / "one.npz"
     res, _ = mpirun(2, [WORKER, "basenn", 6, 3, two])
