@@ -61,6 +61,9 @@ def check_args(img_size, timestep, channels, dim, beta_schedule):
     if beta_schedule not in SCHEDULES:
         raise ValueError(f"{what}: beta_schedule must be one of {', '.join(SCHEDULES)}, got "
                          f"{beta_schedule!r}")
+    if beta_schedule == "linear" and timestep <= 20:
+        raise ValueError(f"{what}: the linear schedule needs more than 20 steps (its last beta, "
+                         f"0.02 * 1000 / timestep, must stay below 1), got timestep={timestep}")
 
 
 # ------------------------------------------------------------------ schedule
