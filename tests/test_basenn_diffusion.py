@@ -101,6 +101,22 @@ def test_unet_matches_its_torch_twin():
                                    atol=1e-11, err_msg=name)
 
 
+def test_benchmark_steps_agree_with_torch():
+    """The basenn:diffusion benchmark row times the same computation on both sides: equal
+    losses over three Adam steps from the shared weights."""
+    pytest.importorskip("torch")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root not in sys.path:
+        sys.path.append(root)
+    from benchmarks import bench_basenn as B
+
+    ours, theirs = B._diffusion_build("fastnn"), B._diffusion_build("torch")
+    a = [ours() for _ in range(3)]
+    b = [theirs() for _ in range(3)]
+    np.testing.assert_allclose(a, b, rtol=2e-4)
+    assert a[2] < a[0]
+
+
 # ------------------------------------------------------------------ the process
 
 def test_schedules_follow_basenns_formulas():
@@ -328,3 +344,19 @@ def test_onnx_export_is_refused_clearly():
     m.add("diffusion_model", img_size=4, timestep=5, dim=8)
     with pytest.raises(NotImplementedError, match="DiffusionModel module, which has no ONNX"):
         basenn_to_onnx(m, input_shape=(1, 4, 4))
+
+
+def test_example_diffusion_digits(tmp_path):
+    """The example on a small budget: the loss falls and the pictures are written."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "basenn",
+                        "diffusion_digits.py")
+    spec = importlib.util.spec_from_file_location("basenn_example_diffusion", path)
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    losses, imgs = ex.main(epochs=3, n_train=512, timestep=50, dim=16, num=4,
+                           save_fold=str(tmp_path))
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert imgs.shape == (4, 51, 1, 16, 16)
+    for name in ("noisy.png", "diffusion_grid.png", "diffusion_timesteps.png", "basenn.pth"):
+        assert (tmp_path / name).stat().st_size > 0
