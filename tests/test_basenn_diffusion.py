@@ -312,6 +312,10 @@ def test_bad_calls():
         m.noisy(np.zeros((4, 4)), timestep=6, show=False)
     with pytest.raises(ValueError, match="num must be"):
         m.inference(num=0)
+    big = nn()
+    big.add("diffusion_model", img_size=512, timestep=10000, dim=8)
+    with pytest.raises(ValueError, match="GiB.*return_all_timesteps=False"):
+        big.inference(num=2, return_all_timesteps=True)
     with pytest.raises(ValueError, match="give the data"):
         nn().inference()
 

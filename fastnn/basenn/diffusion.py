@@ -374,21 +374,28 @@ class DiffusionModel(M.Module):
         """(num, C, S, S) images, or (num, T + 1, C, S, S) with every step (index 0: the
         starting noise, index T: the result); mapped from [-1, 1] back by (x + 1) / 2."""
         shape = (num, self.channels, self.img_size, self.img_size)
+        T = self.schedule.T
         img = rng.standard_normal(shape).astype(self.dtype)
-        steps = [img] if return_all_timesteps else None
-        order = range(self.schedule.T - 1, -1, -1)
+        steps = None
+        if return_all_timesteps:
+            steps = np.empty((num, T + 1) + shape[1:], self.dtype)
+            steps[:, 0] = img
+        order = range(T - 1, -1, -1)
         for t in (progress(order) if progress else order):
             noise = rng.standard_normal(shape).astype(self.dtype) if t > 0 else None
             img = self.p_sample(img, t, noise)
             if steps is not None:
-                steps.append(img)
-        out = np.stack(steps, axis=1) if steps is not None else img
-        return (out + 1) * self.dtype.type(0.5)
+                steps[:, T - t] = img
+        out = steps if steps is not None else img
+        out += 1
+        out *= self.dtype.type(0.5)
+        return out
 
 
 # ------------------------------------------------------------------ nn's methods
 
 MAX_SAMPLES = 1 << 16
+MAX_ALL_STEPS_BYTES = 4 << 30      # what inference(return_all_timesteps=True) may return
 
 
 def _module(model, what):
@@ -474,6 +481,13 @@ def sample_model(model, num, return_all_timesteps, verbose=True):
             not 1 <= num <= MAX_SAMPLES:
         raise ValueError(f"inference: num must be an integer from 1 to {MAX_SAMPLES}, got "
                          f"{num!r}")
+    size = module.channels * module.img_size ** 2 * model.dtype.itemsize * num
+    if return_all_timesteps and size * (module.schedule.T + 1) > MAX_ALL_STEPS_BYTES:
+        raise ValueError(f"inference: {num} images with every one of the "
+                         f"{module.schedule.T + 1} steps would take "
+                         f"{size * (module.schedule.T + 1) / 2 ** 30:.1f} GiB (at most "
+                         f"{MAX_ALL_STEPS_BYTES // 2 ** 30} GiB); ask for fewer images or "
+                         "return_all_timesteps=False")
     progress = (lambda it: progress_bar(it, desc="sampling", unit="step", leave=False)) \
         if verbose else None
     return module.sample(int(num), bool(return_all_timesteps), model.rng, progress)
