@@ -155,14 +155,17 @@ def test_forward_process_has_the_closed_form_statistics():
     noise = np.random.default_rng(1).standard_normal((n, 1, 4, 4))
     xt = module.q_sample(np.broadcast_to(x0, noise.shape), np.full(n, t), noise)
     ab = module.schedule.alphas_cumprod[t]
-    np.testing.assert_allclose(xt.mean(0), np.sqrt(ab) * x0[0], atol=4 * np.sqrt(1 - ab / n)
-                               + 4 * np.sqrt((1 - ab) / n))
+    np.testing.assert_allclose(xt.mean(0), np.sqrt(ab) * x0[0], atol=5 * np.sqrt((1 - ab) / n))
     np.testing.assert_allclose(xt.var(0), np.full((1, 4, 4), 1 - ab), rtol=0.05)
-    # noisy(): the same process in [0, 1] pictures, t = timestep * i // num
+    # noisy(): the same process on a [0, 1] picture at t = timestep * i // num, drawing its
+    # noise from the model's generator
+    model.set_seed(3)
     out = model.noisy((x0[0] + 1) / 2, timestep=100, num=4, show=False)
     assert out.shape == (4, 1, 4, 4)
-    np.testing.assert_allclose(out[0] * 2 - 1, np.sqrt(module.schedule.alphas_cumprod[0]) *
-                               x0[0], atol=6 * np.sqrt(1 - module.schedule.alphas_cumprod[0]))
+    z = np.random.default_rng(3).standard_normal((4, 1, 4, 4)).astype(np.float32)
+    ab = module.schedule.alphas_cumprod[[0, 25, 50, 75]].reshape(-1, 1, 1, 1)
+    np.testing.assert_allclose(out * 2 - 1, np.sqrt(ab) * x0[0] + np.sqrt(1 - ab) * z,
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_one_reverse_step_equals_the_formula():
@@ -233,8 +236,10 @@ def test_inference_shapes_and_layout():
     model.set_seed(1)
     final = model.inference(num=3, return_all_timesteps=False)
     np.testing.assert_allclose(every[:, -1], final)
-    # the start is pure noise mapped by (x + 1) / 2; the clipped x0 keeps the end near [0, 1]
-    assert abs(float(every[:, 0].mean()) - 0.5) < 0.4
+    # step 0 is the starting noise (drawn first from the model's generator) mapped by
+    # (x + 1) / 2; the clipped x0 keeps the end near [0, 1]
+    start = np.random.default_rng(1).standard_normal((3, 1, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(every[:, 0], (start + 1) / 2, rtol=1e-6)
     assert every[:, -1].min() > -0.5 and every[:, -1].max() < 1.5
 
 
