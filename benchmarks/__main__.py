@@ -7,7 +7,8 @@ rounds, and each cell is the median over rounds with its min-max. `--isolation p
 fastnn and its reference interleaved in one process instead (torch still alone).
 
 Suites are named with or without their prefix (`--only conv` is `--only bench_conv`); the GPU
-suite reports why it is skipped when fastnn cannot use CUDA here.
+suite reports why it is skipped when fastnn cannot use CUDA here, the MPI suite (bench_mpi:
+allreduce per step, 1 rank x 2 threads against 2 ranks x 1 thread) when MPI is not installed.
 
 Prints the tables, float32 and float64 (ms per contender, fastnn's speed-up over each,
 fastnn's GFLOP/s and its share of the best sgemm or dgemm rate measured during the run, peak
@@ -29,7 +30,7 @@ from benchmarks.harness import CONTENDERS, print_table, torch_available
 from benchmarks import runner
 from benchmarks.runner import ISOLATION, ChildError, peak_memory, run_workload, spawn
 
-SUITES = CPU_SUITES + ["bench_gpu"]
+SUITES = CPU_SUITES + ["bench_gpu", "bench_mpi"]
 
 
 def cpu_model():
@@ -84,6 +85,21 @@ def _gpu_rows(quick):
     return rows
 
 
+def _mpi_rows(quick):
+    """bench_mpi in a process of its own (it starts its mpiexec runs from there); rows that say
+    "MPI not installed" when mpi4py or mpiexec is missing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "mpi.json")
+        args = ["--json", path] + (["--quick"] if quick else [])
+        try:
+            spawn(args, ("fastnn",), module="benchmarks.bench_mpi", parse=False)
+            with open(path) as f:
+                return json.load(f)["rows"]
+        except ChildError as e:
+            return [{"workload": "MPI suite (bench_mpi)", "suite": "bench_mpi", "ms": {},
+                     "note": f"failed: {e}"}]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,7 +146,7 @@ def main(argv=None):
     suites = list(keys)
     plan = {}
     for suite in suites:
-        if suite == "bench_gpu":
+        if suite in ("bench_gpu", "bench_mpi"):
             continue
         workloads = suite_workloads(suite)
         if keys[suite] is not None:
@@ -159,8 +175,8 @@ def main(argv=None):
     try:
         for suite in suites:
             t_suite = time.perf_counter()
-            if suite == "bench_gpu":
-                rows += _gpu_rows(args.quick)
+            if suite in ("bench_gpu", "bench_mpi"):
+                rows += _gpu_rows(args.quick) if suite == "bench_gpu" else _mpi_rows(args.quick)
                 print(f"[{suite}: {time.perf_counter() - t_suite:.1f} s]", file=sys.stderr)
                 continue
             for w in plan[suite]:
@@ -197,13 +213,14 @@ def main(argv=None):
             r[f"pct_{gemm}"] = 100.0 * r["gflops"] / best[gemm]
 
     gpu = [r for r in rows if r.get("suite") == "bench_gpu"]
-    cpu32 = [r for r in rows if r not in gpu and r.get("dtype", "float32") == "float32"]
-    cpu64 = [r for r in rows if r not in gpu and r.get("dtype") == "float64"]
+    mpi = [r for r in rows if r.get("suite") == "bench_mpi"]
+    cpu32 = [r for r in rows if r not in gpu + mpi and r.get("dtype", "float32") == "float32"]
+    cpu64 = [r for r in rows if r not in gpu + mpi and r.get("dtype") == "float64"]
     tables = {}
-    for title, part in (("float32", cpu32), ("float64", cpu64), ("GPU", gpu)):
+    for title, part in (("float32", cpu32), ("float64", cpu64), ("GPU", gpu), ("MPI", mpi)):
         if part:
             print(f"\n{title}\n")
-            tables[title] = print_table(part, gemm_columns=part is not gpu)
+            tables[title] = print_table(part, gemm_columns=part is cpu32 or part is cpu64)
     loads = [r["load"] for r in rows if "load" in r]
     print(f"\nload average (1 min) at start {load_start[0]:.1f}, at end {load_end[0]:.1f}"
           + (f", {min(loads):.1f}-{max(loads):.1f} at the rows' starts" if loads else "")

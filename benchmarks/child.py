@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks import ENV_VARS
 from benchmarks.harness import compare_samples, gemm_rates, set_threads
 
-SUITES = ["bench_train", "bench_conv", "bench_dense", "bench_rnn", "bench_basenn"]
+SUITES = ["bench_train", "bench_conv", "bench_dense", "bench_rnn", "bench_nlp", "bench_basenn"]
 
 
 def suite_workloads(suite):

@@ -43,7 +43,16 @@ def _check_cpu(cpuinfo="/proc/cpuinfo"):
 
 _check_cpu()
 
-from . import _C  # noqa: E402
+try:
+    from . import _C  # noqa: E402
+except ImportError:
+    if _os.path.exists(_os.path.join(_os.path.dirname(__file__), "..", "pyproject.toml")) and \
+            not any(n.startswith("_C.") for n in _os.listdir(_os.path.dirname(__file__))):
+        raise ImportError(
+            f"fastnn is imported from its source tree ({_os.path.dirname(__file__)}), where the "
+            "compiled module fastnn._C has not been built. Install fastnn (pip install .) and "
+            "run from another folder, or build it in place with .ci/dev_build.sh.") from None
+    raise
 
 __version__ = "0.1.0"
 
@@ -82,12 +91,16 @@ def build_info():
     """What this build of fastnn links and supports: BLAS, OpenMP version, CUDA, kernel families,
     and the CPU kernels' instruction-set levels: ``cpu_levels_compiled`` (baseline, avx2, avx512
     on x86-64), ``cpu_level_detected`` (the highest this CPU supports) and ``cpu_level`` (the one
-    in use: the highest compiled level the CPU supports, at most ``$FASTNN_CPU``)."""
+    in use: the highest compiled level the CPU supports, at most ``$FASTNN_CPU``), and
+    ``distributed``: mpi4py, the MPI library, rank and size, and how GPU gradients are reduced
+    (``fastnn.distributed``)."""
     info = dict(_C.build_info())
     info["version"] = __version__
     info["blas_config"] = _openblas.get_openblas_config()
     info["num_threads"] = get_num_threads()
     info["max_threads"] = _C.max_num_threads()
+    from . import distributed
+    info["distributed"] = distributed.info()
     return info
 
 

@@ -331,7 +331,17 @@ def affine_forward(x, W, b, layer="Affine"):
     if b.shape[0] != W.shape[1]:
         raise _shape_error(layer, f"b has length {b.shape[0]} but W has {W.shape[1]} columns",
                            W=W, b=b)
-    return _C.affine_forward(as_compute(x2, dt), as_compute(W, dt), as_compute(b, dt))
+    Wk, W_trans = _affine_weights(W, dt)
+    return _C.affine_forward(as_compute(x2, dt), Wk, as_compute(b, dt), W_trans)
+
+
+def _affine_weights(W, dt):
+    """(array for the kernel, W_trans): a transposed view of a C-contiguous array (the book's
+    tied weights, TimeAffine(embed_W.T, b)) goes as that array, read in place; anything else as
+    a C-contiguous copy in dt when it is not one already."""
+    if W.dtype == dt and not W.flags.c_contiguous and W.T.flags.c_contiguous and W.size:
+        return W.T, True
+    return as_compute(W, dt), False
 
 
 def affine_backward(dout, x, W, layer="Affine", need_dx=True):
@@ -348,8 +358,11 @@ def affine_backward(dout, x, W, layer="Affine", need_dx=True):
     if dout.shape != expected:
         raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward output "
                          f"had shape {expected}")
-    dx, dW, db = _C.affine_backward(as_compute(dout, dt), as_compute(x2, dt), as_compute(W, dt),
-                                    need_dx)
+    Wk, W_trans = _affine_weights(W, dt)
+    dx, dW, db = _C.affine_backward(as_compute(dout, dt), as_compute(x2, dt), Wk, need_dx,
+                                    W_trans)
+    if W_trans:
+        dW = dW.T  # computed as dW^T (M, D): a view laid out like W
     if dx is not None:
         dx = dx.reshape(x.shape).astype(compute_dtype(layer, dout, W), copy=False)
     return (dx,
@@ -692,6 +705,201 @@ def gru_backward(x, h0, Wx, Wh, hs, gates, aux, dhs, dhn, torch_layout=False, la
                                           dhs=dhs, dhn=dhn))
     return _C.gru_backward(a["x"], a["h0"], a["Wx"], a["Wh"], a["hs"], a["gates"], a["aux"],
                            a["dhs"], a["dhn"], torch_layout)
+
+
+# ---------------------------------------------------------------- embedding, attention (vol. 2)
+# Word ids index the rows of an embedding matrix W (V, D). The ops take NumPy arrays to the
+# kernels; device arrays (CuPy) run the same NumPy expressions on CuPy, as the book's code does
+# with `import cupy as np` (np.add.at needs CuPy >= 12.1).
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _word_ids(layer, idx):
+    """idx (any shape) as C-contiguous int64; IndexError for ids that are not integers (as
+    NumPy's indexing says) and for uint64 ids past int64 (out of bounds for any W)."""
+    idx = np.asarray(idx)
+    if idx.dtype.kind not in "iu":
+        raise IndexError(f"{layer}: word ids must be integers, got an array of dtype "
+                         f"{idx.dtype} (idx.shape={idx.shape})")
+    if idx.dtype == np.uint64 and idx.size and idx.max() > _INT64_MAX:
+        raise IndexError(f"{layer}: index {idx.max()} is out of bounds for W")
+    return np.asarray(idx, dtype=np.int64, order="C")  # 0-d stays 0-d
+
+
+def _check_ids_host(layer, ids, V):
+    """The kernels' bounds check, for the paths that index with NumPy."""
+    if ids.size and (ids.min() < 0 or ids.max() >= V):
+        bad = ids.min() if ids.min() < 0 else ids.max()
+        raise IndexError(f"{layer}: index {bad} is out of bounds for W with {V} rows (word ids "
+                         f"must lie in [0, {V}))")
+
+
+def _shape(a):
+    return tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
+
+
+def _embedding_matrix(layer, W, name="W"):
+    shape = _shape(W)
+    if len(shape) != 2:
+        raise ValueError(f"{layer}: {name} must be 2-D (V, D), got {name}.shape={shape}")
+    return shape
+
+
+def embedding_forward(W, idx, layer="Embedding"):
+    """out = W[idx] for word ids idx of any integer shape: shape idx.shape + (D,), W's dtype.
+    Ids outside [0, V) (negative ones included) raise IndexError."""
+    _embedding_matrix(layer, W)
+    if _on_device(W, idx):
+        return W[idx]
+    W = np.asarray(W)
+    ids = _word_ids(layer, idx)
+    if W.dtype not in _FLOATS:
+        compute_dtype(layer, W)  # TypeError for complex, object, strings
+        _check_ids_host(layer, ids, W.shape[0])
+        return W[ids]
+    out = _C.embedding_forward(as_compute(W, W.dtype), ids.reshape(-1), layer)
+    return out.reshape(ids.shape + (W.shape[1],))
+
+
+def _check_dout(layer, dout, expected):
+    shape = _shape(dout)
+    if shape != tuple(expected):
+        raise ValueError(f"{layer}.backward: dout has shape {shape} but the forward output had "
+                         f"shape {tuple(expected)}")
+
+
+def _writes_in_place(a, dt):
+    return (type(a) is np.ndarray and a.dtype == dt and a.flags.c_contiguous
+            and a.flags.writeable)
+
+
+def embedding_backward(dW, idx, dout, layer="Embedding"):
+    """The book's Embedding.backward: ``dW[...] = 0; np.add.at(dW, idx, dout)``, in place
+    (repeated ids add up, in the order NumPy adds them); returns dW. dout has shape
+    idx.shape + (D,) and is cast to dW's dtype, as np.add.at does."""
+    V, D = _embedding_matrix(layer + ".backward", dW, "dW")
+    if _on_device(dW, idx, dout):
+        _check_dout(layer, dout, _shape(idx) + (D,))
+        dW[...] = 0
+        np.add.at(dW, idx, dout)
+        return dW
+    ids = _word_ids(layer, idx)
+    _check_dout(layer, dout, ids.shape + (D,))
+    compute_dtype(layer, dW, dout)
+    if isinstance(dW, np.ndarray) and dW.dtype in _FLOATS and _writes_in_place(dW, dW.dtype):
+        _C.embedding_backward(dW, ids.reshape(-1), as_compute(dout, dW.dtype).reshape(-1, D),
+                              layer)
+        return dW
+    _check_ids_host(layer, ids, V)
+    dW[...] = 0
+    np.add.at(dW, ids, dout)
+    return dW
+
+
+def _embedding_dot_args(layer, W, idx, h):
+    V, D = _embedding_matrix(layer, W)
+    h_shape, idx_shape = _shape(h), _shape(idx)
+    if len(idx_shape) != 1 or h_shape != (idx_shape[0], D):
+        raise ValueError(f"{layer}: expected idx of shape (N,) and h of shape (N, {D}) for W of "
+                         f"shape {(V, D)}, got idx.shape={idx_shape}, h.shape={h_shape}")
+    return V, D
+
+
+def embedding_dot_forward(W, idx, h, layer="EmbeddingDot"):
+    """Negative sampling's score: out (N,) = sum(W[idx] * h, axis=1) for ids idx (N,) and
+    h (N, D), in NumPy's promotion of W and h. Nothing (N, D) is kept: the backward reads W."""
+    _embedding_dot_args(layer, W, idx, h)
+    if _on_device(W, idx, h):
+        return (W[idx] * h).sum(axis=1)
+    ids = _word_ids(layer, idx)
+    dt = compute_dtype(layer, W, h)
+    return _C.embedding_dot_forward(as_compute(W, dt), ids, as_compute(h, dt), layer)
+
+
+def embedding_dot_backward(dW, idx, h, dout, W, layer="EmbeddingDot"):
+    """The book's EmbeddingDot.backward for dout (N,): dW (its Embedding's grad, updated in
+    place) = 0 then np.add.at(dW, idx, dout[:, None] * h); returns dh = dout[:, None] * W[idx]
+    (W as it is now: the book keeps W[idx] from the forward, the same unless W is edited in
+    place between forward and backward)."""
+    V, D = _embedding_dot_args(layer + ".backward", W, idx, h)
+    _embedding_matrix(layer + ".backward", dW, "dW")
+    if _shape(dW) != (V, D):
+        raise ValueError(f"{layer}.backward: dW.shape={_shape(dW)} differs from "
+                         f"W.shape={(V, D)}")
+    _check_dout(layer, dout, _shape(idx)[:1])
+    if _on_device(dW, idx, h, dout, W):
+        d = dout.reshape(-1, 1)
+        dW[...] = 0
+        np.add.at(dW, idx, d * h)
+        return d * W[idx]
+    ids = _word_ids(layer, idx)
+    dt = compute_dtype(layer, W, h, dout)
+    args = [as_compute(a, dt) for a in (h, dout)]
+    if _writes_in_place(dW, dt):
+        return _C.embedding_dot_backward(as_compute(W, dt), dW, ids, *args, layer)
+    tmp = np.empty((V, D), dtype=dt)  # dW of another dtype or layout: written once after
+    dh = _C.embedding_dot_backward(as_compute(W, dt), tmp, ids, *args, layer)
+    dW[...] = tmp
+    return dh
+
+
+def _attention_args(layer, hs_enc, hs_dec):
+    enc, dec = _shape(hs_enc), _shape(hs_dec)
+    shapes = dict(hs_enc=enc, hs_dec=dec)
+    if len(enc) != 3 or len(dec) != 3:
+        raise _shape_error(layer, "hs_enc must be 3-D (N, Te, H) and hs_dec 3-D (N, Td, H)",
+                           **shapes)
+    if enc[0] != dec[0]:
+        raise _shape_error(layer, f"hs_enc has a batch of {enc[0]} but hs_dec of {dec[0]}",
+                           **shapes)
+    if enc[2] != dec[2]:
+        raise _shape_error(layer, f"hs_enc has hidden size {enc[2]} but hs_dec has {dec[2]}",
+                           **shapes)
+    return enc, dec
+
+
+def _attention_xp(xp, hs_enc, hs_dec):
+    """The same computation in NumPy-style array code (for device arrays)."""
+    s = xp.matmul(hs_dec, hs_enc.transpose(0, 2, 1))
+    if s.shape[2]:
+        s = xp.exp(s - s.max(axis=2, keepdims=True))
+        s /= s.sum(axis=2, keepdims=True)
+    return xp.matmul(s, hs_enc), s
+
+
+def attention_forward(hs_enc, hs_dec, layer="TimeAttention"):
+    """The book's TimeAttention forward over every decoder step at once, for encoder states
+    hs_enc (N, Te, H) and decoder states hs_dec (N, Td, H): returns (out (N, Td, H),
+    a (N, Td, Te)) with a[:, t] = softmax over Te of sum(hs_enc * hs_dec[:, t, None], axis=2)
+    (AttentionWeight) and out[:, t] = sum(hs_enc * a[:, t, :, None], axis=1) (WeightSum)."""
+    _attention_args(layer, hs_enc, hs_dec)
+    if _on_device(hs_enc, hs_dec):
+        return _attention_xp(array_module(layer, hs_enc, hs_dec), hs_enc, hs_dec)
+    dt = compute_dtype(layer, hs_enc, hs_dec)
+    return _C.attention_forward(as_compute(hs_enc, dt), as_compute(hs_dec, dt))
+
+
+def attention_backward(hs_enc, hs_dec, a, dout, layer="TimeAttention"):
+    """(dhs_enc, dhs_dec) of attention_forward for dout (N, Td, H) and the forward's a: the
+    book's per-step AttentionWeight and WeightSum backward, dhs_enc summed over the decoder
+    steps as its TimeAttention does."""
+    enc, dec = _attention_args(layer + ".backward", hs_enc, hs_dec)
+    N, Te, _ = enc
+    _check_dout(layer, dout, dec)
+    a_shape = _shape(a)
+    if a_shape != (N, dec[1], Te):
+        raise ValueError(f"{layer}.backward: a has shape {a_shape} but the forward gave "
+                         f"{(N, dec[1], Te)}")
+    if _on_device(hs_enc, hs_dec, a, dout):
+        xp = array_module(layer, hs_enc, hs_dec, a, dout)
+        da = xp.matmul(dout, hs_enc.transpose(0, 2, 1))
+        ds = a * (da - (a * da).sum(axis=2, keepdims=True))
+        dhs_enc = xp.matmul(a.transpose(0, 2, 1), dout) + xp.matmul(ds.transpose(0, 2, 1),
+                                                                     hs_dec)
+        return dhs_enc, xp.matmul(ds, hs_enc)
+    dt = compute_dtype(layer, hs_enc, hs_dec, a, dout)
+    return _C.attention_backward(*(as_compute(x, dt) for x in (hs_enc, hs_dec, a, dout)))
 
 
 # ---------------------------------------------------------------- CUDA dispatch

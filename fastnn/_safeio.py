@@ -105,6 +105,14 @@ class _DtypeSpec:
         return dt.newbyteorder(self.order) if self.order in "<>" else dt
 
 
+class _ObjectDtypeSpec(_DtypeSpec):
+    """dtype('O') where a reader allows it (PlainObjectUnpickler): the array's items are then
+    plain data themselves, checked like everything else in the pickle."""
+
+    def dtype(self):
+        return np.dtype(object)
+
+
 class _ArraySpec:
     """What numpy's ``_reconstruct`` returns: filled by BUILD, made into an array at the end."""
 
@@ -128,6 +136,12 @@ class _ArraySpec:
             raise _Refused("array without a numeric dtype")
         if not isinstance(shape, tuple):
             raise _Refused(f"array shape {shape!r:.80} is not a tuple")
+        if isinstance(dtype, _ObjectDtypeSpec):
+            if not (isinstance(data, list) and all(isinstance(d, int) and d >= 0 for d in shape)
+                    and len(data) == math.prod(shape)):
+                raise _Refused(f"object array of shape {shape!r:.80} without its items")
+            self.shape, self.dtype, self.fortran, self.data = shape, dtype.dtype(), fortran, data
+            return
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
         if not isinstance(data, bytes):
@@ -142,9 +156,13 @@ class _ArraySpec:
                            f"pickle holds {len(data)}")
         self.shape, self.dtype, self.fortran, self.data = shape, dt, fortran, data
 
-    def array(self):
+    def array(self, finish=None):
         if self.data is None:
             raise _Refused("array without data")
+        if self.dtype.hasobject:
+            flat = np.empty(len(self.data), dtype=object)
+            flat[:] = [finish(v) for v in self.data] if self.data else []
+            return flat.reshape(self.shape, order="F" if self.fortran else "C")
         flat = np.frombuffer(self.data, dtype=self.dtype)
         return np.array(flat.reshape(self.shape, order="F" if self.fortran else "C"))
 
@@ -166,6 +184,12 @@ def _dtype(obj, align=False, copy=True):
         raise _Refused(f"dtype {obj!r:.40} (only bool, integer, float and complex arrays are "
                        "read)")
     return _DtypeSpec(obj)
+
+
+def _dtype_or_object(obj, align=False, copy=True):
+    if obj == "O8":
+        return _ObjectDtypeSpec(obj)
+    return _dtype(obj, align, copy)
 
 
 def _scalar(dtype, data):
@@ -211,6 +235,16 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise _Refused("the pickle uses persistent ids")
 
 
+class PlainObjectUnpickler(RestrictedUnpickler):
+    """RestrictedUnpickler that also reads object arrays (np.save of a dict gives one) whose
+    items are plain data."""
+
+    def find_class(self, module, name):
+        if (module, name) == ("numpy", "dtype"):
+            return _dtype_or_object
+        return super().find_class(module, name)
+
+
 _CONTAINERS = (dict, list, tuple, str, bytes, int, float, bool, type(None), complex)
 
 
@@ -220,7 +254,7 @@ def _finish(obj, seen):
     if key in seen:
         return seen[key]
     if isinstance(obj, _ArraySpec):
-        out = obj.array()
+        out = obj.array(lambda v: _finish(v, seen))
         if obj.scalar:
             out = out[()]
     elif isinstance(obj, _DtypeSpec):
@@ -262,9 +296,13 @@ def load_pickle(file_name):
     file runs)."""
     with open(file_name, "rb") as f:
         data = f.read()
+    return _plain_data(data, file_name)
+
+
+def _plain_data(data, file_name, unpickler=RestrictedUnpickler):
     try:
         _prescan(data)
-        obj = RestrictedUnpickler(io.BytesIO(data)).load()
+        obj = unpickler(io.BytesIO(data)).load()
         return _finish(obj, {})
     except _Refused as e:
         raise ParamsError(f"{file_name}: refusing to load: {e}; fastnn reads only dicts, lists, "
@@ -294,8 +332,10 @@ def _npy_header(member, where):
     return shape, fortran, dtype
 
 
-def read_npz(file_name, kinds="biufc"):
-    """The arrays of .npz archive ``file_name`` as a dict (``kinds``: accepted dtype kinds)."""
+def read_npz(file_name, kinds="biufc", objects=()):
+    """The arrays of .npz archive ``file_name`` as a dict (``kinds``: accepted dtype kinds).
+    Members named in ``objects`` may be object arrays (np.savez of a dict, e.g. a vocabulary):
+    they are read with the restricted unpickler and may hold only plain data."""
     file_name = os.fspath(file_name)
     with open(file_name, "rb") as f:
         magic = f.read(6)
@@ -324,6 +364,13 @@ def read_npz(file_name, kinds="biufc"):
             try:
                 with zf.open(info) as m:
                     shape, fortran, dtype = _npy_header(m, name)
+                    if dtype.hasobject and name[:-4] in objects and not dtype.fields:
+                        if info.file_size > MAX_ARRAY_BYTES:
+                            raise fail(f"holds {_human(info.file_size)}")
+                        pickled = m.read()
+                        out[name[:-4]] = _plain_data(pickled, f"{file_name} ({name})",
+                                                     PlainObjectUnpickler)
+                        continue
                     if dtype.hasobject or dtype.kind not in kinds or dtype.fields:
                         raise fail(f"has dtype {dtype}; Object arrays cannot be loaded when "
                                    "allow_pickle=False, and only numbers are read")

@@ -11,6 +11,10 @@ predict, export, draw filters.
 A run folder holds ``model.safetensors`` (the network and its description),
 ``checkpoint.safetensors`` (everything ``--resume`` needs), ``history.json`` and
 ``curves.png``; every file in it is replaced atomically, after each epoch.
+
+Under ``mpiexec -n N`` (the ``mpi`` extra) ``train`` is data-parallel: each rank trains on its
+part of every global batch of N x ``--batch-size`` images (or ``--global-batch``), only rank 0
+prints and writes the run folder, and an error on any rank ends every rank.
 """
 
 import argparse
@@ -51,6 +55,13 @@ RESUME_OPTIONS = ("--resume", "--epochs", "--quiet")
 
 class UsageError(Exception):
     """A mistake in what the user asked for: reported in one line, no traceback."""
+
+
+def _on_every_rank(e):
+    """Mark ``e`` as raised by every rank at the same point (under MPI): the ranks then stop
+    together, rank 0 reporting it, instead of aborting the job."""
+    e.all_ranks = True
+    return e
 
 
 def build_model(name, input_dim, dtype):
@@ -241,22 +252,47 @@ def _save_run(out, trainer, network, settings, status, started, curves=False):
 
 
 def _make_trainer(settings, data, network, epochs, quiet):
+    from . import distributed as dist
     from .trainer import Trainer
     (x_train, t_train), (x_test, t_test) = data
     opt_param = {} if settings["lr"] is None else {"lr": settings["lr"]}
+    global_batch = settings.get("global_batch")
+    if global_batch is not None and global_batch < dist.size():
+        raise _on_every_rank(UsageError(f"the global batch of {global_batch} images is smaller "
+                                        f"than the {dist.size()} ranks"))
     return Trainer(network, x_train, t_train, x_test, t_test, epochs=epochs,
                    mini_batch_size=settings["batch_size"], optimizer=settings["optimizer"],
-                   optimizer_param=opt_param,
+                   optimizer_param=opt_param, global_batch_size=global_batch,
                    evaluate_sample_num_per_epoch=settings["eval_samples"], verbose=not quiet)
+
+
+def _on_root(fn, *args):
+    """``fn(*args)`` on rank 0 only, its result on every rank; an exception it raises is
+    raised on every rank (so that all stop together). Without MPI, just ``fn(*args)``."""
+    from . import distributed as dist
+    if not dist.is_initialized():
+        return fn(*args)
+    result = None
+    if dist.is_root():
+        try:
+            result = (True, fn(*args))
+        except (UsageError, OSError) as e:
+            result = (False, e)
+    ok, value = dist.broadcast_object(result)
+    if not ok:
+        raise _on_every_rank(value)
+    return value
 
 
 def cmd_train(args):
     from . import __version__, get_num_threads
+    from . import distributed as dist
 
+    dist.init()  # data-parallel under mpiexec; a no-op otherwise
     if args.resume:
         return _resume(args)
     out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}")
-    _check_out_folder(out, args.overwrite)
+    _on_root(_check_out_folder, out, args.overwrite)
     dtype = np.dtype(args.dtype)
     data = load_data(args.dataset, dtype)
     (x_train, _), (x_test, _) = data
@@ -266,29 +302,42 @@ def cmd_train(args):
                                               "optimizer", "lr", "seed", "dtype",
                                               "eval_samples")}
     settings["image_shape"] = list(x_train.shape[1:])
+    settings["global_batch"] = args.global_batch or args.batch_size * dist.size()
+    settings["ranks"] = dist.size()
     trainer = _make_trainer(settings, data, network, args.epochs, args.quiet)
     settings["lr"] = trainer.optimizer.lr
     settings["threads"] = get_num_threads()
     settings["fastnn_version"] = __version__
-    if not args.quiet:
+    if not args.quiet and dist.is_root():
         n = get_num_threads()
+        batch = (f"batch {args.batch_size}" if dist.size() == 1 and not args.global_batch else
+                 f"global batch {settings['global_batch']} over {dist.size()} rank"
+                 f"{'s' if dist.size() != 1 else ''}")
         print(f"fastnn {__version__}: training {args.model} on {args.dataset} "
               f"({len(x_train)} train / {len(x_test)} test images), {args.optimizer} "
-              f"lr={args.lr if args.lr is not None else 'default'}, batch {args.batch_size}, "
+              f"lr={args.lr if args.lr is not None else 'default'}, {batch}, "
               f"{dtype.name}, {n} thread{'s' if n != 1 else ''}", flush=True)
     return _train_and_save(out, trainer, network, settings, args.quiet)
 
 
-def _resume(args):
-    from . import get_num_threads
+def _read_resume_settings(out, ckpt):
     from .trainer import checkpoint_metadata
-
-    out = args.resume
-    ckpt = os.path.join(out, CHECKPOINT_FILE)
     if not os.path.isfile(ckpt):
         raise UsageError(f"{out}: no {CHECKPOINT_FILE} to resume from (is it a folder made by "
                          "'fastnn train --out'?)")
-    settings = (checkpoint_metadata(ckpt) or {}).get("settings")
+    try:
+        return (checkpoint_metadata(ckpt) or {}).get("settings")
+    except ValueError as e:  # ParamsError: every rank reports it
+        raise UsageError(str(e)) from None
+
+
+def _resume(args):
+    from . import get_num_threads
+    from . import distributed as dist
+
+    out = args.resume
+    ckpt = os.path.join(out, CHECKPOINT_FILE)
+    settings = _on_root(_read_resume_settings, out, ckpt)
     needed = ("model", "dataset", "epochs", "batch_size", "optimizer", "lr", "seed", "dtype",
               "eval_samples")
     if not isinstance(settings, dict) or any(k not in settings for k in needed) or \
@@ -313,7 +362,8 @@ def _resume(args):
         raise UsageError(f"{out}: the run has already finished its {trainer.current_epoch} "
                          f"epochs; pass --epochs N with N > {trainer.current_epoch} to train on")
     settings["threads"] = get_num_threads()
-    if not args.quiet:
+    settings["ranks"] = dist.size()
+    if not args.quiet and dist.is_root():
         pos = trainer.current_iter % trainer.iter_per_epoch
         print(f"resuming {settings['model']} on {settings['dataset']} in {out} at epoch "
               f"{trainer.current_epoch + 1}/{epochs}, iteration {pos}/{trainer.iter_per_epoch}",
@@ -322,13 +372,16 @@ def _resume(args):
 
 
 def _train_and_save(out, trainer, network, settings, quiet):
+    from . import distributed as dist
     from .trainer import TrainingDiverged
 
     started = time.perf_counter()
     saved = []  # the iteration of the last checkpoint
+    root = dist.is_root()
 
     def save(tr, status="running", curves=False):
-        _save_run(out, tr, network, settings, status, started, curves)
+        if root:  # under MPI every rank holds the same state; rank 0 writes it
+            _save_run(out, tr, network, settings, status, started, curves)
         saved.append(tr.current_iter)
 
     save(trainer)  # resumable from the start
@@ -339,22 +392,30 @@ def _train_and_save(out, trainer, network, settings, quiet):
             print(f"fastnn: interrupted in the middle of a step; {out} keeps the checkpoint of "
                   f"the last completed epoch. Resume with: fastnn train --resume {out}",
                   file=sys.stderr)
+            if dist.is_initialized():  # the other ranks may be inside a collective
+                dist.abort(130)
             return 130
         save(trainer, "interrupted", curves=True)
         pos = trainer.current_iter % trainer.iter_per_epoch
+        if not root:
+            return 130
         print(f"fastnn: interrupted at epoch {trainer.current_epoch + (pos > 0)}/"
               f"{trainer.epochs}, iteration {pos or trainer.iter_per_epoch}/"
               f"{trainer.iter_per_epoch}; saved a checkpoint in {out}. Resume with: "
               f"fastnn train --resume {out}", file=sys.stderr)
         return 130
-    except TrainingDiverged as e:
+    except TrainingDiverged as e:  # under MPI: on every rank at once (the loss is global)
         history = _history(trainer, settings, "diverged", started)
-        _write_json(os.path.join(out, HISTORY_FILE), history)
+        if root:
+            _write_json(os.path.join(out, HISTORY_FILE), history)
         epoch, pos = divmod(saved[-1], trainer.iter_per_epoch)
         when = (f"epoch {epoch + 1}, iteration {pos}" if pos else
                 f"the end of epoch {epoch}" if epoch else "before the first step")
-        raise UsageError(f"{e}; the checkpoint in {out} is from {when}") from None
+        raise _on_every_rank(UsageError(f"{e}; the checkpoint in {out} is from {when}")) \
+            from None
     save(trainer, "finished", curves=True)
+    if not root:
+        return 0
     if quiet:
         print(f"test acc:{test_acc:.4f}")
     else:
@@ -629,7 +690,10 @@ def build_parser():
     t.add_argument("--epochs", type=_positive(int), default=5,
                    help="passes over the training set (with --resume: the new total)")
     t.add_argument("--batch-size", type=_positive(int), default=100,
-                   help="images per mini-batch")
+                   help="images per mini-batch (under mpiexec: per rank)")
+    t.add_argument("--global-batch", type=_positive(int), default=None,
+                   help="under mpiexec: images per step over all ranks, split between them "
+                   "(default: --batch-size x the ranks)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", type=str.lower,
                    help="update rule (fastnn.optim)")
     t.add_argument("--lr", type=_positive(float), default=None,
@@ -736,9 +800,18 @@ def main(argv=None):
         msg = str(e).replace("\n", " ")
         if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
             msg = f"{e.filename}: {msg}"
+        from . import distributed as dist
+        if dist.is_initialized():
+            if not getattr(e, "all_ranks", False):  # end every rank, also those waiting
+                dist.abort(1, f"fastnn: error: {msg}")
+            if not dist.is_root():                    # all ranks stop here: one message
+                return 1
         print(f"fastnn: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        from . import distributed as dist
+        if dist.is_initialized():
+            dist.abort(130, "fastnn: interrupted")
         print("fastnn: interrupted", file=sys.stderr)
         return 130
 

@@ -5,6 +5,7 @@ sequences (N, T, D), ``params``/``grads`` lists whose grads are overwritten in p
 ``set_state``/``reset_state``. The whole time loop of TimeRNN/TimeLSTM/TimeGRU runs in one C++
 call (fastnn._ops); the single-step RNN/LSTM/GRU run the same kernels on a sequence of length 1.
 
+Embedding and TimeEmbedding gather rows and scatter-add their gradient in C++ kernels.
 With CuPy parameters (or inputs) the recurrent layers, TimeAffine, TimeSoftmaxWithLoss and
 TimeBiLSTM run the CUDA kernels and their outputs, states and grads stay CuPy arrays (grads are
 made with ``np.zeros_like`` of the parameters, so CuPy parameters give CuPy grads).
@@ -13,27 +14,56 @@ made with ``np.zeros_like`` of the parameters, so CuPy parameters give CuPy grad
 import numpy as np
 
 from . import _ops
-from .reference import time_layers as _reference
 
-# No kernel pays for these (a row gather, a scatter-add): they are the reference classes, with
-# backward refusing to run before forward. On CuPy arrays their NumPy calls dispatch to CuPy
-# (np.add.at needs CuPy >= 12.1).
-class Embedding(_reference.Embedding):
+
+class Embedding:
+    """Rows of W picked by word ids (any integer shape): out = W[idx]. backward is the book's
+    ``dW[...] = 0; np.add.at(dW, idx, dout)`` in one kernel (repeated ids add up). Ids outside
+    [0, V) raise IndexError. With CuPy arrays the same NumPy expressions run on CuPy."""
+
+    _layer = "Embedding"
+
+    def __init__(self, W):
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+        self.idx = None
+
+    def _weights(self):
+        return self.params[0]
+
+    def forward(self, idx):
+        out = _ops.embedding_forward(self._weights(), idx, layer=self._layer)
+        self.idx = idx
+        return out
+
     def backward(self, dout):
-        _forward_first(self.idx, "Embedding")
-        return super().backward(dout)
+        _forward_first(self.idx, self._layer)
+        _ops.embedding_backward(self.grads[0], self.idx, dout, layer=self._layer)
+        return None
 
 
-class TimeEmbedding(_reference.TimeEmbedding):
-    def backward(self, dout):
-        _forward_first(self.idx, "TimeEmbedding")
-        return super().backward(dout)
+class TimeEmbedding(Embedding):
+    """Embedding of a batch of sequences xs (N, T) -> (N, T, D), all steps at once."""
+
+    _layer = "TimeEmbedding"
+
+    def __init__(self, W):
+        super().__init__(W)
+        self.W = W
+
+    def _weights(self):
+        return self.W
 
 
-class TimeDropout(_reference.TimeDropout):
-    """The reference TimeDropout (a mask multiply, no kernel), with the mask drawn where xs
-    lives: np.random for NumPy input as the book, cupy.random (seeded by cupy.random.seed) for
-    CuPy input."""
+class TimeDropout:
+    """Inverted dropout (a mask multiply, no kernel), the mask drawn where xs lives: np.random
+    for NumPy input as the book, cupy.random (seeded by cupy.random.seed) for CuPy input."""
+
+    def __init__(self, dropout_ratio=0.5):
+        self.params, self.grads = [], []
+        self.dropout_ratio = dropout_ratio
+        self.mask = None
+        self.train_flg = True
 
     def forward(self, xs):
         if not self.train_flg:
@@ -45,7 +75,7 @@ class TimeDropout(_reference.TimeDropout):
 
     def backward(self, dout):
         _forward_first(self.mask, "TimeDropout")
-        return super().backward(dout)
+        return dout * self.mask
 
 
 def _time_major(xp, xs):
@@ -318,11 +348,24 @@ class TimeSoftmaxWithLoss:
         return dx.reshape(N, T, V)
 
 
-class TimeBiLSTM(_reference.TimeBiLSTM):
+class TimeBiLSTM:
     """Two TimeLSTMs, the second reading the sequence backwards; outputs (N, T, 2H)."""
 
-    lstm_class = TimeLSTM
+    def __init__(self, Wx1, Wh1, b1, Wx2, Wh2, b2, stateful=False):
+        self.forward_lstm = TimeLSTM(Wx1, Wh1, b1, stateful)
+        self.backward_lstm = TimeLSTM(Wx2, Wh2, b2, stateful)
+        self.params = self.forward_lstm.params + self.backward_lstm.params
+        self.grads = self.forward_lstm.grads + self.backward_lstm.grads
+
+    def forward(self, xs):
+        out_f = self.forward_lstm.forward(xs)
+        out_b = self.backward_lstm.forward(xs[:, ::-1])[:, ::-1]
+        xp = _ops.array_module("TimeBiLSTM", out_f, out_b)
+        return xp.concatenate((out_f, out_b), axis=2)
 
     def backward(self, dhs):
         _forward_first(self.forward_lstm._cache, "TimeBiLSTM")
-        return super().backward(dhs)
+        H = dhs.shape[2] // 2
+        dxs = self.forward_lstm.backward(dhs[:, :, :H])
+        dxs = dxs + self.backward_lstm.backward(dhs[:, :, H:][:, ::-1])[:, ::-1]
+        return dxs

@@ -54,14 +54,31 @@ class Trainer:
     it, so that a seeded run interrupted and resumed ends with the same parameters as an
     uninterrupted one. A NaN or infinite loss raises :class:`TrainingDiverged` before the
     update (``stop_on_nan=False`` trains on as the book does).
+
+    Under ``mpiexec`` (after :func:`fastnn.distributed.init`) the trainer is data-parallel:
+    ``mini_batch_size`` is each rank's batch and one step consumes ``global_batch_size``
+    images (default: ``mini_batch_size`` x the number of ranks), split between the ranks in
+    rank 0's shuffled order; the gradients are averaged with one allreduce per step, so N ranks
+    train like one process with the global batch. Rank 0's parameters are copied to all ranks
+    at the start, the recorded loss is that of the global batch, the accuracies are computed
+    with the images split between the ranks, BatchNorm running statistics are averaged at the
+    end of each epoch, only rank 0 prints, and ``save_checkpoint`` writes on rank 0 only. A
+    Ctrl-C (which mpiexec passes to every rank) stops all ranks after the same step.
+    Without MPI, ``global_batch_size`` is simply the batch size.
     """
 
     def __init__(self, network, x_train, t_train, x_test, t_test,
                  epochs=20, mini_batch_size=100,
                  optimizer='SGD', optimizer_param={'lr': 0.01},
-                 evaluate_sample_num_per_epoch=None, verbose=True, stop_on_nan=True):
+                 evaluate_sample_num_per_epoch=None, verbose=True, stop_on_nan=True,
+                 global_batch_size=None):
+        from . import distributed as dist
+
         self.network = network
-        self.verbose = verbose
+        dist.init()  # a no-op outside mpiexec
+        self._dist = dist.is_initialized()
+        self._root = dist.is_root()  # True without MPI
+        self.verbose = verbose and self._root
         self.stop_on_nan = stop_on_nan
         xp = _ops.array_module("Trainer", x_train, t_train)
         if xp is not np:  # both on the device, so that batches are gathered there
@@ -73,6 +90,14 @@ class Trainer:
         self.batch_size = int(mini_batch_size)
         if self.batch_size < 1:
             raise ValueError(f"Trainer: mini_batch_size must be >= 1, got {mini_batch_size}")
+        if global_batch_size is not None:  # images per step, all ranks together
+            if int(global_batch_size) < dist.size():
+                raise ValueError(f"Trainer: global_batch_size must be at least the number of "
+                                 f"ranks ({dist.size()}), got {global_batch_size}")
+            self.batch_size = int(global_batch_size)
+        else:
+            self.batch_size *= dist.size()
+        self._sharder = dist.Sharder(self.batch_size)
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         if isinstance(optimizer, str):
             try:
@@ -99,12 +124,19 @@ class Trainer:
         self._epoch_start = None
         self._bar = None
         self._stop_requested = False
+        self._stop_agreed = False  # under MPI: a rank asked to stop, all stop after this step
         self.in_step = False  # True while a step is changing the parameters
+        if self._dist:  # every rank starts from rank 0's parameters and running statistics
+            from .models._base import layer_buffers
+            dist.broadcast_params(network.params)
+            dist.broadcast_params(layer_buffers(getattr(network, "layers", {})))
+            dist.seed_rank(None, 0)  # dropout: each rank its own masks
 
     def _batch_indices(self):
         pos = self.current_iter % self.iter_per_epoch
         if self._order is None:
-            self._order = self._xp.asarray(np.random.permutation(self.train_size))
+            order = self._sharder.epoch_order(np.random.permutation(self.train_size))
+            self._order = self._xp.asarray(order)
         return self._order[pos * self.batch_size:(pos + 1) * self.batch_size]
 
     def _check_loss(self, loss):
@@ -128,6 +160,8 @@ class Trainer:
         if pos == 0:
             self._order = None
         idx = self._batch_indices()
+        if self._dist:
+            return self._distributed_step(pos, idx)
         x_batch, t_batch = self.x_train[idx], self.t_train[idx]
         grads = self.network.gradient(x_batch, t_batch)
         loss = getattr(self.network, 'last_loss', None)
@@ -140,6 +174,42 @@ class Trainer:
         self.optimizer.update(self.network.params, grads)
         if loss is None:  # a network without last_loss (e.g. the book's own): as the book does
             loss = self._check_loss(self.network.loss(x_batch, t_batch))
+        self._finish_step(pos, loss)
+
+    def _distributed_step(self, pos, idx):
+        """This rank's shard of the global batch; gradients averaged over the ranks weighted
+        by their shard sizes, together with the loss and the stop flag (one allreduce)."""
+        from . import distributed as dist
+
+        idx = self._sharder.shard(idx)
+        n = len(idx)
+        x_batch, t_batch = self.x_train[idx], self.t_train[idx]
+        if n:
+            grads = self.network.gradient(x_batch, t_batch)
+            loss = getattr(self.network, 'last_loss', None)
+        else:  # fewer images than ranks in the last batch: this rank contributes nothing
+            grads = {k: self._xp.zeros_like(v) for k, v in self.network.params.items()}
+            loss = None
+        mine = n > 0 and loss is not None
+        red = dist.allreduce_grads(grads, count=n, values=(
+            float(loss) * n if mine else 0.0, float(self._stop_requested), float(mine)))
+        self._stop_agreed = bool(red.values[1] > 0)
+        has_loss = bool(red.values[2] > 0)  # the same decision on every rank
+        if has_loss:
+            loss = red.values[0] / red.count
+            try:
+                loss = self._check_loss(loss)  # the same global loss, so every rank raises
+            except TrainingDiverged:
+                self.in_step = False
+                raise
+        self.optimizer.update(self.network.params, grads)
+        if not has_loss:
+            local = float(self.network.loss(x_batch, t_batch)) * n if n else 0.0
+            total, count = dist.allreduce_sum([local, n])
+            loss = self._check_loss(total / count)
+        self._finish_step(pos, loss)
+
+    def _finish_step(self, pos, loss):
         self.train_loss_list.append(loss)
         if self._bar is not None:
             elapsed = time.perf_counter() - self._epoch_start
@@ -175,8 +245,12 @@ class Trainer:
             self._bar = None
         self.current_epoch += 1
         n = self.evaluate_sample_num_per_epoch
-        train_acc = float(self.network.accuracy(self.x_train[:n], self.t_train[:n]))
-        test_acc = float(self.network.accuracy(self.x_test[:n], self.t_test[:n]))
+        if self._dist:  # the ranks evaluate the same model: average the running statistics
+            from . import distributed as dist
+            from .models._base import layer_buffers
+            dist.average_arrays(layer_buffers(getattr(self.network, "layers", {})))
+        train_acc = self._accuracy(self.x_train[:n], self.t_train[:n])
+        test_acc = self._accuracy(self.x_test[:n], self.t_test[:n])
         self.train_acc_list.append(train_acc)
         self.test_acc_list.append(test_acc)
         if self.verbose:
@@ -185,6 +259,18 @@ class Trainer:
             print(f"=== epoch:{self.current_epoch}, train acc:{train_acc:.4f}, "
                   f"test acc:{test_acc:.4f}, loss:{self.train_loss_list[-1]:.4f}, "
                   f"time:{t:.1f}s ({seen * self.train_size / t:.0f} img/s) ===", flush=True)
+
+    def _accuracy(self, x, t):
+        """network.accuracy; under MPI each rank counts the correct predictions of its part
+        of the images and the counts are summed."""
+        if not self._dist:
+            return float(self.network.accuracy(x, t))
+        from . import distributed as dist
+        part = dist.split(len(x))
+        xs, ts = x[part], t[part]
+        correct = round(float(self.network.accuracy(xs, ts)) * len(xs)) if len(xs) else 0
+        total, count = dist.allreduce_sum([correct, len(xs)])
+        return float(total / count)
 
     @contextlib.contextmanager
     def _deferred_interrupts(self):
@@ -196,13 +282,16 @@ class Trainer:
             return
 
         def request_stop(signum, frame):
-            if self._stop_requested or not self.in_step:
+            # Under MPI a first Ctrl-C between steps also waits for the next step, where the
+            # ranks agree on it: one rank leaving alone would leave the others waiting.
+            if self._stop_requested or not (self.in_step or self._dist):
                 raise KeyboardInterrupt
             self._stop_requested = True
-            print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr,
-                  flush=True)
+            if self._root:
+                print("\nstopping after this step (Ctrl-C again to stop at once)",
+                      file=sys.stderr, flush=True)
 
-        self._stop_requested = False
+        self._stop_requested = self._stop_agreed = False
         signal.signal(signal.SIGINT, request_stop)
         try:
             yield
@@ -223,7 +312,7 @@ class Trainer:
                         on_step_end(self)
                     if on_epoch_end is not None and self.current_iter % self.iter_per_epoch == 0:
                         on_epoch_end(self)
-                    if self._stop_requested:
+                    if self._stop_agreed if self._dist else self._stop_requested:
                         raise KeyboardInterrupt
             except BaseException:
                 self.close()
@@ -231,7 +320,7 @@ class Trainer:
         if self.evaluate_sample_num_per_epoch is None and self.test_acc_list:
             test_acc = self.test_acc_list[-1]  # already measured on the whole test set
         else:
-            test_acc = float(self.network.accuracy(self.x_test, self.t_test))
+            test_acc = self._accuracy(self.x_test, self.t_test)
         if self.verbose:
             print("=============== Final Test Accuracy ===============")
             print(f"test acc:{test_acc:.4f}", flush=True)
@@ -331,11 +420,19 @@ class Trainer:
         self.current_iter = int(info["current_iter"])
         self.current_epoch = int(info["current_epoch"])
         self._epoch_start = None
+        if self._dist:  # the checkpoint holds rank 0's random state: the others derive theirs
+            from . import distributed as dist
+            dist.seed_rank(None, self.current_iter)
 
     def save_checkpoint(self, file_name, metadata=None):
         """Write :meth:`state_dict` to a safetensors file, atomically; ``metadata`` (a dict of
-        JSON data) is stored with it and returned by :meth:`load_checkpoint`."""
+        JSON data) is stored with it and returned by :meth:`load_checkpoint`. Under MPI only
+        rank 0 writes (all ranks hold the same state)."""
+        from . import distributed as dist
         from ._files import atomic_write
+
+        if not dist.is_root():
+            return
         from ._safeio import safetensors_bytes
 
         arrays, info = self.state_dict()
@@ -348,8 +445,23 @@ class Trainer:
             f.write(safetensors_bytes(arrays, meta))
 
     def load_checkpoint(self, file_name):
-        """Restore a checkpoint written by :meth:`save_checkpoint`; returns its metadata."""
-        metadata, info, arrays = read_checkpoint(file_name)
+        """Restore a checkpoint written by :meth:`save_checkpoint`; returns its metadata.
+        Under MPI rank 0 reads the file and sends it to the other ranks."""
+        from . import distributed as dist
+
+        if self._dist:
+            got = None
+            if dist.is_root():
+                try:
+                    got = read_checkpoint(file_name)
+                except Exception as e:  # every rank raises it
+                    got = e
+            got = dist.broadcast_object(got)
+            if isinstance(got, Exception):
+                raise got
+            metadata, info, arrays = got
+        else:
+            metadata, info, arrays = read_checkpoint(file_name)
         self.load_state_dict(arrays, info, where=str(file_name))
         return metadata
 

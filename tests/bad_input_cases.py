@@ -12,7 +12,7 @@ import numpy as np
 import fastnn
 import fastnn.cuda
 import fastnn.time_layers as TL
-from fastnn import _C, basenn, datasets, layers as L, models, nn, optim, util
+from fastnn import _C, _ops, basenn, datasets, layers as L, models, nn, optim, util
 from fastnn.datasets import DatasetError, DatasetNotFound
 from fastnn.models import ParamsError
 from fastnn.trainer import Trainer, TrainingDiverged
@@ -323,7 +323,17 @@ CASES = [
      r"Wh has shape \(3, 2\) but \(2, 2\) was expected",
      lambda: TL.TimeRNN(z((3, 2)), z((3, 2)), z(2)).forward(z((2, 5, 3)))),
     ("time-embedding-index", "TimeEmbedding.forward", "word id 7 with 5 rows", IndexError,
-     "index 7 is out of bounds", lambda: TL.TimeEmbedding(z((5, 3))).forward(np.array([[7]]))),
+     r"TimeEmbedding: index 7 is out of bounds for W with 5 rows \(word ids must lie in \[0, 5\)",
+     lambda: TL.TimeEmbedding(z((5, 3))).forward(np.array([[7]]))),
+    ("time-embedding-negative", "TimeEmbedding.forward", "word id -1", IndexError,
+     r"TimeEmbedding: index -1 is out of bounds for W with 5 rows",
+     lambda: TL.TimeEmbedding(z((5, 3))).forward(np.array([0, -1]))),
+    ("embedding-dot-shape", "_ops.embedding_dot_forward", "2 ids, h with 3 rows", ValueError,
+     r"EmbeddingDot: expected idx of shape \(N,\) and h of shape \(N, 3\)",
+     lambda: _ops.embedding_dot_forward(z((5, 3)), np.array([1, 2]), z((3, 3)))),
+    ("attention-hidden", "_ops.attention_forward", "hidden sizes 4 and 6", ValueError,
+     r"TimeAttention: hs_enc has hidden size 4 but hs_dec has 6",
+     lambda: _ops.attention_forward(z((2, 5, 4)), z((2, 3, 6)))),
     ("time-loss-label", "TimeSoftmaxWithLoss.forward", "label 5 with 4 classes", IndexError,
      "TimeSoftmaxWithLoss: label 5 .* is out of range for 4 classes",
      lambda: TL.TimeSoftmaxWithLoss().forward(z((2, 3, 4)), np.array([[0, 1, 5], [0, 0, 0]]))),

@@ -207,3 +207,25 @@ def test_param_backward_without_dx_matches_reference(rng, dtype, x_shape, M):
     assert _ops.affine_backward(dout, x, W, need_dx=False)[0] is None
     with pytest.raises(RuntimeError, match="call forward"):
         L.Affine(W, b)._param_backward(dout)
+
+
+@pytest.mark.parametrize("x_shape,M", SHAPES)
+def test_transposed_weights_are_read_in_place(rng, dtype, x_shape, M):
+    """W = A.T of a C-contiguous A (the book's weight tying, TimeAffine(embed_W.T, b)): the
+    kernels read A as it is and give dW laid out like W."""
+    x, W, b = _pair(rng, dtype, x_shape, M)
+    A = np.ascontiguousarray(W.T)
+    D = W.shape[0]
+    out = _ops.affine_forward(x, A.T, b)
+    assert_parity(out, x.reshape(len(x), -1) @ W + b, dtype, reduce_len=D)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    for need_dx in (True, False):
+        dx, dW, db = _ops.affine_backward(dout, x, A.T, need_dx=need_dx)
+        x2 = x.reshape(len(x), -1)
+        if need_dx:
+            assert_parity(dx, (dout @ W.T).reshape(x.shape), dtype, reduce_len=M)
+        else:
+            assert dx is None
+        assert_parity(dW, x2.T @ dout, dtype, reduce_len=len(x))
+        assert dW.shape == W.shape and (dW.flags.f_contiguous or W.size <= max(W.shape))
+        assert_parity(db, dout.sum(axis=0), dtype, reduce_len=len(x))

@@ -1,6 +1,8 @@
 """fastnn.basenn: action_model, reshape, module objects passed to add() (the book's layer
 protocol and Module subclasses), and 'did you mean' for misspelt arguments."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -193,3 +195,26 @@ def test_bad_module_objects_and_misspelt_arguments():
         nn().add("conv2d", size=(1, 2), kernel_size=3, kernal_size=3)
     with pytest.raises(ValueError, match="takes only activation"):
         nn().add(BookAffine(np.ones((2, 2)), np.zeros(2)), size=(2, 2))
+
+
+def test_visual_feature_extract_feature_and_show_one_layer(rng, tmp_path):
+    x = rng.random((2, 1, 12, 12)).astype(np.float32)
+    m = nn("cls")
+    m.load_dataset(x, np.array([0, 1]))
+    m.add("conv2d", size=(1, 3), kernel_size=3, activation="relu")
+    m.add("maxpool", kernel_size=2)
+    m.add("linear", size=(75, 2), activation="Softmax")
+    files = m.visual_feature(x[0], save_fold=str(tmp_path / "layers"))
+    assert [os.path.basename(f) for f in files] == ["layer_data.txt", "1.png", "2.png", "3.png"]
+    assert all(os.path.getsize(f) > 0 for f in files)
+    text = open(files[0]).read()
+    assert "1.conv2d" in text and "[3, 10, 10]" in text and "[2]" in text
+    one = m.visual_feature(x[0], in1img=True, save_fold=str(tmp_path / "one"))
+    assert os.path.basename(one[-1]) == "layers.png"
+    np.testing.assert_allclose(m.extract_feature(x[0]), m.inference(x[:1]), rtol=1e-6)
+    with pytest.raises(ValueError, match="pretrained networks are not downloaded"):
+        m.extract_feature(x[0], pretrain="resnet34")
+    with pytest.raises(ValueError, match="give one sample, got a batch of 2"):
+        m.extract_feature(x)
+    path = m.show_one_layer(rng.random((4, 5, 5)), "maps", 7, str(tmp_path / "d"))
+    assert path.endswith("7.png") and os.path.getsize(path) > 0

@@ -274,3 +274,14 @@ def test_samples_interleave_and_slow_contenders_stop_early(monkeypatch):
     assert log[6:] == ["a", "b", "c", "b", "c", "a", "a", "b", "b"]  # rotating who goes first
     assert out == {"a": [1.0, 1.0, 1.0], "b": pytest.approx([0.1] * 4),
                    "c": pytest.approx([0.1] * 2)}
+
+
+def test_mpi_suite_says_when_mpi_is_not_installed(monkeypatch):
+    from benchmarks import bench_mpi
+    real = bench_mpi.importlib.util.find_spec
+    monkeypatch.setattr(bench_mpi.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mpi4py" else real(name, *a))
+    rows = bench_mpi.run(quick=True)
+    assert rows == [{"workload": "MPI suite (bench_mpi)", "suite": "bench_mpi", "ms": {},
+                     "note": "MPI not installed (no mpi4py; pip install 'fastnn[mpi]')"}]
+    assert "MPI not installed" in table(rows, gemm_columns=False)

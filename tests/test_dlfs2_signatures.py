@@ -368,7 +368,7 @@ _MODEL_EXTRAS = {"": ["dtype"], "predict": ["train_flg"], "accuracy": ["batch_si
 # fastnn's additions (keyword parameters with defaults, after the book's): (module, name).
 EXTRAS = {
     ("fastnn.gradient", "numerical_gradient"): ["h"],
-    ("fastnn.trainer", "Trainer"): ["stop_on_nan"],
+    ("fastnn.trainer", "Trainer"): ["stop_on_nan", "global_batch_size"],
     ("fastnn.layers", "Convolution"): ["groups"],
     ("fastnn.trainer", "Trainer.train"): ["on_step_end", "on_epoch_end"],
 }

@@ -280,3 +280,21 @@ def test_every_time_layer_is_covered():
     classes = {n for n, c in vars(fast).items()
                if inspect.isclass(c) and hasattr(c, "backward")}
     assert classes == set(TIME_CASES)
+
+
+def test_time_affine_with_tied_weights(rng, dtype):
+    """The book's BetterRnnlm ties TimeAffine(embed_W.T, b) to the embedding: W is a transposed
+    view, its grad made by np.zeros_like, and an update of embed_W is seen by the next forward."""
+    V, D = 11, 6
+    embed_W = rng.standard_normal((V, D)).astype(dtype)
+    b = rng.standard_normal(V).astype(dtype)
+    a, r = fast.TimeAffine(embed_W.T, b), ref.TimeAffine(embed_W.T.copy(), b.copy())
+    x = rng.standard_normal((3, 4, D)).astype(dtype)
+    d = rng.standard_normal((3, 4, V)).astype(dtype)
+    for _ in range(2):
+        assert_parity(a.forward(x), r.forward(x), dtype, reduce_len=D)
+        assert_parity(a.backward(d), r.backward(d), dtype, reduce_len=V)
+        for ga, gr in zip(a.grads, r.grads):
+            assert_parity(ga, gr, dtype, reduce_len=12)
+        embed_W *= 0.5
+        r.params[0][...] = embed_W.T

@@ -2,8 +2,10 @@
 // (FASTNN_ISA, see core/isa.h), it holds their addresses in the order of cpu/kernels.h.
 #include "cpu/activation.h"
 #include "cpu/affine.h"
+#include "cpu/attention.h"
 #include "cpu/batchnorm.h"
 #include "cpu/conv.h"
+#include "cpu/embedding.h"
 #include "cpu/gru.h"
 #include "cpu/im2col.h"
 #include "cpu/kernels.h"

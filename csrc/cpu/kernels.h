@@ -15,7 +15,9 @@
   X(softmax_cross_entropy_backward_dense)                                                       \
   X(sgd_update) X(momentum_update) X(nesterov_update) X(adagrad_update) X(rmsprop_update)       \
   X(adam_update)                                                                                \
-  X(rnn_forward) X(rnn_backward) X(lstm_forward) X(lstm_backward) X(gru_forward) X(gru_backward)
+  X(rnn_forward) X(rnn_backward) X(lstm_forward) X(lstm_backward) X(gru_forward) X(gru_backward) \
+  X(embedding_forward) X(embedding_backward) X(embedding_dot_forward)                           \
+  X(embedding_dot_backward) X(attention_forward) X(attention_backward)
 
 namespace fastnn::cpu {
 

@@ -52,6 +52,7 @@ LAYERS = {
     "res_block": (("size",), {"num_blocks": 1, "stride": 1}),
     "res_bottleneck": (("size",), {"num_blocks": 1, "stride": 1}),
     "action_model": (("size",), {}),
+    "em_lstm": (("size",), {"num_layers": 1, "vocab_size": None}),
     "reshape": ((), {}),
     "mobilenet_backbone": ((), {"weights": None}),
     "mobilenet": ((), {"num_classes": None, "weights": None}),
@@ -89,6 +90,7 @@ _ARG_RULES = {
     "res_bottleneck": {"size": "pair", "num_blocks": (1, 0), "stride": (1, 2)},
     "mobilenet": {"num_classes": (1, 0)},
     "action_model": {"size": "pair"},
+    "em_lstm": {"size": "pair", "num_layers": (1, 0), "vocab_size": (1, 0)},
 }
 # A module object the user passed to add() is saved under this name with its class name and
 # sizes; a checkpoint holding one loads into a model that has it added again.
@@ -164,6 +166,9 @@ def build_module(layer, kw, rng, dtype):
         return M.action_model(_pair_arg(layer, kw, "size"), dtype)
     if layer == "reshape":
         return M.Flatten()
+    if layer == "em_lstm":
+        return M.EmLSTM(kw["vocab_size"], _pair_arg(layer, kw, "size"), int(kw["num_layers"]),
+                        rng, dtype)
     if layer == CUSTOM:
         raise ValueError(f"the checkpoint holds a module of your own (class {kw['class']}): "
                          "add the same module to the model (model.add(module)) and load again")
@@ -177,6 +182,16 @@ def build_module(layer, kw, rng, dtype):
     block = M.basic_block if layer == "res_block" else M.bottleneck_block
     return M.res_stage(block, _pair_arg(layer, kw, "size"), kw["num_blocks"], kw["stride"], rng,
                        dtype)
+
+
+def _vocabulary(word2idx):
+    """word2idx checked: words to distinct token ids 0..n-1."""
+    if not isinstance(word2idx, dict) or not all(isinstance(w, str) for w in word2idx):
+        raise ValueError("word2idx must be a dict from words (str) to token ids")
+    ids = sorted(word2idx.values())
+    if ids != list(range(len(ids))):
+        raise ValueError("word2idx must give the words the token ids 0 .. n-1, each once")
+    return dict(word2idx)
 
 
 def _did_you_mean(given, valid):
@@ -249,19 +264,20 @@ class _Entry:
 class nn:
     """A model built layer by layer: ``add`` layers, ``load_dataset``, ``train``, ``inference``."""
 
-    def __init__(self, task=None, dtype=np.float32):
+    def __init__(self, task=None, save_fold=None, dtype=np.float32):
         if task not in (None, "cls", "reg"):
             raise ValueError(f"nn: task must be 'cls', 'reg' or None, got {task!r}")
         self.task = task
         self.dtype = np.dtype(dtype)
         self.layers = []
         self.optimizer = "SGD"
-        self.save_fold = "checkpoints"
+        self.save_fold = "checkpoints" if save_fold is None else save_fold
         self.rng = np.random.default_rng()
         self.x = self.y = self.x_val = self.y_val = None
         self.batch_size = None
         self.shuffle = True
         self.classes = None
+        self.word2idx = None        # word -> token id of a text model's vocabulary
         self.input_shape = None
         self.image = None
         self.loss = None
@@ -299,6 +315,13 @@ class nn:
         if isinstance(layer, str) and layer.lower() == "diffusion_model" and \
                 kw.get("channels") is None:
             kw["channels"] = self._image_channels()
+        if isinstance(layer, str) and layer.lower() == "em_lstm" and \
+                kw.get("vocab_size") is None:
+            if not self.word2idx:
+                raise ValueError("add('em_lstm'): the vocabulary size comes from the data's "
+                                 "word2idx: call load_npz_data (or load_dataset(..., "
+                                 "word2idx=...)) first, or give vocab_size=")
+            kw["vocab_size"] = len(self.word2idx)
         spec = self._spec(layer, activation, kw)
         entry = self._build(spec)
         if spec["kw"].get("weights") is not None:
@@ -310,6 +333,15 @@ class nn:
             except ValueError:
                 self.layers.pop()
                 raise
+
+    @staticmethod
+    def dict2list(dict_data):
+        """Class names as a list from {name: index} or {index: name} (BaseNN's helper); a list
+        is returned as it is."""
+        if isinstance(dict_data, dict) and dict_data:
+            first = next(iter(dict_data))
+            return list(dict_data) if isinstance(first, str) else list(dict_data.values())
+        return list(dict_data) if isinstance(dict_data, dict) else dict_data
 
     def _add_custom(self, obj, activation, kw):
         if kw:
@@ -411,8 +443,11 @@ class nn:
     # ------------------------------------------------------------ data
 
     def load_dataset(self, x, y=None, classes=None, batch_size=None, shuffle=True,
-                     train_val_ratio=1.0, num_workers=0):
-        """Training data as arrays: x of shape (N, ...) and y of shape (N,) or (N, ...)."""
+                     train_val_ratio=1.0, num_workers=0, word2idx=None):
+        """Training data as arrays: x of shape (N, ...) and y of shape (N,) or (N, ...).
+        word2idx: a text model's vocabulary (word -> token id), for em_lstm."""
+        if word2idx is not None:
+            self.word2idx = _vocabulary(word2idx)
         x = np.asarray(x)
         if x.ndim < 2:
             raise ValueError(f"load_dataset: x must have a batch axis, got shape {x.shape}")
@@ -433,6 +468,24 @@ class nn:
         else:
             self.x, self.y, self.x_val, self.y_val = x, y, None, None
         self.input_shape = tuple(int(s) for s in x.shape[1:])
+
+    def load_npz_data(self, data_path, batch_size=32, shuffle=True, classes=None,
+                      train_val_ratio=1.0, num_workers=0):
+        """An .npz file with arrays ``data`` (x), optionally ``label`` (y) and ``word2idx`` (a
+        text model's vocabulary, saved by np.savez as a dict). Read without running anything
+        in the file: the vocabulary may hold only plain data."""
+        if not os.path.isfile(data_path):
+            raise FileNotFoundError(f"load_npz_data: {data_path!r} not found")
+        arrays = read_npz(data_path, kinds="biuf", objects=("word2idx",))
+        if "data" not in arrays:
+            raise ValueError(f"load_npz_data: {data_path!r} has no array named 'data' (it has "
+                             f"{', '.join(sorted(arrays)) or 'none'})")
+        word2idx = arrays.get("word2idx")
+        if word2idx is not None:
+            word2idx = word2idx.item() if isinstance(word2idx, np.ndarray) else word2idx
+        self.load_dataset(arrays["data"], arrays.get("label"), classes=classes,
+                          batch_size=batch_size, shuffle=shuffle,
+                          train_val_ratio=train_val_ratio, word2idx=word2idx)
 
     def load_tab_data(self, data_path, batch_size=None, shuffle=True, train_val_ratio=1.0,
                       num_workers=0):
@@ -560,10 +613,17 @@ class nn:
     # ------------------------------------------------------------ training
 
     def train(self, lr=0.01, epochs=30, batch_size=None, save_fold=None, checkpoint=None,
-              metrics=None, loss=None, verbose=True):
+              metrics=None, loss=None, verbose=True, global_batch_size=None):
         """Train; saves ``<save_fold>/basenn.pth`` after every epoch. ``checkpoint`` resumes
         from a file. ``verbose``: a progress bar and a line of loss and metrics per epoch
-        (False: silent; ``history`` holds the same numbers)."""
+        (False: silent; ``history`` holds the same numbers).
+
+        Under ``mpiexec`` the training is data-parallel (:mod:`fastnn.distributed`):
+        ``batch_size`` is each rank's batch and a step consumes ``global_batch_size`` samples
+        (default ``batch_size`` x the ranks) in rank 0's shuffled order; the gradients are
+        averaged over the ranks, the loss and metrics are those of all samples, BatchNorm
+        running statistics are averaged after each epoch, and only rank 0 prints and saves."""
+        from .. import distributed as dist
         from .._progress import progress_bar
 
         if checkpoint is not None:
@@ -593,39 +653,99 @@ class nn:
             self.save_fold = save_fold
         n = len(self.x)
         bs = int(batch_size or self.batch_size or (n if n <= 1024 else 64))
+        dist.init()
+        parallel = dist.is_initialized()
+        verbose = verbose and dist.is_root()
+        if global_batch_size is not None:
+            bs = int(global_batch_size)
+            if bs < dist.size():
+                raise ValueError(f"train: global_batch_size must be at least the number of "
+                                 f"ranks ({dist.size()}), got {global_batch_size}")
+        else:
+            bs *= dist.size()
+        sharder = dist.Sharder(bs)
         opt = make_optimizer(self.optimizer, lr)
         params = self._params()
+        if parallel:  # every rank starts from rank 0's model
+            dist.broadcast_params(params)
+            dist.broadcast_params(self._params("buffers"))
+            dist.seed_rank(None, self.epochs_done)  # dropout: each rank its own masks
         for _ in range(int(epochs)):
             self.epochs_done += 1
             order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+            order = sharder.epoch_order(order)
             total, outs, targets = 0.0, [], []
             starts = range(0, n, bs)
             bar = progress_bar(starts, desc=f"Epoch {self.epochs_done}", unit="batch",
                                leave=False) if verbose else None
             for start in (bar if bar is not None else starts):
-                idx = order[start:start + bs]
+                idx = sharder.shard(order[start:start + bs])
                 xb, tb = self._as_input(self.x[idx]), self.y[idx]
-                loss_value, out = self._loss_and_backward(xb, tb)
-                opt.update(params, self._params("grads"))
+                if len(idx):
+                    loss_value, out = self._loss_and_backward(xb, tb)
+                    grads = self._params("grads")
+                    outs.append(out)
+                    targets.append(tb)
+                else:  # fewer samples than ranks in the last batch
+                    loss_value, grads = 0.0, {k: np.zeros_like(v) for k, v in params.items()}
+                if parallel:
+                    red = dist.allreduce_grads(grads, count=len(idx),
+                                               values=(loss_value * len(idx),))
+                    loss_value = float(red.values[0] / red.count)
+                opt.update(params, grads)
                 total += loss_value * len(idx)
-                outs.append(out)
-                targets.append(tb)
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
             if bar is not None:
                 bar.close()
-            record = {"epoch": self.epochs_done, "loss": total / n}
-            out, t = np.concatenate(outs), np.concatenate(targets)
-            record.update({m: self._metric(m, out, t) for m in metrics})
-            if self.x_val is not None and len(self.x_val):
-                val = self._predict(self.x_val)
-                record.update({f"val_{m}": self._metric(m, val, self.y_val) for m in metrics})
+            if parallel:  # the same model on every rank, then metrics over all samples
+                dist.average_arrays(self._params("buffers"))
+            if parallel:
+                record = self._distributed_record(metrics, total, n, outs, targets)
+            else:
+                record = {"epoch": self.epochs_done, "loss": total / n}
+                out, t = np.concatenate(outs), np.concatenate(targets)
+                record.update({m: self._metric(m, out, t) for m in metrics})
+                if self.x_val is not None and len(self.x_val):
+                    val = self._predict(self.x_val)
+                    record.update({f"val_{m}": self._metric(m, val, self.y_val)
+                                   for m in metrics})
             self.history.append(record)
             if verbose:
                 print("  ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
                                 for k, v in record.items()))
-            self.save(os.path.join(self.save_fold, "basenn.pth"))
+            if dist.is_root():
+                self.save(os.path.join(self.save_fold, "basenn.pth"))
         return self.history
+
+    def _distributed_record(self, metrics, total, n, outs, targets):
+        """The epoch's record from every rank's outputs (and its part of the validation set)."""
+        from .. import distributed as dist
+
+        local = [total] + self._metric_sums(metrics, outs, targets)
+        if self.x_val is not None and len(self.x_val):
+            part = dist.split(len(self.x_val))
+            xv, yv = self.x_val[part], self.y_val[part]
+            local += self._metric_sums(metrics, [self._predict(xv)] if len(xv) else [],
+                                       [yv] if len(xv) else [])
+        sums = dist.allreduce_sum(local)
+        record = {"epoch": self.epochs_done, "loss": float(sums[0]) / n}
+        record.update({m: float(sums[1 + 2 * i] / sums[2 + 2 * i])
+                       for i, m in enumerate(metrics)})
+        if len(sums) > 1 + 2 * len(metrics):
+            off = 1 + 2 * len(metrics)
+            record.update({f"val_{m}": float(sums[off + 2 * i] / sums[off + 1 + 2 * i])
+                           for i, m in enumerate(metrics)})
+        return record
+
+    def _metric_sums(self, metrics, outs, targets):
+        """[metric x samples, samples] per metric over the batches' outputs: summed over the
+        ranks, their quotient is the metric over all samples (each metric is a mean over
+        samples of equal size)."""
+        if not outs:
+            return [0.0, 0.0] * len(metrics)
+        out, t = np.concatenate(outs), np.concatenate(targets)
+        return [v for m in metrics for v in (self._metric(m, out, t) * len(out), len(out))]
 
     # ------------------------------------------------------------ inference
 
@@ -656,10 +776,15 @@ class nn:
     def _in_channels(self):
         return self.input_shape[0] if self.input_shape and len(self.input_shape) == 3 else 1
 
-    def inference(self, data=None, checkpoint=None, label=False, num=4,
+    def inference(self, data=None, checkpoint=None, label=False, hidden=None, num=4,
                   return_all_timesteps=True):
         """Model outputs for a batch, a single sample, a list, an image file or folder, or a CSV
         file (``label=True`` when its last column is a label). Returns an (N, outputs) array.
+
+        For an em_lstm text model, ``data`` is one word of the vocabulary: returns (the
+        next word's probabilities (vocab,), the hidden state), the state to pass as ``hidden``
+        with the next word.
+
         A diffusion model takes no data: it samples ``num`` images, (num, C, S, S) in about
         [0, 1], or with ``return_all_timesteps`` (num, timestep + 1, C, S, S) with every step."""
         if checkpoint is not None:
@@ -673,6 +798,9 @@ class nn:
                              "folder of images or a .csv file)")
         if not self.layers:
             raise ValueError("inference: the model has no layers; add them or pass checkpoint=")
+        first = self.layers[0].module
+        if isinstance(first, M.EmLSTM) and isinstance(data, str):
+            return self._next_word(first, data, hidden)
         x = self._read_path(data, label) if isinstance(data, str) else np.asarray(data)
         if self.input_shape is not None and x.ndim == len(self.input_shape):
             x = x[None]
@@ -680,6 +808,15 @@ class nn:
             self._shapes(x.shape[1:])
         self.result = self._predict(x)
         return self.result
+
+    def _next_word(self, module, word, hidden):
+        if not self.word2idx or word not in self.word2idx:
+            raise ValueError(f"inference: {word!r} is not in the model's vocabulary "
+                             f"({len(self.word2idx or ())} words)")
+        scores, hidden = module.step(self.word2idx[word], hidden)
+        e = np.exp(scores - scores.max())
+        self.result = e / e.sum()
+        return self.result, hidden
 
     def print_result(self, result=None):
         """Classification: {sample: {'预测值': class, '置信度': probability}} (BaseNN's keys);
@@ -739,6 +876,99 @@ class nn:
 
     # ------------------------------------------------------------ export
 
+    def _one_sample(self, data, what):
+        """One input sample as a batch of one, from an array or an image/CSV file."""
+        x = self._read_path(data, False) if isinstance(data, str) else np.asarray(data)
+        if self.input_shape is not None and x.ndim == len(self.input_shape):
+            x = x[None]
+        elif self.input_shape is None and x.ndim == 1:
+            x = x[None]
+        if len(x) != 1:
+            raise ValueError(f"{what}: give one sample, got a batch of {len(x)}")
+        return self._as_input(x)
+
+    def extract_feature(self, data=None, pretrain=None):
+        """The model's output for one sample (inference mode), e.g. the (1, 1280) features of
+        a model that ends with mobilenet_backbone. BaseNN's ``pretrain`` names a torchvision
+        network it downloads; fastnn bundles none: build it with ``add('mobilenet_backbone',
+        weights=...)`` and call ``extract_feature(data)``."""
+        if pretrain is not None:
+            raise ValueError(f"extract_feature: pretrained networks are not downloaded "
+                             f"(pretrain={pretrain!r}); add('mobilenet_backbone', "
+                             "weights='mobilenet_v2.npz') and call extract_feature(data)")
+        if not self.layers:
+            raise ValueError("extract_feature: the model has no layers")
+        return self._forward(self._one_sample(data, "extract_feature"), False)
+
+    def visual_feature(self, data, in1img=False, save_fold="layers"):
+        """What each layer makes of one sample, drawn into ``save_fold``: feature maps of
+        (C, H, W) outputs as one row of pictures per layer (``<n>.png``, or all layers in one
+        ``layers.png`` with ``in1img=True``), vector outputs as bar charts, and every output's
+        numbers in ``layer_data.txt``. Returns the files written."""
+        from .. import viz
+
+        x = self._one_sample(data, "visual_feature")
+        os.makedirs(save_fold, exist_ok=True)
+        outputs = []
+        for i, e in enumerate(self.layers, 1):
+            for m in (e.module, e.act):
+                if m is not None:
+                    x = m.forward(x, False)
+            outputs.append((f"{i}.{e.describe()}", np.asarray(x[0])))
+        files = []
+        text = os.path.join(save_fold, "layer_data.txt")
+        with atomic_write(text) as f:
+            for name, out in outputs:
+                f.write(f"{name} {list(out.shape)}\n{np.array2string(out, threshold=64)}\n"
+                        .encode())
+        files.append(text)
+        if in1img:
+            fig = viz._figure((8, 1.6 * len(outputs)))
+            for r, (name, out) in enumerate(outputs):
+                self._draw_layer(fig, out, name, rows=len(outputs), row=r, cols=16)
+            path = os.path.join(save_fold, "layers.png")
+            viz.save_figure(fig, path)
+            return files + [path]
+        for n, (name, out) in enumerate(outputs, 1):
+            files.append(self.show_one_layer(out, name, n, save_fold))
+        return files
+
+    def show_one_layer(self, data, layer_name, num, dir_name):
+        """One layer's output for one sample, (C, H, W) maps side by side (at most 16) or a
+        vector as bars, titled ``layer_name``, saved as ``<dir_name>/<num>.png``; returns the
+        path."""
+        from .. import viz
+
+        data = np.asarray(data)
+        if data.ndim > 3 and data.shape[0] == 1:
+            data = data[0]
+        fig = viz._figure((8, 2))
+        self._draw_layer(fig, data, layer_name)
+        os.makedirs(dir_name, exist_ok=True)
+        path = os.path.join(dir_name, f"{num}.png")
+        viz.save_figure(fig, path)
+        return path
+
+    @staticmethod
+    def _draw_layer(fig, out, name, rows=1, row=0, cols=None):
+        """Row ``row`` of a ``rows``-row figure: up to 16 maps of (C, H, W) or (H, W) output
+        ``out``, or bars of a vector."""
+        maps = out if out.ndim == 3 else out[None] if out.ndim == 2 else None
+        if maps is None:
+            ax = fig.add_subplot(rows, 1, row + 1)
+            ax.bar(np.arange(out.size), out.reshape(-1))
+            ax.set_title(name, fontsize=8, loc="left")
+            return
+        k = min(len(maps), 16)
+        cols = cols or k
+        for j in range(k):
+            ax = fig.add_subplot(rows, cols, row * cols + j + 1)
+            ax.imshow(maps[j], cmap="viridis")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_title(name, fontsize=8, loc="left")
+
     def convert(self, checkpoint=None, out_file="model.onnx", input_shape=None):
         """Write the model as ONNX to ``out_file`` (atomically) and return the path. With
         ``checkpoint`` the file is loaded first (as ``load`` does); without, the model in memory
@@ -764,9 +994,10 @@ class nn:
             "loss": self.loss, "optimizer": self.optimizer, "classes": self.classes,
             "input_shape": list(self.input_shape) if self.input_shape is not None else None,
             "image": self.image, "epochs": self.epochs_done,
+            "vocab": sorted(self.word2idx, key=self.word2idx.get) if self.word2idx else None,
             "layers": [e.spec for e in self.layers]})
 
-    def save(self, path):
+    def save(self, path="basenn.pth"):
         """Write the model to ``path`` (safetensors; see the module docstring), atomically."""
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
@@ -809,6 +1040,8 @@ class nn:
         self.input_shape = tuple(spec["input_shape"]) if spec["input_shape"] else self.input_shape
         self.image = spec["image"] or self.image
         self.epochs_done = spec["epochs"]
+        if spec.get("vocab"):
+            self.word2idx = {w: i for i, w in enumerate(spec["vocab"])}
 
 
 # ------------------------------------------------------------------ checkpoint checks
@@ -899,6 +1132,11 @@ def _check_spec(spec):
     if image is not None and not (isinstance(image, dict) and isinstance(image.get("color"), str)
                                   and isinstance(image.get("transform"), (dict, type(None)))):
         raise _SpecError("image must be {'color': ..., 'transform': ...}")
+    vocab = spec.get("vocab")
+    if vocab is not None and not (isinstance(vocab, list) and len(vocab) <= MAX_SIZE and
+                                  all(isinstance(w, str) for w in vocab) and
+                                  len(set(vocab)) == len(vocab)):
+        raise _SpecError("vocab must be a list of distinct words")
     if not _int_in(spec.get("epochs"), 0, 1 << 40):
         raise _SpecError(f"epochs must be a non-negative int, got {spec.get('epochs')!r}")
     layers = spec.get("layers")
@@ -1006,6 +1244,11 @@ def _declared(name, kw):
     if name == "action_model":
         i, h = kw["size"]
         return 4 * h * (i + h + 2) + 2 * h, 2 * h
+    if name == "em_lstm":
+        e, h = kw["size"]
+        v = kw["vocab_size"]
+        n = kw["num_layers"][0] if isinstance(kw["num_layers"], list) else kw["num_layers"]
+        return v * e + 4 * h * (e + h + 2) + (n - 1) * 4 * h * (2 * h + 2) + h * v + v, 0
     if name in ("mobilenet_backbone", "mobilenet"):
         n = kw.get("num_classes")
         return M.mobilenet_v2_sizes(n[0] if isinstance(n, list) else n)

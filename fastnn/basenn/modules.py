@@ -541,6 +541,60 @@ class Flatten(Module):
         return dout.reshape(self.x_shape)
 
 
+class EmLSTM(Module):
+    """BaseNN's em_lstm, a word-level language model: token ids (N, T) -> embedding (ed) ->
+    LSTM (hd, num_layers) -> a linear layer to the vocabulary at every step: (N, T, vocab)
+    scores. ``step`` runs one token with a carried hidden state (text generation)."""
+
+    accepts_int = True
+
+    def __init__(self, vocab_size, size, num_layers=1, rng=None, dtype=np.float32):
+        super().__init__()
+        rng = np.random.default_rng() if rng is None else rng
+        ed, hd = size
+        self.vocab, self.hidden, self.num_layers = int(vocab_size), int(hd), int(num_layers)
+        self.embedding = Embedding(self.vocab, ed, rng, dtype)
+        self.lstm = LSTM((ed, hd), dtype, num_layers=num_layers)
+        bound = 1.0 / np.sqrt(hd)
+        self.linear_params = {"W": _uniform(rng, bound, (hd, self.vocab), dtype),
+                              "b": _uniform(rng, bound, (self.vocab,), dtype)}
+        self.affine = L.Affine(self.linear_params["W"], self.linear_params["b"])
+        self.params = {"embedding.W": self.embedding.params["W"],
+                       **{f"lstm.{k}": v for k, v in self.lstm.params.items()},
+                       "linear.W": self.linear_params["W"], "linear.b": self.linear_params["b"]}
+
+    def out_shape(self, shape):
+        if len(shape) != 1:
+            raise ShapeError(f"expects (N, T) token ids but gets {_fmt(shape)}")
+        return (shape[0], self.vocab)
+
+    def forward(self, x, train):
+        e = self.embedding.forward(x, train)
+        h = self.lstm.forward(e, train)
+        self.h_shape = h.shape
+        out = self.affine.forward(h.reshape(-1, self.hidden))
+        return out.reshape(h.shape[:2] + (self.vocab,))
+
+    def backward(self, dout):
+        dh = self.affine.backward(dout.reshape(-1, self.vocab)).reshape(self.h_shape)
+        self.embedding.backward(self.lstm.backward(dh))
+        self.grads = {"embedding.W": self.embedding.grads["W"],
+                      **{f"lstm.{k}": v for k, v in self.lstm.grads.items()},
+                      "linear.W": self.affine.dW, "linear.b": self.affine.db}
+        return None
+
+    def step(self, token, hidden=None):
+        """(scores over the vocabulary (vocab,), (h, c)) after one token, starting from hidden
+        ((h, c), each (num_layers, 1, hd); zeros when None)."""
+        self.lstm._sync()
+        e = self.embedding.params["W"][np.asarray([[token]])]
+        if hidden is not None:
+            hidden = tuple(np.asarray(a, dtype=e.dtype) for a in hidden)
+        out, hidden = self.lstm.lstm(e, hidden)
+        scores = out.reshape(1, -1) @ self.linear_params["W"] + self.linear_params["b"]
+        return scores[0], hidden
+
+
 def action_model(size, dtype):
     """BaseNN's action_model for pose sequences: an LSTM, its last time step, batch norm."""
     return Sequence([LSTM(size, dtype), LastStep(), BatchNorm(size[1], 1, dtype)])

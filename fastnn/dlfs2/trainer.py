@@ -4,27 +4,46 @@ models with ``forward(x, t)``/``backward()`` and ``params``/``grads`` lists, and
 
 Same signatures, shuffling (``numpy.random.permutation``), batches, printing and ``loss_list``
 / ``ppl_list`` as the book's; ``plot`` imports matplotlib only when called.
+
+Under ``mpiexec`` both trainers are data-parallel (fastnn.distributed): ``batch_size`` is each
+rank's, a step consumes ``batch_size`` x ranks samples (RnnlmTrainer: rows), the gradients are
+averaged over the ranks after shared weights are folded together and before clipping, and only
+rank 0 prints. One process trains exactly as the book's code does.
 """
 
 import time
 
 import numpy
 
+from .. import distributed as dist
 from .np import GPU, np  # noqa: F401
 from .util import clip_grads
 
 __all__ = ["np", "GPU", "clip_grads", "Trainer", "RnnlmTrainer", "remove_duplicate"]
 
 
-def _step(model, optimizer, x, t, max_grad):
-    """One update: loss, gradients, shared weights folded together, clipping, optimizer."""
+def _step(model, optimizer, x, t, max_grad, count):
+    """One update: loss, gradients, shared weights folded together, averaged over the ranks
+    (weighted by ``count``, what this rank's loss is a mean over), clipping, optimizer.
+    Returns the loss of the whole (global) batch."""
     loss = model.forward(x, t)
     model.backward()
     params, grads = remove_duplicate(model.params, model.grads)
+    if dist.size() > 1:
+        r = dist.allreduce_grads(grads, count=count, values=(float(loss) * count,))
+        loss = r.values[0] / r.count
     if max_grad is not None:
         clip_grads(grads, max_grad)
     optimizer.update(params, grads)
     return loss
+
+
+def _start(model):
+    """MPI (when under mpiexec): rank 0's parameters on every rank, per-rank dropout streams."""
+    dist.init()
+    if dist.size() > 1:
+        dist.broadcast_params(remove_duplicate(model.params, model.grads)[0])
+        dist.seed_rank()
 
 
 def _plot(values, eval_interval, ylabel, ylim):
@@ -49,23 +68,29 @@ class Trainer:
         self.current_epoch = 0
 
     def fit(self, x, t, max_epoch=10, batch_size=32, max_grad=None, eval_interval=20):
+        _start(self.model)
+        sharder = dist.Sharder(batch_size * dist.size())
         data_size = len(x)
-        max_iters = data_size // batch_size
+        max_iters = data_size // sharder.global_batch_size
         self.eval_interval = eval_interval
         total_loss, loss_count = 0, 0
         start_time = time.time()
         for _ in range(max_epoch):
-            idx = numpy.random.permutation(numpy.arange(data_size))
+            idx = sharder.epoch_order(numpy.random.permutation(numpy.arange(data_size)))
             x, t = x[idx], t[idx]
             for iters in range(max_iters):
-                batch = slice(iters * batch_size, (iters + 1) * batch_size)
-                total_loss += _step(self.model, self.optimizer, x[batch], t[batch], max_grad)
+                start = iters * sharder.global_batch_size
+                mine = sharder.shard(numpy.arange(start, start + sharder.global_batch_size))
+                batch = slice(mine[0], mine[-1] + 1)          # this rank's contiguous part
+                total_loss += _step(self.model, self.optimizer, x[batch], t[batch], max_grad,
+                                    len(mine))
                 loss_count += 1
                 if eval_interval is not None and iters % eval_interval == 0:
                     avg_loss = total_loss / loss_count
-                    print('| epoch %d |  iter %d / %d | time %d[s] | loss %.2f'
-                          % (self.current_epoch + 1, iters + 1, max_iters,
-                             time.time() - start_time, avg_loss))
+                    if dist.is_root():
+                            print('| epoch %d |  iter %d / %d | time %d[s] | loss %.2f'
+                              % (self.current_epoch + 1, iters + 1, max_iters,
+                                 time.time() - start_time, avg_loss))
                     self.loss_list.append(float(avg_loss))
                     total_loss, loss_count = 0, 0
             self.current_epoch += 1
@@ -84,14 +109,16 @@ class RnnlmTrainer:
         self.model = model
         self.optimizer = optimizer
         self.time_idx = None
+        self._rows = None          # under MPI: (this rank's rows, rows of the global batch)
         self.ppl_list = None
         self.eval_interval = None
         self.current_epoch = 0
 
     def get_batch(self, x, t, batch_size, time_size):
         data_size = len(x)
-        jump = data_size // batch_size
-        pos = (numpy.arange(batch_size)[:, None] * jump + self.time_idx
+        rows, total = self._rows or (numpy.arange(batch_size), batch_size)
+        jump = data_size // total
+        pos = (rows[:, None] * jump + self.time_idx
                + numpy.arange(time_size)[None, :]) % data_size
         self.time_idx += time_size
         pos = np.asarray(pos)  # where x lives (CuPy with config.GPU)
@@ -101,8 +128,12 @@ class RnnlmTrainer:
 
     def fit(self, xs, ts, max_epoch=10, batch_size=20, time_size=35,
             max_grad=None, eval_interval=20):
+        _start(self.model)
+        total_rows = batch_size * dist.size()
+        self._rows = None if dist.size() == 1 else (
+            numpy.arange(total_rows)[dist.split(total_rows)], total_rows)
         data_size = len(xs)
-        max_iters = data_size // (batch_size * time_size)
+        max_iters = data_size // (total_rows * time_size)
         self.time_idx = 0
         self.ppl_list = []
         self.eval_interval = eval_interval
@@ -111,13 +142,15 @@ class RnnlmTrainer:
         for _ in range(max_epoch):
             for iters in range(max_iters):
                 batch_x, batch_t = self.get_batch(xs, ts, batch_size, time_size)
-                total_loss += _step(self.model, self.optimizer, batch_x, batch_t, max_grad)
+                total_loss += _step(self.model, self.optimizer, batch_x, batch_t, max_grad,
+                                    batch_x.size)
                 loss_count += 1
                 if eval_interval is not None and iters % eval_interval == 0:
                     ppl = np.exp(total_loss / loss_count)
-                    print('| epoch %d |  iter %d / %d | time %d[s] | perplexity %.2f'
-                          % (self.current_epoch + 1, iters + 1, max_iters,
-                             time.time() - start_time, ppl))
+                    if dist.is_root():
+                        print('| epoch %d |  iter %d / %d | time %d[s] | perplexity %.2f'
+                              % (self.current_epoch + 1, iters + 1, max_iters,
+                                 time.time() - start_time, ppl))
                     self.ppl_list.append(float(ppl))
                     total_loss, loss_count = 0, 0
             self.current_epoch += 1

@@ -308,11 +308,9 @@ class TimeDropout:
 class TimeBiLSTM:
     """Two TimeLSTMs, one reading the sequence backwards; outputs concatenated (N, T, 2H)."""
 
-    lstm_class = TimeLSTM  # fastnn.time_layers swaps in its compiled one
-
     def __init__(self, Wx1, Wh1, b1, Wx2, Wh2, b2, stateful=False):
-        self.forward_lstm = self.lstm_class(Wx1, Wh1, b1, stateful)
-        self.backward_lstm = self.lstm_class(Wx2, Wh2, b2, stateful)
+        self.forward_lstm = TimeLSTM(Wx1, Wh1, b1, stateful)
+        self.backward_lstm = TimeLSTM(Wx2, Wh2, b2, stateful)
         self.params = self.forward_lstm.params + self.backward_lstm.params
         self.grads = self.forward_lstm.grads + self.backward_lstm.grads
 
