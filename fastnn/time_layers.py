@@ -54,6 +54,9 @@ class TimeEmbedding(Embedding):
     def _weights(self):
         return self.W
 
+    def forward(self, xs):
+        return super().forward(xs)
+
 
 class TimeDropout:
     """Inverted dropout (a mask multiply, no kernel), the mask drawn where xs lives: np.random

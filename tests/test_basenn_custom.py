@@ -218,3 +218,57 @@ def test_visual_feature_extract_feature_and_show_one_layer(rng, tmp_path):
         m.extract_feature(x)
     path = m.show_one_layer(rng.random((4, 5, 5)), "maps", 7, str(tmp_path / "d"))
     assert path.endswith("7.png") and os.path.getsize(path) > 0
+
+
+def _image_folder(root, n=6, size=8):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        os.makedirs(os.path.join(root, c))
+        for i in range(n):
+            level = 40 if c == "a" else 200
+            img = np.clip(level + 20 * rng.standard_normal((size, size)), 0, 255)
+            Image.fromarray(img.astype(np.uint8)).save(os.path.join(root, c, f"{i}.png"))
+    return root
+
+
+def test_batch_mode_reads_images_per_batch_with_the_same_result(tmp_path, monkeypatch):
+    from fastnn.basenn import data as D
+    folder = _image_folder(str(tmp_path / "imgs"))
+
+    def run(batch_mode):
+        m = nn("cls")
+        m.set_seed(0)
+        m.load_img_data(folder, batch_size=4, batch_mode=batch_mode, shuffle=True)
+        m.add("linear", size=(64, 2), activation="Softmax")
+        m.add(optimizer="Adam")
+        m.train(lr=0.05, epochs=3, verbose=False, save_fold=str(tmp_path / str(batch_mode)),
+                filename="lesson.pth")
+        return m
+
+    eager = run(False)
+    reads = []
+    original = D.load_image
+    monkeypatch.setattr(D, "load_image", lambda *a, **k: reads.append(a[0]) or original(*a, **k))
+    lazy = run(True)
+    assert isinstance(lazy.x, D.ImageFiles) and lazy.x.shape == (12, 1, 8, 8)
+    assert len(reads) == 1 + 3 * 12                 # the first image's shape, then per batch
+    assert [r["loss"] for r in lazy.history] == [r["loss"] for r in eager.history]
+    assert os.path.isfile(tmp_path / "True" / "lesson.pth")
+    np.testing.assert_array_equal(lazy.inference(np.asarray(lazy.x[:3])),
+                                  eager.inference(eager.x[:3]))
+
+
+def test_load_tab_data_y_type(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,y\n1,2,0\n3,4,1\n5,6,1\n")
+    m = nn()
+    m.load_tab_data(str(path), y_type="float")
+    assert m.y.dtype == np.float32
+    m.load_tab_data(str(path), y_type="long")
+    assert m.y.dtype == np.int64
+    path.write_text("a,b,y\n1,2,0.5\n3,4,1\n")
+    with pytest.raises(ValueError, match="not whole numbers"):
+        m.load_tab_data(str(path), y_type="long")
+    with pytest.raises(ValueError, match="y_type must be"):
+        m.load_tab_data(str(path), y_type="double")

@@ -95,6 +95,71 @@ def list_images(folder):
                   if f.lower().endswith(IMAGE_EXTS))
 
 
+class ImageFiles:
+    """Images read from their files when a batch asks for them (BaseNN's ``batch_mode``): it
+    indexes like the (N, C, H, W) array it stands for, indexing gives another ImageFiles, and
+    ``np.asarray`` decodes. Only the file names stay in memory."""
+
+    def __init__(self, paths, color, transform, sample_shape=None):
+        self.paths, self.color, self.transform = list(paths), color, transform
+        if sample_shape is None:
+            sample_shape = load_image(self.paths[0], color, transform).shape if self.paths \
+                else (0,)
+        self.sample_shape = tuple(sample_shape)
+
+    def __len__(self):
+        return len(self.paths)
+
+    @property
+    def shape(self):
+        return (len(self.paths),) + self.sample_shape
+
+    @property
+    def ndim(self):
+        return 1 + len(self.sample_shape)
+
+    dtype = np.dtype(np.float32)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, (int, np.integer)):
+            return self._decode([self.paths[idx]])[0]
+        picked = np.asarray(self.paths, dtype=object)[idx]
+        return ImageFiles(np.atleast_1d(picked).tolist(), self.color, self.transform,
+                          self.sample_shape)
+
+    def _decode(self, paths):
+        out = np.empty((len(paths),) + self.sample_shape, np.float32)
+        for i, p in enumerate(paths):
+            img = load_image(p, self.color, self.transform)
+            if img.shape != self.sample_shape:
+                raise ValueError(f"load_img_data: {p} gives shape {img.shape}, the others "
+                                 f"{self.sample_shape}; pass transform={{'Resize': (h, w)}}")
+            out[i] = img
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._decode(self.paths)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def image_folder_files(folder):
+    """(paths, labels, class names) of an ImageFolder tree."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"load_img_data: no folder {folder!r}")
+    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    if not classes:
+        raise ValueError(f"load_img_data: {folder!r} has no class sub-folders "
+                         "(expected folder/<class>/<image files>)")
+    paths, ys = [], []
+    for i, c in enumerate(classes):
+        files = list_images(os.path.join(folder, c))
+        paths += files
+        ys += [i] * len(files)
+    if not paths:
+        raise ValueError(f"load_img_data: no images ({', '.join(IMAGE_EXTS)}) under {folder!r}")
+    return paths, np.asarray(ys, np.int64), classes
+
+
 def load_image_folder(folder, color="grayscale", transform=None):
     """The ImageFolder layout: one sub-folder per class, sorted names = class indices."""
     if not os.path.isdir(folder):

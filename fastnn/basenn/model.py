@@ -448,7 +448,8 @@ class nn:
         word2idx: a text model's vocabulary (word -> token id), for em_lstm."""
         if word2idx is not None:
             self.word2idx = _vocabulary(word2idx)
-        x = np.asarray(x)
+        if not isinstance(x, D.ImageFiles):
+            x = np.asarray(x)
         if x.ndim < 2:
             raise ValueError(f"load_dataset: x must have a batch axis, got shape {x.shape}")
         if y is not None:
@@ -488,18 +489,37 @@ class nn:
                           train_val_ratio=train_val_ratio, word2idx=word2idx)
 
     def load_tab_data(self, data_path, batch_size=None, shuffle=True, train_val_ratio=1.0,
-                      num_workers=0):
-        """A CSV file with a header row; features in every column but the last (the label)."""
+                      num_workers=0, y_type=None):
+        """A CSV file with a header row; features in every column but the last (the label).
+        y_type: 'long' (class indices), 'float' (regression targets) or None (class indices
+        when every label is a whole number)."""
         x, y = D.load_csv(data_path, label=True)
+        if y_type in ("long", "int"):
+            if not np.all(y == np.round(y)):
+                raise ValueError(f"load_tab_data: y_type='long' but {data_path!r} has labels "
+                                 "that are not whole numbers")
+            y = y.astype(np.int64)
+        elif y_type == "float":
+            y = y.astype(self.dtype)
+        elif y_type is not None:
+            raise ValueError(f"load_tab_data: y_type must be 'long', 'float' or None, got "
+                             f"{y_type!r}")
         self.load_dataset(x, y, batch_size=batch_size, shuffle=shuffle,
                           train_val_ratio=train_val_ratio)
 
     def load_img_data(self, data_path, batch_size=32, shuffle=True, transform=None,
-                      color="grayscale", train_val_ratio=1.0, classes=None, num_workers=0):
+                      color="grayscale", train_val_ratio=1.0, classes=None, num_workers=0,
+                      batch_mode=False):
         """An ImageFolder tree (data_path/<class>/<images>) read with Pillow into (N, C, H, W)
         float32 in [0, 1]. transform: a dict of steps ('Resize': (h, w), 'CenterCrop': (h, w),
-        'Pad': p, 'Normalize': (mean, std)) applied in that order, or a callable on PIL images."""
-        x, y, names = D.load_image_folder(data_path, color, transform)
+        'Pad': p, 'Normalize': (mean, std)) applied in that order, or a callable on PIL images.
+        batch_mode=True keeps only the file names and reads each batch's images when training
+        or predicting reaches them (for folders too large for memory)."""
+        if batch_mode:
+            paths, y, names = D.image_folder_files(data_path)
+            x = D.ImageFiles(paths, color, transform)
+        else:
+            x, y, names = D.load_image_folder(data_path, color, transform)
         self.image = {"color": color, "transform": transform if isinstance(transform, dict)
                       else None}
         self.load_dataset(x, y, classes=classes if classes is not None else names,
@@ -613,10 +633,12 @@ class nn:
     # ------------------------------------------------------------ training
 
     def train(self, lr=0.01, epochs=30, batch_size=None, save_fold=None, checkpoint=None,
-              metrics=None, loss=None, verbose=True, global_batch_size=None):
-        """Train; saves ``<save_fold>/basenn.pth`` after every epoch. ``checkpoint`` resumes
+              metrics=None, loss=None, verbose=True, global_batch_size=None, batch_num=None,
+              filename="basenn.pth"):
+        """Train; saves ``<save_fold>/<filename>`` after every epoch. ``checkpoint`` resumes
         from a file. ``verbose``: a progress bar and a line of loss and metrics per epoch
-        (False: silent; ``history`` holds the same numbers).
+        (False: silent; ``history`` holds the same numbers). ``batch_num`` is accepted for
+        BaseNN programs; BaseNN 2.0.0 does not use it either.
 
         Under ``mpiexec`` the training is data-parallel (:mod:`fastnn.distributed`):
         ``batch_size`` is each rank's batch and a step consumes ``global_batch_size`` samples
@@ -715,7 +737,7 @@ class nn:
                 print("  ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
                                 for k, v in record.items()))
             if dist.is_root():
-                self.save(os.path.join(self.save_fold, "basenn.pth"))
+                self.save(os.path.join(self.save_fold, filename))
         return self.history
 
     def _distributed_record(self, metrics, total, n, outs, targets):

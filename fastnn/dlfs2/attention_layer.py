@@ -5,6 +5,7 @@ TimeAttention computes all T_dec steps at once with batched matrix products, whe
 one Attention per step; ``attention_weights`` is the book's list of per-step (N, T_enc) weights.
 """
 
+from .. import _ops
 from .layers import Softmax
 from .np import GPU, np  # noqa: F401
 
@@ -96,18 +97,12 @@ class TimeAttention:
         self.cache = None
 
     def forward(self, hs_enc, hs_dec):
-        s = np.matmul(hs_dec, hs_enc.transpose(0, 2, 1))          # (N, T_dec, T_enc)
-        a = np.exp(s - s.max(axis=2, keepdims=True))
-        a /= a.sum(axis=2, keepdims=True)
+        out, a = _ops.attention_forward(hs_enc, hs_dec)           # a: (N, T_dec, T_enc)
         self.cache = (hs_enc, hs_dec, a)
         self.attention_weights = [a[:, t, :] for t in range(a.shape[1])]
-        return np.matmul(a, hs_enc).astype(hs_dec.dtype, copy=False)
+        return out
 
     def backward(self, dout):
         _forward_first(self.cache, "TimeAttention")
         hs_enc, hs_dec, a = self.cache
-        da = np.matmul(dout, hs_enc.transpose(0, 2, 1))           # (N, T_dec, T_enc)
-        ds = a * (da - np.sum(a * da, axis=2, keepdims=True))     # softmax backward
-        dhs_enc = np.matmul(a.transpose(0, 2, 1), dout) + np.matmul(ds.transpose(0, 2, 1), hs_dec)
-        dhs_dec = np.matmul(ds, hs_enc)
-        return dhs_enc, dhs_dec
+        return _ops.attention_backward(hs_enc, hs_dec, a, dout)

@@ -9,6 +9,7 @@ The samples are drawn as the book draws them, so a seeded program sees the book'
 
 import collections
 
+from .. import _ops
 from .layers import Embedding, SigmoidWithLoss  # noqa: F401
 from .np import GPU, np
 
@@ -17,7 +18,9 @@ __all__ = ["np", "GPU", "Embedding", "SigmoidWithLoss", "EmbeddingDot", "Unigram
 
 
 class EmbeddingDot:
-    """out[i] = W[idx[i]] . h[i]: the score of word idx[i] for hidden vector h[i]."""
+    """out[i] = W[idx[i]] . h[i]: the score of word idx[i] for hidden vector h[i], gathered and
+    multiplied in one kernel (``cache`` holds h and idx; the rows of W are read again by
+    backward, which scatter-adds into the embedding's dW as the book's does)."""
 
     def __init__(self, W):
         self.embed = Embedding(W)
@@ -26,17 +29,14 @@ class EmbeddingDot:
         self.cache = None
 
     def forward(self, h, idx):
-        target_W = self.embed.forward(idx)
-        self.cache = (h, target_W)
-        return np.sum(target_W * h, axis=1)
+        self.cache = (h, idx)
+        return _ops.embedding_dot_forward(self.params[0], idx, h)
 
     def backward(self, dout):
         if self.cache is None:
             raise RuntimeError("EmbeddingDot.backward called before forward")
-        h, target_W = self.cache
-        dout = dout.reshape(dout.shape[0], 1)
-        self.embed.backward(dout * h)
-        return dout * target_W
+        h, idx = self.cache
+        return _ops.embedding_dot_backward(self.grads[0], idx, h, dout, self.params[0])
 
 
 class UnigramSampler:
@@ -94,18 +94,20 @@ class NegativeSamplingLoss:
                               negative_sample.astype(np.int32)], axis=1)     # (N, 1 + S)
         label = np.zeros(idx.shape, dtype=np.int32)
         label[:, 0] = 1
-        target_W = self.embed.forward(idx.ravel()).reshape(idx.shape + (-1,))  # (N, 1 + S, D)
-        score = np.sum(target_W * h[:, np.newaxis, :], axis=2)
+        rows = np.repeat(h, idx.shape[1], axis=0)                             # (N (1 + S), D)
+        W = self.params[0]
+        score = _ops.embedding_dot_forward(W, idx.ravel(), rows).reshape(idx.shape)
         y = 1 / (1 + np.exp(-score))
         picked = np.where(label == 1, y, 1 - y)
-        self.cache = (h, target_W, y, label)
+        self.cache = (rows, idx, y, label)
         return -np.sum(np.log(picked + 1e-7)) / batch_size
 
     def backward(self, dout=1):
         if self.cache is None:
             raise RuntimeError("NegativeSamplingLoss.backward called before forward")
-        h, target_W, y, label = self.cache
+        rows, idx, y, label = self.cache
         dscore = (y - label) * dout / label.shape[0]                         # (N, 1 + S)
-        dW_rows = dscore[:, :, np.newaxis] * h[:, np.newaxis, :]
-        self.embed.backward(dW_rows.reshape(-1, dW_rows.shape[2]))
-        return np.sum(dscore[:, :, np.newaxis] * target_W, axis=1)
+        drows = _ops.embedding_dot_backward(self.grads[0], idx.ravel(), rows,
+                                            dscore.ravel().astype(rows.dtype, copy=False),
+                                            self.params[0])
+        return drows.reshape(idx.shape + (-1,)).sum(axis=1)
