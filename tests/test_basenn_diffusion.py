@@ -222,6 +222,8 @@ def test_training_reduces_the_loss_and_checkpoints_round_trip(tmp_path):
     np.testing.assert_array_equal(a, b)
     c = nn().inference(checkpoint=str(path), num=2, return_all_timesteps=False)
     assert c.shape == (2, 1, 8, 8)
+    model.train(epochs=1, lr=1e-3, batch_size=16, verbose=False, filename="more.pth")
+    assert (tmp_path / "more.pth").is_file()
 
 
 def test_inference_shapes_and_layout():

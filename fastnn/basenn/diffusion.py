@@ -419,9 +419,9 @@ def _images(x, dtype):
     return x[:, None] if x.ndim == 3 else x
 
 
-def train_model(model, lr, epochs, batch_size, save_fold, verbose):
+def train_model(model, lr, epochs, batch_size, save_fold, verbose, filename="basenn.pth"):
     """``nn.train`` for a diffusion model: the loss is the DDPM noise-prediction MSE (no labels,
-    no metrics); saves ``<save_fold>/basenn.pth`` after every epoch."""
+    no metrics); saves ``<save_fold>/<filename>`` after every epoch."""
     from .._progress import progress_bar
     from .model import make_optimizer
 
@@ -474,7 +474,7 @@ def train_model(model, lr, epochs, batch_size, save_fold, verbose):
         model.history.append(record)
         if verbose:
             print(f"epoch: {record['epoch']}  loss: {record['loss']:.4f}")
-        model.save(os.path.join(model.save_fold, "basenn.pth"))
+        model.save(os.path.join(model.save_fold, filename))
     return model.history
 
 

@@ -655,7 +655,7 @@ class nn:
                              "load_img_data(...) first")
         if any(e.spec["layer"] == "diffusion_model" for e in self.layers):
             from .diffusion import train_model
-            return train_model(self, lr, epochs, batch_size, save_fold, verbose)
+            return train_model(self, lr, epochs, batch_size, save_fold, verbose, filename)
         if self.y is None:
             raise ValueError("train: the loaded data has no labels y")
         if not self.layers:
