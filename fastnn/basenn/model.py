@@ -56,6 +56,8 @@ LAYERS = {
     "reshape": ((), {}),
     "mobilenet_backbone": ((), {"weights": None}),
     "mobilenet": ((), {"num_classes": None, "weights": None}),
+    "diffusion_model": ((), {"img_size": 28, "timestep": 500, "channels": None, "dim": 32,
+                             "beta_schedule": "sigmoid"}),
 }
 OPTIMIZERS = ("SGD", "Adam", "Adagrad", "ASGD")
 LOSSES = ("CrossEntropyLoss", "MSELoss")
@@ -170,6 +172,11 @@ def build_module(layer, kw, rng, dtype):
     if layer == CUSTOM:
         raise ValueError(f"the checkpoint holds a module of your own (class {kw['class']}): "
                          "add the same module to the model (model.add(module)) and load again")
+    if layer == "diffusion_model":
+        from . import diffusion
+        args = [kw[k] for k in ("img_size", "timestep", "channels", "dim", "beta_schedule")]
+        diffusion.check_args(*args)
+        return diffusion.DiffusionModel(*args[:2], args[2] or 1, *args[3:], rng, dtype)
     if layer in ("mobilenet_backbone", "mobilenet"):     # weights: loaded by add()
         return M.mobilenet_v2(kw.get("num_classes"), rng, dtype)
     block = M.basic_block if layer == "res_block" else M.bottleneck_block
@@ -305,6 +312,9 @@ class nn:
         if isinstance(layer, str) and layer.lower() == "mobilenet" and \
                 kw.get("num_classes") is None:
             kw["num_classes"] = self._class_count() or 1000
+        if isinstance(layer, str) and layer.lower() == "diffusion_model" and \
+                kw.get("channels") is None:
+            kw["channels"] = self._image_channels()
         if isinstance(layer, str) and layer.lower() == "em_lstm" and \
                 kw.get("vocab_size") is None:
             if not self.word2idx:
@@ -351,6 +361,12 @@ class nn:
             except ValueError:
                 self.layers.pop()
                 raise
+
+    def _image_channels(self):
+        """Channels of the loaded images, else 3 for model.color 'RGB', else 1."""
+        if self.input_shape is not None and len(self.input_shape) == 3:
+            return int(self.input_shape[0])
+        return 3 if str(getattr(self, "color", None)).upper() == "RGB" else 1
 
     def _class_count(self):
         """Classes of the loaded data (named, or labels 0..max), None without labelled data."""
@@ -637,6 +653,9 @@ class nn:
         if self.x is None:
             raise ValueError("train: no data; call load_dataset(x, y), load_tab_data(...) or "
                              "load_img_data(...) first")
+        if any(e.spec["layer"] == "diffusion_model" for e in self.layers):
+            from .diffusion import train_model
+            return train_model(self, lr, epochs, batch_size, save_fold, verbose, filename)
         if self.y is None:
             raise ValueError("train: the loaded data has no labels y")
         if not self.layers:
@@ -779,15 +798,26 @@ class nn:
     def _in_channels(self):
         return self.input_shape[0] if self.input_shape and len(self.input_shape) == 3 else 1
 
-    def inference(self, data, checkpoint=None, label=False, hidden=None):
+    def inference(self, data=None, checkpoint=None, label=False, hidden=None, num=4,
+                  return_all_timesteps=True):
         """Model outputs for a batch, a single sample, a list, an image file or folder, or a CSV
         file (``label=True`` when its last column is a label). Returns an (N, outputs) array.
 
         For an em_lstm text model, ``data`` is one word of the vocabulary: returns (the
         next word's probabilities (vocab,), the hidden state), the state to pass as ``hidden``
-        with the next word."""
+        with the next word.
+
+        A diffusion model takes no data: it samples ``num`` images, (num, C, S, S) in about
+        [0, 1], or with ``return_all_timesteps`` (num, timestep + 1, C, S, S) with every step."""
         if checkpoint is not None:
             self.load(checkpoint)
+        if any(e.spec["layer"] == "diffusion_model" for e in self.layers):
+            from .diffusion import sample_model
+            self.result = sample_model(self, num, return_all_timesteps)
+            return self.result
+        if data is None:
+            raise ValueError("inference: give the data to predict (an array, an image file, a "
+                             "folder of images or a .csv file)")
         if not self.layers:
             raise ValueError("inference: the model has no layers; add them or pass checkpoint=")
         first = self.layers[0].module
@@ -848,6 +878,23 @@ class nn:
         text = "\n".join(lines)
         print(text)
         return text
+
+    # ------------------------------------------------------------ diffusion pictures
+
+    def noisy(self, data, timestep=500, num=10, show=True, file_name=None):
+        """The forward process of the diffusion model on one image (a file name or an array in
+        [0, 1]): ``num`` noised copies at steps timestep * i // num, returned as (num, C, H, W)
+        mapped back to [0, 1] (not clipped); ``show`` draws them in a row into a PNG (see
+        fastnn.basenn.diffusion.noisy)."""
+        from .diffusion import noisy
+        return noisy(self, data, timestep, num, show, file_name)
+
+    def show(self, data, size=(2, 2), visual_timesteps=False, file_name=None):
+        """A rows x columns grid of generated images (``size``); ``visual_timesteps``: one image
+        per row at steps spread over the sampling chain. Written as a PNG into save_fold; returns
+        its path (see fastnn.basenn.diffusion.show)."""
+        from .diffusion import show
+        return show(self, data, size, visual_timesteps, file_name)
 
     # ------------------------------------------------------------ export
 
@@ -1146,6 +1193,15 @@ def _check_spec(spec):
 
 def _check_args(i, name, kw):
     what = f"layer {i} ({name}):"
+    if name == "diffusion_model":
+        from .diffusion import check_args
+        try:
+            if not _int_in(kw["channels"], 1, 4):
+                raise ValueError(f"channels must be an int in [1, 4], got {kw['channels']!r}")
+            check_args(**kw)
+        except ValueError as err:
+            raise _SpecError(f"{what} {err}") from None
+        return
     for key, v in kw.items():
         if key == "size":
             if name in ("batchnorm1d", "batchnorm2d"):
@@ -1205,6 +1261,9 @@ def _declared(name, kw):
         return 4 * h * (i + h + 2) + (n - 1) * 4 * h * (2 * h + 2), 0
     if name == CUSTOM:
         return kw["params"], kw["buffers"]
+    if name == "diffusion_model":
+        from .diffusion import unet_sizes
+        return unet_sizes(kw["channels"], kw["dim"]), 0
     if name == "action_model":
         i, h = kw["size"]
         return 4 * h * (i + h + 2) + 2 * h, 2 * h
