@@ -36,6 +36,8 @@ MAX_ARRAY_BYTES = 4 << 30
 MAX_HEADER_BYTES = 16 << 20
 # At most this many arrays in one file.
 MAX_ARRAYS = 100_000
+# An object array read from an .npz (a vocabulary dict) may unpack to at most this many bytes.
+MAX_OBJECT_MEMBER_BYTES = 64 << 20
 MAX_NDIM = 32
 
 
@@ -248,13 +250,21 @@ class PlainObjectUnpickler(RestrictedUnpickler):
 _CONTAINERS = (dict, list, tuple, str, bytes, int, float, bool, type(None), complex)
 
 
-def _finish(obj, seen):
-    """Replace array stand-ins by arrays; refuse anything that is not plain data."""
+def _finish(obj, seen, budget=None):
+    """Replace array stand-ins by arrays; refuse anything that is not plain data. ``budget``
+    (a one-item list) is how many bytes the arrays may take in all: the pickle's own length,
+    since a pickle holds its arrays' bytes, unless one bytes object (memo-shared, or latin-1
+    text encoded twice) is made to back many arrays."""
     key = id(obj)
     if key in seen:
         return seen[key]
     if isinstance(obj, _ArraySpec):
-        out = obj.array(lambda v: _finish(v, seen))
+        if budget is not None:
+            budget[0] -= len(obj.data) if isinstance(obj.data, bytes) else \
+                8 * len(obj.data or ())
+            if budget[0] < 0:
+                raise _Refused("its arrays hold more bytes than the file itself")
+        out = obj.array(lambda v: _finish(v, seen, budget))
         if obj.scalar:
             out = out[()]
     elif isinstance(obj, _DtypeSpec):
@@ -263,13 +273,13 @@ def _finish(obj, seen):
         out = {}
         seen[key] = out
         for k, v in obj.items():
-            out[_finish(k, seen)] = _finish(v, seen)
+            out[_finish(k, seen, budget)] = _finish(v, seen, budget)
     elif type(obj) is list:
         out = []
         seen[key] = out
-        out.extend(_finish(v, seen) for v in obj)
+        out.extend(_finish(v, seen, budget) for v in obj)
     elif type(obj) is tuple:
-        out = tuple(_finish(v, seen) for v in obj)
+        out = tuple(_finish(v, seen, budget) for v in obj)
     elif type(obj) in _CONTAINERS:
         out = obj
     else:
@@ -303,7 +313,7 @@ def _plain_data(data, file_name, unpickler=RestrictedUnpickler):
     try:
         _prescan(data)
         obj = unpickler(io.BytesIO(data)).load()
-        return _finish(obj, {})
+        return _finish(obj, {}, [len(data)])
     except _Refused as e:
         raise ParamsError(f"{file_name}: refusing to load: {e}; fastnn reads only dicts, lists, "
                           "tuples, numbers, strings and NumPy arrays from .pkl files (nothing in "
@@ -365,8 +375,10 @@ def read_npz(file_name, kinds="biufc", objects=()):
                 with zf.open(info) as m:
                     shape, fortran, dtype = _npy_header(m, name)
                     if dtype.hasobject and name[:-4] in objects and not dtype.fields:
-                        if info.file_size > MAX_ARRAY_BYTES:
-                            raise fail(f"holds {_human(info.file_size)}")
+                        if info.file_size > MAX_OBJECT_MEMBER_BYTES:
+                            raise fail(f"unpacks to {_human(info.file_size)}, over the "
+                                       f"{_human(MAX_OBJECT_MEMBER_BYTES)} limit for an "
+                                       "object array")
                         pickled = m.read()
                         out[name[:-4]] = _plain_data(pickled, f"{file_name} ({name})",
                                                      PlainObjectUnpickler)

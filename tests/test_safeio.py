@@ -331,3 +331,42 @@ def test_params_save_format_follows_the_extension(tmp_path):
     assert (tmp_path / "a.pkl").read_bytes()[:1] == b"\x80"
     assert (tmp_path / "a.npz").read_bytes()[:2] == b"PK"
     assert (tmp_path / "a.weights").read_bytes()[8:9] == b"{"
+
+
+class _SharedBytes:
+    """Pickles as an array backed by one module-level bytes object: many of them in one pickle
+    share it through the memo."""
+    data = bytes(1 << 20)
+
+    def __reduce__(self):
+        from numpy._core import numeric
+        return (numeric._frombuffer, (self.data, np.dtype("f8"), (1 << 17,), "C"))
+
+
+@pytest.mark.skipif(not hasattr(np, "_core"), reason="NumPy 1.x pickles name numpy.core")
+def test_one_bytes_object_backing_many_arrays_is_refused(tmp_path):
+    """A 1 MiB pickle of 64 arrays sharing one bytes object would unpack to 64 MiB."""
+    path = tmp_path / "bomb.pkl"
+    path.write_bytes(pickle.dumps([_SharedBytes() for _ in range(64)], protocol=2))
+    assert path.stat().st_size < (1 << 20) + 4096
+    with pytest.raises(ParamsError, match="its arrays hold more bytes than the file itself"):
+        load_pickle(path)
+    # the same through an .npz object member (load_npz_data's vocabulary path)
+    import io
+    from numpy.lib import format as npformat
+    npz, header = tmp_path / "bomb.npz", io.BytesIO()
+    npformat.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False,
+                                             "shape": ()})
+    with zipfile.ZipFile(npz, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("word2idx.npy", header.getvalue() + path.read_bytes())
+    with pytest.raises(ParamsError, match="more bytes than the file"):
+        read_npz(npz, objects=("word2idx",))
+
+
+def test_object_members_are_capped(tmp_path, monkeypatch):
+    from fastnn import _safeio
+    np.savez(tmp_path / "v.npz", word2idx={f"w{i}": i for i in range(2000)})
+    assert len(read_npz(tmp_path / "v.npz", objects=("word2idx",))["word2idx"].item()) == 2000
+    monkeypatch.setattr(_safeio, "MAX_OBJECT_MEMBER_BYTES", 1000)
+    with pytest.raises(ParamsError, match="over the 1000 bytes limit for an object array"):
+        read_npz(tmp_path / "v.npz", objects=("word2idx",))
