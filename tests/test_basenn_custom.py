@@ -309,3 +309,49 @@ def test_basenn_methods_take_basenns_parameters(method):
     names = set(params) - {"self"}
     missing = [p for p in BASENN_API[method] if p not in names]
     assert not missing, f"nn.{method} lacks BaseNN's parameter(s) {missing}"
+
+
+def test_adding_a_stateful_object_leaves_its_state_alone(rng):
+    """The output shape is found on a copy: a stateful vol. 2 TimeLSTM keeps h = None."""
+    from fastnn.dlfs2.time_layers import TimeLSTM
+    Wx, Wh = rng.standard_normal((3, 16)), rng.standard_normal((4, 16))
+    layer = TimeLSTM(Wx, Wh, np.zeros(16), stateful=True)
+    m = nn(dtype=np.float64)
+    m.load_dataset(rng.standard_normal((5, 6, 3)), np.zeros((5, 6, 4)))
+    m.add(layer)
+    assert m._shapes((6, 3)) == [(6, 4)]
+    assert layer.h is None
+    fresh = TimeLSTM(Wx, Wh, np.zeros(16), stateful=True)
+    x = rng.standard_normal((5, 6, 3))
+    np.testing.assert_array_equal(layer.forward(x), fresh.forward(x))
+
+
+def test_dropout_p_one_and_checkpoints_of_the_books_dropout(rng, tmp_path):
+    import json
+    from fastnn._safeio import read_safetensors, safetensors_bytes
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    m = nn()
+    m.load_dataset(x, np.array([0, 1, 0, 1]))
+    m.add("linear", size=(3, 2))
+    m.add("dropout", p=1)
+    assert not np.any(m._forward(m._as_input(x), True))       # everything dropped
+    np.testing.assert_array_equal(m._forward(m._as_input(x), False),
+                                  m._forward(m._as_input(x), False))
+    path = str(tmp_path / "m.pth")
+    m.save(path)
+    arrays, meta = read_safetensors(path)
+    spec = json.loads(meta["spec"])
+    spec["version"] = 1                                          # written before the change
+    with open(path, "wb") as f:
+        f.write(safetensors_bytes(arrays, {"format": meta["format"], "spec": json.dumps(spec)}))
+    with pytest.raises(ValueError, match="Dropout scaled at inference .* train it again"):
+        nn().load(path)
+
+
+def test_a_deeply_nested_description_is_a_value_error(tmp_path):
+    from fastnn._safeio import safetensors_bytes
+    spec = '{"format": "fastnn.basenn", "layers": ' + "[" * 100000 + "]" * 100000 + "}"
+    path = tmp_path / "deep.pth"
+    path.write_bytes(safetensors_bytes({}, {"format": "fastnn.basenn", "spec": spec}))
+    with pytest.raises(ValueError, match="nested too deeply"):
+        nn().load(str(path))

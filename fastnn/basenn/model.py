@@ -32,7 +32,9 @@ from . import data as D
 from . import modules as M
 
 FORMAT = "fastnn.basenn"
-VERSION = 1
+# 2: Dropout is PyTorch's (scaled in training, the identity at inference); version 1 files
+# with a dropout layer computed it the book's way and are refused.
+VERSION = 2
 
 # name -> (required arguments, optional arguments with defaults)
 LAYERS = {
@@ -1109,6 +1111,9 @@ def _read_checkpoint(path):
     except ValueError as err:
         raise ValueError(f"checkpoint {path!r}: malformed model description (not JSON: "
                          f"{err})") from None
+    except RecursionError:
+        raise ValueError(f"checkpoint {path!r}: malformed model description (nested too "
+                         "deeply)") from None
     try:
         _check_spec(spec)
         _check_sizes(spec["layers"], arrays)
@@ -1165,6 +1170,11 @@ def _check_spec(spec):
     layers = spec.get("layers")
     if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
         raise _SpecError(f"layers must be a list of at most {MAX_LAYERS} entries")
+    if spec["version"] < 2 and any(isinstance(e, dict) and e.get("layer") == "dropout"
+                                   for e in layers):
+        raise _SpecError("written by an older fastnn whose builder Dropout scaled at inference "
+                         "(the book's way); it is PyTorch's now, so this model would compute "
+                         "differently: train it again")
     acts = {a for a in M.ACTIVATIONS}
     for i, entry in enumerate(layers, 1):
         if not isinstance(entry, dict) or set(entry) != {"layer", "activation", "kw"}:
@@ -1222,8 +1232,8 @@ def _check_args(i, name, kw):
         elif key == "num_blocks":
             _ints(v, f"{what} num_blocks", 1, MAX_BLOCKS, count=(1,))
         elif key == "p":
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-                raise _SpecError(f"{what} p must be a number in [0, 1), got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise _SpecError(f"{what} p must be a number in [0, 1], got {v!r}")
         elif key == "dim":
             if v is not None:
                 _ints(v, f"{what} dim", -8, 8, count=range(1, 5))

@@ -310,10 +310,10 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+        if not 0 <= p <= 1:
+            raise ValueError(f"dropout: p must be in [0, 1], got {p}")
         self.kernel = L.Dropout(p)
-        self.scale = 1.0 / (1.0 - p)
+        self.scale = 1.0 / (1.0 - p) if p < 1 else 0.0   # p = 1 drops everything
 
     def forward(self, x, train):
         if not train:
@@ -668,8 +668,20 @@ class Custom(Module):
     def out_shape(self, shape):
         if self.native and type(self.obj).out_shape is not Module.out_shape:
             return self.obj.out_shape(shape)
-        # Not declared: one inference-mode forward of a zero sample tells.
-        y = self.forward(np.zeros((1,) + tuple(shape), self.dtype), False)
+        # Not declared: one inference-mode forward of a zero sample, on a copy of the module so
+        # that its state (a recurrent layer's carried h, cached inputs) stays as it was.
+        import copy
+        try:
+            probe = Custom(copy.deepcopy(self.obj), self.dtype)
+        except Exception:  # an object that cannot be copied: keep its attributes around the probe
+            saved = dict(vars(self.obj))
+            try:
+                y = self.forward(np.zeros((1,) + tuple(shape), self.dtype), False)
+            finally:
+                vars(self.obj).clear()
+                vars(self.obj).update(saved)
+            return tuple(np.shape(y)[1:])
+        y = probe.forward(np.zeros((1,) + tuple(shape), self.dtype), False)
         return tuple(np.shape(y)[1:])
 
     def forward(self, x, train):
