@@ -12,17 +12,19 @@ from fastnn.basenn import modules as M
 from fastnn.basenn import nn
 from conftest import gradcheck
 
-torch = pytest.importorskip("torch")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 if ROOT not in sys.path:
     sys.path.append(ROOT)  # after site-packages: an installed fastnn stays the one imported
-from benchmarks.torch_mobilenet import MobileNetV2  # noqa: E402  (needs torch)
 
 pytestmark = pytest.mark.usefixtures("one_kernel_thread")
+torch = None  # imported by the tests that compare with it (torch_net)
 
 
 def torch_net(num_classes=10, seed=0):
     """The torch network with random weights and random batch-norm statistics, float64."""
+    global torch
+    torch = pytest.importorskip("torch")
+    from benchmarks.torch_mobilenet import MobileNetV2
     torch.manual_seed(seed)
     net = MobileNetV2(num_classes).double()
     with torch.no_grad():
@@ -37,6 +39,22 @@ def torch_net(num_classes=10, seed=0):
 
 def state_of(net):
     return {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+
+
+def state_without_torch(num_classes=None, seed=0):
+    """A torchvision-named state_dict made from fastnn's own network (no torch needed)."""
+    net = M.mobilenet_v2(num_classes, np.random.default_rng(seed), np.float32)
+    state = {}
+    for prefix, m in net.torchvision_names:
+        if isinstance(m, M.Conv2d):
+            state[prefix + ".weight"] = m.params["W"]
+        elif isinstance(m, M.Linear):
+            state[prefix + ".weight"], state[prefix + ".bias"] = m.params["W"].T, m.params["b"]
+        else:
+            state.update({f"{prefix}.weight": m.params["gamma"], f"{prefix}.bias":
+                          m.params["beta"], f"{prefix}.running_mean": m.buffers["running_mean"],
+                          f"{prefix}.running_var": m.buffers["running_var"]})
+    return state
 
 
 @pytest.fixture(scope="module")
@@ -175,12 +193,14 @@ def test_mobilenet_takes_the_class_count_from_the_data():
     assert m.inference(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 3)
 
 
-def test_onnx_export_matches_inference(tmp_path, weights_npz):
+def test_onnx_export_matches_inference(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     from fastnn.export import basenn_to_onnx
+    weights = str(tmp_path / "w.npz")
+    np.savez(weights, **state_without_torch(10, seed=3))
     m = nn()
-    m.add("mobilenet", num_classes=10, weights=weights_npz)
+    m.add("mobilenet", num_classes=10, weights=weights)
     path = str(tmp_path / "m.onnx")
     basenn_to_onnx(m, path, input_shape=(3, 32, 32))
     x = np.random.default_rng(6).standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -188,15 +208,15 @@ def test_onnx_export_matches_inference(tmp_path, weights_npz):
     np.testing.assert_allclose(got, m.inference(x), rtol=1e-3, atol=1e-4)
 
 
-def test_bad_weight_files(tmp_path, tnet):
+def test_bad_weight_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.npz"):
         nn().add("mobilenet_backbone", weights=str(tmp_path / "missing.npz"))
-    state = state_of(tnet)
+    state = state_without_torch()
     del state["features.3.conv.1.0.weight"]
     np.savez(tmp_path / "short.npz", **state)
     with pytest.raises(ValueError, match=r"1 arrays missing, e.g. features.3.conv.1.0.weight"):
         nn().add("mobilenet_backbone", weights=str(tmp_path / "short.npz"))
-    state = state_of(tnet)
+    state = state_without_torch()
     state["features.0.0.weight"] = state["features.0.0.weight"][:, :1]
     np.savez(tmp_path / "bad.npz", **state)
     with pytest.raises(ValueError, match=r"features.0.0.weight has shape \(32, 1, 3, 3\)"):

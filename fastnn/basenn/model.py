@@ -800,10 +800,11 @@ class nn:
     def _in_channels(self):
         return self.input_shape[0] if self.input_shape and len(self.input_shape) == 3 else 1
 
-    def inference(self, data=None, checkpoint=None, label=False, hidden=None, num=4,
-                  return_all_timesteps=True):
+    def inference(self, data=None, show=False, checkpoint=None, hidden=None, label=False,
+                  num=4, return_all_timesteps=True):
         """Model outputs for a batch, a single sample, a list, an image file or folder, or a CSV
-        file (``label=True`` when its last column is a label). Returns an (N, outputs) array.
+        file (``label=True`` when its last column is a label). Returns an (N, outputs) array,
+        printed too with ``show=True``. (BaseNN's order of parameters.)
 
         For an em_lstm text model, ``data`` is one word of the vocabulary: returns (the
         next word's probabilities (vocab,), the hidden state), the state to pass as ``hidden``
@@ -831,6 +832,8 @@ class nn:
         if self.input_shape is not None:
             self._shapes(x.shape[1:])
         self.result = self._predict(x)
+        if show:
+            print("inference result:", self.result)
         return self.result
 
     def _next_word(self, module, word, hidden):
