@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,19 +69,25 @@ def _env(extra=None):
     return env
 
 
+# Children start outside the repository: `python -c` puts the working folder first on
+# sys.path, where the source tree's fastnn/ (no _C when fastnn is installed) would shadow the
+# fastnn under test.
+NEUTRAL_CWD = tempfile.gettempdir()
+
+
 def mpirun(n, args, env=None, timeout=MPI_TIMEOUT, cwd=None):
     """``mpiexec -n n python args...``; (completed process, seconds)."""
     cmd = [find_mpiexec()] + launcher_flags() + ["-n", str(n), sys.executable]
     cmd += [str(a) for a in args]
     start = time.monotonic()
     res = subprocess.run(cmd, capture_output=True, text=True, env=_env(env), timeout=timeout,
-                         cwd=cwd)
+                         cwd=cwd or NEUTRAL_CWD)
     return res, time.monotonic() - start
 
 
 def plain(args, env=None, cwd=None):
     res = subprocess.run([sys.executable] + [str(a) for a in args], capture_output=True,
-                         text=True, env=_env(env), timeout=MPI_TIMEOUT, cwd=cwd)
+                         text=True, env=_env(env), timeout=MPI_TIMEOUT, cwd=cwd or NEUTRAL_CWD)
     assert res.returncode == 0, res.stderr
     return res
 
