@@ -157,7 +157,8 @@ def to_onnx(network, input_shape, file_name=None, model_name=None):
 BASENN_KINDS = ("Linear", "Conv2d", "Conv1d", "Pool2d (maxpool/avgpool)",
                 "ReLU/Sigmoid/tanh", "LeakyReLU", "ReLU6", "Softmax", "Dropout",
                 "BatchNorm (1d/2d)", "Mean", "Unsqueeze", "Squeeze", "Embedding", "LSTM",
-                "res_block/res_bottleneck/mobilenet (Residual, Sequence)")
+                "reshape", "res_block/res_bottleneck/mobilenet/action_model (Residual, "
+                "Sequence, LastStep)")
 _LSTM_GATES = (0, 3, 1, 2)   # PyTorch/fastnn order i, f, g, o -> ONNX order i, o, f, c
 
 
@@ -228,6 +229,13 @@ class _BasennExport:
             x = g.node("Slice", [x, g.const(f"{name}_starts", np.array([-1], np.int64)),
                                  g.const(f"{name}_ends", np.array([2 ** 62], np.int64)),
                                  g.const(f"{name}_axes", np.array([1], np.int64))], name)
+        elif isinstance(m, M.LastStep):
+            x = g.node("Slice", [x, g.const(f"{name}_starts", np.array([-1], np.int64)),
+                                 g.const(f"{name}_ends", np.array([2 ** 62], np.int64)),
+                                 g.const(f"{name}_axes", np.array([1], np.int64))], name)
+            x = g.node("Squeeze", [x, g.const(f"{name}_axis", np.array([1], np.int64))], name)
+        elif isinstance(m, M.Flatten):
+            x = g.node("Flatten", [x], name, axis=1)
         elif isinstance(m, M.Squeeze):
             axes = [i for i, s in enumerate(shape, 1) if s == 1]
             x = g.node("Squeeze", [x, g.const(f"{name}_axes", np.array(axes, np.int64))], name)

@@ -239,6 +239,26 @@ def test_basenn_lstm_lesson_and_embedding(tmp_path):
     assert_basenn_same(e, tokens[:4], tmp_path)
 
 
+def test_basenn_action_model_and_reshape(tmp_path):
+    rng = np.random.default_rng(7)
+    m = basenn()
+    m.set_seed(7)
+    m.add("action_model", size=(6, 8))
+    m.add("linear", size=(8, 3), activation="Softmax")
+    x = rng.standard_normal((32, 5, 6)).astype(np.float32)
+    _fit(m, x, rng.integers(0, 3, 32), tmp_path, epochs=2)
+    assert_basenn_same(m, x[:5], tmp_path)
+
+    c = basenn()
+    c.set_seed(8)
+    c.add("conv2d", size=(1, 2), kernel_size=3)
+    c.add("reshape")
+    c.add("linear", size=(18, 2))
+    xi = rng.random((16, 1, 5, 5)).astype(np.float32)
+    _fit(c, xi, rng.integers(0, 2, 16), tmp_path, epochs=1)
+    assert_basenn_same(c, xi[:4], tmp_path)
+
+
 def test_basenn_convert_from_checkpoint_after_train(tmp_path):
     rng = np.random.default_rng(7)
     m = basenn()
