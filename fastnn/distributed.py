@@ -82,6 +82,7 @@ Semantics worth knowing:
   memory; ``build_info()['distributed']`` says which.
 """
 
+import importlib.util
 import os
 import sys
 import threading
@@ -129,7 +130,6 @@ def _under_launcher():
 
 
 def _mpi4py_available():
-    import importlib.util
     return importlib.util.find_spec("mpi4py") is not None
 
 
@@ -174,10 +174,9 @@ def init(timeout=None):
 
 def _launched_size():
     for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
-        try:
-            return int(os.environ[v])
-        except (KeyError, ValueError):
-            pass
+        value = os.environ.get(v, "")
+        if value.isdigit():
+            return int(value)
     return 0
 
 
@@ -464,11 +463,8 @@ def _gpu_path_available():
     from . import cuda
     if not cuda.is_available():
         return None
-    try:
-        from cupy.cuda import nccl  # noqa: F401
+    if importlib.util.find_spec("cupy.cuda.nccl") is not None:
         return "nccl"
-    except Exception:  # CuPy without NCCL, or without a usable CUDA
-        pass
     if os.environ.get("FASTNN_MPI_CUDA_AWARE") == "1":
         return "cuda-aware MPI"
     return "host"

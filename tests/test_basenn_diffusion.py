@@ -371,3 +371,14 @@ def test_example_diffusion_digits(tmp_path):
     assert imgs.shape == (4, 51, 1, 16, 16)
     for name in ("noisy.png", "diffusion_grid.png", "diffusion_timesteps.png", "basenn.pth"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_training_under_mpiexec_is_refused(monkeypatch):
+    from fastnn import distributed as dist
+    m = nn()
+    m.add("diffusion_model", img_size=8, timestep=30)
+    m.load_dataset(np.zeros((4, 1, 8, 8), np.float32))
+    monkeypatch.setattr(dist, "init", lambda timeout=None: (0, 2))
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    with pytest.raises(RuntimeError, match="trains in one process .* without mpiexec"):
+        m.train(epochs=1, metrics=[], verbose=False)

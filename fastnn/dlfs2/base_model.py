@@ -22,10 +22,12 @@ class BaseModel:
         self.params, self.grads = None, None
 
     def forward(self, *args):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}.forward: a model built on BaseModel "
+                                  "defines its own forward, as the book's models do")
 
     def backward(self, *args):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}.backward: a model built on BaseModel "
+                                  "defines its own backward, as the book's models do")
 
     def save_params(self, file_name=None):
         """Write the parameters as float16 (half the size; the book's precision on disk)."""
