@@ -118,6 +118,32 @@ def tanh_backward(dout, y, layer="Tanh"):
     return _unary_backward(_C.tanh_backward, dout, y, layer)
 
 
+def relu6_forward(x, layer="ReLU6"):
+    """min(max(x, 0), 6) (MobileNet's activation); NaN passes through."""
+    return _unary_forward(_C.relu6_forward, x, layer)
+
+
+def relu6_backward(dout, y, layer="ReLU6"):
+    """dout where the forward output y is strictly between 0 and 6, else 0."""
+    return _unary_backward(_C.relu6_backward, dout, y, layer)
+
+
+def silu_forward(x, layer="SiLU"):
+    """x * sigmoid(x)."""
+    return _unary_forward(_C.silu_forward, x, layer)
+
+
+def silu_backward(dout, x, layer="SiLU"):
+    """dout * s * (1 + x * (1 - s)), s = sigmoid(x), from the forward input x."""
+    check_host(layer, dout)
+    dout = np.asarray(dout)
+    if dout.shape != x.shape:
+        raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward "
+                         f"input had shape {x.shape}")
+    dt = compute_dtype(layer, dout, x)
+    return _C.silu_backward(as_compute(dout, dt), as_compute(x, dt), layer)
+
+
 # ---------------------------------------------------------------- im2col, convolution, pooling
 # Geometry of a sliding window (the book's names): x (N, C, H, W), window FH x FW (filter or
 # pool), stride, pad; output OH = (H + 2*pad - FH) // stride + 1, likewise OW.
@@ -545,6 +571,105 @@ def batchnorm_backward(dout, gamma, xc, xn, std, layer="BatchNormalization"):
     dx, dgamma, dbeta = _C.batchnorm_backward(as_compute(d2, dt), as_compute(gamma, dt),
                                               as_compute(xc, dt), as_compute(xn, dt),
                                               as_compute(std, dt))
+    return dx.reshape(dout.shape), dgamma, dbeta
+
+
+# Per-channel normalization of x (N, C, ...): channel axis 1, the axes after it (H, W or a
+# length L, or none) flattened to S, so the kernels see (N, C, S).
+
+def _channels_view(layer, x, C=None):
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"{layer}: x must be (N, C, ...) with channels on axis 1, got "
+                         f"x.shape={x.shape}")
+    if C is not None and x.shape[1] != C:
+        raise ValueError(f"{layer}: x has {x.shape[1]} channels but the layer has {C} "
+                         f"(x.shape={x.shape})")
+    return x.reshape(x.shape[0], x.shape[1], int(np.prod(x.shape[2:], dtype=np.int64)))
+
+
+def _channel_params(layer, C, **params):
+    for name, p in params.items():
+        if np.shape(p) != (C,):
+            raise ValueError(f"{layer}: {name}.shape={np.shape(p)} but x has {C} channels")
+
+
+def channel_batchnorm_forward(x, gamma, beta, eps, layer="BatchNorm"):
+    """Batch norm per channel of x (N, C, ...) in training: statistics of channel c over the
+    batch and the spatial axes. Returns (out (x.shape), xn (x.shape), mean (C,), var (C,),
+    inv_std (C,)); var is biased, inv_std = 1 / sqrt(var + eps)."""
+    check_host(layer, x, gamma, beta)
+    x3 = _channels_view(layer, x)
+    C = x3.shape[1]
+    _channel_params(layer, C, gamma=gamma, beta=beta)
+    dt = compute_dtype(layer, x3, gamma, beta)
+    out, xn, mean, var, inv_std = _C.channel_batchnorm_forward(
+        as_compute(x3, dt), as_compute(gamma, dt), as_compute(beta, dt), float(eps))
+    shape = np.shape(x)
+    return out.reshape(shape), xn.reshape(shape), mean, var, inv_std
+
+
+def channel_batchnorm_backward(dout, xn, gamma, inv_std, layer="BatchNorm"):
+    """(dx, dgamma, dbeta) of channel_batchnorm_forward from its xn and inv_std."""
+    check_host(layer, dout)
+    dout = np.asarray(dout)
+    if dout.shape != xn.shape:
+        raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward "
+                         f"output had shape {xn.shape}")
+    d3 = _channels_view(layer, dout)
+    dt = compute_dtype(layer, d3, xn, gamma)
+    dx, dgamma, dbeta = _C.channel_batchnorm_backward(
+        as_compute(d3, dt), as_compute(_channels_view(layer, xn), dt), as_compute(gamma, dt),
+        as_compute(inv_std, dt))
+    return dx.reshape(dout.shape), dgamma, dbeta
+
+
+def channel_affine(x, scale, shift, layer="BatchNorm"):
+    """scale[c] * x + shift[c] over channel axis 1 of x (N, C, ...)."""
+    check_host(layer, x, scale, shift)
+    x3 = _channels_view(layer, x)
+    _channel_params(layer, x3.shape[1], scale=scale, shift=shift)
+    dt = compute_dtype(layer, x3, scale, shift)
+    out = _C.channel_affine(as_compute(x3, dt), as_compute(scale, dt), as_compute(shift, dt))
+    return out.reshape(np.shape(x))
+
+
+def _groups(layer, C, groups):
+    groups = _as_int(layer, "groups", groups)
+    if groups < 1 or C % groups:
+        raise ValueError(f"{layer}: {C} channels do not split into {groups} groups")
+    return groups
+
+
+def group_norm_forward(x, gamma, beta, groups, eps=1e-5, layer="GroupNorm"):
+    """Group norm of x (N, C, ...): per sample, statistics over each group of C / groups
+    consecutive channels and the spatial axes (biased variance), then gamma[c] * xn + beta[c].
+    Returns (out (x.shape), xn (x.shape), inv_std (N, groups))."""
+    check_host(layer, x, gamma, beta)
+    x3 = _channels_view(layer, x)
+    N, C = x3.shape[:2]
+    groups = _groups(layer, C, groups)
+    _channel_params(layer, C, gamma=gamma, beta=beta)
+    dt = compute_dtype(layer, x3, gamma, beta)
+    out, xn, inv_std = _C.group_norm_forward(as_compute(x3, dt), as_compute(gamma, dt),
+                                             as_compute(beta, dt), groups, float(eps))
+    shape = np.shape(x)
+    return out.reshape(shape), xn.reshape(shape), inv_std.reshape(N, groups)
+
+
+def group_norm_backward(dout, xn, gamma, inv_std, groups, layer="GroupNorm"):
+    """(dx, dgamma, dbeta) of group_norm_forward from its xn and inv_std."""
+    check_host(layer, dout)
+    dout = np.asarray(dout)
+    if dout.shape != xn.shape:
+        raise ValueError(f"{layer}.backward: dout has shape {dout.shape} but the forward "
+                         f"output had shape {xn.shape}")
+    d3 = _channels_view(layer, dout)
+    groups = _groups(layer, d3.shape[1], groups)
+    dt = compute_dtype(layer, d3, xn, gamma)
+    dx, dgamma, dbeta = _C.group_norm_backward(
+        as_compute(d3, dt), as_compute(_channels_view(layer, xn), dt), as_compute(gamma, dt),
+        as_compute(np.ravel(inv_std), dt), groups)
     return dx.reshape(dout.shape), dgamma, dbeta
 
 

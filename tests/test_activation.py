@@ -122,3 +122,59 @@ def test_activation_layer_bad_inputs():
         layer.forward(np.ones((2, 3)))
         with pytest.raises(ValueError, match=rf"{name}.backward: dout has shape \(3, 2\)"):
             layer.backward(np.ones((3, 2)))
+
+
+# ---------------------------------------------------------------- ReLU6 and SiLU (the builder's)
+
+from fastnn.reference import builder_layers as B  # noqa: E402
+
+
+@pytest.mark.parametrize("name", ["ReLU6", "SiLU"])
+@pytest.mark.parametrize("shape", [(1,), (5, 7), (2, 3, 4, 5), (0, 3), (40000,)])
+def test_relu6_silu_match_reference(rng, dtype, name, shape):
+    x = (5 * rng.standard_normal(shape) + 2).astype(dtype)
+    ref = getattr(B, name)()
+    expected = ref.forward(x)
+    y = getattr(_ops, name.lower() + "_forward")(x)
+    assert_parity(y, expected, dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    second = y if name == "ReLU6" else x
+    dx = getattr(_ops, name.lower() + "_backward")(dout, second)
+    assert_parity(dx, ref.backward(dout), dtype)
+
+
+def test_relu6_silu_edges(dtype):
+    x = np.array([-np.inf, -1e4, -100, -1, 0, 6, 7, 100, 1e4, np.inf, np.nan], dtype)
+    y = _ops.relu6_forward(x)
+    np.testing.assert_array_equal(y, np.clip(x, 0, 6))
+    dx = _ops.relu6_backward(np.ones_like(x), y)
+    np.testing.assert_array_equal(dx, ((x > 0) & (x < 6)).astype(dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = B.SiLU().forward(x)
+    s = _ops.silu_forward(x)
+    finite = np.isfinite(expected)
+    assert_parity(s[finite], expected[finite], dtype)
+    assert s[-2] == np.inf and np.isnan(s[-1]) and s[1] == 0
+    ds = _ops.silu_backward(np.ones_like(x), x)
+    assert np.all(np.isfinite(ds[1:-2])) and np.isnan(ds[-1])
+
+
+def test_relu6_silu_gradients_match_finite_differences(rng):
+    x = 4 * rng.standard_normal((3, 7)) + 2
+    x = x[np.abs(x) > 1e-3].copy()  # away from ReLU6's kinks at 0
+    x = x[np.abs(x - 6) > 1e-3].copy()
+    w = rng.standard_normal(x.shape)
+    for name, second in (("relu6", lambda y: y), ("silu", lambda y: x)):
+        fwd, bwd = getattr(_ops, name + "_forward"), getattr(_ops, name + "_backward")
+        y = fwd(x)
+        gradcheck(lambda: float(np.sum(fwd(x) * w)), x, bwd(w, second(y)))
+
+
+def test_relu6_silu_bad_input():
+    with pytest.raises(ValueError, match=r"ReLU6.backward: dout has shape \(3,\)"):
+        _ops.relu6_backward(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match=r"SiLU.backward: dout has shape \(3,\) but the forward "
+                                         r"input had shape \(4,\)"):
+        _ops.silu_backward(np.ones(3), np.ones(4))
+    with pytest.raises(TypeError, match="SiLU"):
+        _ops.silu_forward(np.ones(3, complex))

@@ -56,6 +56,18 @@ Array<T> unary_backward(Array<T> dout, Array<T> y, const char* layer) {
   return dx;
 }
 
+// The backward of an activation that keeps its forward input x (SiLU).
+template <typename T, void (*Bwd)(const T*, const T*, T*, int64_t)>
+Array<T> unary_backward_from_x(Array<T> dout, Array<T> x, const char* layer) {
+  FASTNN_CHECK(dout.size() == x.size(), layer, ".backward: dout has shape ",
+               shape_str(shape_of(dout)), " but the forward input had shape ",
+               shape_str(shape_of(x)));
+  auto dx = empty<T>(shape_of(x));
+  py::gil_scoped_release nogil;
+  Bwd(dout.data(), x.data(), dx.mutable_data(), x.size());
+  return dx;
+}
+
 template <typename T>
 void define(py::module_& m) {
   m.def("relu_forward", &relu_forward<T>, py::arg("x"));
@@ -65,6 +77,12 @@ void define(py::module_& m) {
   m.def("tanh_forward", &unary_forward<T, cpu::tanh_forward<T>>, py::arg("x"));
   m.def("tanh_backward", &unary_backward<T, cpu::tanh_backward<T>>, py::arg("dout"),
         py::arg("y"), py::arg("layer") = "Tanh");
+  m.def("relu6_forward", &unary_forward<T, cpu::relu6_forward<T>>, py::arg("x"));
+  m.def("relu6_backward", &unary_backward<T, cpu::relu6_backward<T>>, py::arg("dout"),
+        py::arg("y"), py::arg("layer") = "ReLU6");
+  m.def("silu_forward", &unary_forward<T, cpu::silu_forward<T>>, py::arg("x"));
+  m.def("silu_backward", &unary_backward_from_x<T, cpu::silu_backward<T>>, py::arg("dout"),
+        py::arg("x"), py::arg("layer") = "SiLU");
 }
 
 void bind_activation(py::module_& m) {

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "core/parallel.h"
+#include "cpu/fastmath.h"
 
 namespace fastnn::cpu {
 FASTNN_ISA_NAMESPACE {
@@ -37,7 +38,7 @@ void relu_backward(const T* dout, const bool* mask, T* dx, int64_t n) {
 template <typename T>
 void sigmoid_forward(const T* x, T* y, int64_t n) {
 #pragma omp parallel for simd if (parallel: worth_parallel(n))
-  for (int64_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
+  for (int64_t i = 0; i < n; ++i) y[i] = sigmoid(x[i]);
 }
 
 template <typename T>
@@ -58,13 +59,47 @@ void tanh_backward(const T* dout, const T* y, T* dx, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dx[i] = dout[i] * (T(1) - y[i] * y[i]);
 }
 
+template <typename T>
+void relu6_forward(const T* x, T* y, int64_t n) {
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    y[i] = v < T(0) ? T(0) : (v > T(6) ? T(6) : v);  // NaN fails both tests and passes through
+  }
+}
+
+template <typename T>
+void relu6_backward(const T* dout, const T* y, T* dx, int64_t n) {
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) dx[i] = (y[i] > T(0) && y[i] < T(6)) ? dout[i] : T(0);
+}
+
+template <typename T>
+void silu_forward(const T* x, T* y, int64_t n) {
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid(x[i]);
+}
+
+template <typename T>
+void silu_backward(const T* dout, const T* x, T* dx, int64_t n) {
+#pragma omp parallel for simd if (parallel: worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = sigmoid(x[i]);
+    dx[i] = dout[i] * (s * (T(1) + x[i] * (T(1) - s)));
+  }
+}
+
 #define FASTNN_INSTANTIATE(T)                                              \
   template void relu_forward<T>(const T*, T*, bool*, int64_t);             \
   template void relu_backward<T>(const T*, const bool*, T*, int64_t);      \
   template void sigmoid_forward<T>(const T*, T*, int64_t);                 \
   template void sigmoid_backward<T>(const T*, const T*, T*, int64_t);      \
   template void tanh_forward<T>(const T*, T*, int64_t);                    \
-  template void tanh_backward<T>(const T*, const T*, T*, int64_t);
+  template void tanh_backward<T>(const T*, const T*, T*, int64_t);          \
+  template void relu6_forward<T>(const T*, T*, int64_t);                   \
+  template void relu6_backward<T>(const T*, const T*, T*, int64_t);        \
+  template void silu_forward<T>(const T*, T*, int64_t);                    \
+  template void silu_backward<T>(const T*, const T*, T*, int64_t);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

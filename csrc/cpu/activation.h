@@ -19,5 +19,15 @@ template <typename T> void sigmoid_backward(const T* dout, const T* y, T* dx, in
 template <typename T> void tanh_forward(const T* x, T* y, int64_t n);
 template <typename T> void tanh_backward(const T* dout, const T* y, T* dx, int64_t n);
 
+// ReLU6 (MobileNet): y = min(max(x, 0), 6); dx = dout where 0 < y < 6, else 0 (NaN x gives
+// NaN y and a zero gradient).
+template <typename T> void relu6_forward(const T* x, T* y, int64_t n);
+template <typename T> void relu6_backward(const T* dout, const T* y, T* dx, int64_t n);
+
+// SiLU (swish): y = x * s, s = 1 / (1 + exp(-x)); dx = dout * s * (1 + x * (1 - s)), s
+// recomputed from the forward input x.
+template <typename T> void silu_forward(const T* x, T* y, int64_t n);
+template <typename T> void silu_backward(const T* dout, const T* x, T* dx, int64_t n);
+
 }  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

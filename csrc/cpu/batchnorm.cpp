@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/buffers.h"
 #include "core/parallel.h"
 
 namespace fastnn::cpu {
@@ -117,6 +118,178 @@ void batchnorm_backward(const T* dout, const T* gamma, const T* xc, const T* xn,
   }
 }
 
+// ---- per-channel normalization
+
+namespace {
+
+// Sum of a[0:n] in double.
+template <typename T>
+inline double run_sum(const T* a, int64_t n) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i];
+  return s;
+}
+
+// Sum of (a[i] - mu)^2 in double.
+template <typename T>
+inline double run_sq_dev(const T* a, T mu, int64_t n) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    const T d = a[i] - mu;
+    s += static_cast<double>(d) * d;
+  }
+  return s;
+}
+
+// Sums of d[i] and d[i] * xn[i] in double.
+template <typename T>
+inline void run_sums2(const T* d, const T* xn, int64_t n, double& sd, double& sdx) {
+  double a = 0.0, b = 0.0;
+#pragma omp simd reduction(+ : a, b)
+  for (int64_t i = 0; i < n; ++i) {
+    a += d[i];
+    b += static_cast<double>(d[i]) * xn[i];
+  }
+  sd += a;
+  sdx += b;
+}
+
+// xn = (x - mu) * inv, out = g * xn + b over a run.
+template <typename T>
+inline void run_normalize(const T* x, T mu, T inv, T g, T b, T* xn, T* out, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = (x[i] - mu) * inv;
+    xn[i] = v;
+    out[i] = g * v + b;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void channel_batchnorm_forward(const T* x, const T* gamma, const T* beta, T* out, T* xn, T* mean,
+                               T* var, T* inv_std, int64_t N, int64_t C, int64_t S, double eps) {
+  const double M = static_cast<double>(N * S);
+#pragma omp parallel for schedule(static) if (worth_parallel(N * C * S) && C > 1)
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0.0;
+    for (int64_t n = 0; n < N; ++n) s += run_sum(x + (n * C + c) * S, S);
+    const T mu = static_cast<T>(s / M);
+    double q = 0.0;
+    for (int64_t n = 0; n < N; ++n) q += run_sq_dev(x + (n * C + c) * S, mu, S);
+    const T v = static_cast<T>(q / M);
+    const T inv = T(1) / std::sqrt(v + static_cast<T>(eps));
+    mean[c] = mu;
+    var[c] = v;
+    inv_std[c] = inv;
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t o = (n * C + c) * S;
+      run_normalize(x + o, mu, inv, gamma[c], beta[c], xn + o, out + o, S);
+    }
+  }
+}
+
+template <typename T>
+void channel_batchnorm_backward(const T* dout, const T* xn, const T* gamma, const T* inv_std,
+                                T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t S) {
+  const double M = static_cast<double>(N * S);
+#pragma omp parallel for schedule(static) if (worth_parallel(N * C * S) && C > 1)
+  for (int64_t c = 0; c < C; ++c) {
+    double sd = 0.0, sdx = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t o = (n * C + c) * S;
+      run_sums2(dout + o, xn + o, S, sd, sdx);
+    }
+    dbeta[c] = static_cast<T>(sd);
+    dgamma[c] = static_cast<T>(sdx);
+    if (M == 0) continue;
+    const T a = gamma[c] * inv_std[c], md = static_cast<T>(sd / M), mdx = static_cast<T>(sdx / M);
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t o = (n * C + c) * S;
+#pragma omp simd
+      for (int64_t i = 0; i < S; ++i) dx[o + i] = a * (dout[o + i] - md - xn[o + i] * mdx);
+    }
+  }
+}
+
+template <typename T>
+void channel_affine(const T* x, const T* scale, const T* shift, T* out, int64_t N, int64_t C,
+                    int64_t S) {
+#pragma omp parallel for schedule(static) if (worth_parallel(N * C * S))
+  for (int64_t r = 0; r < N * C; ++r) {
+    const int64_t c = r % C;
+    const T a = scale[c], b = shift[c];
+#pragma omp simd
+    for (int64_t i = 0; i < S; ++i) out[r * S + i] = a * x[r * S + i] + b;
+  }
+}
+
+template <typename T>
+void group_norm_forward(const T* x, const T* gamma, const T* beta, T* out, T* xn, T* inv_std,
+                        int64_t N, int64_t C, int64_t S, int64_t G, double eps) {
+  const int64_t Cg = C / G, len = Cg * S;
+#pragma omp parallel for schedule(static) if (worth_parallel(N * C * S) && N * G > 1)
+  for (int64_t ng = 0; ng < N * G; ++ng) {
+    const int64_t o = ng * len, c0 = (ng % G) * Cg;
+    const T mu = static_cast<T>(run_sum(x + o, len) / static_cast<double>(len));
+    const T v = static_cast<T>(run_sq_dev(x + o, mu, len) / static_cast<double>(len));
+    const T inv = T(1) / std::sqrt(v + static_cast<T>(eps));
+    inv_std[ng] = inv;
+    for (int64_t k = 0; k < Cg; ++k)
+      run_normalize(x + o + k * S, mu, inv, gamma[c0 + k], beta[c0 + k], xn + o + k * S,
+                    out + o + k * S, S);
+  }
+}
+
+template <typename T>
+void group_norm_backward(const T* dout, const T* xn, const T* gamma, const T* inv_std, T* dx,
+                         T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t S, int64_t G) {
+  const int64_t Cg = C / G, len = Cg * S;
+  // sums[2 r], sums[2 r + 1]: sums of dout and dout * xn over row r = (n, c), read once.
+  buffers::Scratch<double> sums(static_cast<std::size_t>(2 * N * C));
+  double* rs = sums.data();
+  const bool par = worth_parallel(N * C * S);
+#pragma omp parallel if (par)
+  {
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < N * C; ++r) {
+      rs[2 * r] = rs[2 * r + 1] = 0.0;
+      run_sums2(dout + r * S, xn + r * S, S, rs[2 * r], rs[2 * r + 1]);
+    }
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      double sd = 0.0, sdx = 0.0;
+      for (int64_t n = 0; n < N; ++n) {
+        sd += rs[2 * (n * C + c)];
+        sdx += rs[2 * (n * C + c) + 1];
+      }
+      dbeta[c] = static_cast<T>(sd);
+      dgamma[c] = static_cast<T>(sdx);
+    }
+#pragma omp for schedule(static)
+    for (int64_t ng = 0; ng < N * G; ++ng) {
+      const int64_t o = ng * len, c0 = (ng % G) * Cg, r0 = ng * Cg;
+      double sg = 0.0, sgx = 0.0;  // sums of dxn = gamma * dout and of dxn * xn
+      for (int64_t k = 0; k < Cg; ++k) {
+        sg += gamma[c0 + k] * rs[2 * (r0 + k)];
+        sgx += gamma[c0 + k] * rs[2 * (r0 + k) + 1];
+      }
+      const T inv = inv_std[ng], mg = static_cast<T>(sg / static_cast<double>(len)),
+              mgx = static_cast<T>(sgx / static_cast<double>(len));
+      for (int64_t k = 0; k < Cg; ++k) {
+        const T g = gamma[c0 + k];
+        const int64_t ok = o + k * S;
+#pragma omp simd
+        for (int64_t i = 0; i < S; ++i)
+          dx[ok + i] = inv * (g * dout[ok + i] - mg - xn[ok + i] * mgx);
+      }
+    }
+  }
+}
+
 #define FASTNN_INSTANTIATE(T)                                                                  \
   template void batchnorm_forward_train<T>(const T*, const T*, const T*, const T*, const T*,   \
                                            T*, T*, T*, T*, T*, T*, int64_t, int64_t, double,   \
@@ -124,7 +297,16 @@ void batchnorm_backward(const T* dout, const T* gamma, const T* xc, const T* xn,
   template void batchnorm_forward_infer<T>(const T*, const T*, const T*, const T*, const T*,   \
                                            T*, int64_t, int64_t, double);                      \
   template void batchnorm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, \
-                                      T*, int64_t, int64_t);
+                                      T*, int64_t, int64_t);                                   \
+  template void channel_batchnorm_forward<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, \
+                                             int64_t, int64_t, int64_t, double);               \
+  template void channel_batchnorm_backward<T>(const T*, const T*, const T*, const T*, T*, T*,  \
+                                              T*, int64_t, int64_t, int64_t);                  \
+  template void channel_affine<T>(const T*, const T*, const T*, T*, int64_t, int64_t, int64_t); \
+  template void group_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t,       \
+                                      int64_t, int64_t, int64_t, double);                      \
+  template void group_norm_backward<T>(const T*, const T*, const T*, const T*, T*, T*, T*,     \
+                                       int64_t, int64_t, int64_t, int64_t);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

@@ -30,5 +30,42 @@ template <typename T>
 void batchnorm_backward(const T* dout, const T* gamma, const T* xc, const T* xn, const T* std,
                         T* dx, T* dgamma, T* dbeta, int64_t N, int64_t D);
 
+// ---- Per-channel normalization of x (N, C, S): S = H*W (or L, or 1), channel c of sample n
+// is the contiguous run x[(n*C + c)*S : +S]. Statistics are means over the elements of a
+// normalization set, accumulated in double; var is the biased variance (mean of squares about
+// the mean), inv_std = 1 / sqrt(var + eps), xn = (x - mean) * inv_std.
+
+// Batch norm over channels (BatchNorm1d/2d training): the set of channel c is all n and s.
+// out = gamma[c] * xn + beta[c]; mean, var, inv_std have C entries. N*S == 0 gives NaN
+// statistics and an empty output.
+template <typename T>
+void channel_batchnorm_forward(const T* x, const T* gamma, const T* beta, T* out, T* xn, T* mean,
+                               T* var, T* inv_std, int64_t N, int64_t C, int64_t S, double eps);
+
+// Its backward: dbeta = sum dout, dgamma = sum dout * xn over the set, and
+// dx = gamma * inv_std * (dout - dbeta / M - xn * dgamma / M), M = N*S.
+template <typename T>
+void channel_batchnorm_backward(const T* dout, const T* xn, const T* gamma, const T* inv_std,
+                                T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t S);
+
+// out = scale[c] * x + shift[c]: batch norm at inference with scale = gamma * inv_std of the
+// running variance and shift = beta - scale * running_mean.
+template <typename T>
+void channel_affine(const T* x, const T* scale, const T* shift, T* out, int64_t N, int64_t C,
+                    int64_t S);
+
+// Group norm: the C channels form G groups of C/G consecutive channels, and the set of
+// (n, g) is its channels' S elements each (contiguous); inv_std has N*G entries. Then
+// out = gamma[c] * xn + beta[c].
+template <typename T>
+void group_norm_forward(const T* x, const T* gamma, const T* beta, T* out, T* xn, T* inv_std,
+                        int64_t N, int64_t C, int64_t S, int64_t G, double eps);
+
+// dgamma[c] = sum over n, s of dout * xn, dbeta[c] = sum of dout; with dxn = gamma[c] * dout,
+// dx = inv_std * (dxn - mean(dxn) - xn * mean(dxn * xn)), means over the set of (n, g).
+template <typename T>
+void group_norm_backward(const T* dout, const T* xn, const T* gamma, const T* inv_std, T* dx,
+                         T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t S, int64_t G);
+
 }  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

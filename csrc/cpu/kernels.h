@@ -6,9 +6,11 @@
 
 #define FASTNN_CPU_KERNELS(X)                                                                   \
   X(relu_forward) X(relu_backward) X(sigmoid_forward) X(sigmoid_backward) X(tanh_forward)       \
-  X(tanh_backward)                                                                              \
+  X(tanh_backward) X(relu6_forward) X(relu6_backward) X(silu_forward) X(silu_backward)         \
   X(affine_forward) X(affine_backward)                                                          \
   X(batchnorm_forward_train) X(batchnorm_forward_infer) X(batchnorm_backward)                   \
+  X(channel_batchnorm_forward) X(channel_batchnorm_backward) X(channel_affine)                  \
+  X(group_norm_forward) X(group_norm_backward)                                                  \
   X(im2col) X(col2im) X(conv2d_forward) X(conv2d_backward)                                      \
   X(maxpool2d_forward) X(maxpool2d_backward) X(avgpool2d_forward) X(avgpool2d_backward)         \
   X(softmax_forward) X(softmax_cross_entropy_forward) X(softmax_cross_entropy_backward)         \

@@ -1,5 +1,5 @@
 // Helpers of the recurrent kernels (rnn.cpp, lstm.cpp, gru.cpp): gate weights in either layout,
-// the time loop, gate activations. Layouts and sequence layout: see rnn.h.
+// the time loop (gate activations: cpu/fastmath.h). Layouts and sequence layout: see rnn.h.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -12,6 +12,7 @@
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "core/shapes.h"
+#include "cpu/fastmath.h"
 
 #ifndef FASTNN_ISA
 #error "cpu/recurrent.h belongs to the kernels (compiled per instruction-set level)"
@@ -151,49 +152,6 @@ inline void grad_w_hidden(Layout L, int64_t T, int64_t N, int64_t K, int64_t G, 
   }
   grad_w(L, (T - 1) * N, K, G, c0, nc, hs, K, dG + N * ldg, ldg, beta, dW);
 }
-
-// ---- Gate activations. float uses a branch-free exp that `omp simd` loops vectorize (the
-// libm call would stay scalar and dominate small problems); double keeps libm for 1e-15 accuracy.
-
-// exp(x) in float: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-7 polynomial
-// (Cephes' expf coefficients, about 2 ulp), times 2^n built in the exponent bits. NaN propagates.
-inline float exp_approx(float x) {
-  x = x < -87.0f ? -87.0f : x;  // a NaN fails both comparisons and flows through
-  x = x > 88.0f ? 88.0f : x;
-  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer n
-  const float t = x * 1.44269504088896341f + shifter;
-  const float n = t - shifter;
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // ln2 split in two parts
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  uint32_t tb, sb;
-  const float shifter_copy = shifter;
-  std::memcpy(&tb, &t, 4);
-  std::memcpy(&sb, &shifter_copy, 4);
-  const uint32_t bits = (tb - sb + 127u) << 23;  // the low mantissa bits of t hold n
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return p * scale;
-}
-
-inline float exp_act(float x) { return exp_approx(x); }
-inline double exp_act(double x) { return std::exp(x); }
-
-template <typename Real>
-inline Real sigmoid(Real v) {
-  return Real(1) / (Real(1) + exp_act(-v));
-}
-
-inline float tanh_act(float v) {
-  const float e = exp_approx(-2.0f * std::fabs(v));
-  return std::copysign((1.0f - e) / (1.0f + e), v);
-}
-inline double tanh_act(double v) { return std::tanh(v); }
 
 }  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

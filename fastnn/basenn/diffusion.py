@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 
+from .. import _ops
 from . import modules as M
 
 MAX_IMG_SIZE = 512
@@ -113,12 +114,10 @@ def _at(a, t, dtype):
 class SiLU(M.Module):
     def forward(self, x, train=False):
         self.x = x
-        self.s = 1.0 / (1.0 + np.exp(-x))
-        return x * self.s
+        return _ops.silu_forward(x)
 
     def backward(self, dout):
-        s = self.s
-        return dout * (s * (1 + self.x * (1 - s)))
+        return _ops.silu_backward(dout, self.x)
 
 
 class GroupNorm(M.Module):
@@ -131,25 +130,15 @@ class GroupNorm(M.Module):
         self.params = {"gamma": np.ones(channels, dtype), "beta": np.zeros(channels, dtype)}
 
     def forward(self, x, train=False):
-        n = x.shape[0]
-        xr = x.reshape(n, self.g, -1)
-        mu = xr.mean(axis=2, keepdims=True)
-        xc = xr - mu
-        var = (xc * xc).mean(axis=2, keepdims=True)
-        self.inv = 1.0 / np.sqrt(var + x.dtype.type(self.eps))
-        self.xhat = (xc * self.inv).reshape(x.shape)
-        shape = (1, self.c, 1, 1)
-        return self.xhat * self.params["gamma"].reshape(shape) + self.params["beta"].reshape(shape)
+        out, self.xn, self.inv_std = _ops.group_norm_forward(
+            x, self.params["gamma"], self.params["beta"], self.g, self.eps)
+        return out
 
     def backward(self, dout):
-        n = dout.shape[0]
-        self.grads = {"gamma": (dout * self.xhat).sum(axis=(0, 2, 3)),
-                      "beta": dout.sum(axis=(0, 2, 3))}
-        dxhat = (dout * self.params["gamma"].reshape(1, self.c, 1, 1)).reshape(n, self.g, -1)
-        xhat = self.xhat.reshape(n, self.g, -1)
-        dx = (dxhat - dxhat.mean(axis=2, keepdims=True)
-              - xhat * (dxhat * xhat).mean(axis=2, keepdims=True)) * self.inv
-        return dx.reshape(dout.shape)
+        dx, dgamma, dbeta = _ops.group_norm_backward(dout, self.xn, self.params["gamma"],
+                                                     self.inv_std, self.g)
+        self.grads = {"gamma": dgamma, "beta": dbeta}
+        return dx
 
 
 def upsample2(x):

@@ -11,6 +11,7 @@ import abc
 
 import numpy as np
 
+from .. import _ops
 from .. import layers as L
 
 
@@ -98,11 +99,11 @@ class ReLU6(Module):
     """min(max(x, 0), 6), MobileNet's activation."""
 
     def forward(self, x, train):
-        self.mask = (x > 0) & (x < 6)
-        return np.clip(x, 0, 6)
+        self.y = _ops.relu6_forward(x)
+        return self.y
 
     def backward(self, dout):
-        return dout * self.mask
+        return _ops.relu6_backward(dout, self.y)
 
 
 class Softmax(Module):
@@ -327,8 +328,11 @@ class Dropout(Module):
 
 
 class BatchNorm(Module):
-    """Per-channel batch norm: channels of (N, C), (N, C, L) or (N, C, H, W) through the
-    BatchNormalization kernel, with the channel axis moved last."""
+    """Per-channel batch norm of (N, C), (N, C, L) or (N, C, H, W): statistics of each channel
+    over the batch (and L or H, W); running averages by the book's rule (momentum 0.9, biased
+    variance) and its epsilon."""
+
+    MOMENTUM = 0.9
 
     def __init__(self, size, dims=1, dtype=np.float32):
         super().__init__()
@@ -337,16 +341,6 @@ class BatchNorm(Module):
         self.params = {"gamma": np.ones(self.c, dtype), "beta": np.zeros(self.c, dtype)}
         self.buffers = {"running_mean": np.zeros(self.c, dtype),
                         "running_var": np.ones(self.c, dtype)}
-        self._make_kernel()
-
-    def _make_kernel(self):
-        self.kernel = L.BatchNormalization(self.params["gamma"], self.params["beta"], momentum=0.9,
-                                           running_mean=self.buffers["running_mean"],
-                                           running_var=self.buffers["running_var"])
-
-    def load_buffers(self, buffers):
-        super().load_buffers(buffers)
-        self._make_kernel()
 
     def out_shape(self, shape):
         ok = len(shape) in ((1, 2) if self.dims == 1 else (3,))
@@ -357,19 +351,24 @@ class BatchNorm(Module):
         return shape
 
     def forward(self, x, train):
-        self.x_shape = x.shape
-        xt = np.moveaxis(x, 1, -1)
-        self.t_shape = xt.shape
-        out = self.kernel.forward(np.ascontiguousarray(xt).reshape(-1, self.c), train)
-        self.buffers["running_mean"] = self.kernel.running_mean
-        self.buffers["running_var"] = self.kernel.running_var
-        return np.moveaxis(out.reshape(self.t_shape), -1, 1)
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+        if not train:
+            scale = gamma / np.sqrt(rv + rv.dtype.type(_ops.BATCHNORM_EPS))
+            return _ops.channel_affine(x, scale, beta - scale * rm, layer="BatchNorm")
+        out, self.xn, mean, var, self.inv_std = _ops.channel_batchnorm_forward(
+            x, gamma, beta, _ops.BATCHNORM_EPS, layer="BatchNorm")
+        if x.shape[0]:
+            m = self.MOMENTUM
+            self.buffers["running_mean"] = (m * rm + (1 - m) * mean).astype(rm.dtype, copy=False)
+            self.buffers["running_var"] = (m * rv + (1 - m) * var).astype(rv.dtype, copy=False)
+        return out
 
     def backward(self, dout):
-        d = np.ascontiguousarray(np.moveaxis(dout, 1, -1)).reshape(-1, self.c)
-        dx = self.kernel.backward(d)
-        self.grads = {"gamma": self.kernel.dgamma, "beta": self.kernel.dbeta}
-        return np.moveaxis(dx.reshape(self.t_shape), -1, 1)
+        dx, dgamma, dbeta = _ops.channel_batchnorm_backward(dout, self.xn, self.params["gamma"],
+                                                            self.inv_std, layer="BatchNorm")
+        self.grads = {"gamma": dgamma, "beta": dbeta}
+        return dx
 
 
 # ------------------------------------------------------------------ shape utilities
@@ -923,7 +922,6 @@ def load_torchvision_weights(net, state):
     """Copies a torchvision MobileNetV2 state_dict (name -> NumPy array) into ``net`` built by
     mobilenet_v2, in place. Batch norm's running variance is stored plus (1e-5 - the kernel's
     epsilon), so that inference gives torchvision's outputs with its epsilon of 1e-5."""
-    from .. import _ops
     missing = []
 
     def take(name, shape):
