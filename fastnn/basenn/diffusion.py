@@ -143,12 +143,14 @@ class GroupNorm(M.Module):
 
 def upsample2(x):
     """Nearest-neighbour 2x up-sampling of (N, C, H, W)."""
-    return x.repeat(2, axis=2).repeat(2, axis=3)
+    n, c, h, w = x.shape
+    return np.broadcast_to(x[:, :, :, None, :, None], (n, c, h, 2, w, 2)).reshape(
+        n, c, 2 * h, 2 * w)
 
 
 def upsample2_backward(d):
-    n, c, h, w = d.shape
-    return d.reshape(n, c, h // 2, 2, w // 2, 2).sum(axis=(3, 5))
+    rows = d[:, :, 0::2] + d[:, :, 1::2]
+    return rows[:, :, :, 0::2] + rows[:, :, :, 1::2]
 
 
 def unshuffle2(x):
@@ -218,7 +220,9 @@ class ResBlock(_Parts):
     def backward(self, dout):
         d = self.conv2.backward(self.norm2.backward(self.act2.backward(dout)))
         d = self.act1.backward(d)
-        dss = np.concatenate([(d * self.h).sum(axis=(2, 3)), d.sum(axis=(2, 3))], axis=1)
+        d3 = d.reshape(d.shape[0], d.shape[1], -1)
+        dss = np.concatenate([np.einsum("ncs,ncs->nc", d3, self.h.reshape(d3.shape)),
+                              d3.sum(axis=2)], axis=1)
         dx = self.conv1.backward(self.norm1.backward(d * self.scale))
         dtemb = self.act_t.backward(self.mlp.backward(dss))
         dx = dx + (self.res.backward(dout) if self.res is not None else dout)
