@@ -122,25 +122,28 @@ void batchnorm_backward(const T* dout, const T* gamma, const T* xc, const T* xn,
 
 namespace {
 
-// Sum of a[0:n] in double.
+// Sums of (a[i] - k) and (a[i] - k)^2 in double, added to s1 and s2. With the shift k an
+// element of the set, var = E[(a-k)^2] - E[a-k]^2 loses nothing to cancellation unless the mean
+// lies ~1e6 standard deviations from k: one pass over the data instead of two.
 template <typename T>
-inline double run_sum(const T* a, int64_t n) {
-  double s = 0.0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i];
-  return s;
+inline void run_shifted_sums(const T* a, T k, int64_t n, double& s1, double& s2) {
+  double p = 0.0, q = 0.0;
+#pragma omp simd reduction(+ : p, q)
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(a[i]) - static_cast<double>(k);
+    p += d;
+    q += d * d;
+  }
+  s1 += p;
+  s2 += q;
 }
 
-// Sum of (a[i] - mu)^2 in double.
+// Mean and biased variance from shifted sums over m elements.
 template <typename T>
-inline double run_sq_dev(const T* a, T mu, int64_t n) {
-  double s = 0.0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) {
-    const T d = a[i] - mu;
-    s += static_cast<double>(d) * d;
-  }
-  return s;
+inline void moments(double s1, double s2, T k, double m, T& mean, T& var) {
+  const double d = s1 / m;
+  mean = static_cast<T>(static_cast<double>(k) + d);
+  var = static_cast<T>(std::max(s2 / m - d * d, 0.0));
 }
 
 // Sums of d[i] and d[i] * xn[i] in double.
@@ -175,12 +178,11 @@ void channel_batchnorm_forward(const T* x, const T* gamma, const T* beta, T* out
   const double M = static_cast<double>(N * S);
 #pragma omp parallel for schedule(static) if (worth_parallel(N * C * S) && C > 1)
   for (int64_t c = 0; c < C; ++c) {
-    double s = 0.0;
-    for (int64_t n = 0; n < N; ++n) s += run_sum(x + (n * C + c) * S, S);
-    const T mu = static_cast<T>(s / M);
-    double q = 0.0;
-    for (int64_t n = 0; n < N; ++n) q += run_sq_dev(x + (n * C + c) * S, mu, S);
-    const T v = static_cast<T>(q / M);
+    const T k = M > 0 ? x[c * S] : T(0);
+    double s1 = 0.0, s2 = 0.0;
+    for (int64_t n = 0; n < N; ++n) run_shifted_sums(x + (n * C + c) * S, k, S, s1, s2);
+    T mu, v;
+    moments(s1, s2, k, M, mu, v);
     const T inv = T(1) / std::sqrt(v + static_cast<T>(eps));
     mean[c] = mu;
     var[c] = v;
@@ -234,13 +236,16 @@ void group_norm_forward(const T* x, const T* gamma, const T* beta, T* out, T* xn
 #pragma omp parallel for schedule(static) if (worth_parallel(N * C * S) && N * G > 1)
   for (int64_t ng = 0; ng < N * G; ++ng) {
     const int64_t o = ng * len, c0 = (ng % G) * Cg;
-    const T mu = static_cast<T>(run_sum(x + o, len) / static_cast<double>(len));
-    const T v = static_cast<T>(run_sq_dev(x + o, mu, len) / static_cast<double>(len));
+    const T k = len > 0 ? x[o] : T(0);
+    double s1 = 0.0, s2 = 0.0;
+    run_shifted_sums(x + o, k, len, s1, s2);
+    T mu, v;
+    moments(s1, s2, k, static_cast<double>(len), mu, v);
     const T inv = T(1) / std::sqrt(v + static_cast<T>(eps));
     inv_std[ng] = inv;
-    for (int64_t k = 0; k < Cg; ++k)
-      run_normalize(x + o + k * S, mu, inv, gamma[c0 + k], beta[c0 + k], xn + o + k * S,
-                    out + o + k * S, S);
+    for (int64_t c = 0; c < Cg; ++c)
+      run_normalize(x + o + c * S, mu, inv, gamma[c0 + c], beta[c0 + c], xn + o + c * S,
+                    out + o + c * S, S);
   }
 }
 
