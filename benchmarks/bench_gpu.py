@@ -7,6 +7,9 @@
   those weights, autograd and torch.optim.Adam. PyTorch runs twice: with its defaults ("torch":
   cuDNN convolutions may use TF32) and with TF32 off ("torch-fp32", full float32 like fastnn,
   whose GEMMs are cuBLAS SGEMM).
+- Depthwise convolutions (groups = C), forward + backward (dx, dW, db), at bench_conv's
+  depthwise sizes: fastnn's direct kernels through fastnn._ops on CuPy arrays against
+  F.conv2d(groups=C) with autograd, same inputs and upstream gradient.
 - LSTM sequences, forward + backward, at bench_rnn's sizes: fastnn.nn.LSTM holding CuPy
   weights (load_state_dict of CuPy arrays) on a CuPy input against torch.nn.LSTM (cuDNN) with
   the same weights.
@@ -33,6 +36,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from benchmarks.bench_conv import DEPTHWISE  # noqa: E402
 from benchmarks.harness import compare, print_table  # noqa: E402
 
 DT = np.float32
@@ -211,6 +215,61 @@ def _failing(steps):
     return next(iter(steps))
 
 
+# ---------------------------------------------------------------- depthwise convolution
+
+def _fastnn_depthwise(cp, x, W, b, dout, stride):
+    """(step, output on the host) of fastnn's depthwise convolution on CuPy arrays."""
+    from fastnn import _ops
+    xd, Wd, bd, dd = (cp.asarray(a) for a in (x, W, b, dout))
+    C = x.shape[1]
+    out = _ops.conv2d_forward(xd, Wd, bd, stride, 1, groups=C)
+    device = cp.cuda.Device()
+
+    def step():
+        _ops.conv2d_forward(xd, Wd, bd, stride, 1, groups=C)
+        _ops.conv2d_backward(dd, xd, Wd, bd, stride, 1, groups=C)
+        device.synchronize()
+    return step, cp.asnumpy(out)
+
+
+def _torch_depthwise(torch, x, W, b, dout, stride):
+    F = torch.nn.functional
+    xd, Wd, bd = (torch.from_numpy(a).cuda().requires_grad_() for a in (x, W, b))
+    dd = torch.from_numpy(dout).cuda()
+    C = x.shape[1]
+    with torch.no_grad():
+        out = F.conv2d(xd, Wd, bd, stride, 1, groups=C).cpu().numpy()
+
+    def step():
+        xd.grad = Wd.grad = bd.grad = None
+        F.conv2d(xd, Wd, bd, stride, 1, groups=C).backward(dd)
+        torch.cuda.synchronize()
+    return step, out
+
+
+def _depthwise_row(cp, torch, device, label, N, C, H, W, stride, repeats):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, W)).astype(DT)
+    Wt = (rng.standard_normal((C, 1, 3, 3)) / 3).astype(DT)
+    b = rng.standard_normal(C).astype(DT)
+    OH, OW = (H - 1) // stride + 1, (W - 1) // stride + 1  # 3x3, pad 1
+    dout = rng.standard_normal((N, C, OH, OW)).astype(DT)
+    steps, outs, notes = {}, {}, []
+    builders = {"fastnn": lambda: _fastnn_depthwise(cp, x, Wt, b, dout, stride)}
+    if torch is not None:
+        builders["torch"] = lambda: _torch_depthwise(torch, x, Wt, b, dout, stride)
+    for name, build in builders.items():
+        try:
+            steps[name], outs[name] = build()
+        except Exception as e:
+            notes.append(_failure(name, e))
+    if len(outs) == 2:
+        diff = float(np.max(np.abs(outs["fastnn"] - outs["torch"])))
+        notes.insert(0, f"max |output fastnn - torch| {diff:.2e} (same weights and input)")
+    times = _timed(steps, repeats, notes, min_time=0.05)
+    return _row(f"{label} fwd+bwd [GPU]", times, notes, device)
+
+
 # ---------------------------------------------------------------- LSTM sequences
 
 def _lstm_state(torch, D, H, seed=0):
@@ -307,6 +366,8 @@ def run(quick=False):
     device = _device_info(cp, torch)
     repeats = 5 if quick else 9
     rows = [_simple_row(cp, torch, device, repeats)]
+    for _, label, N, C, H, W, stride in DEPTHWISE:
+        rows.append(_depthwise_row(cp, torch, device, label, N, C, H, W, stride, repeats))
     for size, dims in LSTM_SIZES.items():
         rows.append(_lstm_row(cp, torch, device, size, dims, repeats))
     prefix = device + (f"; no PyTorch contender: {torch_why}" if torch_why else "")

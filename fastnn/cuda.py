@@ -225,9 +225,16 @@ def _groups_of(groups, x, W, b, dout=None):
                None if dout is None else dout[:, fs])
 
 
+def _depthwise(x, groups):
+    """Whether a (checked) convolution is depthwise, groups == C > 1: one direct kernel for all
+    channels (csrc/cuda/conv.cu) instead of one launch per group."""
+    return groups > 1 and groups == x.shape[1]
+
+
 def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution", groups=1):
     stride, pad, groups = _ops.check_conv_shapes(layer, x, W, b, stride, pad, groups)
-    if groups > 1:  # one ungrouped launch per group
+    depthwise = _depthwise(x, groups)
+    if groups > 1 and not depthwise:  # one ungrouped launch per group
         cp = _cupy(layer)
         return cp.concatenate([conv2d_forward(xg, Wg, bg, stride, pad, layer)
                                for xg, Wg, bg, _ in _groups_of(groups, x, W, b)], axis=1)
@@ -237,8 +244,8 @@ def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution", groups=1):
     FN, _, FH, FW = W.shape
     N, _, H, Wd = x.shape
     out = k.empty((N, FN) + _out_hw(H, Wd, FH, FW, stride, pad))
-    _C.cuda_conv2d_forward(*k.args(), _p(x), _p(W), _p(b), _p(out), list(x.shape), FN, FH, FW,
-                           stride, pad)
+    launch = _C.cuda_depthwise_forward if depthwise else _C.cuda_conv2d_forward
+    launch(*k.args(), _p(x), _p(W), _p(b), _p(out), list(x.shape), FN, FH, FW, stride, pad)
     return out
 
 
@@ -251,7 +258,8 @@ def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", ne
     if tuple(dout.shape) != expected:
         raise ValueError(f"{layer}.backward: dout has shape {tuple(dout.shape)} but the forward "
                          f"output had shape {expected}")
-    if groups > 1:  # one ungrouped launch per group
+    depthwise = _depthwise(x, groups)
+    if groups > 1 and not depthwise:  # one ungrouped launch per group
         cp = _cupy(layer)
         parts = [conv2d_backward(dg, xg, Wg, bg, stride, pad, layer, need_dx)
                  for xg, Wg, bg, dg in _groups_of(groups, x, W, b, dout)]
@@ -262,8 +270,9 @@ def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", ne
     dout, x, W = k.array(dout), k.array(x), k.array(W)
     dx = k.empty(x.shape) if need_dx else None
     dW, db = k.empty(W.shape), k.empty((FN,))
-    _C.cuda_conv2d_backward(*k.args(), _p(dout), _p(x), _p(W), _p(dx), _p(dW), _p(db),
-                            list(x.shape), FN, FH, FW, stride, pad)
+    launch = _C.cuda_depthwise_backward if depthwise else _C.cuda_conv2d_backward
+    launch(*k.args(), _p(dout), _p(x), _p(W), _p(dx), _p(dW), _p(db), list(x.shape), FN, FH, FW,
+           stride, pad)
     return dx, dW, db
 
 

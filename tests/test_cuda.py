@@ -201,6 +201,66 @@ def test_parameter_gradients_without_dx(cp, rng, dtype):
     _close(db, cp.asnumpy(full[2]), dtype)
 
 
+def test_depthwise_dispatch_rule():
+    """groups == C > 1 takes the direct depthwise kernel; other group counts loop over groups."""
+    x = np.zeros((2, 4, 5, 5))
+    assert cuda._depthwise(x, 4)
+    assert not cuda._depthwise(x, 2) and not cuda._depthwise(x, 1)
+    assert not cuda._depthwise(np.zeros((2, 1, 5, 5)), 1)
+
+
+# (N, C, H, W, FH, FW, stride, pad, F): F filters per channel; stride 3 skips pixels.
+DEPTHWISE = [(2, 3, 8, 7, 3, 3, 2, 1, 2), (3, 4, 6, 9, 2, 3, 1, 2, 1),
+             (2, 2, 9, 8, 1, 2, 3, 0, 1), (0, 3, 5, 5, 3, 3, 1, 1, 2)]
+
+
+@gpu
+@pytest.mark.parametrize("geo", DEPTHWISE)
+def test_depthwise_convolution(cp, rng, dtype, geo, monkeypatch):
+    N, C, H, W, FH, FW, stride, pad, F = geo
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((C * F, 1, FH, FW)).astype(dtype)
+    b = rng.standard_normal(C * F).astype(dtype)
+
+    def not_called(*args):
+        raise AssertionError("a depthwise convolution went through the GEMM kernels")
+
+    monkeypatch.setattr(cuda._C, "cuda_conv2d_forward", not_called)
+    monkeypatch.setattr(cuda._C, "cuda_conv2d_backward", not_called)
+    out = _ops.conv2d_forward(cp.asarray(x), cp.asarray(Wt), cp.asarray(b), stride, pad,
+                              groups=C)
+    out_cpu = _ops.conv2d_forward(x, Wt, b, stride, pad, groups=C)
+    _close(out, out_cpu, dtype, FH * FW)
+    dout = rng.standard_normal(out_cpu.shape).astype(dtype)
+    args = (stride, pad)
+    grads = _ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None, *args,
+                                 groups=C)
+    grads_cpu = _ops.conv2d_backward(dout, x, Wt, None, *args, groups=C)
+    for g, g_cpu in zip(grads, grads_cpu):
+        _close(g, g_cpu, dtype, max(1, dout.size // (C * F)))
+    dx, dW, db = _ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None,
+                                      *args, need_dx=False, groups=C)
+    assert dx is None
+    _close(dW, cp.asnumpy(grads[1]), dtype)
+    _close(db, cp.asnumpy(grads[2]), dtype)
+
+
+@gpu
+def test_grouped_convolution_per_group(cp, rng, dtype):
+    """1 < groups < C keeps one ungrouped launch per group."""
+    x = rng.standard_normal((2, 4, 7, 6)).astype(dtype)
+    Wt = rng.standard_normal((6, 2, 3, 2)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    out = _ops.conv2d_forward(cp.asarray(x), cp.asarray(Wt), cp.asarray(b), 2, 1, groups=2)
+    out_cpu = _ops.conv2d_forward(x, Wt, b, 2, 1, groups=2)
+    _close(out, out_cpu, dtype, 12)
+    dout = rng.standard_normal(out_cpu.shape).astype(dtype)
+    grads = _ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None, 2, 1,
+                                 groups=2)
+    for g, g_cpu in zip(grads, _ops.conv2d_backward(dout, x, Wt, None, 2, 1, groups=2)):
+        _close(g, g_cpu, dtype, dout.size)
+
+
 @gpu
 @pytest.mark.parametrize("geo", GEOMETRIES)
 def test_pooling(cp, rng, dtype, geo):

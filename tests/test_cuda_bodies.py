@@ -166,6 +166,133 @@ def test_empty_batch_windows(dtype):
     assert bodies._body_avgpool_backward(out, [0, 3, 5, 5], 2, 2, 2, 0).shape == x.shape
 
 
+# ---------------------------------------------------------------- depthwise convolution
+
+# (N, C, H, W, FH, FW, stride, pad, F): groups = C, F filters per channel. Square and
+# non-square windows and images, stride 1 to 3 (3 skips pixels), pad 0 to 2, a window as large
+# as the padded input, F = 1 and 2.
+DEPTHWISE = [
+    (2, 3, 7, 7, 3, 3, 1, 1, 1),
+    (2, 3, 8, 7, 3, 3, 2, 1, 2),
+    (1, 4, 6, 9, 2, 3, 2, 0, 1),
+    (3, 2, 5, 6, 3, 2, 1, 2, 2),
+    (2, 2, 9, 8, 1, 2, 3, 0, 1),
+    (1, 3, 3, 3, 5, 5, 1, 1, 2),
+    (2, 2, 6, 6, 3, 3, 2, 2, 2),
+]
+DW_IDS = ["-".join(map(str, g)) for g in DEPTHWISE]
+
+
+def _depthwise_case(rng, dtype, geo):
+    N, C, H, W, FH, FW, stride, pad, F = geo
+    x, Wt = _x(rng, dtype, N, C, H, W), _x(rng, dtype, C * F, 1, FH, FW)
+    return x, Wt, _x(rng, dtype, C * F), stride, pad
+
+
+@pytest.mark.parametrize("geo", DEPTHWISE, ids=DW_IDS)
+def test_depthwise(rng, dtype, geo):
+    x, Wt, b, stride, pad = _depthwise_case(rng, dtype, geo)
+    C, (FN, _, FH, FW) = x.shape[1], Wt.shape
+    layer = ref.Convolution(Wt, b, stride, pad, groups=C)
+    expected = layer.forward(x)
+    out = bodies._body_depthwise_forward(x, Wt, b, stride, pad)
+    assert_parity(out, expected, dtype, reduce_len=FH * FW)
+    assert_parity(bodies._body_depthwise_forward(x, Wt, None, stride, pad),
+                  expected - b[:, None, None], dtype, reduce_len=FH * FW)
+    dout = _x(rng, dtype, *out.shape)
+    dx, dW, db = bodies._body_depthwise_backward(dout, x, Wt, stride, pad, True)
+    rl = max(1, x.shape[0] * out.shape[2] * out.shape[3])
+    assert_parity(dx, layer.backward(dout), dtype, reduce_len=(FN // C) * FH * FW)
+    assert_parity(dW, layer.dW, dtype, reduce_len=rl)
+    assert_parity(db, layer.db, dtype, reduce_len=rl)
+    none_dx, dW2, db2 = bodies._body_depthwise_backward(dout, x, Wt, stride, pad, False)
+    assert none_dx is None
+    np.testing.assert_array_equal(dW2, dW)
+    np.testing.assert_array_equal(db2, db)
+
+
+@pytest.mark.parametrize("geo", DEPTHWISE[:4], ids=DW_IDS[:4])
+def test_depthwise_matches_cpu_kernel(rng, dtype, geo):
+    """The CUDA bodies and the CPU depthwise kernel (csrc/cpu/conv.cpp) are twins."""
+    x, Wt, b, stride, pad = _depthwise_case(rng, dtype, geo)
+    C, (FN, _, FH, FW) = x.shape[1], Wt.shape
+    out = bodies._body_depthwise_forward(x, Wt, b, stride, pad)
+    assert_parity(out, _ops.conv2d_forward(x, Wt, b, stride, pad, groups=C), dtype,
+                  reduce_len=FH * FW)
+    dout = _x(rng, dtype, *out.shape)
+    rl = max(1, dout.size // FN)
+    for got, want in zip(bodies._body_depthwise_backward(dout, x, Wt, stride, pad, True),
+                         _ops.conv2d_backward(dout, x, Wt, b, stride, pad, groups=C)):
+        assert_parity(got, want, dtype, reduce_len=rl)
+
+
+def test_depthwise_gradcheck(rng):
+    x, Wt, b = (rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((4, 1, 3, 2)),
+                rng.standard_normal(4))
+    out = bodies._body_depthwise_forward(x, Wt, b, 2, 1)
+    dout = rng.standard_normal(out.shape)
+    dx, dW, db = bodies._body_depthwise_backward(dout, x, Wt, 2, 1, True)
+
+    def loss():
+        return float(np.sum(bodies._body_depthwise_forward(x, Wt, b, 2, 1) * dout))
+
+    gradcheck(loss, x, dx)
+    gradcheck(loss, Wt, dW)
+    gradcheck(loss, b, db)
+
+
+def test_depthwise_more_positions_than_threads(rng, dtype):
+    """dW and db sum N*OH*OW = 2*24*24 terms, more than the 256 shares of a column sum."""
+    x, Wt, b, stride, pad = _depthwise_case(rng, dtype, (2, 3, 24, 24, 3, 3, 1, 1, 2))
+    layer = ref.Convolution(Wt, b, stride, pad, groups=3)
+    dout = _x(rng, dtype, *layer.forward(x).shape)
+    dx, dW, db = bodies._body_depthwise_backward(dout, x, Wt, stride, pad, True)
+    assert_parity(dx, layer.backward(dout), dtype, reduce_len=18)
+    assert_parity(dW, layer.dW, dtype, reduce_len=2 * 24 * 24)
+    assert_parity(db, layer.db, dtype, reduce_len=2 * 24 * 24)
+
+
+def test_depthwise_empty_batch(dtype):
+    x, Wt = np.zeros((0, 3, 5, 5), dtype), np.ones((6, 1, 3, 3), dtype)
+    assert bodies._body_depthwise_forward(x, Wt, None, 2, 1).shape == (0, 6, 3, 3)
+    dx, dW, db = bodies._body_depthwise_backward(np.zeros((0, 6, 3, 3), dtype), x, Wt, 2, 1,
+                                                 True)
+    assert dx.shape == x.shape and dW.shape == Wt.shape and db.shape == (6,)
+    assert (dW == 0).all() and (db == 0).all()
+
+
+def test_depthwise_nan_inf_like_numpy(dtype):
+    """Padding is zeros that are multiplied: an inf tap over padding gives NaN, as the
+    reference's im2col GEMM does; a NaN pixel reaches exactly the outputs that see it."""
+    x = np.arange(32, dtype=dtype).reshape(1, 2, 4, 4) / 8
+    x[0, 1, 2, 2] = np.nan
+    Wt = np.ones((2, 1, 3, 3), dtype)
+    Wt[0, 0, 0, 0] = np.inf
+    b = np.zeros(2, dtype)
+    layer = ref.Convolution(Wt, b, 1, 1, groups=2)
+    with np.errstate(invalid="ignore"):
+        expected = layer.forward(x)
+        out = bodies._body_depthwise_forward(x, Wt, b, 1, 1)
+        assert_parity(out, expected, dtype, reduce_len=9)
+        assert np.isnan(out[0, 0, 0, 0]) and np.isposinf(out[0, 0, 2, 2])
+        dout = np.ones(out.shape, dtype)
+        dx, dW, db = bodies._body_depthwise_backward(dout, x, Wt, 1, 1, True)
+        assert_parity(dx, layer.backward(dout), dtype, reduce_len=9)
+        assert_parity(dW, layer.dW, dtype, reduce_len=16)
+    assert np.isnan(dW[1]).all() and np.isfinite(dW[0]).all()
+
+
+def test_depthwise_rejects_bad_shapes(dtype):
+    x = np.zeros((1, 3, 5, 5), dtype)
+    with pytest.raises(ValueError):  # FN = 4 filters do not split over C = 3 channels
+        bodies._body_depthwise_forward(x, np.zeros((4, 1, 3, 3), dtype), None, 1, 0)
+    with pytest.raises(ValueError):  # W must have one channel per filter
+        bodies._body_depthwise_forward(x, np.zeros((3, 2, 3, 3), dtype), None, 1, 0)
+    with pytest.raises(ValueError):
+        bodies._body_depthwise_backward(np.zeros((1, 3, 2, 2), dtype), x,
+                                        np.zeros((3, 1, 3, 3), dtype), 1, 0, True)
+
+
 # ---------------------------------------------------------------- pooling
 
 @pytest.mark.parametrize("geo", GEOMETRIES, ids=GEO_IDS)

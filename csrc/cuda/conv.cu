@@ -3,6 +3,8 @@
 //   backward rows = dout as (N*OH*OW, FN); db = column sums; dW = rows^T @ col;
 //            dcol = rows @ Wm; dx = col2im(dcol), skipped when dx is null
 // Wm is W (FN, C, FH, FW) read as (FN, C*FH*FW). Scratch is stream-ordered.
+// Depthwise convolution (groups == C) runs direct kernels instead, no scratch: see below.
+#include "cuda/body/depthwise.h"
 #include "cuda/body/im2col.h"
 #include "cuda/launch.cuh"
 #include "cuda/ops.h"
@@ -40,7 +42,38 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   col2im(dcol.get(), dx, s, stream);
 }
 
+// ---- depthwise: x (N, C, H, W), W (FN, 1, FH, FW), F = FN / C filters per channel.
+// One thread per output element (forward) or input pixel (dx, a gather); dW and db are column
+// sums, one block per weight or filter with a fixed order of the additions (deterministic).
+
+template <typename T>
+void depthwise_forward(const T* x, const T* W, const T* b, T* out, const Window& s, int64_t FN,
+                       void* stream) {
+  for_each(
+      s.N * FN * s.OH * s.OW, stream,
+      [=] __device__(int64_t o) { out[o] = body::depthwise_forward_element(x, W, b, s, FN, o); },
+      "depthwise_forward");
+}
+
+template <typename T>
+void depthwise_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
+                        const Window& s, int64_t FN, void* stream) {
+  const int64_t P = s.OH * s.OW, R = s.N * P;
+  column_sum<T>(body::DoutPlaneTerm<T>{dout, FN, P}, R, FN, db, stream,
+                "depthwise_backward (db)");
+  column_sum<T>(body::DepthwiseDwTerm<T>{dout, x, s, FN}, R, FN * s.FH * s.FW, dW, stream,
+                "depthwise_backward (dW)");
+  if (dx == nullptr) return;  // the caller needs no dx (a network's first layer)
+  for_each(s.N * s.C * s.H * s.W, stream,
+           [=] __device__(int64_t i) { dx[i] = body::depthwise_dx_element(dout, W, s, FN, i); },
+           "depthwise_backward (dx)");
+}
+
 #define FASTNN_INSTANTIATE(T)                                                                 \
+  template void depthwise_forward<T>(const T*, const T*, const T*, T*, const Window&, int64_t, \
+                                     void*);                                                  \
+  template void depthwise_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Window&, \
+                                      int64_t, void*);                                        \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Window&, int64_t,   \
                                   void*);                                                     \
   template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Window&,   \

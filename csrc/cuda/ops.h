@@ -39,6 +39,15 @@ template <typename T>
 void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                      const Window& s, int64_t FN, void* stream);
 
+// Depthwise convolution (groups == s.C): W (FN, 1, FH, FW) with FN a multiple of s.C, filter f
+// reading channel f / (FN / s.C). b may be null; dx may be null (not computed). No scratch.
+template <typename T>
+void depthwise_forward(const T* x, const T* W, const T* b, T* out, const Window& s, int64_t FN,
+                       void* stream);
+template <typename T>
+void depthwise_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
+                        const Window& s, int64_t FN, void* stream);
+
 template <typename T>
 void maxpool2d_forward(const T* x, T* out, int32_t* arg, const Window& s, void* stream);
 template <typename T>

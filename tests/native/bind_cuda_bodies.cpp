@@ -18,6 +18,7 @@
 #include "cuda/body/activation.h"
 #include "cuda/body/affine.h"
 #include "cuda/body/batchnorm.h"
+#include "cuda/body/depthwise.h"
 #include "cuda/body/im2col.h"
 #include "cuda/body/optim.h"
 #include "cuda/body/pool.h"
@@ -187,6 +188,52 @@ Array<T> avgpool_backward(Array<T> dout, std::vector<int64_t> shape, int64_t FH,
   for (int64_t i = 0; i < dx.size(); ++i)
     dx.mutable_data()[i] = body::avgpool_backward_element(dout.data(), s, i);
   return dx;
+}
+
+// Depthwise convolution (groups == C) of x (N, C, H, W) with W (FN, 1, FH, FW): the window of
+// the shapes, checked so that the bodies stay inside the arrays.
+template <typename T>
+body::Window depthwise_window(const Array<T>& x, const Array<T>& W, int64_t stride, int64_t pad) {
+  FASTNN_CHECK(x.ndim() == 4 && W.ndim() == 4 && W.shape(1) == 1 && x.shape(1) >= 1 &&
+                   W.shape(0) % x.shape(1) == 0,
+               "depthwise: x ", shape_str(shape_of(x)), " and W ", shape_str(shape_of(W)));
+  return window(shape_of(x), W.shape(2), W.shape(3), stride, pad);
+}
+
+template <typename T>
+Array<T> depthwise_forward(Array<T> x, Array<T> W, std::optional<Array<T>> b, int64_t stride,
+                           int64_t pad) {
+  const auto s = depthwise_window(x, W, stride, pad);
+  const int64_t FN = W.shape(0);
+  FASTNN_CHECK(!b || b->size() == FN, "b size mismatch");
+  auto out = empty<T>({s.N, FN, s.OH, s.OW});
+  const T* bp = b ? b->data() : nullptr;
+  for (int64_t o = 0; o < out.size(); ++o)
+    out.mutable_data()[o] = body::depthwise_forward_element(x.data(), W.data(), bp, s, FN, o);
+  return out;
+}
+
+// (dx or None, dW, db): dx per pixel, dW and db as the GPU's column sums (kReduceThreads
+// strided shares per weight or filter, then combined).
+template <typename T>
+py::tuple depthwise_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride, int64_t pad,
+                             bool need_dx) {
+  const auto s = depthwise_window(x, W, stride, pad);
+  const int64_t FN = W.shape(0), P = s.OH * s.OW, K = s.FH * s.FW;
+  FASTNN_CHECK(shape_of(dout) == std::vector<int64_t>({s.N, FN, s.OH, s.OW}),
+               "dout shape mismatch");
+  const auto db = column_sums<T>(body::DoutPlaneTerm<T>{dout.data(), FN, P}, s.N * P, FN);
+  const auto dW = column_sums<T>(body::DepthwiseDwTerm<T>{dout.data(), x.data(), s, FN},
+                                 s.N * P, FN * K);
+  auto dW_a = empty<T>(shape_of(W));
+  auto db_a = empty<T>({FN});
+  std::copy(dW.begin(), dW.end(), dW_a.mutable_data());
+  std::copy(db.begin(), db.end(), db_a.mutable_data());
+  if (!need_dx) return py::make_tuple(py::none(), dW_a, db_a);
+  auto dx = empty<T>(shape_of(x));
+  for (int64_t i = 0; i < dx.size(); ++i)
+    dx.mutable_data()[i] = body::depthwise_dx_element(dout.data(), W.data(), s, FN, i);
+  return py::make_tuple(dx, dW_a, db_a);
 }
 
 // rows (N, M) + b (M,), through the bias body.
@@ -360,6 +407,8 @@ void define(py::module_& m) {
   m.def("_body_maxpool_backward", &maxpool_backward<T>);
   m.def("_body_avgpool_forward", &avgpool_forward<T>);
   m.def("_body_avgpool_backward", &avgpool_backward<T>);
+  m.def("_body_depthwise_forward", &depthwise_forward<T>);
+  m.def("_body_depthwise_backward", &depthwise_backward<T>);
   m.def("_body_bias_add", &bias_add<T>);
   m.def("_body_column_sum", &column_sum<T>);
   m.def("_body_softmax", &softmax<T>);

@@ -133,6 +133,32 @@ void bind_cuda(py::module_& m) {
     });
   });
 
+  // groups == C (shape[1]): W (FN, 1, FH, FW). b == 0: no bias; dx == 0: no dx.
+  m.def("cuda_depthwise_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr W, Ptr b, Ptr out,
+                                     Shape shape, int64_t FN, int64_t FH, int64_t FW,
+                                     int64_t stride, int64_t pad) {
+    const auto s = window(shape, FH, FW, stride, pad);
+    FASTNN_CHECK(s.C >= 1 && FN % s.C == 0, "depthwise: FN=", FN, " is not a multiple of C=",
+                 s.C);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::depthwise_forward(p<const T>(x), p<const T>(W), p<const T>(b), p<T>(out), s, FN,
+                              p<void>(st));
+    });
+  });
+  m.def("cuda_depthwise_backward", [](bool f64, int dev, Ptr st, Ptr dout, Ptr x, Ptr W, Ptr dx,
+                                      Ptr dW, Ptr db, Shape shape, int64_t FN, int64_t FH,
+                                      int64_t FW, int64_t stride, int64_t pad) {
+    const auto s = window(shape, FH, FW, stride, pad);
+    FASTNN_CHECK(s.C >= 1 && FN % s.C == 0, "depthwise: FN=", FN, " is not a multiple of C=",
+                 s.C);
+    run(f64, dev, [&](auto t) {
+      using T = decltype(t);
+      cuda::depthwise_backward(p<const T>(dout), p<const T>(x), p<const T>(W), p<T>(dx),
+                               p<T>(dW), p<T>(db), s, FN, p<void>(st));
+    });
+  });
+
   m.def("cuda_maxpool2d_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr out, Ptr arg,
                                      Shape shape, int64_t FH, int64_t FW, int64_t stride,
                                      int64_t pad) {
