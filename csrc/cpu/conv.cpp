@@ -222,33 +222,47 @@ struct Phases {
   }
 };
 
-// dst[k * dst_step] = src[k * src_step] for k < n: runs are a row of a small plane, too short
-// for memmove's call to pay; steps 1 and 2 (stride 2) as constants, which vectorise.
-template <typename T>
-void copy_run(const T* src, int64_t src_step, T* dst, int64_t dst_step, int64_t n) {
-  if (src_step == 1 && dst_step == 1) {
+// dst[k * DST] = src[k * SRC] for k < n, with the steps known at compile time (0: the runtime
+// step s), so the short runs (a row of a small plane) vectorise and inline; a runtime step in
+// the loop kept them scalar and the copies cost more than the taps.
+template <int SRC, int DST, typename T>
+inline void copy_run(const T* src, T* dst, int64_t n, int64_t s) {
+  const int64_t a = SRC ? SRC : s, b = DST ? DST : s;
 #pragma omp simd
-    for (int64_t k = 0; k < n; ++k) dst[k] = src[k];
-  } else if (src_step == 2 && dst_step == 1) {
-    for (int64_t k = 0; k < n; ++k) dst[k] = src[2 * k];
-  } else if (src_step == 1 && dst_step == 2) {
-    for (int64_t k = 0; k < n; ++k) dst[2 * k] = src[k];
-  } else {
-    for (int64_t k = 0; k < n; ++k) dst[k * dst_step] = src[k * src_step];
-  }
+  for (int64_t k = 0; k < n; ++k) dst[k * b] = src[k * a];
 }
 
 // Writes the plane xc into the phases ph; the other elements of ph (padding, slack) are left
 // as they are: zero, once ph has been zeroed.
+template <int S, typename T>
+void split_phases_s(const T* xc, T* ph, const Phases& p) {
+  for (const auto& r : p.runs) copy_run<S, 1>(xc + r.i, ph + r.j, r.n, p.s);
+}
+
 template <typename T>
 void split_phases(const T* xc, T* ph, const Phases& p) {
-  for (const auto& r : p.runs) copy_run(xc + r.i, p.s, ph + r.j, 1, r.n);
+  if (p.s == 1)
+    split_phases_s<1>(xc, ph, p);
+  else if (p.s == 2)
+    split_phases_s<2>(xc, ph, p);
+  else
+    split_phases_s<0>(xc, ph, p);
 }
 
 // The adjoint: dxc (H, W) = the plane's elements of the phases' gradient dph.
+template <int S, typename T>
+void merge_phases_s(const T* dph, T* dxc, const Phases& p) {
+  for (const auto& r : p.runs) copy_run<1, S>(dph + r.j, dxc + r.i, r.n, p.s);
+}
+
 template <typename T>
 void merge_phases(const T* dph, T* dxc, const Phases& p) {
-  for (const auto& r : p.runs) copy_run(dph + r.j, 1, dxc + r.i, p.s, r.n);
+  if (p.s == 1)
+    merge_phases_s<1>(dph, dxc, p);
+  else if (p.s == 2)
+    merge_phases_s<2>(dph, dxc, p);
+  else
+    merge_phases_s<0>(dph, dxc, p);
 }
 
 // o (OH, OW) = bias + the taps w (FH, FW) over the phases ph; acc holds p.run elements.
@@ -262,7 +276,7 @@ void depthwise_plane_forward(const T* ph, const T* w, T bias, T* o, T* acc, cons
 #pragma omp simd
     for (int64_t i = 0; i < p.run; ++i) acc[i] += wv * src[i];
   }
-  for (int64_t oh = 0; oh < c.OH; ++oh) copy_run(acc + oh * p.Wq, 1, o + oh * c.OW, 1, c.OW);
+  for (int64_t oh = 0; oh < c.OH; ++oh) copy_run<1, 1>(acc + oh * p.Wq, o + oh * c.OW, c.OW, 1);
 }
 
 // From dout plane d (OH, OW) as rows of Wq (dflat, whose columns ow >= OW stay zero): the
@@ -273,7 +287,7 @@ void depthwise_plane_forward(const T* ph, const T* w, T bias, T* o, T* acc, cons
 template <typename T>
 void depthwise_plane_backward(const T* d, const T* ph, const T* w, T* dflat, double* acc,
                               T* dph, const ConvShape& c, const Phases& p) {
-  for (int64_t oh = 0; oh < c.OH; ++oh) copy_run(d + oh * c.OW, 1, dflat + oh * p.Wq, 1, c.OW);
+  for (int64_t oh = 0; oh < c.OH; ++oh) copy_run<1, 1>(d + oh * c.OW, dflat + oh * p.Wq, c.OW, 1);
   for (int64_t k = 0; k < c.FH * c.FW; ++k) {
     const T* src = ph + p.offset[k];
     T part = 0;
