@@ -122,20 +122,27 @@ void batchnorm_backward(const T* dout, const T* gamma, const T* xc, const T* xn,
 
 namespace {
 
-// Sums of (a[i] - k) and (a[i] - k)^2 in double, added to s1 and s2. With the shift k an
-// element of the set, var = E[(a-k)^2] - E[a-k]^2 loses nothing to cancellation unless the mean
-// lies ~1e6 standard deviations from k: one pass over the data instead of two.
+// Sums run in T over blocks of kSumBlock elements (full-width vectors; a block's rounding
+// error stays near T's epsilon) and add up in double across blocks.
+constexpr int64_t kSumBlock = 256;
+
+// Sums of (a[i] - k) and (a[i] - k)^2, added to s1 and s2. With the shift k an element of
+// the set, var = E[(a-k)^2] - E[a-k]^2 loses nothing to cancellation unless the mean lies
+// ~1e6 standard deviations from k: one pass over the data instead of two.
 template <typename T>
 inline void run_shifted_sums(const T* a, T k, int64_t n, double& s1, double& s2) {
-  double p = 0.0, q = 0.0;
+  for (int64_t i0 = 0; i0 < n; i0 += kSumBlock) {
+    const int64_t i1 = std::min(n, i0 + kSumBlock);
+    T p = 0, q = 0;
 #pragma omp simd reduction(+ : p, q)
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(a[i]) - static_cast<double>(k);
-    p += d;
-    q += d * d;
+    for (int64_t i = i0; i < i1; ++i) {
+      const T d = a[i] - k;
+      p += d;
+      q += d * d;
+    }
+    s1 += p;
+    s2 += q;
   }
-  s1 += p;
-  s2 += q;
 }
 
 // Mean and biased variance from shifted sums over m elements.
@@ -146,17 +153,20 @@ inline void moments(double s1, double s2, T k, double m, T& mean, T& var) {
   var = static_cast<T>(std::max(s2 / m - d * d, 0.0));
 }
 
-// Sums of d[i] and d[i] * xn[i] in double.
+// Sums of d[i] and d[i] * xn[i], added to sd and sdx (blocks as run_shifted_sums).
 template <typename T>
 inline void run_sums2(const T* d, const T* xn, int64_t n, double& sd, double& sdx) {
-  double a = 0.0, b = 0.0;
+  for (int64_t i0 = 0; i0 < n; i0 += kSumBlock) {
+    const int64_t i1 = std::min(n, i0 + kSumBlock);
+    T a = 0, b = 0;
 #pragma omp simd reduction(+ : a, b)
-  for (int64_t i = 0; i < n; ++i) {
-    a += d[i];
-    b += static_cast<double>(d[i]) * xn[i];
+    for (int64_t i = i0; i < i1; ++i) {
+      a += d[i];
+      b += d[i] * xn[i];
+    }
+    sd += a;
+    sdx += b;
   }
-  sd += a;
-  sdx += b;
 }
 
 // xn = (x - mu) * inv, out = g * xn + b over a run.
