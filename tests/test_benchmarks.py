@@ -16,7 +16,7 @@ if ROOT not in sys.path:
     sys.path.append(ROOT)  # after site-packages: an installed fastnn stays the one imported
 
 from benchmarks import CHILD_MARKER, weights  # noqa: E402
-from benchmarks import runner  # noqa: E402
+from benchmarks import bench_dense, runner  # noqa: E402
 from benchmarks.harness import Workload, row, table  # noqa: E402
 
 HAVE_TORCH = runner.importlib.util.find_spec("torch") is not None
@@ -247,7 +247,8 @@ def test_main_writes_the_run_record(tmp_path, monkeypatch):
     assert v["fastnn_cpu_level"] == "avx2" and v["fastnn_blas_config"].startswith("OpenBLAS")
     assert v["numpy_blas"]["config"].startswith("OpenBLAS")
     assert set(data["processes"]) == {"fastnn", "reference", "torch"}
-    assert len(data["rows"]) == 6 and calls[:3] == ["fastnn", "reference", "torch"]
+    assert len(data["rows"]) == len(bench_dense.workloads()) == 10
+    assert calls[:3] == ["fastnn", "reference", "torch"]
     affine = data["rows"][0]  # 6e9 FLOP in 2 ms, against the sgemm rate
     assert affine["pct_sgemm"] == pytest.approx(100.0 * affine["gflops"] / 100.0)
     for r in data["rows"]:
