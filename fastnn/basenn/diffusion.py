@@ -187,6 +187,15 @@ class _Parts(M.Module):
         self.grads = {f"{p}.{k}": v for p, m in self.parts for k, v in m.grads.items()}
 
 
+def _scale_shift(x, scale, shift):
+    """x (N, C, H, W) * scale[n, c] + shift[n, c] in one pass: the channel-affine kernel over
+    the N*C planes."""
+    n, c = x.shape[:2]
+    planes = x.reshape(1, n * c, -1)
+    return _ops.channel_affine(planes, scale.ravel(), shift.ravel(),
+                               layer="diffusion_model").reshape(x.shape)
+
+
 class ResBlock(_Parts):
     """BaseNN's ResnetBlock with a time embedding: forward(x, temb) -> (out); backward(dout) ->
     (dx, dtemb)."""
@@ -210,10 +219,10 @@ class ResBlock(_Parts):
     def forward(self, x, temb, train=False):
         ss = self.mlp.forward(self.act_t.forward(temb), train)
         c = self.c_out
-        self.scale = ss[:, :c, None, None] + 1
+        self.scale = ss[:, :c] + 1
         h = self.norm1.forward(self.conv1.forward(x, train), train)
         self.h = h
-        h = self.act1.forward(h * self.scale + ss[:, c:, None, None], train)
+        h = self.act1.forward(_scale_shift(h, self.scale, ss[:, c:]), train)
         h = self.act2.forward(self.norm2.forward(self.conv2.forward(h, train), train), train)
         return h + (self.res.forward(x, train) if self.res is not None else x)
 
@@ -223,7 +232,8 @@ class ResBlock(_Parts):
         d3 = d.reshape(d.shape[0], d.shape[1], -1)
         dss = np.concatenate([np.einsum("ncs,ncs->nc", d3, self.h.reshape(d3.shape)),
                               d3.sum(axis=2)], axis=1)
-        dx = self.conv1.backward(self.norm1.backward(d * self.scale))
+        dx = self.conv1.backward(self.norm1.backward(
+            _scale_shift(d, self.scale, np.zeros_like(self.scale))))
         dtemb = self.act_t.backward(self.mlp.backward(dss))
         dx = dx + (self.res.backward(dout) if self.res is not None else dout)
         self._gather_grads()
