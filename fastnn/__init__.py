@@ -12,10 +12,8 @@ import os as _os
 import scipy_openblas32 as _openblas  # noqa: F401
 
 # Idle OpenMP workers sleep instead of spinning: on few busy cores a spinning worker takes the
-# core from the threads that have work (other processes, NumPy's BLAS). Measured on 2 loaded
-# cores, passive vs libgomp's default spin: softmax-cross-entropy 256x1000 0.21 vs 16 ms, batch
-# norm 100x4320 1.4 vs 13 ms; passive vs a short spin (GOMP_SPINCOUNT=20000): MLP step 2.9 vs
-# 5.9-8.8 ms, SimpleConvNet step 17.4 vs 25-29 ms. Read by libgomp when it loads: import fastnn
+# core from the threads that have work (other processes, NumPy's BLAS); docs/performance.md
+# has the measurements. Read by libgomp when it loads: import fastnn
 # before torch, whose own libgomp.so.1 fastnn otherwise shares with torch's settings. A value
 # the user set wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -1,6 +1,6 @@
 // A cache of large output buffers. Every kernel returns fresh arrays; when the previous step's
 // arrays are freed, glibc hands their pages back to the system and the next step faults them in
-// again (~600 page faults, 2-3 ms of a 13 ms SimpleConvNet step on this machine). Buffers of at
+// again (hundreds of page faults per step; docs/performance.md has the measurement). Buffers of at
 // least kMinBytes are therefore kept here when freed and reused by the next request that fits.
 // A block released while idle_limit() bytes would be exceeded is freed; release_idle() frees
 // every idle block.

@@ -24,10 +24,10 @@ FASTNN_ISA_NAMESPACE {
 // A gate weight seen as W (K, G) whatever its layout: the book's Wx/Wh is W itself, torch.nn's
 // weight_ih/weight_hh (G, K) is W^T. GEMMs read it transposed in place, except that a weight for
 // small per-step GEMMs (small_steps) is first copied into the orientation of its pass (backward:
-// d_times, else x_times): OpenBLAS runs those faster on an untransposed operand (small LSTM,
-// torch.nn layout, 8.4 -> 8.2 ms; small GRU 6.3 -> 5.5 ms; and only untransposed B takes
-// OpenBLAS's unpacked path, see core/blas.h), while the big GEMMs of a large layer run about as
-// fast either way (large LSTM 113 -> 104 ms without the copy, made by a slower loop then).
+// d_times, else x_times): OpenBLAS runs those faster on an untransposed operand (only an
+// untransposed B takes its unpacked path, see core/blas.h), while the big GEMMs of a large layer
+// run about as fast either way, so they skip the copy (docs/performance.md, "Measurements behind
+// design choices").
 template <typename Real>
 class GateWeight {
  public:
