@@ -4,62 +4,12 @@
 #include <cmath>
 
 #include "core/parallel.h"
+#include "cpu/fastmath.h"
 
 namespace fastnn::cpu {
 FASTNN_ISA_NAMESPACE {
 
 namespace {
-
-// exp(x) for x <= 0 or NaN (softmax only exponentiates x - max), written so loops vectorise:
-// x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two for an exact reduction), exp(r) by a
-// polynomial, 2^n from exponent bits. Results below the smallest normal number become 0.
-template <typename T> struct ExpConst;
-template <> struct ExpConst<float> {
-  using Bits = int32_t;
-  static constexpr float lo = -87.0f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
-  static constexpr int mantissa = 23, bias = 127;
-  static inline float poly(float r) {  // minimax exp(r) - 1 - r on |r| <= ln2/2 (Cephes expf)
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    return p * r * r + r + 1.0f;
-  }
-};
-template <> struct ExpConst<double> {
-  using Bits = int64_t;
-  static constexpr double lo = -708.0, ln2_hi = 6.93147180369123816490e-01,
-                          ln2_lo = 1.90821492927058770002e-10;
-  static constexpr int mantissa = 52, bias = 1023;
-  static inline double poly(double r) {  // Taylor series to r^13: error < 1e-17 on |r| <= 0.35
-    double p = 1.0 / 6227020800.0;
-    constexpr double inv_fact[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-                                   1.0 / 362880.0,    1.0 / 40320.0,    1.0 / 5040.0,
-                                   1.0 / 720.0,       1.0 / 120.0,      1.0 / 24.0,
-                                   1.0 / 6.0,         0.5,              1.0,
-                                   1.0};
-    for (double c : inv_fact) p = p * r + c;
-    return p;
-  }
-};
-
-template <typename T>
-inline T exp_nonpositive(T x) {
-  using E = ExpConst<T>;
-  using Bits = typename E::Bits;
-  const T lo = E::lo, zero = 0;  // values, not references: keeps the selects vectorisable
-  T xc = x >= lo ? x : lo;        // NaN -> lo here; it is re-attached at the end
-  xc = xc < zero ? xc : zero;
-  // n = round(xc / ln2) by adding and removing 1.5 * 2^mantissa (std::floor is a libm call).
-  const T shifter = T(1.5) * T(Bits(1) << E::mantissa);
-  const T n = (xc * T(1.4426950408889634) + shifter) - shifter;
-  const T r = (xc - n * E::ln2_hi) - n * E::ln2_lo;
-  const Bits bits = (static_cast<Bits>(n) + E::bias) << E::mantissa;
-  const T y = E::poly(r) * __builtin_bit_cast(T, bits);  // 2^n
-  return x < lo ? zero : (x != x ? x : y);
-}
 
 // One row of softmax. A NaN anywhere makes the whole row NaN (through the sum), as in NumPy.
 template <typename T>
