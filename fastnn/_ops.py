@@ -577,14 +577,11 @@ def batchnorm_backward(dout, gamma, xc, xn, std, layer="BatchNormalization"):
 # Per-channel normalization of x (N, C, ...): channel axis 1, the axes after it (H, W or a
 # length L, or none) flattened to S, so the kernels see (N, C, S).
 
-def _channels_view(layer, x, C=None):
+def _channels_view(layer, x):
     x = np.asarray(x)
     if x.ndim < 2:
         raise ValueError(f"{layer}: x must be (N, C, ...) with channels on axis 1, got "
                          f"x.shape={x.shape}")
-    if C is not None and x.shape[1] != C:
-        raise ValueError(f"{layer}: x has {x.shape[1]} channels but the layer has {C} "
-                         f"(x.shape={x.shape})")
     return x.reshape(x.shape[0], x.shape[1], int(np.prod(x.shape[2:], dtype=np.int64)))
 
 
