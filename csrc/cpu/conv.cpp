@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <new>
 #include <vector>
@@ -17,12 +18,6 @@ namespace {
 // A block of output rows is im2col'ed, multiplied and (backward) folded back while its columns
 // are still in cache; its column buffer stays near this size (at least one output row).
 constexpr int64_t kBlockBytes = int64_t(1) << 20;
-
-template <typename T>
-int64_t block_rows(const ConvShape& s) {
-  const int64_t row_bytes = std::max<int64_t>(1, s.OW * s.cols() * int64_t(sizeof(T)));
-  return std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, s.OH));
-}
 
 // Scratch of at least one element from the buffer cache (core/buffers.h), given back when the
 // call ends: reused by the next call like the outputs are, and freed by release_buffers() (a
@@ -47,43 +42,89 @@ inline bool images_in_parallel(const ConvShape& s) {
   return get_num_threads() > 1 && s.N >= get_num_threads();
 }
 
+// A sliding window over one image of C channels (H, W), padded by ph rows and pw columns of
+// zeros, giving (OH, OW). Forward and dW walk x with the layer's window; dx at stride 1 walks
+// dout with the transposed window (see dx_by_convolution).
+struct Window {
+  int64_t C, H, W, FH, FW, stride, ph, pw, OH, OW;
+  int64_t cols() const { return C * FH * FW; }
+  // Its columns are the image itself (a 1x1 filter at stride 1 without padding).
+  bool identity() const { return FH == 1 && FW == 1 && stride == 1 && ph == 0 && pw == 0; }
+};
+
+inline Window window(const ConvShape& s) {
+  return {s.C, s.H, s.W, s.FH, s.FW, s.stride, s.pad, s.pad, s.OH, s.OW};
+}
+
+// At stride 1, dx (C, H, W) of a group is the convolution of its dout (F, OH, OW), padded by
+// FH-1-pad and FW-1-pad, with the filters flipped and transposed (see flipped_filters):
+// one GEMM with K = F*FH*FW per block, no col2im.
+inline Window transposed(const ConvShape& s, int64_t F) {
+  return {F, s.OH, s.OW, s.FH, s.FW, 1, s.FH - 1 - s.pad, s.FW - 1 - s.pad, s.H, s.W};
+}
+
+// dx by that convolution when its columns (F*FH*FW per pixel of x) are fewer than those of
+// dcol = Wm^T @ dout (C*FH*FW per output position), which col2im reads back; or for a 1x1
+// filter, whose dout needs no columns at all.
+inline bool dx_by_convolution(const ConvShape& s, int64_t F) {
+  if (s.stride != 1 || s.pad > s.FH - 1 || s.pad > s.FW - 1) return false;
+  constexpr int64_t kInt = std::numeric_limits<int>::max();  // its GEMM's sizes are BLAS ints
+  if (F * s.FH * s.FW > kInt || s.H * s.W > kInt) return false;
+  return transposed(s, F).identity() ||
+         double(F) * double(s.H * s.W) < double(s.C) * double(s.OH * s.OW);
+}
+
+template <typename T>
+int64_t block_rows(const Window& w) {
+  if (w.identity()) return std::max<int64_t>(1, w.OH);  // no column buffer
+  const int64_t row_bytes = std::max<int64_t>(1, w.OW * w.cols() * int64_t(sizeof(T)));
+  return std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, w.OH));
+}
+
+template <typename T>
+int64_t col_len(const Window& w) {
+  return w.identity() ? 0 : block_rows<T>(w) * w.OW * w.cols();
+}
+
 // The kernels work on one image and one block of output rows [oh0, oh1) at a time, with the
 // columns transposed: colT (C*FH*FW, R), R = (oh1-oh0)*OW, row j = (c, fh, fw) holding the
 // input under filter tap j at each output position. Its rows are runs of input rows, cheap
-// to build and to fold back. When pad > 0 the image is first copied with its zero border
-// (C, Hp, Wp), so that every run is a plain copy without bounds checks.
+// to build and to fold back. With padding the image is first copied with its zero border
+// (C, Hp, Wp), so that every run is a plain copy without bounds checks (faster than runs
+// clipped at the border).
 
-inline int64_t padded_len(const ConvShape& s) {
-  return s.pad ? s.C * (s.H + 2 * s.pad) * (s.W + 2 * s.pad) : 0;
+inline int64_t padded_len(const Window& w) {
+  return w.ph || w.pw ? w.C * (w.H + 2 * w.ph) * (w.W + 2 * w.pw) : 0;
 }
 
-// xn with its zero border in xp when pad > 0 (returns xp), else xn itself.
+// xn with its zero border in xp when there is padding (returns xp), else xn itself.
 template <typename T>
-const T* padded(const T* xn, T* xp, const ConvShape& s) {
-  if (!s.pad) return xn;
-  const int64_t Wp = s.W + 2 * s.pad, plane = (s.H + 2 * s.pad) * Wp;
-  for (int64_t c = 0; c < s.C; ++c) {
+const T* padded(const T* xn, T* xp, const Window& w) {
+  if (!w.ph && !w.pw) return xn;
+  const int64_t Wp = w.W + 2 * w.pw, plane = (w.H + 2 * w.ph) * Wp;
+  for (int64_t c = 0; c < w.C; ++c) {
     T* pc = xp + c * plane;
-    std::fill(pc, pc + s.pad * Wp + s.pad, T(0));
-    for (int64_t h = 0; h < s.H; ++h) {
-      T* row = pc + (h + s.pad) * Wp + s.pad;
-      std::copy(xn + (c * s.H + h) * s.W, xn + (c * s.H + h + 1) * s.W, row);
-      std::fill(row + s.W, row + s.W + 2 * s.pad, T(0));  // right border, next row's left
+    std::fill(pc, pc + w.ph * Wp, T(0));
+    for (int64_t h = 0; h < w.H; ++h) {
+      T* row = pc + (h + w.ph) * Wp;
+      std::fill(row, row + w.pw, T(0));
+      std::copy(xn + (c * w.H + h) * w.W, xn + (c * w.H + h + 1) * w.W, row + w.pw);
+      std::fill(row + w.pw + w.W, row + Wp, T(0));
     }
-    std::fill(pc + (s.H + s.pad) * Wp + s.pad, pc + plane, T(0));
+    std::fill(pc + (w.H + w.ph) * Wp, pc + plane, T(0));
   }
   return xp;
 }
 
-// colT from xs, the image with its border (or without when pad is 0).
+// colT from xs, the image with its border (or without when there is no padding).
 template <typename T>
-void im2col_t(const T* xs, T* colT, const ConvShape& s, int64_t oh0, int64_t oh1) {
-  const int64_t Wp = s.W + 2 * s.pad, Hp = s.H + 2 * s.pad, OW = s.OW, st = s.stride;
+void im2col_t(const T* xs, T* colT, const Window& w, int64_t oh0, int64_t oh1) {
+  const int64_t Wp = w.W + 2 * w.pw, Hp = w.H + 2 * w.ph, OW = w.OW, st = w.stride;
   const int64_t R = (oh1 - oh0) * OW;
   T* dst = colT;
-  for (int64_t c = 0; c < s.C; ++c)
-    for (int64_t fh = 0; fh < s.FH; ++fh)
-      for (int64_t fw = 0; fw < s.FW; ++fw, dst += R) {
+  for (int64_t c = 0; c < w.C; ++c)
+    for (int64_t fh = 0; fh < w.FH; ++fh)
+      for (int64_t fw = 0; fw < w.FW; ++fw, dst += R) {
         const T* src = xs + (c * Hp + fh) * Wp + fw;
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           const T* r = src + oh * st * Wp;
@@ -99,13 +140,13 @@ void im2col_t(const T* xs, T* colT, const ConvShape& s, int64_t oh0, int64_t oh1
 
 // Adds colT onto xs, the image gradient with its border (the adjoint of im2col_t).
 template <typename T>
-void col2im_t_add(const T* colT, T* xs, const ConvShape& s, int64_t oh0, int64_t oh1) {
-  const int64_t Wp = s.W + 2 * s.pad, Hp = s.H + 2 * s.pad, OW = s.OW, st = s.stride;
+void col2im_t_add(const T* colT, T* xs, const Window& w, int64_t oh0, int64_t oh1) {
+  const int64_t Wp = w.W + 2 * w.pw, Hp = w.H + 2 * w.ph, OW = w.OW, st = w.stride;
   const int64_t R = (oh1 - oh0) * OW;
   const T* src = colT;
-  for (int64_t c = 0; c < s.C; ++c)
-    for (int64_t fh = 0; fh < s.FH; ++fh)
-      for (int64_t fw = 0; fw < s.FW; ++fw, src += R) {
+  for (int64_t c = 0; c < w.C; ++c)
+    for (int64_t fh = 0; fh < w.FH; ++fh)
+      for (int64_t fw = 0; fw < w.FW; ++fw, src += R) {
         T* dst = xs + (c * Hp + fh) * Wp + fw;
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           T* r = dst + oh * st * Wp;
@@ -119,24 +160,52 @@ void col2im_t_add(const T* colT, T* xs, const ConvShape& s, int64_t oh0, int64_t
       }
 }
 
-// A zeroed gradient buffer for image dxn: dxp (with border) when pad > 0, else dxn itself.
+// A zeroed gradient buffer for image dxn: dxp (with border) when there is padding, else dxn.
 template <typename T>
-T* zeroed_grad(T* dxn, T* dxp, const ConvShape& s) {
-  T* g = s.pad ? dxp : dxn;
-  std::fill(g, g + (s.pad ? padded_len(s) : s.C * s.H * s.W), T(0));
+T* zeroed_grad(T* dxn, T* dxp, const Window& w) {
+  const int64_t len = padded_len(w);
+  T* g = len ? dxp : dxn;
+  std::fill(g, g + (len ? len : w.C * w.H * w.W), T(0));
   return g;
 }
 
-// Copies the inside of dxp onto dxn when pad > 0 (dxn already holds the gradient otherwise).
+// Copies the inside of dxp onto dxn when there is padding (else dxn holds the gradient).
 template <typename T>
-void unpad_grad(const T* dxp, T* dxn, const ConvShape& s) {
-  if (!s.pad) return;
-  const int64_t Wp = s.W + 2 * s.pad, Hp = s.H + 2 * s.pad;
-  for (int64_t c = 0; c < s.C; ++c)
-    for (int64_t h = 0; h < s.H; ++h) {
-      const T* row = dxp + (c * Hp + h + s.pad) * Wp + s.pad;
-      std::copy(row, row + s.W, dxn + (c * s.H + h) * s.W);
+void unpad_grad(const T* dxp, T* dxn, const Window& w) {
+  if (!padded_len(w)) return;
+  const int64_t Wp = w.W + 2 * w.pw, Hp = w.H + 2 * w.ph;
+  for (int64_t c = 0; c < w.C; ++c)
+    for (int64_t h = 0; h < w.H; ++h) {
+      const T* row = dxp + (c * Hp + h + w.ph) * Wp + w.pw;
+      std::copy(row, row + w.W, dxn + (c * w.H + h) * w.W);
     }
+}
+
+// The columns of rows [oh0, oh1) of xs (the image with its border, see padded): colT filled
+// by im2col_t, or the image itself when the window is the identity. ld: their row stride.
+template <typename T>
+const T* columns(const T* xs, T* colT, const Window& w, int64_t oh0, int64_t oh1, int64_t& ld) {
+  if (w.identity()) {
+    ld = w.OH * w.OW;
+    return xs + oh0 * w.OW;
+  }
+  ld = (oh1 - oh0) * w.OW;
+  im2col_t(xs, colT, w, oh0, oh1);
+  return colT;
+}
+
+// Wt (groups, C, F*FH*FW): Wt[g][c][f][i][j] = W[g*F + f][c][FH-1-i][FW-1-j], the filters of
+// the transposed window.
+template <typename T>
+void flipped_filters(const T* W, T* Wt, const ConvShape& s, int64_t FN, int64_t groups) {
+  const int64_t F = FN / groups, K = s.FH * s.FW, CK = s.cols();
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t f = 0; f < F; ++f) {
+        const T* src = W + (g * F + f) * CK + c * K;
+        T* dst = Wt + ((g * s.C + c) * F + f) * K;
+        for (int64_t k = 0; k < K; ++k) dst[k] = src[K - 1 - k];
+      }
 }
 
 // out_n (FN, OH*OW) = b + Wm (FN, CK) @ colT, block by block, group by group (filters
@@ -144,43 +213,62 @@ void unpad_grad(const T* dxp, T* dxn, const ConvShape& s) {
 template <typename T>
 void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape& s, int64_t FN,
                    int64_t groups, T* colT, T* xp) {
-  const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
+  const Window w = window(s);
+  const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(w);
   const int64_t F = FN / groups, CHW = s.C * s.H * s.W;
   for (int64_t f = 0; f < FN; ++f) std::fill(outn + f * P, outn + (f + 1) * P, b ? b[f] : T(0));
   if (CK == 0) return;  // no input channels: out is the bias
   for (int64_t g = 0; g < groups; ++g) {
-    const T* xs = padded(xn + g * CHW, xp, s);
+    const T* xs = padded(xn + g * CHW, xp, w);
     for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
       const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
-      im2col_t(xs, colT, s, oh0, oh1);
-      gemm(false, false, F, R, CK, T(1), W + g * F * CK, CK, colT, R, T(1),
+      int64_t ld;
+      const T* cols = columns(xs, colT, w, oh0, oh1, ld);
+      gemm(false, false, F, R, CK, T(1), W + g * F * CK, CK, cols, ld, T(1),
            outn + g * F * P + oh0 * s.OW, P);
     }
   }
 }
 
-// dW (FN, CK) += dout_n @ colT^T; dcolT = Wm^T @ dout_n overwrites colT and is folded onto dx_n
-// (skipped when dxn is null: the caller does not need dx). Group by group as forward_image.
+// dWT (groups, CK, F) += colT @ dout_n^T, the transposed dW (OpenBLAS runs this orientation
+// faster: the long side CK is its M); dx_n (skipped when dxn is null) either as the
+// convolution of dout_n with Wt (when Wt is not null, see dx_by_convolution), or as
+// dcolT = Wm^T @ dout_n (overwriting colT) folded onto dx_n. Group by group as forward_image;
+// xp holds the padded x, then the padded dout; dxp the padded dx when folding.
 template <typename T>
-void backward_image(const T* doutn, const T* xn, const T* W, T* dxn, T* dW, const ConvShape& s,
-                    int64_t FN, int64_t groups, T* colT, T* xp, T* dxp) {
-  const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
-  const int64_t F = FN / groups, CHW = s.C * s.H * s.W;
+void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, T* dxn, T* dWT,
+                    const ConvShape& s, int64_t FN, int64_t groups, T* colT, T* xp, T* dxp) {
+  const Window w = window(s);
+  const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(w);
+  const int64_t F = FN / groups, CHW = s.C * s.H * s.W, HW = s.H * s.W;
   for (int64_t g = 0; g < groups; ++g) {
-    const T* xs = padded(xn + g * CHW, xp, s);
     T* dxg = dxn ? dxn + g * CHW : nullptr;
-    T* dxs = dxg ? zeroed_grad(dxg, dxp, s) : nullptr;
-    const T* Wg = W + g * F * CK;
+    const T* dg = doutn + g * F * P;
+    const bool fold = dxg && !Wt;
+    const T* xs = padded(xn + g * CHW, xp, w);
+    T* dxs = fold ? zeroed_grad(dxg, dxp, w) : nullptr;
     for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
       const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
-      const T* d = doutn + g * F * P + oh0 * s.OW;  // (F, R) block of dout_n, row stride P
-      im2col_t(xs, colT, s, oh0, oh1);
-      gemm(false, true, F, CK, R, T(1), d, P, colT, R, T(1), dW + g * F * CK, CK);
-      if (!dxg) continue;
-      gemm(true, false, CK, R, F, T(1), Wg, CK, d, P, T(0), colT, R);
-      col2im_t_add(colT, dxs, s, oh0, oh1);
+      const T* d = dg + oh0 * s.OW;  // (F, R) block of dout_n, row stride P
+      int64_t ld;
+      const T* cols = columns(xs, colT, w, oh0, oh1, ld);
+      gemm(false, true, CK, F, R, T(1), cols, ld, d, P, T(1), dWT + g * CK * F, F);
+      if (!fold) continue;
+      gemm(true, false, CK, R, F, T(1), W + g * F * CK, CK, d, P, T(0), colT, R);
+      col2im_t_add(colT, dxs, w, oh0, oh1);
     }
-    if (dxg) unpad_grad(dxs, dxg, s);
+    if (fold) unpad_grad(dxs, dxg, w);
+    if (!dxg || fold) continue;
+    const Window t = transposed(s, F);
+    const T* ds = padded(dg, xp, t);
+    const int64_t KT = t.cols(), trows = block_rows<T>(t);
+    for (int64_t h0 = 0; h0 < s.H; h0 += trows) {
+      const int64_t h1 = std::min(s.H, h0 + trows), R = (h1 - h0) * s.W;
+      int64_t ld;
+      const T* cols = columns(ds, colT, t, h0, h1, ld);
+      gemm(false, false, s.C, R, KT, T(1), Wt + g * s.C * KT, KT, cols, ld, T(0), dxg + h0 * s.W,
+           HW);
+    }
   }
 }
 
@@ -382,9 +470,9 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
   if (s.N == 0 || FN == 0) return;  // empty output
   if (depthwise(s, groups)) return depthwise_forward(x, W, b, out, s, FN, groups);
   const int64_t CHW = groups * s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
-  const int64_t col_len = block_rows<T>(s) * s.OW * s.cols(), xp_len = padded_len(s);
+  const int64_t len = col_len<T>(window(s)), xp_len = padded_len(window(s));
   if (!images_in_parallel(s)) {
-    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len);
+    auto col = scratch<T>(len), xp = scratch<T>(xp_len);
     if (!col || !xp) throw std::bad_alloc();
     for (int64_t n = 0; n < s.N; ++n)
       forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, groups, col.get(), xp.get());
@@ -393,7 +481,7 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
   bool out_of_memory = false;
 #pragma omp parallel num_threads(get_num_threads())
   {
-    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len);
+    auto col = scratch<T>(len), xp = scratch<T>(xp_len);
     if (!col || !xp) {
 #pragma omp atomic write
       out_of_memory = true;
@@ -411,8 +499,6 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                      const ConvShape& s, int64_t FN, int64_t groups) {
   check_conv_blas_sizes(s, FN);  // before any parallel region
   const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = groups * s.C * s.H * s.W;
-  const int64_t col_len = block_rows<T>(s) * s.OW * CK, xp_len = padded_len(s);
-  const int64_t dxp_len = dx ? xp_len : 0;
   // db[f] = sum of dout over images and positions: vectorised per image, images added in double.
 #pragma omp parallel for schedule(static) if (worth_parallel(s.N * FN * P))
   for (int64_t f = 0; f < FN; ++f) {
@@ -432,22 +518,41 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     return;
   }
   if (depthwise(s, groups)) return depthwise_backward(dout, x, W, dx, dW, s, FN, groups);
+  const int64_t F = FN / groups;
+  const bool by_conv = dx && dx_by_convolution(s, F);
+  Buf<T> Wt = scratch<T>(by_conv ? FN * CK : 0);
+  if (!Wt) throw std::bad_alloc();
+  if (by_conv) flipped_filters(W, Wt.get(), s, FN, groups);
+  const T* Wtp = by_conv ? Wt.get() : nullptr;
+  const Window w = window(s), t = transposed(s, F);
+  const int64_t len = std::max(col_len<T>(w), by_conv ? col_len<T>(t) : 0);
+  const int64_t xp_len = std::max(padded_len(w), by_conv ? padded_len(t) : 0);
+  const int64_t dxp_len = dx && !by_conv ? padded_len(w) : 0;
+  // dW[g*F + f][k] = dWT[g][k][f].
+  auto untranspose = [&](const T* dWT) {
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t f = 0; f < F; ++f)
+        for (int64_t k = 0; k < CK; ++k) dW[(g * F + f) * CK + k] = dWT[(g * CK + k) * F + f];
+  };
   if (!images_in_parallel(s)) {
-    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
-    if (!col || !xp || !dxp) throw std::bad_alloc();
+    auto col = scratch<T>(len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
+    auto dWT = scratch<T>(FN * CK);
+    if (!col || !xp || !dxp || !dWT) throw std::bad_alloc();
+    std::fill(dWT.get(), dWT.get() + FN * CK, T(0));
     for (int64_t n = 0; n < s.N; ++n)
-      backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dW, s, FN,
-                     groups, col.get(), xp.get(), dxp.get());
+      backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, dx ? dx + n * CHW : dx, dWT.get(),
+                     s, FN, groups, col.get(), xp.get(), dxp.get());
+    untranspose(dWT.get());
     return;
   }
-  // Each thread accumulates its own dW; the partial sums are added in thread order afterwards,
+  // Each thread accumulates its own dWT; the partial sums are added in thread order afterwards,
   // so results do not depend on timing. The partial sums live until every thread is done.
   const int threads = get_num_threads();
   std::vector<Buf<T>> partial(threads);
   bool out_of_memory = false;
 #pragma omp parallel num_threads(threads)
   {
-    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
+    auto col = scratch<T>(len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
     auto dWt = scratch<T>(FN * CK);
     const bool ok = col && xp && dxp && dWt;
     if (ok) {
@@ -459,14 +564,21 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
       if (ok)
-        backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dWt.get(), s,
-                       FN, groups, col.get(), xp.get(), dxp.get());
+        backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, dx ? dx + n * CHW : dx,
+                       dWt.get(), s, FN, groups, col.get(), xp.get(), dxp.get());
     partial[omp_get_thread_num()] = std::move(dWt);
   }
   if (out_of_memory) throw std::bad_alloc();
-  for (const auto& p : partial)
-    if (p)
-      for (int64_t i = 0; i < FN * CK; ++i) dW[i] += p.get()[i];
+  T* sum = nullptr;
+  for (const auto& p : partial) {
+    if (!p) continue;
+    if (!sum) {
+      sum = p.get();
+      continue;
+    }
+    for (int64_t i = 0; i < FN * CK; ++i) sum[i] += p.get()[i];
+  }
+  if (sum) untranspose(sum);
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                 \
