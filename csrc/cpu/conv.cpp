@@ -97,10 +97,11 @@ inline int64_t padded_len(const Window& w) {
   return w.ph || w.pw ? w.C * (w.H + 2 * w.ph) * (w.W + 2 * w.pw) : 0;
 }
 
-// xn with its zero border in xp when there is padding (returns xp), else xn itself.
+// xn with its zero border in xp when there is padding or for conv_taps (returns xp), else xn
+// itself. For conv_taps xp also gets FW zeros past the last plane (see tap_len).
 template <typename T>
-const T* padded(const T* xn, T* xp, const Window& w) {
-  if (!w.ph && !w.pw) return xn;
+const T* padded(const T* xn, T* xp, const Window& w, bool taps = false) {
+  if (!w.ph && !w.pw && !taps) return xn;
   const int64_t Wp = w.W + 2 * w.pw, plane = (w.H + 2 * w.ph) * Wp;
   for (int64_t c = 0; c < w.C; ++c) {
     T* pc = xp + c * plane;
@@ -113,6 +114,7 @@ const T* padded(const T* xn, T* xp, const Window& w) {
     }
     std::fill(pc + (w.H + w.ph) * Wp, pc + plane, T(0));
   }
+  if (taps) std::fill(xp + w.C * plane, xp + w.C * plane + w.FW, T(0));
   return xp;
 }
 
@@ -194,6 +196,79 @@ const T* columns(const T* xs, T* colT, const Window& w, int64_t oh0, int64_t oh1
   return colT;
 }
 
+// A stride-1 window over at least 8 channels runs tap by tap (conv_taps): packing the padded
+// image for each tap's GEMM costs less than building and packing its columns, while few
+// channels (K = C) leave those GEMMs too thin.
+inline bool by_taps(const Window& w) {
+  constexpr int64_t kInt = std::numeric_limits<int>::max();  // GEMM sizes are BLAS ints
+  return w.stride == 1 && !w.identity() && w.C >= 8 &&
+         (w.H + 2 * w.ph) * (w.W + 2 * w.pw) <= kInt - w.FW;
+}
+
+// conv_taps's padded copy: C planes and FW zeros for the last tap's last row to read.
+inline int64_t tap_len(const Window& w) {
+  return w.C * (w.H + 2 * w.ph) * (w.W + 2 * w.pw) + w.FW;
+}
+
+// Output rows per conv_taps block: its wide buffer (M, rows, Wp) stays near kBlockBytes.
+template <typename T>
+int64_t tap_rows(const Window& w, int64_t M) {
+  const int64_t row_bytes = std::max<int64_t>(1, M * (w.W + 2 * w.pw) * int64_t(sizeof(T)));
+  return std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, w.OH));
+}
+
+template <typename T>
+int64_t wide_len(const Window& w, int64_t M) {
+  return tap_rows<T>(w, M) * (w.W + 2 * w.pw) * M;
+}
+
+// out (M, OH, OW) += the stride-1 convolution of xs (padded by padded(..., true), rows Wp
+// long) with the filters Wr (FH*FW, M, C), tap by tap, without columns: the input under tap
+// (fh, fw) at output (oh, ow) is xs[c][oh + fh][ow + fw], so for a block of output rows tap
+// t adds Wr_t (M, C) @ the (C, rows*Wp) matrix at xs + (oh0 + fh)*Wp + fw (rows a plane
+// apart) onto wide (M, rows*Wp). Its columns ow >= OW straddle two image rows and are dropped.
+template <typename T>
+void conv_taps(const T* xs, const T* Wr, int64_t M, T* out, T* wide, const Window& w) {
+  const int64_t Wp = w.W + 2 * w.pw, plane = (w.H + 2 * w.ph) * Wp, P = w.OH * w.OW;
+  const int64_t rows = tap_rows<T>(w, M);
+  for (int64_t oh0 = 0; oh0 < w.OH; oh0 += rows) {
+    const int64_t oh1 = std::min(w.OH, oh0 + rows), N = (oh1 - oh0) * Wp;
+    for (int64_t t = 0; t < w.FH * w.FW; ++t)
+      gemm(false, false, M, N, w.C, T(1), Wr + t * M * w.C, w.C,
+           xs + (oh0 + t / w.FW) * Wp + t % w.FW, plane, T(t ? 1 : 0), wide, N);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        T* o = out + m * P + oh * w.OW;
+        const T* src = wide + m * N + (oh - oh0) * Wp;
+#pragma omp simd
+        for (int64_t ow = 0; ow < w.OW; ++ow) o[ow] += src[ow];
+      }
+  }
+}
+
+// Wr (groups, FH*FW, F, C): Wr[g][t][f][c] = W[g*F + f][c][t], forward's taps.
+template <typename T>
+void tap_filters(const T* W, T* Wr, const ConvShape& s, int64_t FN, int64_t groups) {
+  const int64_t F = FN / groups, K = s.FH * s.FW, CK = s.cols();
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t f = 0; f < F; ++f)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t t = 0; t < K; ++t)
+          Wr[((g * K + t) * F + f) * s.C + c] = W[(g * F + f) * CK + c * K + t];
+}
+
+// Wr (groups, FH*FW, C, F): Wr[g][t][c][f] = W[g*F + f][c][FH*FW-1-t], the taps of the
+// transposed window (dx by conv_taps).
+template <typename T>
+void flipped_tap_filters(const T* W, T* Wr, const ConvShape& s, int64_t FN, int64_t groups) {
+  const int64_t F = FN / groups, K = s.FH * s.FW, CK = s.cols();
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t f = 0; f < F; ++f)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t t = 0; t < K; ++t)
+          Wr[((g * K + t) * s.C + c) * F + f] = W[(g * F + f) * CK + c * K + K - 1 - t];
+}
+
 // Wt (groups, C, F*FH*FW): Wt[g][c][f][i][j] = W[g*F + f][c][FH-1-i][FW-1-j], the filters of
 // the transposed window.
 template <typename T>
@@ -209,16 +284,21 @@ void flipped_filters(const T* W, T* Wt, const ConvShape& s, int64_t FN, int64_t 
 }
 
 // out_n (FN, OH*OW) = b + Wm (FN, CK) @ colT, block by block, group by group (filters
-// [g*F, (g+1)*F) against channel group g).
+// [g*F, (g+1)*F) against channel group g); by conv_taps with Wr (tap_filters) when not null.
 template <typename T>
-void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape& s, int64_t FN,
-                   int64_t groups, T* colT, T* xp) {
+void forward_image(const T* xn, const T* W, const T* Wr, const T* b, T* outn, const ConvShape& s,
+                   int64_t FN, int64_t groups, T* colT, T* xp) {
   const Window w = window(s);
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(w);
   const int64_t F = FN / groups, CHW = s.C * s.H * s.W;
   for (int64_t f = 0; f < FN; ++f) std::fill(outn + f * P, outn + (f + 1) * P, b ? b[f] : T(0));
   if (CK == 0) return;  // no input channels: out is the bias
   for (int64_t g = 0; g < groups; ++g) {
+    if (Wr) {
+      const T* xs = padded(xn + g * CHW, xp, w, true);
+      conv_taps(xs, Wr + g * F * CK, F, outn + g * F * P, colT, w);
+      continue;
+    }
     const T* xs = padded(xn + g * CHW, xp, w);
     for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
       const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
@@ -232,7 +312,8 @@ void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape
 
 // dWT (groups, CK, F) += colT @ dout_n^T, the transposed dW (OpenBLAS runs this orientation
 // faster: the long side CK is its M); dx_n (skipped when dxn is null) either as the
-// convolution of dout_n with Wt (when Wt is not null, see dx_by_convolution), or as
+// convolution of dout_n with Wt (when Wt is not null, see dx_by_convolution; Wt from
+// flipped_tap_filters when the transposed window goes by_taps, else flipped_filters), or as
 // dcolT = Wm^T @ dout_n (overwriting colT) folded onto dx_n. Group by group as forward_image;
 // xp holds the padded x, then the padded dout; dxp the padded dx when folding.
 template <typename T>
@@ -260,6 +341,11 @@ void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, T* dxn
     if (fold) unpad_grad(dxs, dxg, w);
     if (!dxg || fold) continue;
     const Window t = transposed(s, F);
+    if (by_taps(t)) {
+      std::fill(dxg, dxg + CHW, T(0));
+      conv_taps(padded(dg, xp, t, true), Wt + g * s.C * t.cols(), s.C, dxg, colT, t);
+      continue;
+    }
     const T* ds = padded(dg, xp, t);
     const int64_t KT = t.cols(), trows = block_rows<T>(t);
     for (int64_t h0 = 0; h0 < s.H; h0 += trows) {
@@ -470,12 +556,20 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
   if (s.N == 0 || FN == 0) return;  // empty output
   if (depthwise(s, groups)) return depthwise_forward(x, W, b, out, s, FN, groups);
   const int64_t CHW = groups * s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
-  const int64_t len = col_len<T>(window(s)), xp_len = padded_len(window(s));
+  const Window w = window(s);
+  const bool taps = s.cols() > 0 && by_taps(w);
+  const int64_t len = taps ? wide_len<T>(w, FN / groups) : col_len<T>(w);
+  const int64_t xp_len = taps ? tap_len(w) : padded_len(w);
+  Buf<T> Wr = scratch<T>(taps ? FN * s.cols() : 0);
+  if (!Wr) throw std::bad_alloc();
+  if (taps) tap_filters(W, Wr.get(), s, FN, groups);
+  const T* Wrp = taps ? Wr.get() : nullptr;
   if (!images_in_parallel(s)) {
     auto col = scratch<T>(len), xp = scratch<T>(xp_len);
     if (!col || !xp) throw std::bad_alloc();
     for (int64_t n = 0; n < s.N; ++n)
-      forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, groups, col.get(), xp.get());
+      forward_image(x + n * CHW, W, Wrp, b, out + n * outlen, s, FN, groups, col.get(),
+                    xp.get());
     return;
   }
   bool out_of_memory = false;
@@ -489,7 +583,8 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
       if (col && xp)
-        forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, groups, col.get(), xp.get());
+        forward_image(x + n * CHW, W, Wrp, b, out + n * outlen, s, FN, groups, col.get(),
+                      xp.get());
   }
   if (out_of_memory) throw std::bad_alloc();
 }
@@ -522,11 +617,17 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   const bool by_conv = dx && dx_by_convolution(s, F);
   Buf<T> Wt = scratch<T>(by_conv ? FN * CK : 0);
   if (!Wt) throw std::bad_alloc();
-  if (by_conv) flipped_filters(W, Wt.get(), s, FN, groups);
-  const T* Wtp = by_conv ? Wt.get() : nullptr;
   const Window w = window(s), t = transposed(s, F);
-  const int64_t len = std::max(col_len<T>(w), by_conv ? col_len<T>(t) : 0);
-  const int64_t xp_len = std::max(padded_len(w), by_conv ? padded_len(t) : 0);
+  const bool taps = by_conv && by_taps(t);
+  if (taps) flipped_tap_filters(W, Wt.get(), s, FN, groups);
+  else if (by_conv) flipped_filters(W, Wt.get(), s, FN, groups);
+  const T* Wtp = by_conv ? Wt.get() : nullptr;
+  const int64_t len = std::max(col_len<T>(w), !by_conv ? 0
+                                              : taps   ? wide_len<T>(t, s.C)
+                                                       : col_len<T>(t));
+  const int64_t xp_len = std::max(padded_len(w), !by_conv ? 0
+                                                 : taps   ? tap_len(t)
+                                                          : padded_len(t));
   const int64_t dxp_len = dx && !by_conv ? padded_len(w) : 0;
   // dW[g*F + f][k] = dWT[g][k][f].
   auto untranspose = [&](const T* dWT) {
