@@ -63,17 +63,6 @@ inline Window transposed(const ConvShape& s, int64_t F) {
   return {F, s.OH, s.OW, s.FH, s.FW, 1, s.FH - 1 - s.pad, s.FW - 1 - s.pad, s.H, s.W};
 }
 
-// dx by that convolution when its columns (F*FH*FW per pixel of x) are fewer than those of
-// dcol = Wm^T @ dout (C*FH*FW per output position), which col2im reads back; or for a 1x1
-// filter, whose dout needs no columns at all.
-inline bool dx_by_convolution(const ConvShape& s, int64_t F) {
-  if (s.stride != 1 || s.pad > s.FH - 1 || s.pad > s.FW - 1) return false;
-  constexpr int64_t kInt = std::numeric_limits<int>::max();  // its GEMM's sizes are BLAS ints
-  if (F * s.FH * s.FW > kInt || s.H * s.W > kInt) return false;
-  return transposed(s, F).identity() ||
-         double(F) * double(s.H * s.W) < double(s.C) * double(s.OH * s.OW);
-}
-
 template <typename T>
 int64_t block_rows(const Window& w) {
   if (w.identity()) return std::max<int64_t>(1, w.OH);  // no column buffer
@@ -203,6 +192,21 @@ inline bool by_taps(const Window& w) {
   constexpr int64_t kInt = std::numeric_limits<int>::max();  // GEMM sizes are BLAS ints
   return w.stride == 1 && !w.identity() && w.C >= 8 &&
          (w.H + 2 * w.ph) * (w.W + 2 * w.pw) <= kInt - w.FW;
+}
+
+// dx by the transposed convolution when its columns (F*FH*FW per pixel of x) are fewer than
+// those of dcol = Wm^T @ dout (C*FH*FW per output position), which col2im reads back; as
+// many, when it goes by_taps with at most 32 filters (their tap GEMMs then beat dcol's
+// GEMM with K = F and col2im; with 64 or more, at 7x7 to 28x28, they did not); and for a 1x1
+// filter, whose dout needs no columns at all.
+inline bool dx_by_convolution(const ConvShape& s, int64_t F) {
+  if (s.stride != 1 || s.pad > s.FH - 1 || s.pad > s.FW - 1) return false;
+  constexpr int64_t kInt = std::numeric_limits<int>::max();  // its GEMM's sizes are BLAS ints
+  if (F * s.FH * s.FW > kInt || s.H * s.W > kInt) return false;
+  const Window t = transposed(s, F);
+  const double dout_cols = double(F) * double(s.H * s.W);
+  const double dcol = double(s.C) * double(s.OH * s.OW);
+  return t.identity() || dout_cols < dcol || (dout_cols == dcol && by_taps(t) && F <= 32);
 }
 
 // conv_taps's padded copy: C planes and FW zeros for the last tap's last row to read.
