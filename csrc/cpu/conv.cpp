@@ -5,6 +5,7 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "core/blas.h"
@@ -214,11 +215,18 @@ inline int64_t tap_len(const Window& w) {
   return w.C * (w.H + 2 * w.ph) * (w.W + 2 * w.pw) + w.FW;
 }
 
-// Output rows per conv_taps block: its wide buffer (M, rows, Wp) stays near kBlockBytes.
+// Output rows per conv_taps block: its wide buffer (M, rows, Wp) stays near kBlockBytes, and
+// a float tap GEMM within OpenBLAS's unpacked path where that is faster (core/blas.h; one
+// core: 32x420x64 97 GF/s vs 32x840x64 70, 64x224x64 119 vs 64x448x64 81).
 template <typename T>
 int64_t tap_rows(const Window& w, int64_t M) {
-  const int64_t row_bytes = std::max<int64_t>(1, M * (w.W + 2 * w.pw) * int64_t(sizeof(T)));
-  return std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, w.OH));
+  const int64_t Wp = w.W + 2 * w.pw, row_bytes = std::max<int64_t>(1, M * Wp * int64_t(sizeof(T)));
+  int64_t rows = std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, w.OH));
+  const double row_mnk = double(M) * double(Wp) * double(w.C);
+  if (std::is_same_v<T, float> && row_mnk <= detail::kBlasSmallMNK &&
+      detail::blas_small_kernels_fast())
+    rows = std::min(rows, static_cast<int64_t>(detail::kBlasSmallMNK / row_mnk));
+  return rows;
 }
 
 template <typename T>
