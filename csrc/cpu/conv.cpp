@@ -61,8 +61,8 @@ inline Window window(const ConvShape& s) {
 }
 
 // At stride 1, dx (C, H, W) of a group is the convolution of its dout (F, OH, OW), padded by
-// FH-1-pad and FW-1-pad, with the filters flipped and transposed (see flipped_filters):
-// one GEMM with K = F*FH*FW per block, no col2im.
+// FH-1-pad and FW-1-pad, with the filters flipped and transposed (see flipped_filters and
+// flipped_tap_filters): GEMMs with K = F*FH*FW (or F per tap), and no col2im.
 inline Window transposed(const ConvShape& s, int64_t F) {
   return {F, s.OH, s.OW, s.FH, s.FW, 1, s.FH - 1 - s.pad, s.FW - 1 - s.pad, s.H, s.W};
 }
