@@ -589,8 +589,8 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
   const bool taps = s.cols() > 0 && by_taps(w);
   const int64_t len = taps ? wide_len<T>(w, FN / groups) : col_len<T>(w);
   const int64_t xp_len = taps ? tap_len(w) : padded_len(w);
-  Buf<T> Wr = scratch<T>(taps ? FN * s.cols() : 0);
-  if (!Wr) throw std::bad_alloc();
+  Buf<T> Wr = taps ? scratch<T>(FN * s.cols()) : Buf<T>();
+  if (taps && !Wr) throw std::bad_alloc();
   if (taps) tap_filters(W, Wr.get(), s, FN, groups);
   const T* Wrp = taps ? Wr.get() : nullptr;
   if (!images_in_parallel(s)) {
@@ -644,8 +644,8 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   if (depthwise(s, groups)) return depthwise_backward(dout, x, W, dx, dW, s, FN, groups);
   const int64_t F = FN / groups;
   const bool by_conv = dx && dx_by_convolution(s, F);
-  Buf<T> Wt = scratch<T>(by_conv ? FN * CK : 0);
-  if (!Wt) throw std::bad_alloc();
+  Buf<T> Wt = by_conv ? scratch<T>(FN * CK) : Buf<T>();
+  if (by_conv && !Wt) throw std::bad_alloc();
   const Window w = window(s), t = transposed(s, F);
   const bool taps = by_conv && by_taps(t);
   if (taps) flipped_tap_filters(W, Wt.get(), s, FN, groups);
