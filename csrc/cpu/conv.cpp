@@ -200,17 +200,24 @@ inline bool by_taps(const Window& w) {
 
 // dx by the transposed convolution when its columns (F*FH*FW per pixel of x) are fewer than
 // those of dcol = Wm^T @ dout (C*FH*FW per output position), which col2im reads back; as
-// many, when it goes by_taps with at most 32 filters (their tap GEMMs then beat dcol's
+// many, when it may go by_taps (taps_ok) with at most 32 filters (their tap GEMMs beat dcol's
 // GEMM with K = F and col2im; with 64 or more, at 7x7 to 28x28, they did not); and for a 1x1
 // filter, whose dout needs no columns at all.
-inline bool dx_by_convolution(const ConvShape& s, int64_t F) {
+inline bool dx_by_convolution(const ConvShape& s, int64_t F, bool taps_ok) {
   if (s.stride != 1 || s.pad > s.FH - 1 || s.pad > s.FW - 1) return false;
   constexpr int64_t kInt = std::numeric_limits<int>::max();  // its GEMM's sizes are BLAS ints
   if (F * s.FH * s.FW > kInt || s.H * s.W > kInt) return false;
   const Window t = transposed(s, F);
   const double dout_cols = double(F) * double(s.H * s.W);
   const double dcol = double(s.C) * double(s.OH * s.OW);
-  return t.identity() || dout_cols < dcol || (dout_cols == dcol && by_taps(t) && F <= 32);
+  return t.identity() || dout_cols < dcol ||
+         (dout_cols == dcol && taps_ok && by_taps(t) && F <= 32);
+}
+
+// Tap GEMMs are too small for gemm() to split over threads: conv_taps runs where images go to
+// threads, or on one thread (else the columns' larger GEMMs are split).
+inline bool taps_allowed(const ConvShape& s) {
+  return images_in_parallel(s) || get_num_threads() == 1;
 }
 
 // conv_taps's padded copy: C planes and FW zeros for the last tap's last row to read.
@@ -341,13 +348,14 @@ void forward_image(const T* xn, const T* W, const T* Wr, const T* b, T* outn, co
 
 // dWT (groups, CK, F) += colT @ dout_n^T, the transposed dW (OpenBLAS runs this orientation
 // faster: the long side CK is its M); dx_n (skipped when dxn is null) either as the
-// convolution of dout_n with Wt (when Wt is not null, see dx_by_convolution; Wt from
-// flipped_tap_filters when the transposed window goes by_taps, else flipped_filters), or as
+// convolution of dout_n with Wt (when Wt is not null, see dx_by_convolution; by conv_taps
+// with Wt from flipped_tap_filters when dx_taps, else by flipped_filters's), or as
 // dcolT = Wm^T @ dout_n (overwriting colT) folded onto dx_n. Group by group as forward_image;
 // xp holds the padded x, then the padded dout; dxp the padded dx when folding.
 template <typename T>
-void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, T* dxn, T* dWT,
-                    const ConvShape& s, int64_t FN, int64_t groups, T* colT, T* xp, T* dxp) {
+void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, bool dx_taps, T* dxn,
+                    T* dWT, const ConvShape& s, int64_t FN, int64_t groups, T* colT, T* xp,
+                    T* dxp) {
   const Window w = window(s);
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(w);
   const int64_t F = FN / groups, CHW = s.C * s.H * s.W, HW = s.H * s.W;
@@ -370,7 +378,7 @@ void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, T* dxn
     if (fold) unpad_grad(dxs, dxg, w);
     if (!dxg || fold) continue;
     const Window t = transposed(s, F);
-    if (by_taps(t)) {
+    if (dx_taps) {
       std::fill(dxg, dxg + CHW, T(0));
       conv_taps(padded(dg, xp, t, true), Wt + g * s.C * t.cols(), s.C, dxg, colT, t);
       continue;
@@ -586,7 +594,7 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
   if (depthwise(s, groups)) return depthwise_forward(x, W, b, out, s, FN, groups);
   const int64_t CHW = groups * s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
   const Window w = forward_window<T>(s, FN / groups);
-  const bool taps = s.cols() > 0 && by_taps(w);
+  const bool taps = s.cols() > 0 && taps_allowed(s) && by_taps(w);
   const int64_t len = taps ? wide_len<T>(w, FN / groups) : col_len<T>(w);
   const int64_t xp_len = taps ? tap_len(w) : padded_len(w);
   Buf<T> Wr = taps ? scratch<T>(FN * s.cols()) : Buf<T>();
@@ -643,11 +651,11 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   }
   if (depthwise(s, groups)) return depthwise_backward(dout, x, W, dx, dW, s, FN, groups);
   const int64_t F = FN / groups;
-  const bool by_conv = dx && dx_by_convolution(s, F);
+  const bool by_conv = dx && dx_by_convolution(s, F, taps_allowed(s));
   Buf<T> Wt = by_conv ? scratch<T>(FN * CK) : Buf<T>();
   if (by_conv && !Wt) throw std::bad_alloc();
   const Window w = window(s), t = transposed(s, F);
-  const bool taps = by_conv && by_taps(t);
+  const bool taps = by_conv && taps_allowed(s) && by_taps(t);
   if (taps) flipped_tap_filters(W, Wt.get(), s, FN, groups);
   else if (by_conv) flipped_filters(W, Wt.get(), s, FN, groups);
   const T* Wtp = by_conv ? Wt.get() : nullptr;
@@ -670,8 +678,8 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     if (!col || !xp || !dxp || !dWT) throw std::bad_alloc();
     std::fill(dWT.get(), dWT.get() + FN * CK, T(0));
     for (int64_t n = 0; n < s.N; ++n)
-      backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, dx ? dx + n * CHW : dx, dWT.get(),
-                     s, FN, groups, col.get(), xp.get(), dxp.get());
+      backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx,
+                     dWT.get(), s, FN, groups, col.get(), xp.get(), dxp.get());
     untranspose(dWT.get());
     return;
   }
@@ -694,7 +702,7 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
       if (ok)
-        backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, dx ? dx + n * CHW : dx,
+        backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx,
                        dWt.get(), s, FN, groups, col.get(), xp.get(), dxp.get());
     partial[omp_get_thread_num()] = std::move(dWt);
   }
