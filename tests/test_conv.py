@@ -25,6 +25,17 @@ SHAPES = [
     (2, 32, 70, 45, 3, 5, 3, 2, 2),
     # DeepConvNet's second layer: float32 GEMMs in row chunks OpenBLAS runs unpacked (core/blas.h)
     (2, 16, 28, 28, 16, 3, 3, 1, 1),
+    # Stride 1 (csrc/cpu/conv.cpp): forward tap by tap (8+ channels), dx by the transposed
+    # convolution tap by tap (fewer filters than channels, or as many and at most 32; with
+    # row and column paddings that differ), by its columns (under 8 filters), or by col2im;
+    # 1x1 filters reading the image in place, or copying it (many float32 filters).
+    (2, 16, 9, 11, 8, 3, 3, 1, 1),
+    (2, 12, 8, 8, 12, 3, 3, 1, 1),
+    (2, 16, 7, 9, 8, 3, 2, 1, 0),
+    (2, 6, 7, 7, 3, 3, 3, 1, 1),
+    (2, 8, 9, 9, 16, 5, 5, 1, 2),
+    (3, 8, 5, 6, 4, 1, 1, 1, 0),
+    (2, 24, 32, 32, 144, 1, 1, 1, 0),
 ]
 
 

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "core/blas.h"
@@ -17,12 +19,6 @@ namespace {
 // A block of output rows is im2col'ed, multiplied and (backward) folded back while its columns
 // are still in cache; its column buffer stays near this size (at least one output row).
 constexpr int64_t kBlockBytes = int64_t(1) << 20;
-
-template <typename T>
-int64_t block_rows(const ConvShape& s) {
-  const int64_t row_bytes = std::max<int64_t>(1, s.OW * s.cols() * int64_t(sizeof(T)));
-  return std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, s.OH));
-}
 
 // Scratch of at least one element from the buffer cache (core/buffers.h), given back when the
 // call ends: reused by the next call like the outputs are, and freed by release_buffers() (a
@@ -47,43 +43,83 @@ inline bool images_in_parallel(const ConvShape& s) {
   return get_num_threads() > 1 && s.N >= get_num_threads();
 }
 
+// A sliding window over one image of C channels (H, W), padded by ph rows and pw columns of
+// zeros, giving (OH, OW). Forward and dW walk x with the layer's window; dx at stride 1 walks
+// dout with the transposed window (see dx_by_convolution).
+struct Window {
+  int64_t C, H, W, FH, FW, stride, ph, pw, OH, OW;
+  bool copy = false;  // build the columns even where they are the image (see forward_window)
+  int64_t cols() const { return C * FH * FW; }
+  // Its columns are the image itself (a 1x1 filter at stride 1 without padding).
+  bool identity() const {
+    return !copy && FH == 1 && FW == 1 && stride == 1 && ph == 0 && pw == 0;
+  }
+};
+
+inline Window window(const ConvShape& s) {
+  return {s.C, s.H, s.W, s.FH, s.FW, s.stride, s.pad, s.pad, s.OH, s.OW};
+}
+
+// At stride 1, dx (C, H, W) of a group is the convolution of its dout (F, OH, OW), padded by
+// FH-1-pad and FW-1-pad, with the filters flipped and transposed (see flipped_filters and
+// flipped_tap_filters): GEMMs with K = F*FH*FW (or F per tap), and no col2im.
+inline Window transposed(const ConvShape& s, int64_t F) {
+  return {F, s.OH, s.OW, s.FH, s.FW, 1, s.FH - 1 - s.pad, s.FW - 1 - s.pad, s.H, s.W};
+}
+
+template <typename T>
+int64_t block_rows(const Window& w) {
+  if (w.identity()) return std::max<int64_t>(1, w.OH);  // no column buffer
+  const int64_t row_bytes = std::max<int64_t>(1, w.OW * w.cols() * int64_t(sizeof(T)));
+  return std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, w.OH));
+}
+
+template <typename T>
+int64_t col_len(const Window& w) {
+  return w.identity() ? 0 : block_rows<T>(w) * w.OW * w.cols();
+}
+
 // The kernels work on one image and one block of output rows [oh0, oh1) at a time, with the
 // columns transposed: colT (C*FH*FW, R), R = (oh1-oh0)*OW, row j = (c, fh, fw) holding the
 // input under filter tap j at each output position. Its rows are runs of input rows, cheap
-// to build and to fold back. When pad > 0 the image is first copied with its zero border
-// (C, Hp, Wp), so that every run is a plain copy without bounds checks.
+// to build and to fold back. With padding the image is first copied with its zero border
+// (C, Hp, Wp), so that every run is a plain copy without bounds checks (faster than runs
+// clipped at the border).
 
-inline int64_t padded_len(const ConvShape& s) {
-  return s.pad ? s.C * (s.H + 2 * s.pad) * (s.W + 2 * s.pad) : 0;
+inline int64_t padded_len(const Window& w) {
+  return w.ph || w.pw ? w.C * (w.H + 2 * w.ph) * (w.W + 2 * w.pw) : 0;
 }
 
-// xn with its zero border in xp when pad > 0 (returns xp), else xn itself.
+// xn with its zero border in xp when there is padding or for conv_taps (returns xp), else xn
+// itself. For conv_taps xp also gets FW zeros past the last plane (see tap_len).
 template <typename T>
-const T* padded(const T* xn, T* xp, const ConvShape& s) {
-  if (!s.pad) return xn;
-  const int64_t Wp = s.W + 2 * s.pad, plane = (s.H + 2 * s.pad) * Wp;
-  for (int64_t c = 0; c < s.C; ++c) {
+const T* padded(const T* xn, T* xp, const Window& w, bool taps = false) {
+  if (!w.ph && !w.pw && !taps) return xn;
+  const int64_t Wp = w.W + 2 * w.pw, plane = (w.H + 2 * w.ph) * Wp;
+  for (int64_t c = 0; c < w.C; ++c) {
     T* pc = xp + c * plane;
-    std::fill(pc, pc + s.pad * Wp + s.pad, T(0));
-    for (int64_t h = 0; h < s.H; ++h) {
-      T* row = pc + (h + s.pad) * Wp + s.pad;
-      std::copy(xn + (c * s.H + h) * s.W, xn + (c * s.H + h + 1) * s.W, row);
-      std::fill(row + s.W, row + s.W + 2 * s.pad, T(0));  // right border, next row's left
+    std::fill(pc, pc + w.ph * Wp, T(0));
+    for (int64_t h = 0; h < w.H; ++h) {
+      T* row = pc + (h + w.ph) * Wp;
+      std::fill(row, row + w.pw, T(0));
+      std::copy(xn + (c * w.H + h) * w.W, xn + (c * w.H + h + 1) * w.W, row + w.pw);
+      std::fill(row + w.pw + w.W, row + Wp, T(0));
     }
-    std::fill(pc + (s.H + s.pad) * Wp + s.pad, pc + plane, T(0));
+    std::fill(pc + (w.H + w.ph) * Wp, pc + plane, T(0));
   }
+  if (taps) std::fill(xp + w.C * plane, xp + w.C * plane + w.FW, T(0));
   return xp;
 }
 
-// colT from xs, the image with its border (or without when pad is 0).
+// colT from xs, the image with its border (or without when there is no padding).
 template <typename T>
-void im2col_t(const T* xs, T* colT, const ConvShape& s, int64_t oh0, int64_t oh1) {
-  const int64_t Wp = s.W + 2 * s.pad, Hp = s.H + 2 * s.pad, OW = s.OW, st = s.stride;
+void im2col_t(const T* xs, T* colT, const Window& w, int64_t oh0, int64_t oh1) {
+  const int64_t Wp = w.W + 2 * w.pw, Hp = w.H + 2 * w.ph, OW = w.OW, st = w.stride;
   const int64_t R = (oh1 - oh0) * OW;
   T* dst = colT;
-  for (int64_t c = 0; c < s.C; ++c)
-    for (int64_t fh = 0; fh < s.FH; ++fh)
-      for (int64_t fw = 0; fw < s.FW; ++fw, dst += R) {
+  for (int64_t c = 0; c < w.C; ++c)
+    for (int64_t fh = 0; fh < w.FH; ++fh)
+      for (int64_t fw = 0; fw < w.FW; ++fw, dst += R) {
         const T* src = xs + (c * Hp + fh) * Wp + fw;
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           const T* r = src + oh * st * Wp;
@@ -99,13 +135,13 @@ void im2col_t(const T* xs, T* colT, const ConvShape& s, int64_t oh0, int64_t oh1
 
 // Adds colT onto xs, the image gradient with its border (the adjoint of im2col_t).
 template <typename T>
-void col2im_t_add(const T* colT, T* xs, const ConvShape& s, int64_t oh0, int64_t oh1) {
-  const int64_t Wp = s.W + 2 * s.pad, Hp = s.H + 2 * s.pad, OW = s.OW, st = s.stride;
+void col2im_t_add(const T* colT, T* xs, const Window& w, int64_t oh0, int64_t oh1) {
+  const int64_t Wp = w.W + 2 * w.pw, Hp = w.H + 2 * w.ph, OW = w.OW, st = w.stride;
   const int64_t R = (oh1 - oh0) * OW;
   const T* src = colT;
-  for (int64_t c = 0; c < s.C; ++c)
-    for (int64_t fh = 0; fh < s.FH; ++fh)
-      for (int64_t fw = 0; fw < s.FW; ++fw, src += R) {
+  for (int64_t c = 0; c < w.C; ++c)
+    for (int64_t fh = 0; fh < w.FH; ++fh)
+      for (int64_t fw = 0; fw < w.FW; ++fw, src += R) {
         T* dst = xs + (c * Hp + fh) * Wp + fw;
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           T* r = dst + oh * st * Wp;
@@ -119,68 +155,243 @@ void col2im_t_add(const T* colT, T* xs, const ConvShape& s, int64_t oh0, int64_t
       }
 }
 
-// A zeroed gradient buffer for image dxn: dxp (with border) when pad > 0, else dxn itself.
+// A zeroed gradient buffer for image dxn: dxp (with border) when there is padding, else dxn.
 template <typename T>
-T* zeroed_grad(T* dxn, T* dxp, const ConvShape& s) {
-  T* g = s.pad ? dxp : dxn;
-  std::fill(g, g + (s.pad ? padded_len(s) : s.C * s.H * s.W), T(0));
+T* zeroed_grad(T* dxn, T* dxp, const Window& w) {
+  const int64_t len = padded_len(w);
+  T* g = len ? dxp : dxn;
+  std::fill(g, g + (len ? len : w.C * w.H * w.W), T(0));
   return g;
 }
 
-// Copies the inside of dxp onto dxn when pad > 0 (dxn already holds the gradient otherwise).
+// Copies the inside of dxp onto dxn when there is padding (else dxn holds the gradient).
 template <typename T>
-void unpad_grad(const T* dxp, T* dxn, const ConvShape& s) {
-  if (!s.pad) return;
-  const int64_t Wp = s.W + 2 * s.pad, Hp = s.H + 2 * s.pad;
-  for (int64_t c = 0; c < s.C; ++c)
-    for (int64_t h = 0; h < s.H; ++h) {
-      const T* row = dxp + (c * Hp + h + s.pad) * Wp + s.pad;
-      std::copy(row, row + s.W, dxn + (c * s.H + h) * s.W);
+void unpad_grad(const T* dxp, T* dxn, const Window& w) {
+  if (!padded_len(w)) return;
+  const int64_t Wp = w.W + 2 * w.pw, Hp = w.H + 2 * w.ph;
+  for (int64_t c = 0; c < w.C; ++c)
+    for (int64_t h = 0; h < w.H; ++h) {
+      const T* row = dxp + (c * Hp + h + w.ph) * Wp + w.pw;
+      std::copy(row, row + w.W, dxn + (c * w.H + h) * w.W);
     }
 }
 
-// out_n (FN, OH*OW) = b + Wm (FN, CK) @ colT, block by block, group by group (filters
-// [g*F, (g+1)*F) against channel group g).
+// The columns of rows [oh0, oh1) of xs (the image with its border, see padded): colT filled
+// by im2col_t, or the image itself when the window is the identity. ld: their row stride.
 template <typename T>
-void forward_image(const T* xn, const T* W, const T* b, T* outn, const ConvShape& s, int64_t FN,
-                   int64_t groups, T* colT, T* xp) {
-  const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
+const T* columns(const T* xs, T* colT, const Window& w, int64_t oh0, int64_t oh1, int64_t& ld) {
+  if (w.identity()) {
+    ld = w.OH * w.OW;
+    return xs + oh0 * w.OW;
+  }
+  ld = (oh1 - oh0) * w.OW;
+  im2col_t(xs, colT, w, oh0, oh1);
+  return colT;
+}
+
+// A stride-1 window over at least 8 channels runs tap by tap (conv_taps): packing the padded
+// image for each tap's GEMM costs less than building and packing its columns, while few
+// channels (K = C) leave those GEMMs too thin.
+inline bool by_taps(const Window& w) {
+  constexpr int64_t kInt = std::numeric_limits<int>::max();  // GEMM sizes are BLAS ints
+  return w.stride == 1 && w.FH * w.FW > 1 && w.C >= 8 &&
+         (w.H + 2 * w.ph) * (w.W + 2 * w.pw) <= kInt - w.FW;
+}
+
+// dx by the transposed convolution when its columns (F*FH*FW per pixel of x) are fewer than
+// those of dcol = Wm^T @ dout (C*FH*FW per output position), which col2im reads back; as
+// many, when it may go by_taps (taps_ok) with at most 32 filters (their tap GEMMs beat dcol's
+// GEMM with K = F and col2im; with 64 or more, at 7x7 to 28x28, they did not); and for a 1x1
+// filter, whose dout needs no columns at all.
+inline bool dx_by_convolution(const ConvShape& s, int64_t F, bool taps_ok) {
+  if (s.stride != 1 || s.pad > s.FH - 1 || s.pad > s.FW - 1) return false;
+  constexpr int64_t kInt = std::numeric_limits<int>::max();  // its GEMM's sizes are BLAS ints
+  if (F * s.FH * s.FW > kInt || s.H * s.W > kInt) return false;
+  const Window t = transposed(s, F);
+  const double dout_cols = double(F) * double(s.H * s.W);
+  const double dcol = double(s.C) * double(s.OH * s.OW);
+  return t.identity() || dout_cols < dcol ||
+         (dout_cols == dcol && taps_ok && by_taps(t) && F <= 32);
+}
+
+// Tap GEMMs are too small for gemm() to split over threads: conv_taps runs where images go to
+// threads, or on one thread (else the columns' larger GEMMs are split).
+inline bool taps_allowed(const ConvShape& s) {
+  return images_in_parallel(s) || get_num_threads() == 1;
+}
+
+// conv_taps's padded copy: C planes and FW zeros for the last tap's last row to read.
+inline int64_t tap_len(const Window& w) {
+  return w.C * (w.H + 2 * w.ph) * (w.W + 2 * w.pw) + w.FW;
+}
+
+// Output rows per conv_taps block: its wide buffer (M, rows, Wp) stays near kBlockBytes, and
+// a float tap GEMM within OpenBLAS's unpacked path where that is faster (core/blas.h; one
+// core: 32x420x64 97 GF/s vs 32x840x64 70, 64x224x64 119 vs 64x448x64 81).
+template <typename T>
+int64_t tap_rows(const Window& w, int64_t M) {
+  const int64_t Wp = w.W + 2 * w.pw, row_bytes = std::max<int64_t>(1, M * Wp * int64_t(sizeof(T)));
+  int64_t rows = std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, w.OH));
+  const double row_mnk = double(M) * double(Wp) * double(w.C);
+  if (std::is_same_v<T, float> && row_mnk <= detail::kBlasSmallMNK &&
+      detail::blas_small_kernels_fast())
+    rows = std::min(rows, static_cast<int64_t>(detail::kBlasSmallMNK / row_mnk));
+  return rows;
+}
+
+template <typename T>
+int64_t wide_len(const Window& w, int64_t M) {
+  return tap_rows<T>(w, M) * (w.W + 2 * w.pw) * M;
+}
+
+// out (M, OH, OW) += the stride-1 convolution of xs (padded by padded(..., true), rows Wp
+// long) with the filters Wr (FH*FW, M, C), tap by tap, without columns: the input under tap
+// (fh, fw) at output (oh, ow) is xs[c][oh + fh][ow + fw], so for a block of output rows tap
+// t adds Wr_t (M, C) @ the (C, rows*Wp) matrix at xs + (oh0 + fh)*Wp + fw (rows a plane
+// apart) onto wide (M, rows*Wp). Its columns ow >= OW straddle two image rows and are dropped.
+template <typename T>
+void conv_taps(const T* xs, const T* Wr, int64_t M, T* out, T* wide, const Window& w) {
+  const int64_t Wp = w.W + 2 * w.pw, plane = (w.H + 2 * w.ph) * Wp, P = w.OH * w.OW;
+  const int64_t rows = tap_rows<T>(w, M);
+  for (int64_t oh0 = 0; oh0 < w.OH; oh0 += rows) {
+    const int64_t oh1 = std::min(w.OH, oh0 + rows), N = (oh1 - oh0) * Wp;
+    for (int64_t t = 0; t < w.FH * w.FW; ++t)
+      gemm(false, false, M, N, w.C, T(1), Wr + t * M * w.C, w.C,
+           xs + (oh0 + t / w.FW) * Wp + t % w.FW, plane, T(t ? 1 : 0), wide, N);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        T* o = out + m * P + oh * w.OW;
+        const T* src = wide + m * N + (oh - oh0) * Wp;
+#pragma omp simd
+        for (int64_t ow = 0; ow < w.OW; ++ow) o[ow] += src[ow];
+      }
+  }
+}
+
+// Wr (groups, FH*FW, F, C): Wr[g][t][f][c] = W[g*F + f][c][t], forward's taps.
+template <typename T>
+void tap_filters(const T* W, T* Wr, const ConvShape& s, int64_t FN, int64_t groups) {
+  const int64_t F = FN / groups, K = s.FH * s.FW, CK = s.cols();
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t f = 0; f < F; ++f)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t t = 0; t < K; ++t)
+          Wr[((g * K + t) * F + f) * s.C + c] = W[(g * F + f) * CK + c * K + t];
+}
+
+// Wr (groups, FH*FW, C, F): Wr[g][t][c][f] = W[g*F + f][c][FH*FW-1-t], the taps of the
+// transposed window (dx by conv_taps).
+template <typename T>
+void flipped_tap_filters(const T* W, T* Wr, const ConvShape& s, int64_t FN, int64_t groups) {
+  const int64_t F = FN / groups, K = s.FH * s.FW, CK = s.cols();
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t f = 0; f < F; ++f)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t t = 0; t < K; ++t)
+          Wr[((g * K + t) * s.C + c) * F + f] = W[(g * F + f) * CK + c * K + K - 1 - t];
+}
+
+// Wt (groups, C, F*FH*FW): Wt[g][c][f][i][j] = W[g*F + f][c][FH-1-i][FW-1-j], the filters of
+// the transposed window.
+template <typename T>
+void flipped_filters(const T* W, T* Wt, const ConvShape& s, int64_t FN, int64_t groups) {
+  const int64_t F = FN / groups, K = s.FH * s.FW, CK = s.cols();
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t f = 0; f < F; ++f) {
+        const T* src = W + (g * F + f) * CK + c * K;
+        T* dst = Wt + ((g * s.C + c) * F + f) * K;
+        for (int64_t k = 0; k < K; ++k) dst[k] = src[K - 1 - k];
+      }
+}
+
+// The forward's window: a 1x1 filter at stride 1 reads the image in place, unless OpenBLAS's
+// unpacked float path would go over it (B) in more than two blocks of filter rows (core/
+// blas.h); from a cold image that costs more than one copy into hot columns (one core,
+// 32x24x32x32 to 144 filters, four blocks: 3.55 ms in place vs 2.85 ms copied).
+template <typename T>
+Window forward_window(const ConvShape& s, int64_t F) {
+  Window w = window(s);
+  if (std::is_same_v<T, float> && w.identity()) {
+    const int64_t chunk = detail::unpacked_chunk_rows(F, s.OH * s.OW, s.C);
+    w.copy = chunk > 0 && (F + chunk - 1) / chunk > 2;
+  }
+  return w;
+}
+
+// out_n (FN, OH*OW) = b + Wm (FN, CK) @ colT, block by block, group by group (filters
+// [g*F, (g+1)*F) against channel group g); by conv_taps with Wr (tap_filters) when not null.
+template <typename T>
+void forward_image(const T* xn, const T* W, const T* Wr, const T* b, T* outn, const ConvShape& s,
+                   int64_t FN, int64_t groups, T* colT, T* xp) {
+  const Window w = forward_window<T>(s, FN / groups);
+  const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(w);
   const int64_t F = FN / groups, CHW = s.C * s.H * s.W;
   for (int64_t f = 0; f < FN; ++f) std::fill(outn + f * P, outn + (f + 1) * P, b ? b[f] : T(0));
   if (CK == 0) return;  // no input channels: out is the bias
   for (int64_t g = 0; g < groups; ++g) {
-    const T* xs = padded(xn + g * CHW, xp, s);
+    if (Wr) {
+      const T* xs = padded(xn + g * CHW, xp, w, true);
+      conv_taps(xs, Wr + g * F * CK, F, outn + g * F * P, colT, w);
+      continue;
+    }
+    const T* xs = padded(xn + g * CHW, xp, w);
     for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
       const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
-      im2col_t(xs, colT, s, oh0, oh1);
-      gemm(false, false, F, R, CK, T(1), W + g * F * CK, CK, colT, R, T(1),
+      int64_t ld;
+      const T* cols = columns(xs, colT, w, oh0, oh1, ld);
+      gemm(false, false, F, R, CK, T(1), W + g * F * CK, CK, cols, ld, T(1),
            outn + g * F * P + oh0 * s.OW, P);
     }
   }
 }
 
-// dW (FN, CK) += dout_n @ colT^T; dcolT = Wm^T @ dout_n overwrites colT and is folded onto dx_n
-// (skipped when dxn is null: the caller does not need dx). Group by group as forward_image.
+// dWT (groups, CK, F) += colT @ dout_n^T, the transposed dW (OpenBLAS runs this orientation
+// faster: the long side CK is its M); dx_n (skipped when dxn is null) either as the
+// convolution of dout_n with Wt (when Wt is not null, see dx_by_convolution; by conv_taps
+// with Wt from flipped_tap_filters when dx_taps, else by flipped_filters's), or as
+// dcolT = Wm^T @ dout_n (overwriting colT) folded onto dx_n. Group by group as forward_image;
+// xp holds the padded x, then the padded dout; dxp the padded dx when folding.
 template <typename T>
-void backward_image(const T* doutn, const T* xn, const T* W, T* dxn, T* dW, const ConvShape& s,
-                    int64_t FN, int64_t groups, T* colT, T* xp, T* dxp) {
-  const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(s);
-  const int64_t F = FN / groups, CHW = s.C * s.H * s.W;
+void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, bool dx_taps, T* dxn,
+                    T* dWT, const ConvShape& s, int64_t FN, int64_t groups, T* colT, T* xp,
+                    T* dxp) {
+  const Window w = window(s);
+  const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(w);
+  const int64_t F = FN / groups, CHW = s.C * s.H * s.W, HW = s.H * s.W;
   for (int64_t g = 0; g < groups; ++g) {
-    const T* xs = padded(xn + g * CHW, xp, s);
     T* dxg = dxn ? dxn + g * CHW : nullptr;
-    T* dxs = dxg ? zeroed_grad(dxg, dxp, s) : nullptr;
-    const T* Wg = W + g * F * CK;
+    const T* dg = doutn + g * F * P;
+    const bool fold = dxg && !Wt;
+    const T* xs = padded(xn + g * CHW, xp, w);
+    T* dxs = fold ? zeroed_grad(dxg, dxp, w) : nullptr;
     for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
       const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
-      const T* d = doutn + g * F * P + oh0 * s.OW;  // (F, R) block of dout_n, row stride P
-      im2col_t(xs, colT, s, oh0, oh1);
-      gemm(false, true, F, CK, R, T(1), d, P, colT, R, T(1), dW + g * F * CK, CK);
-      if (!dxg) continue;
-      gemm(true, false, CK, R, F, T(1), Wg, CK, d, P, T(0), colT, R);
-      col2im_t_add(colT, dxs, s, oh0, oh1);
+      const T* d = dg + oh0 * s.OW;  // (F, R) block of dout_n, row stride P
+      int64_t ld;
+      const T* cols = columns(xs, colT, w, oh0, oh1, ld);
+      gemm(false, true, CK, F, R, T(1), cols, ld, d, P, T(1), dWT + g * CK * F, F);
+      if (!fold) continue;
+      gemm(true, false, CK, R, F, T(1), W + g * F * CK, CK, d, P, T(0), colT, R);
+      col2im_t_add(colT, dxs, w, oh0, oh1);
     }
-    if (dxg) unpad_grad(dxs, dxg, s);
+    if (fold) unpad_grad(dxs, dxg, w);
+    if (!dxg || fold) continue;
+    const Window t = transposed(s, F);
+    if (dx_taps) {
+      std::fill(dxg, dxg + CHW, T(0));
+      conv_taps(padded(dg, xp, t, true), Wt + g * s.C * t.cols(), s.C, dxg, colT, t);
+      continue;
+    }
+    const T* ds = padded(dg, xp, t);
+    const int64_t KT = t.cols(), trows = block_rows<T>(t);
+    for (int64_t h0 = 0; h0 < s.H; h0 += trows) {
+      const int64_t h1 = std::min(s.H, h0 + trows), R = (h1 - h0) * s.W;
+      int64_t ld;
+      const T* cols = columns(ds, colT, t, h0, h1, ld);
+      gemm(false, false, s.C, R, KT, T(1), Wt + g * s.C * KT, KT, cols, ld, T(0), dxg + h0 * s.W,
+           HW);
+    }
   }
 }
 
@@ -396,18 +607,26 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
   if (s.N == 0 || FN == 0) return;  // empty output
   if (depthwise(s, groups)) return depthwise_forward(x, W, b, out, s, FN, groups);
   const int64_t CHW = groups * s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
-  const int64_t col_len = block_rows<T>(s) * s.OW * s.cols(), xp_len = padded_len(s);
+  const Window w = forward_window<T>(s, FN / groups);
+  const bool taps = s.cols() > 0 && taps_allowed(s) && by_taps(w);
+  const int64_t len = taps ? wide_len<T>(w, FN / groups) : col_len<T>(w);
+  const int64_t xp_len = taps ? tap_len(w) : padded_len(w);
+  Buf<T> Wr = taps ? scratch<T>(FN * s.cols()) : Buf<T>();
+  if (taps && !Wr) throw std::bad_alloc();
+  if (taps) tap_filters(W, Wr.get(), s, FN, groups);
+  const T* Wrp = taps ? Wr.get() : nullptr;
   if (!images_in_parallel(s)) {
-    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len);
+    auto col = scratch<T>(len), xp = scratch<T>(xp_len);
     if (!col || !xp) throw std::bad_alloc();
     for (int64_t n = 0; n < s.N; ++n)
-      forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, groups, col.get(), xp.get());
+      forward_image(x + n * CHW, W, Wrp, b, out + n * outlen, s, FN, groups, col.get(),
+                    xp.get());
     return;
   }
   bool out_of_memory = false;
 #pragma omp parallel num_threads(get_num_threads())
   {
-    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len);
+    auto col = scratch<T>(len), xp = scratch<T>(xp_len);
     if (!col || !xp) {
 #pragma omp atomic write
       out_of_memory = true;
@@ -415,7 +634,8 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
       if (col && xp)
-        forward_image(x + n * CHW, W, b, out + n * outlen, s, FN, groups, col.get(), xp.get());
+        forward_image(x + n * CHW, W, Wrp, b, out + n * outlen, s, FN, groups, col.get(),
+                      xp.get());
   }
   if (out_of_memory) throw std::bad_alloc();
 }
@@ -425,8 +645,6 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                      const ConvShape& s, int64_t FN, int64_t groups) {
   check_conv_blas_sizes(s, FN);  // before any parallel region
   const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = groups * s.C * s.H * s.W;
-  const int64_t col_len = block_rows<T>(s) * s.OW * CK, xp_len = padded_len(s);
-  const int64_t dxp_len = dx ? xp_len : 0;
   // db[f] = sum of dout over images and positions: vectorised per image, images added in double.
 #pragma omp parallel for schedule(static) if (worth_parallel(s.N * FN * P))
   for (int64_t f = 0; f < FN; ++f) {
@@ -446,22 +664,47 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     return;
   }
   if (depthwise(s, groups)) return depthwise_backward(dout, x, W, dx, dW, s, FN, groups);
+  const int64_t F = FN / groups;
+  const bool by_conv = dx && dx_by_convolution(s, F, taps_allowed(s));
+  Buf<T> Wt = by_conv ? scratch<T>(FN * CK) : Buf<T>();
+  if (by_conv && !Wt) throw std::bad_alloc();
+  const Window w = window(s), t = transposed(s, F);
+  const bool taps = by_conv && taps_allowed(s) && by_taps(t);
+  if (taps) flipped_tap_filters(W, Wt.get(), s, FN, groups);
+  else if (by_conv) flipped_filters(W, Wt.get(), s, FN, groups);
+  const T* Wtp = by_conv ? Wt.get() : nullptr;
+  const int64_t len = std::max(col_len<T>(w), !by_conv ? 0
+                                              : taps   ? wide_len<T>(t, s.C)
+                                                       : col_len<T>(t));
+  const int64_t xp_len = std::max(padded_len(w), !by_conv ? 0
+                                                 : taps   ? tap_len(t)
+                                                          : padded_len(t));
+  const int64_t dxp_len = dx && !by_conv ? padded_len(w) : 0;
+  // dW[g*F + f][k] = dWT[g][k][f].
+  auto untranspose = [&](const T* dWT) {
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t f = 0; f < F; ++f)
+        for (int64_t k = 0; k < CK; ++k) dW[(g * F + f) * CK + k] = dWT[(g * CK + k) * F + f];
+  };
   if (!images_in_parallel(s)) {
-    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
-    if (!col || !xp || !dxp) throw std::bad_alloc();
+    auto col = scratch<T>(len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
+    auto dWT = scratch<T>(FN * CK);
+    if (!col || !xp || !dxp || !dWT) throw std::bad_alloc();
+    std::fill(dWT.get(), dWT.get() + FN * CK, T(0));
     for (int64_t n = 0; n < s.N; ++n)
-      backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dW, s, FN,
-                     groups, col.get(), xp.get(), dxp.get());
+      backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx,
+                     dWT.get(), s, FN, groups, col.get(), xp.get(), dxp.get());
+    untranspose(dWT.get());
     return;
   }
-  // Each thread accumulates its own dW; the partial sums are added in thread order afterwards,
+  // Each thread accumulates its own dWT; the partial sums are added in thread order afterwards,
   // so results do not depend on timing. The partial sums live until every thread is done.
   const int threads = get_num_threads();
   std::vector<Buf<T>> partial(threads);
   bool out_of_memory = false;
 #pragma omp parallel num_threads(threads)
   {
-    auto col = scratch<T>(col_len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
+    auto col = scratch<T>(len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
     auto dWt = scratch<T>(FN * CK);
     const bool ok = col && xp && dxp && dWt;
     if (ok) {
@@ -473,14 +716,21 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
       if (ok)
-        backward_image(dout + n * FN * P, x + n * CHW, W, dx ? dx + n * CHW : dx, dWt.get(), s,
-                       FN, groups, col.get(), xp.get(), dxp.get());
+        backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx,
+                       dWt.get(), s, FN, groups, col.get(), xp.get(), dxp.get());
     partial[omp_get_thread_num()] = std::move(dWt);
   }
   if (out_of_memory) throw std::bad_alloc();
-  for (const auto& p : partial)
-    if (p)
-      for (int64_t i = 0; i < FN * CK; ++i) dW[i] += p.get()[i];
+  T* sum = nullptr;
+  for (const auto& p : partial) {
+    if (!p) continue;
+    if (!sum) {
+      sum = p.get();
+      continue;
+    }
+    for (int64_t i = 0; i < FN * CK; ++i) sum[i] += p.get()[i];
+  }
+  if (sum) untranspose(sum);
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                 \
