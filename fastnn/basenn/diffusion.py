@@ -14,11 +14,13 @@ start -3, end 3, tau 1, betas clipped to [0, 0.999]); ``'linear'`` is the origin
 scaled to the number of steps (1e-4 .. 0.02 times 1000 / T).
 
 The U-Net (base width ``dim``, two resolutions), all convolutions and matrix products through
-fastnn's Convolution and Affine kernels, the elementwise pieces in NumPy:
+fastnn's kernels (convolution, affine, group norm, SiLU), the rest in NumPy:
 
     t -> sinusoidal(dim) -> Linear(dim, 4 dim) -> SiLU -> Linear(4 dim, 4 dim) = temb
     x -> conv3x3 (C -> dim) -> ResBlock(dim, dim) = h  (full resolution)
       -> pixel-unshuffle 2x2 -> conv1x1 (4 dim -> 2 dim) -> ResBlock(2 dim, 2 dim)   (half)
+         (run as one 2x2 stride-2 convolution: the 1x1 weight over the unshuffled channel
+         c*4 + 2i + j is the 2x2 weight at tap (i, j) of channel c, BaseNN's Rearrange order)
       -> nearest up-sampling 2x -> conv3x3 (2 dim -> dim) -> concat(., h)
       -> ResBlock(2 dim, dim) -> conv1x1 (dim -> C)
     ResBlock(a, b): conv3x3 -> GroupNorm -> * (1 + scale) + shift -> SiLU -> conv3x3 ->
@@ -142,29 +144,16 @@ class GroupNorm(M.Module):
 
 
 def upsample2(x):
-    """Nearest-neighbour 2x up-sampling of (N, C, H, W)."""
+    """Nearest-neighbour 2x up-sampling of (N, C, H, W): the adjoint of 2x2 average pooling,
+    times 4 (exact: a power of two)."""
     n, c, h, w = x.shape
-    return np.broadcast_to(x[:, :, :, None, :, None], (n, c, h, 2, w, 2)).reshape(
-        n, c, 2 * h, 2 * w)
+    return _ops.avgpool2d_backward(x * x.dtype.type(4), (n, c, 2 * h, 2 * w), 2, 2, 2, 0,
+                                   layer="diffusion_model")
 
 
 def upsample2_backward(d):
-    rows = d[:, :, 0::2] + d[:, :, 1::2]
-    return rows[:, :, :, 0::2] + rows[:, :, :, 1::2]
-
-
-def unshuffle2(x):
-    """(N, C, H, W) -> (N, 4C, H/2, W/2), channel c*4 + 2*i + j from pixel (2y+i, 2x+j), as
-    BaseNN's Rearrange('b c (h p1) (w p2) -> b (c p1 p2) h w')."""
-    n, c, h, w = x.shape
-    y = x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 3, 5, 2, 4)
-    return np.ascontiguousarray(y).reshape(n, 4 * c, h // 2, w // 2)
-
-
-def unshuffle2_backward(d):
-    n, c4, h, w = d.shape
-    y = d.reshape(n, c4 // 4, 2, 2, h, w).transpose(0, 1, 4, 2, 5, 3)
-    return np.ascontiguousarray(y).reshape(n, c4 // 4, 2 * h, 2 * w)
+    """Sums over each 2x2 block: 2x2 average pooling times 4."""
+    return _ops.avgpool2d_forward(d, 2, 2, 2, 0, layer="diffusion_model") * d.dtype.type(4)
 
 
 def sinusoidal(t, dim, dtype):
@@ -268,11 +257,17 @@ class UNet(_Parts):
             self.t1.forward(sinusoidal(t, self.dim, x.dtype), train)), train)
         r = self.init.forward(x, train)
         h = self.down_block.forward(r, temb, train)
-        y = self.down.forward(unshuffle2(h), train)
+        self.h = h
+        y = _ops.conv2d_forward(h, self._down_weight(), self.down.params["b"], 2, 0)
         y = self.mid.forward(y, temb, train)
         y = self.up.forward(upsample2(y), train)
         y = self.up_block.forward(np.concatenate([y, h], axis=1), temb, train)
         return self.final.forward(y, train)
+
+    def _down_weight(self):
+        """The down-sampling 1x1 weight (2 dim, 4 dim, 1, 1) viewed as (2 dim, dim, 2, 2)."""
+        W = self.down.params["W"]
+        return W.reshape(W.shape[0], W.shape[1] // 4, 2, 2)
 
     def backward(self, dout):
         d = self.final.backward(dout)
@@ -280,7 +275,9 @@ class UNet(_Parts):
         du, dh = d[:, :self.dim], d[:, self.dim:]
         d = upsample2_backward(self.up.backward(np.ascontiguousarray(du)))
         d, dt2 = self.mid.backward(d)
-        d = unshuffle2_backward(self.down.backward(d))
+        d, dW, db = _ops.conv2d_backward(d, self.h, self._down_weight(), self.down.params["b"],
+                                         2, 0)
+        self.down.grads = {"W": dW.reshape(self.down.params["W"].shape), "b": db}
         d, dt3 = self.down_block.backward(d + dh)
         dx = self.init.backward(d)
         dtemb = dt + dt2 + dt3
