@@ -38,9 +38,13 @@ def as_compute(a, dtype):
 
 
 def check_host(layer, *arrays):
-    """Raise a clear error for device arrays until the CUDA backend handles them."""
+    """Raise a clear error for device arrays where no CUDA kernel takes them: a CPU-only build,
+    or an op that has a CPU kernel only (the builder's ReLU6, SiLU and norms)."""
     for a in arrays:
         if hasattr(a, "__cuda_array_interface__"):
+            if _C.build_info()["cuda"]:
+                raise TypeError(f"{layer}: got a GPU array; this op runs on the CPU only (pass "
+                                "NumPy arrays, e.g. cupy.asnumpy(x))")
             raise TypeError(f"{layer}: got a GPU array; this build of fastnn runs on the CPU "
                             "(fastnn.build_info()['cuda'] is False)")
 

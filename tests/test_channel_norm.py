@@ -204,3 +204,40 @@ def test_statistics_of_data_far_from_zero(rng):
     out, _, inv = _ops.group_norm_forward(x, gamma, beta, 3)
     ref = R.GroupNorm(3, gamma.astype(np.float64), beta.astype(np.float64)).forward(x64)
     np.testing.assert_allclose(out, ref, atol=2e-3)
+
+
+def test_variance_with_an_outlier_first(rng):
+    """The variance is taken about the mean (two passes): an outlier as the set's first element
+    costs no accuracy in float32 (a one-pass sum shifted by it lost 1e-3 relative)."""
+    x = (1e-3 * rng.standard_normal((4, 2, 256, 256))).astype(np.float32)
+    x[0, :, 0, 0] = 30.0
+    gamma, beta = np.ones(2, np.float32), np.zeros(2, np.float32)
+    x64 = x.astype(np.float64)
+    _, _, _, var, _ = _ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-5)
+    _, _, inv = _ops.group_norm_forward(x, gamma, beta, 1)
+    np.testing.assert_allclose(inv, 1 / np.sqrt(x64.reshape(4, 1, -1).var(axis=2) + 1e-5),
+                               rtol=1e-5)
+
+
+def test_builder_batchnorm_edges(rng):
+    """(N, C) input takes the book's column kernel (same numbers as the reference); a batch with
+    no elements leaves the running averages alone; backward before a training forward says so."""
+    bn = BuilderBatchNorm(6, dims=1, dtype=np.float64)
+    ref = R.ChannelBatchNorm(bn.params["gamma"], bn.params["beta"], np.zeros(6), np.ones(6),
+                             momentum=0.9, eps=_ops.BATCHNORM_EPS)
+    x = rng.standard_normal((10, 6))
+    assert_parity(bn.forward(x, True), ref.forward(x), np.float64)
+    dout = rng.standard_normal(x.shape)
+    assert_parity(bn.backward(dout), ref.backward(dout), np.float64)
+    assert_parity(bn.buffers["running_var"], ref.running_var, np.float64)
+    before = {k: v.copy() for k, v in bn.buffers.items()}
+    bn1 = BuilderBatchNorm(3, dims=1)
+    bn1.buffers = {k: v.copy() for k, v in bn1.buffers.items()}
+    saved = {k: v.copy() for k, v in bn1.buffers.items()}
+    bn1.forward(np.zeros((4, 3, 0), np.float32), True)
+    for k in saved:
+        np.testing.assert_array_equal(bn1.buffers[k], saved[k])
+    assert before["running_mean"].shape == (6,)
+    with pytest.raises(RuntimeError, match=r"BatchNorm.backward: call forward\(x, train=True\)"):
+        BuilderBatchNorm(3, dims=2).backward(np.ones((1, 3, 2, 2), np.float32))

@@ -310,3 +310,25 @@ def test_editing_x_after_forward_leaves_backward_alone(rng, pad):
     layer.forward(x)
     layer._param_backward(dout)
     assert_parity(layer.dW, 0.5 * book.dW, np.float64)
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 6, 6, 1, 3, 1), (2, 16, 8, 8, 8, 3, 1),
+                                   (2, 16, 8, 8, 8, 3, 0), (2, 3, 5, 5, 4, 1, 0)])
+def test_inf_weight_gives_numpys_dx(shape):
+    """A weight of inf: dx as NumPy's (the book's) col2im gives it (inf, no NaN from the zero
+    border of dout, which the transposed-convolution path would multiply by the weight)."""
+    N, C, H, W, FN, K, pad = shape
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((N, C, H, W))
+    Wt = rng.standard_normal((FN, C, K, K))
+    Wt[0, 0, 0, 0] = np.inf
+    b = np.zeros(FN)
+    ours, theirs = Convolution(Wt, b, 1, pad), ref.Convolution(Wt, b, 1, pad)
+    y = ours.forward(x)
+    dout = rng.standard_normal(y.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        theirs.forward(x)
+        expected = theirs.backward(dout)
+    got = ours.backward(dout)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(expected))

@@ -198,6 +198,13 @@ inline bool by_taps(const Window& w) {
          (w.H + 2 * w.ph) * (w.W + 2 * w.pw) <= kInt - w.FW;
 }
 
+template <typename T>
+bool all_finite(const T* a, int64_t n) {
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) ok &= std::isfinite(a[i]);
+  return ok;
+}
+
 // dx by the transposed convolution when its columns (F*FH*FW per pixel of x) are fewer than
 // those of dcol = Wm^T @ dout (C*FH*FW per output position), which col2im reads back; as
 // many, when it may go by_taps (taps_ok) with at most 32 filters (their tap GEMMs beat dcol's
@@ -665,7 +672,9 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   }
   if (depthwise(s, groups)) return depthwise_backward(dout, x, W, dx, dW, s, FN, groups);
   const int64_t F = FN / groups;
-  const bool by_conv = dx && dx_by_convolution(s, F, taps_allowed(s));
+  // The transposed convolution multiplies W by dout's zero border, which col2im never does:
+  // an inf or NaN weight would make NaN there where NumPy's dx has finite numbers or inf.
+  const bool by_conv = dx && dx_by_convolution(s, F, taps_allowed(s)) && all_finite(W, FN * CK);
   Buf<T> Wt = by_conv ? scratch<T>(FN * CK) : Buf<T>();
   if (by_conv && !Wt) throw std::bad_alloc();
   const Window w = window(s), t = transposed(s, F);

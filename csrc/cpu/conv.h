@@ -1,4 +1,8 @@
-// Convolution (the book's Convolution layer) on NCHW arrays: im2col + GEMM + bias.
+// Convolution (the book's Convolution layer) on NCHW arrays: GEMMs (OpenBLAS) + bias, by the
+// fastest of three ways per shape: im2col columns; at stride 1, one GEMM per filter tap on the
+// padded image (no columns); a 1x1 filter on the image itself. At stride 1, dx is computed as
+// the convolution of dout with the flipped, transposed filters where that is cheaper than
+// columns folded back by col2im (conv.cpp says when).
 // W has shape (FN, C, FH, FW), read as the matrix Wm (FN, C*FH*FW); out has shape (N, FN, OH, OW).
 //
 // Grouped convolution: x's channels and W's FN filters are split into `groups` equal parts, and

@@ -361,19 +361,33 @@ class BatchNorm(Module):
         gamma, beta = self.params["gamma"], self.params["beta"]
         rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
         if not train:
+            # scale * x + (beta - scale * mean), PyTorch's fused form: one pass over x.
             scale = gamma / np.sqrt(rv + rv.dtype.type(_ops.BATCHNORM_EPS))
             return _ops.channel_affine(x, scale, beta - scale * rm, layer="BatchNorm")
-        out, self.xn, mean, var, self.inv_std = _ops.channel_batchnorm_forward(
-            x, gamma, beta, _ops.BATCHNORM_EPS, layer="BatchNorm")
-        if x.shape[0]:
+        self.flat = x.ndim == 2
+        if self.flat:  # (N, C): the book's kernel, whose columns are these channels
+            out, self.xc, self.xn, self.std, new_rm, new_rv = _ops.batchnorm_forward_train(
+                x, gamma, beta, rm, rv, self.MOMENTUM, layer="BatchNorm")
+        else:
+            out, self.xn, mean, var, self.inv_std = _ops.channel_batchnorm_forward(
+                x, gamma, beta, _ops.BATCHNORM_EPS, layer="BatchNorm")
             m = self.MOMENTUM
-            self.buffers["running_mean"] = (m * rm + (1 - m) * mean).astype(rm.dtype, copy=False)
-            self.buffers["running_var"] = (m * rv + (1 - m) * var).astype(rv.dtype, copy=False)
+            new_rm, new_rv = m * rm + (1 - m) * mean, m * rv + (1 - m) * var
+        if x.size:  # an empty batch leaves the running averages as they were
+            self.buffers["running_mean"] = new_rm.astype(rm.dtype, copy=False)
+            self.buffers["running_var"] = new_rv.astype(rv.dtype, copy=False)
         return out
 
     def backward(self, dout):
-        dx, dgamma, dbeta = _ops.channel_batchnorm_backward(dout, self.xn, self.params["gamma"],
-                                                            self.inv_std, layer="BatchNorm")
+        if getattr(self, "xn", None) is None:
+            raise RuntimeError("BatchNorm.backward: call forward(x, train=True) first")
+        gamma = self.params["gamma"]
+        if self.flat:
+            dx, dgamma, dbeta = _ops.batchnorm_backward(dout, gamma, self.xc, self.xn, self.std,
+                                                        layer="BatchNorm")
+        else:
+            dx, dgamma, dbeta = _ops.channel_batchnorm_backward(dout, self.xn, gamma,
+                                                                self.inv_std, layer="BatchNorm")
         self.grads = {"gamma": dgamma, "beta": dbeta}
         return dx
 
