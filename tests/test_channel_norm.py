@@ -193,14 +193,15 @@ def test_builder_modules_match_reference_over_steps(rng):
 
 
 def test_statistics_of_data_far_from_zero(rng):
-    """One pass over the data (sums shifted by an element of the set) keeps the variance of
-    float32 data with a mean 1e4 standard deviations away from zero."""
+    """The variance of float32 data whose mean lies 1e4 standard deviations from zero (taken
+    about the mean, not as E[x^2] - E[x]^2, which would lose it all). The mean itself is a
+    float32 sum of blocks of 256: accurate to float32's rounding over such a block."""
     x = (1e4 + rng.standard_normal((8, 3, 16, 16))).astype(np.float32)
     gamma, beta = np.ones(3, np.float32), np.zeros(3, np.float32)
     x64 = x.astype(np.float64)
     _, _, mean, var, _ = _ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
     np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-5)
-    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2, 3)), rtol=1e-7)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2, 3)), rtol=1e-5)
     out, _, inv = _ops.group_norm_forward(x, gamma, beta, 3)
     ref = R.GroupNorm(3, gamma.astype(np.float64), beta.astype(np.float64)).forward(x64)
     np.testing.assert_allclose(out, ref, atol=2e-3)
