@@ -122,20 +122,19 @@ void batchnorm_backward(const T* dout, const T* gamma, const T* xc, const T* xn,
 
 namespace {
 
-// Sums run in T over blocks of kSumBlock elements (full-width vectors; a block's rounding
-// error stays near T's epsilon) and add up in double across blocks.
+// Sums of values near zero (deviations from the mean, gradients) run in T over blocks of
+// kSumBlock elements (full-width vectors; a block's rounding error stays near T's epsilon)
+// and add up in double across blocks.
 constexpr int64_t kSumBlock = 256;
 
-// Sum of a[0:n], added to s.
+// Sum of a[0:n] in double, added to s: data far from zero (mean 1e4, spread 1) would lose
+// the mean's low digits in float partial sums, the more so where they do not vectorise.
 template <typename T>
 inline void run_sum(const T* a, int64_t n, double& s) {
-  for (int64_t i0 = 0; i0 < n; i0 += kSumBlock) {
-    const int64_t i1 = std::min(n, i0 + kSumBlock);
-    T p = 0;
+  double p = 0.0;
 #pragma omp simd reduction(+ : p)
-    for (int64_t i = i0; i < i1; ++i) p += a[i];
-    s += p;
-  }
+  for (int64_t i = 0; i < n; ++i) p += a[i];
+  s += p;
 }
 
 // Sum of (a[i] - mu)^2, added to s: the variance about the mean already known (two passes; a

@@ -32,9 +32,9 @@ void batchnorm_backward(const T* dout, const T* gamma, const T* xc, const T* xn,
 
 // ---- Per-channel normalization of x (N, C, S): S = H*W (or L, or 1), channel c of sample n
 // is the contiguous run x[(n*C + c)*S : +S]. Statistics are means over the elements of a
-// normalization set (partial sums of 256 elements in T, added up in double); var is the biased
-// variance (mean of squares about the mean), inv_std = 1 / sqrt(var + eps),
-// xn = (x - mean) * inv_std.
+// normalization set (the mean summed in double; deviations and gradients in partial sums of 256
+// elements in T, added up in double); var is the biased variance (mean of squares about the
+// mean), inv_std = 1 / sqrt(var + eps), xn = (x - mean) * inv_std.
 
 // Batch norm over channels (BatchNorm1d/2d training): the set of channel c is all n and s.
 // out = gamma[c] * xn + beta[c]; mean, var, inv_std have C entries. N*S == 0 gives NaN
