@@ -45,26 +45,16 @@ Array<T> unary_forward(Array<T> x) {
   return y;
 }
 
-template <typename T, void (*Bwd)(const T*, const T*, T*, int64_t)>
-Array<T> unary_backward(Array<T> dout, Array<T> y, const char* layer) {
-  FASTNN_CHECK(dout.size() == y.size(), layer, ".backward: dout has shape ",
-               shape_str(shape_of(dout)), " but the forward output had shape ",
-               shape_str(shape_of(y)));
-  auto dx = empty<T>(shape_of(y));
+// The backward of an activation from what its forward kept: the output y (sigmoid, tanh,
+// ReLU6) or, with FromInput, the input x (SiLU).
+template <typename T, void (*Bwd)(const T*, const T*, T*, int64_t), bool FromInput = false>
+Array<T> unary_backward(Array<T> dout, Array<T> kept, const char* layer) {
+  FASTNN_CHECK(dout.size() == kept.size(), layer, ".backward: dout has shape ",
+               shape_str(shape_of(dout)), " but the forward ", FromInput ? "input" : "output",
+               " had shape ", shape_str(shape_of(kept)));
+  auto dx = empty<T>(shape_of(kept));
   py::gil_scoped_release nogil;
-  Bwd(dout.data(), y.data(), dx.mutable_data(), y.size());
-  return dx;
-}
-
-// The backward of an activation that keeps its forward input x (SiLU).
-template <typename T, void (*Bwd)(const T*, const T*, T*, int64_t)>
-Array<T> unary_backward_from_x(Array<T> dout, Array<T> x, const char* layer) {
-  FASTNN_CHECK(dout.size() == x.size(), layer, ".backward: dout has shape ",
-               shape_str(shape_of(dout)), " but the forward input had shape ",
-               shape_str(shape_of(x)));
-  auto dx = empty<T>(shape_of(x));
-  py::gil_scoped_release nogil;
-  Bwd(dout.data(), x.data(), dx.mutable_data(), x.size());
+  Bwd(dout.data(), kept.data(), dx.mutable_data(), kept.size());
   return dx;
 }
 
@@ -81,7 +71,7 @@ void define(py::module_& m) {
   m.def("relu6_backward", &unary_backward<T, cpu::relu6_backward<T>>, py::arg("dout"),
         py::arg("y"), py::arg("layer") = "ReLU6");
   m.def("silu_forward", &unary_forward<T, cpu::silu_forward<T>>, py::arg("x"));
-  m.def("silu_backward", &unary_backward_from_x<T, cpu::silu_backward<T>>, py::arg("dout"),
+  m.def("silu_backward", &unary_backward<T, cpu::silu_backward<T>, true>, py::arg("dout"),
         py::arg("x"), py::arg("layer") = "SiLU");
 }
 
