@@ -195,3 +195,18 @@ def test_cbow_with_negative_sampling_steps_match_the_reference():
     assert len(model.params) == 5 and len(twin.params) == 10
     for p, q in [(model.params[0], twin.params[0]), (model.params[4], twin.params[4])]:
         np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5 * float(np.abs(q).max()))
+
+
+def test_base_model_says_subclasses_define_forward_and_backward():
+    """The book's BaseModel leaves forward/backward to its subclasses; calling them on a model
+    that defines neither names the class and what is missing."""
+    from fastnn.dlfs2.base_model import BaseModel
+
+    class Empty(BaseModel):
+        pass
+
+    with pytest.raises(NotImplementedError, match=r"Empty.forward: a model built on BaseModel "
+                                                  r"defines its own forward"):
+        Empty().forward(None)
+    with pytest.raises(NotImplementedError, match=r"Empty.backward: .* defines its own backward"):
+        Empty().backward()
