@@ -8,7 +8,7 @@
   cuDNN convolutions may use TF32) and with TF32 off ("torch-fp32", full float32 like fastnn,
   whose GEMMs are cuBLAS SGEMM).
 - Depthwise convolutions (groups = C), forward + backward (dx, dW, db), at bench_conv's
-  depthwise sizes: fastnn's direct kernels through fastnn._ops on CuPy arrays against
+  depthwise sizes: fastnn's direct kernels through fastnn.ops on CuPy arrays against
   F.conv2d(groups=C) with autograd, same inputs and upstream gradient.
 - LSTM sequences, forward + backward, at bench_rnn's sizes: fastnn.nn.LSTM holding CuPy
   weights (load_state_dict of CuPy arrays) on a CuPy input against torch.nn.LSTM (cuDNN) with
@@ -219,15 +219,15 @@ def _failing(steps):
 
 def _fastnn_depthwise(cp, x, W, b, dout, stride):
     """(step, output on the host) of fastnn's depthwise convolution on CuPy arrays."""
-    from fastnn import _ops
+    from fastnn import ops
     xd, Wd, bd, dd = (cp.asarray(a) for a in (x, W, b, dout))
     C = x.shape[1]
-    out = _ops.conv2d_forward(xd, Wd, bd, stride, 1, groups=C)
+    out = ops.conv2d_forward(xd, Wd, bd, stride, 1, groups=C)
     device = cp.cuda.Device()
 
     def step():
-        _ops.conv2d_forward(xd, Wd, bd, stride, 1, groups=C)
-        _ops.conv2d_backward(dd, xd, Wd, bd, stride, 1, groups=C)
+        ops.conv2d_forward(xd, Wd, bd, stride, 1, groups=C)
+        ops.conv2d_backward(dd, xd, Wd, bd, stride, 1, groups=C)
         device.synchronize()
     return step, cp.asnumpy(out)
 

@@ -11,7 +11,7 @@ sampling's EmbeddingDot, time attention, and a training step of the book's Bette
   dropout 0.5, 2 LSTM layers, the affine tied to the embedding (W.T), gradient clipping at 0.25,
   SGD: forward, backward, the tied gradients summed, clipping and the update.
 
-Contenders: fastnn (fastnn.time_layers and fastnn._ops), the book-style NumPy reference
+Contenders: fastnn (fastnn.time_layers and fastnn.ops), the book-style NumPy reference
 (fastnn.reference, with the book's remove_duplicate and clip_grads), and PyTorch eager with
 the same weights (torch.nn.Embedding, nn.LSTM with 2 layers, a Linear sharing the embedding's
 weight, cross-entropy, clip_grad_norm_, SGD).
@@ -78,13 +78,13 @@ def _embedding_dot(contender, quick=False, data=None):
     ids = [rng.integers(0, V, size=N) for _ in range(S)]
     dout = rng.standard_normal(N).astype(np.float32)
     if contender == "fastnn":
-        from fastnn import _ops
+        from fastnn import ops
         dWs = [np.zeros_like(W) for _ in range(S)]  # one EmbeddingDot layer (and grad) each
 
         def step():
             for idx, dW in zip(ids, dWs):
-                _ops.embedding_dot_forward(W, idx, h)
-                _ops.embedding_dot_backward(dW, idx, h, dout, W)
+                ops.embedding_dot_forward(W, idx, h)
+                ops.embedding_dot_backward(dW, idx, h, dout, W)
         return step
     if contender == "reference":
         from fastnn.reference.negative_sampling_layer import EmbeddingDot
@@ -119,11 +119,11 @@ def _attention(contender, quick=False, data=None):
     hs_dec = rng.standard_normal((N, Td, H)).astype(np.float32)
     dout = rng.standard_normal((N, Td, H)).astype(np.float32)
     if contender == "fastnn":
-        from fastnn import _ops
+        from fastnn import ops
 
         def step():
-            _, a = _ops.attention_forward(hs_enc, hs_dec)
-            _ops.attention_backward(hs_enc, hs_dec, a, dout)
+            _, a = ops.attention_forward(hs_enc, hs_dec)
+            ops.attention_backward(hs_enc, hs_dec, a, dout)
         return step
     if contender == "reference":
         from fastnn.reference.attention_layer import TimeAttention
@@ -255,7 +255,7 @@ def _rnnlm(contender, quick=False, data=None):
                 p -= lr * g
         return step
     if contender == "fastnn":
-        from fastnn import _ops
+        from fastnn import ops
         from fastnn import time_layers as m
         model = _BookBetterRnnlm(m, embed_W, lstm, affine_b)
         # The tie is known from the model: params[7] is params[0].T (no element-wise compare).
@@ -273,7 +273,7 @@ def _rnnlm(contender, quick=False, data=None):
                 for g in grads:
                     g *= rate
             for p, g in zip(params, grads):
-                _ops.sgd_update(p, g, lr)
+                ops.sgd_update(p, g, lr)
         return step
     if contender == "torch":
         import torch

@@ -69,3 +69,24 @@ def name_of(a):
     if on_device(a):
         return f"cuda:{a.device.id}"
     return "cpu"
+
+
+def cupy_for(layer):
+    """The ``cupy`` module, or the TypeError (naming ``layer`` and the reason) of a device array
+    where fastnn cannot use CUDA."""
+    from . import cuda
+
+    why = cuda.reason()
+    if why:
+        raise TypeError(f"{layer}: got a GPU array but fastnn cannot use CUDA here: {why}")
+    import cupy
+    return cupy
+
+
+def array_module(layer, *arrays):
+    """``cupy`` when any of ``arrays`` is a device array, else ``numpy``: layers make their
+    state and outputs with it, so that they live where their inputs do."""
+    for a in arrays:
+        if hasattr(a, "__cuda_array_interface__"):
+            return cupy_for(layer)
+    return np

@@ -32,7 +32,7 @@ import numpy as np
 
 OPSET = 17
 IR_VERSION = 8  # what onnxruntime releases since 1.10 read
-BATCHNORM_EPS = 10e-7  # the book's constant (fastnn._ops.BATCHNORM_EPS)
+BATCHNORM_EPS = 10e-7  # the book's constant (fastnn.ops.BATCHNORM_EPS)
 
 
 def _onnx():

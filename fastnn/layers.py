@@ -1,7 +1,7 @@
 """Drop-in replacements for the layers of *Deep Learning from Scratch* vol. 1 (common/layers.py).
 
 Same constructors, same forward/backward signatures, same public attributes after a call; the
-work runs in fastnn's compiled kernels (fastnn._ops). Layers keep references to the caller's
+work runs in fastnn's compiled kernels (fastnn.ops). Layers keep references to the caller's
 W and b, so an optimizer's in-place update is seen by the next forward, as in the book.
 With CuPy inputs or parameters (the CUDA build), the work and everything a layer keeps stay
 on the GPU: outputs, gradients and state are CuPy arrays on the inputs' device.
@@ -9,7 +9,7 @@ on the GPU: outputs, gradients and state are CuPy arrays on the inputs' device.
 
 import numpy as np
 
-from . import _ops
+from . import ops
 
 
 def _shape(a):
@@ -33,12 +33,12 @@ class Relu:
         self.mask = None
 
     def forward(self, x):
-        out, self.mask = _ops.relu_forward(x, "Relu")
+        out, self.mask = ops.relu_forward(x, "Relu")
         return out
 
     def backward(self, dout):
         _forward_first(self.mask, "Relu")
-        dx = _ops.relu_backward(dout, self.mask, "Relu")
+        dx = ops.relu_backward(dout, self.mask, "Relu")
         if dx is dout or not (isinstance(dout, np.ndarray) and dout.flags.writeable):
             return dx
         dout[...] = dx  # a strided or non-float dout is still updated in place, as the book's
@@ -50,12 +50,12 @@ class Sigmoid:
         self.out = None
 
     def forward(self, x):
-        self.out = _ops.sigmoid_forward(x, "Sigmoid")
+        self.out = ops.sigmoid_forward(x, "Sigmoid")
         return self.out
 
     def backward(self, dout):
         _forward_first(self.out, "Sigmoid")
-        return _ops.sigmoid_backward(dout, self.out, "Sigmoid")
+        return ops.sigmoid_backward(dout, self.out, "Sigmoid")
 
 
 class Tanh:
@@ -63,12 +63,12 @@ class Tanh:
         self.out = None
 
     def forward(self, x):
-        self.out = _ops.tanh_forward(x, "Tanh")
+        self.out = ops.tanh_forward(x, "Tanh")
         return self.out
 
     def backward(self, dout):
         _forward_first(self.out, "Tanh")
-        return _ops.tanh_backward(dout, self.out, "Tanh")
+        return ops.tanh_backward(dout, self.out, "Tanh")
 
 
 class Affine:
@@ -84,22 +84,22 @@ class Affine:
         self.db = None
 
     def forward(self, x):
-        x = _ops.array_module("Affine", x, self.W, self.b).asarray(x)
+        x = ops.array_module("Affine", x, self.W, self.b).asarray(x)
         self.original_x_shape = x.shape
-        self.x = _ops.flatten_batch("Affine", x)
-        return _ops.affine_forward(self.x, self.W, self.b, "Affine")
+        self.x = ops.flatten_batch("Affine", x)
+        return ops.affine_forward(self.x, self.W, self.b, "Affine")
 
     def backward(self, dout):
         if self.x is None:
             raise RuntimeError("Affine.backward: call forward(x) first")
-        dx, self.dW, self.db = _ops.affine_backward(dout, self.x, self.W, "Affine")
+        dx, self.dW, self.db = ops.affine_backward(dout, self.x, self.W, "Affine")
         return dx.reshape(self.original_x_shape)
 
     def _param_backward(self, dout):
         """backward() without dx: sets dW and db only (a network's first layer)."""
         if self.x is None:
             raise RuntimeError("Affine.backward: call forward(x) first")
-        _, self.dW, self.db = _ops.affine_backward(dout, self.x, self.W, "Affine", need_dx=False)
+        _, self.dW, self.db = ops.affine_backward(dout, self.x, self.W, "Affine", need_dx=False)
 
 
 class SoftmaxWithLoss:
@@ -117,7 +117,7 @@ class SoftmaxWithLoss:
 
     @staticmethod
     def _as_batch(x, t):
-        xp = _ops.array_module("SoftmaxWithLoss", x, t)
+        xp = ops.array_module("SoftmaxWithLoss", x, t)
         x, t = xp.asarray(x), xp.asarray(t)
         if x.ndim != 1:
             return x, t
@@ -131,7 +131,7 @@ class SoftmaxWithLoss:
     def forward(self, x, t):
         self.t = t
         xb, tb = self._as_batch(x, t)
-        y, self.loss = _ops.softmax_cross_entropy_forward(xb, tb, layer="SoftmaxWithLoss")
+        y, self.loss = ops.softmax_cross_entropy_forward(xb, tb, layer="SoftmaxWithLoss")
         self.y = y.reshape(_shape(x))
         return self.loss
 
@@ -139,7 +139,7 @@ class SoftmaxWithLoss:
         if self.y is None:
             raise RuntimeError("SoftmaxWithLoss.backward: call forward(x, t) first")
         yb, tb = self._as_batch(self.y, self.t)
-        dx = _ops.softmax_cross_entropy_backward(yb, tb, dout, layer="SoftmaxWithLoss")
+        dx = ops.softmax_cross_entropy_backward(yb, tb, dout, layer="SoftmaxWithLoss")
         return dx.reshape(self.y.shape)
 
 
@@ -153,17 +153,17 @@ class Dropout:
         self.mask = None
 
     def forward(self, x, train_flg=True):
-        xp = _ops.array_module("Dropout", x)
+        xp = ops.array_module("Dropout", x)
         x = xp.asarray(x)
-        _ops.compute_dtype("Dropout", x)
+        ops.compute_dtype("Dropout", x)
         if not train_flg:
             return x * (1.0 - self.dropout_ratio)
         self.mask = xp.random.rand(*x.shape) > self.dropout_ratio
         return x * self.mask
 
     def backward(self, dout):
-        dout = _ops.array_module("Dropout", dout, self.mask).asarray(dout)
-        _ops.compute_dtype("Dropout", dout)
+        dout = ops.array_module("Dropout", dout, self.mask).asarray(dout)
+        ops.compute_dtype("Dropout", dout)
         if self.mask is None or dout.shape != self.mask.shape:
             raise ValueError(f"Dropout.backward: dout has shape {dout.shape} but the training "
                              f"forward had shape {None if self.mask is None else self.mask.shape}")
@@ -191,17 +191,17 @@ class BatchNormalization:
         self.dbeta = None
 
     def forward(self, x, train_flg=True):
-        xp = _ops.array_module("BatchNormalization", x, self.gamma, self.beta,
+        xp = ops.array_module("BatchNormalization", x, self.gamma, self.beta,
                                self.running_mean, self.running_var)
         x = xp.asarray(x)
         if train_flg:
-            out, xc, xn, std, rm, rv = _ops.batchnorm_forward_train(
+            out, xc, xn, std, rm, rv = ops.batchnorm_forward_train(
                 x, self.gamma, self.beta, self.running_mean, self.running_var, self.momentum)
             self.batch_size = x.shape[0]
             self.xc, self.xn, self.std = xc, xn, std
             self.running_mean, self.running_var = rm, rv
         else:
-            out = _ops.batchnorm_forward_infer(x, self.gamma, self.beta, self.running_mean,
+            out = ops.batchnorm_forward_infer(x, self.gamma, self.beta, self.running_mean,
                                                self.running_var)
             D = int(np.prod(x.shape[1:]))
             if self.running_mean is None:
@@ -215,7 +215,7 @@ class BatchNormalization:
         if self.xc is None:
             raise RuntimeError("BatchNormalization.backward: call forward(x, train_flg=True) "
                                "first")
-        dx, self.dgamma, self.dbeta = _ops.batchnorm_backward(dout, self.gamma, self.xc, self.xn,
+        dx, self.dgamma, self.dbeta = ops.batchnorm_backward(dout, self.gamma, self.xc, self.xn,
                                                               self.std)
         return dx.reshape(self.input_shape)
 
@@ -250,21 +250,21 @@ class Convolution:
         self.db = None
 
     def forward(self, x):
-        out = _ops.conv2d_forward(x, self.W, self.b, self.stride, self.pad, groups=self.groups)
+        out = ops.conv2d_forward(x, self.W, self.b, self.stride, self.pad, groups=self.groups)
         self.x = x
-        self._x = _ops.array_module("Convolution", x).array(x, copy=True)
+        self._x = ops.array_module("Convolution", x).array(x, copy=True)
         return out
 
     def backward(self, dout):
         _forward_first(self._x, "Convolution")
-        dx, self.dW, self.db = _ops.conv2d_backward(dout, self._x, self.W, self.b, self.stride,
+        dx, self.dW, self.db = ops.conv2d_backward(dout, self._x, self.W, self.b, self.stride,
                                                     self.pad, groups=self.groups)
         return dx
 
     def _param_backward(self, dout):
         """backward() without dx: sets dW and db only (a network's first layer)."""
         _forward_first(self._x, "Convolution")
-        _, self.dW, self.db = _ops.conv2d_backward(dout, self._x, self.W, self.b, self.stride,
+        _, self.dW, self.db = ops.conv2d_backward(dout, self._x, self.W, self.b, self.stride,
                                                    self.pad, need_dx=False, groups=self.groups)
 
     @property
@@ -273,7 +273,7 @@ class Convolution:
         if self._x is None:
             return None
         _, _, FH, FW = _shape(self.W)
-        return _ops.im2col(self._x, FH, FW, self.stride, self.pad, layer="Convolution")
+        return ops.im2col(self._x, FH, FW, self.stride, self.pad, layer="Convolution")
 
     @property
     def col_W(self):
@@ -287,7 +287,7 @@ class Convolution:
         if self.groups == 1:
             return Wm.T
         F, K = FN // self.groups, Wm.shape[1]
-        xp = _ops.array_module("Convolution", self.W)
+        xp = ops.array_module("Convolution", self.W)
         col_W = xp.zeros((K * self.groups, FN), dtype=Wm.dtype)
         for g in range(self.groups):
             col_W[g * K:(g + 1) * K, g * F:(g + 1) * F] = Wm[g * F:(g + 1) * F].T
@@ -304,7 +304,7 @@ class Pooling:
     """
 
     def __init__(self, pool_h, pool_w, stride=2, pad=0):
-        _ops.check_window("Pooling", pool_h, pool_w, stride, pad)
+        ops.check_window("Pooling", pool_h, pool_w, stride, pad)
         self.pool_h = pool_h
         self.pool_w = pool_w
         self.stride = stride
@@ -313,14 +313,14 @@ class Pooling:
         self._arg = None  # argmax per output, (N, C, OH, OW) int32
 
     def forward(self, x):
-        out, self._arg = _ops.maxpool2d_forward(x, self.pool_h, self.pool_w, self.stride,
+        out, self._arg = ops.maxpool2d_forward(x, self.pool_h, self.pool_w, self.stride,
                                                 self.pad)
         self.x = x
         return out
 
     def backward(self, dout):
         _forward_first(self.x, "Pooling")
-        return _ops.maxpool2d_backward(dout, self._arg, _shape(self.x), self.pool_h,
+        return ops.maxpool2d_backward(dout, self._arg, _shape(self.x), self.pool_h,
                                        self.pool_w, self.stride, self.pad)
 
     @property
@@ -338,7 +338,7 @@ class AvgPooling:
     """
 
     def __init__(self, pool_h, pool_w, stride=2, pad=0):
-        _ops.check_window("AvgPooling", pool_h, pool_w, stride, pad)
+        ops.check_window("AvgPooling", pool_h, pool_w, stride, pad)
         self.pool_h = pool_h
         self.pool_w = pool_w
         self.stride = stride
@@ -346,11 +346,11 @@ class AvgPooling:
         self.x = None
 
     def forward(self, x):
-        out = _ops.avgpool2d_forward(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        out = ops.avgpool2d_forward(x, self.pool_h, self.pool_w, self.stride, self.pad)
         self.x = x
         return out
 
     def backward(self, dout):
         _forward_first(self.x, "AvgPooling")
-        return _ops.avgpool2d_backward(dout, _shape(self.x), self.pool_h, self.pool_w,
+        return ops.avgpool2d_backward(dout, _shape(self.x), self.pool_h, self.pool_w,
                                        self.stride, self.pad)

@@ -16,7 +16,7 @@ CuPy parameters (the CUDA build) are updated on their device, with state made th
 
 import numpy as np
 
-from . import _device, _ops
+from . import _device, ops
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 
@@ -38,12 +38,12 @@ def _pairs(opt, params, grads):
             raise ValueError(f"{opt}: params is a list of {len(params)} arrays, so grads must be "
                              f"a list of the same length (got {got})")
         for i, (p, g) in enumerate(zip(params, grads)):
-            out.append((i, p, _ops.check_param(opt, i, p, g)))
+            out.append((i, p, ops.check_param(opt, i, p, g)))
         return out
     for key in params:
         if key not in grads:
             raise KeyError(f"{opt}: grads has no entry {key!r} (params has {sorted(params)})")
-        out.append((key, params[key], _ops.check_param(opt, key, params[key], grads[key])))
+        out.append((key, params[key], ops.check_param(opt, key, params[key], grads[key])))
     return out
 
 
@@ -64,7 +64,7 @@ def _state(store, key, p):
     else:
         s = store.get(key)
     if s is None or s.shape != p.shape or s.dtype != p.dtype:
-        s = store[key] = _ops.array_module("optimizer state", p).zeros(p.shape, dtype=p.dtype)
+        s = store[key] = ops.array_module("optimizer state", p).zeros(p.shape, dtype=p.dtype)
     elif not _device.same_place(s, p):
         s = store[key] = _device.mover(_device.name_of(p), "optimizer state")(s)
     return s
@@ -82,14 +82,13 @@ def _one_launch(params):
 def _step(rule, pairs, stores, hyper):
     """One optimizer step over every (key, p, g) of ``pairs``, with the state arrays of each
     parameter from the dicts ``stores``: one launch for a GPU network's parameters, else the
-    fused kernel ``_ops.<rule>_update(p, *state, g, *hyper)`` per parameter."""
+    fused kernel ``ops.<rule>_update(p, *state, g, *hyper)`` per parameter."""
     states = [[_state(store, key, p) for store in stores] for key, p, _ in pairs]
     params = [p for _, p, _ in pairs]
     if _one_launch(params):
-        from . import cuda
-        cuda.update_list(rule, params, states, [g for _, _, g in pairs], hyper)
+        ops.update_list(rule, params, states, [g for _, _, g in pairs], hyper)
         return
-    update = getattr(_ops, f"{rule}_update")
+    update = getattr(ops, f"{rule}_update")
     for p, state, (_, _, g) in zip(params, states, pairs):
         update(p, *state, g, *hyper)
 
@@ -137,7 +136,7 @@ class Nesterov(Momentum):
         for key, p, g in _pairs("Nesterov", params, grads):
             v = _state(self.v, key, p)
             p += (m * m) * v
-            _ops.sgd_update(p, g, (1 + m) * lr)
+            ops.sgd_update(p, g, (1 + m) * lr)
             v *= m
             v -= lr * g
 

@@ -3,7 +3,7 @@
 Same constructors, attributes and shapes as the book: Wx (D, gH), Wh (H, gH), b (gH,), batch-major
 sequences (N, T, D), ``params``/``grads`` lists whose grads are overwritten in place, ``stateful``,
 ``set_state``/``reset_state``. The whole time loop of TimeRNN/TimeLSTM/TimeGRU runs in one C++
-call (fastnn._ops); the single-step RNN/LSTM/GRU run the same kernels on a sequence of length 1.
+call (fastnn.ops); the single-step RNN/LSTM/GRU run the same kernels on a sequence of length 1.
 
 Embedding and TimeEmbedding gather rows and scatter-add their gradient in C++ kernels.
 With CuPy parameters (or inputs) the recurrent layers, TimeAffine, TimeSoftmaxWithLoss and
@@ -13,7 +13,7 @@ made with ``np.zeros_like`` of the parameters, so CuPy parameters give CuPy grad
 
 import numpy as np
 
-from . import _ops
+from . import ops
 
 
 class Embedding:
@@ -32,13 +32,13 @@ class Embedding:
         return self.params[0]
 
     def forward(self, idx):
-        out = _ops.embedding_forward(self._weights(), idx, layer=self._layer)
+        out = ops.embedding_forward(self._weights(), idx, layer=self._layer)
         self.idx = idx
         return out
 
     def backward(self, dout):
         _forward_first(self.idx, self._layer)
-        _ops.embedding_backward(self.grads[0], self.idx, dout, layer=self._layer)
+        ops.embedding_backward(self.grads[0], self.idx, dout, layer=self._layer)
         return None
 
 
@@ -71,7 +71,7 @@ class TimeDropout:
     def forward(self, xs):
         if not self.train_flg:
             return xs
-        xp = _ops.array_module("TimeDropout", xs)
+        xp = ops.array_module("TimeDropout", xs)
         keep = xp.random.rand(*xs.shape) > self.dropout_ratio
         self.mask = keep.astype(np.float32) * (1.0 / (1.0 - self.dropout_ratio))
         return xs * self.mask
@@ -125,8 +125,8 @@ class RNN(_StepLayer):
 
     def forward(self, x, h_prev):
         Wx, Wh, b = self.params
-        x1 = _ops.array_module("RNN", x, h_prev, *self.params).asarray(x)[np.newaxis]
-        hs = _ops.rnn_forward(x1, h_prev, Wx, Wh, b, layer="RNN")
+        x1 = ops.array_module("RNN", x, h_prev, *self.params).asarray(x)[np.newaxis]
+        hs = ops.rnn_forward(x1, h_prev, Wx, Wh, b, layer="RNN")
         self.cache = (x1, h_prev, hs)
         return hs[0]
 
@@ -134,7 +134,7 @@ class RNN(_StepLayer):
         _forward_first(self.cache, "RNN")
         Wx, Wh, b = self.params
         x1, h_prev, hs = self.cache
-        dx, dh_prev, dWx, dWh, db = _ops.rnn_backward(x1, h_prev, Wx, Wh, hs, None, dh_next,
+        dx, dh_prev, dWx, dWh, db = ops.rnn_backward(x1, h_prev, Wx, Wh, hs, None, dh_next,
                                                       layer="RNN")
         self._set_grads(dWx, dWh, db)
         return dx[0], dh_prev
@@ -145,8 +145,8 @@ class LSTM(_StepLayer):
 
     def forward(self, x, h_prev, c_prev):
         Wx, Wh, b = self.params
-        x1 = _ops.array_module("LSTM", x, h_prev, c_prev, *self.params).asarray(x)[np.newaxis]
-        hs, cs, gates, _ = _ops.lstm_forward(x1, h_prev, c_prev, Wx, Wh, b, layer="LSTM")
+        x1 = ops.array_module("LSTM", x, h_prev, c_prev, *self.params).asarray(x)[np.newaxis]
+        hs, cs, gates, _ = ops.lstm_forward(x1, h_prev, c_prev, Wx, Wh, b, layer="LSTM")
         self.cache = (x1, h_prev, c_prev, hs, cs, gates)
         return hs[0], cs[0]
 
@@ -154,7 +154,7 @@ class LSTM(_StepLayer):
         _forward_first(self.cache, "LSTM")
         Wx, Wh, b = self.params
         x1, h_prev, c_prev, hs, cs, gates = self.cache
-        dx, dh_prev, dc_prev, dWx, dWh, db, _ = _ops.lstm_backward(
+        dx, dh_prev, dc_prev, dWx, dWh, db, _ = ops.lstm_backward(
             x1, h_prev, c_prev, Wx, Wh, None, hs, cs, gates, None, None, dh_next, dc_next,
             layer="LSTM")
         self._set_grads(dWx, dWh, db)
@@ -166,8 +166,8 @@ class GRU(_StepLayer):
 
     def forward(self, x, h_prev):
         Wx, Wh, b = self.params
-        x1 = _ops.array_module("GRU", x, h_prev, *self.params).asarray(x)[np.newaxis]
-        hs, gates, aux = _ops.gru_forward(x1, h_prev, Wx, Wh, b, layer="GRU")
+        x1 = ops.array_module("GRU", x, h_prev, *self.params).asarray(x)[np.newaxis]
+        hs, gates, aux = ops.gru_forward(x1, h_prev, Wx, Wh, b, layer="GRU")
         self.cache = (x1, h_prev, hs, gates, aux)
         return hs[0]
 
@@ -175,7 +175,7 @@ class GRU(_StepLayer):
         _forward_first(self.cache, "GRU")
         Wx, Wh, b = self.params
         x1, h_prev, hs, gates, aux = self.cache
-        dx, dh_prev, dWx, dWh, db, _ = _ops.gru_backward(x1, h_prev, Wx, Wh, hs, gates, aux,
+        dx, dh_prev, dWx, dWh, db, _ = ops.gru_backward(x1, h_prev, Wx, Wh, hs, gates, aux,
                                                          None, dh_next, layer="GRU")
         self._set_grads(dWx, dWh, db)
         return dx[0], dh_prev
@@ -198,14 +198,14 @@ class TimeRNN:
 
     def _xp(self, *arrays):
         """numpy or cupy, by where the parameters and ``arrays`` live."""
-        return _ops.array_module(self._layer, *arrays, *self.params)
+        return ops.array_module(self._layer, *arrays, *self.params)
 
     def forward(self, xs):
         _check_batch_major(self._layer, xs)
         Wx, Wh, b = self.params
         xp = self._xp(xs, self.h)
         h0 = self._h0()
-        hs = _ops.rnn_forward(_time_major(xp, xs), h0, Wx, Wh, b, layer=self._layer)
+        hs = ops.rnn_forward(_time_major(xp, xs), h0, Wx, Wh, b, layer=self._layer)
         self._cache = (xs, h0, hs)
         self.h = hs[-1].copy() if len(hs) else self.h
         return _batch_major(xp, hs)
@@ -215,7 +215,7 @@ class TimeRNN:
         Wx, Wh, b = self.params
         xs, h0, hs = self._cache
         xp = self._xp(dhs, xs)
-        dx, self.dh, *grads = _ops.rnn_backward(_time_major(xp, xs), h0, Wx, Wh, hs,
+        dx, self.dh, *grads = ops.rnn_backward(_time_major(xp, xs), h0, Wx, Wh, hs,
                                                 _time_major(xp, dhs), None, layer=self._layer)
         for g, new in zip(self.grads, grads):
             g[...] = new
@@ -238,7 +238,7 @@ class TimeGRU(TimeRNN):
         Wx, Wh, b = self.params
         xp = self._xp(xs, self.h)
         h0 = self._h0()
-        hs, gates, aux = _ops.gru_forward(_time_major(xp, xs), h0, Wx, Wh, b, layer=self._layer)
+        hs, gates, aux = ops.gru_forward(_time_major(xp, xs), h0, Wx, Wh, b, layer=self._layer)
         self._cache = (xs, h0, hs, gates, aux)
         self.h = hs[-1].copy() if len(hs) else self.h
         return _batch_major(xp, hs)
@@ -248,7 +248,7 @@ class TimeGRU(TimeRNN):
         Wx, Wh, b = self.params
         xs, h0, hs, gates, aux = self._cache
         xp = self._xp(dhs, xs)
-        dx, self.dh, dWx, dWh, db, _ = _ops.gru_backward(_time_major(xp, xs), h0, Wx, Wh, hs,
+        dx, self.dh, dWx, dWh, db, _ = ops.gru_backward(_time_major(xp, xs), h0, Wx, Wh, hs,
                                                          gates, aux, _time_major(xp, dhs), None,
                                                          layer=self._layer)
         for g, new in zip(self.grads, (dWx, dWh, db)):
@@ -270,9 +270,9 @@ class TimeLSTM:
     def forward(self, xs):
         _check_batch_major("TimeLSTM", xs)
         Wx, Wh, b = self.params
-        xp = _ops.array_module("TimeLSTM", xs, self.h, self.c, *self.params)
+        xp = ops.array_module("TimeLSTM", xs, self.h, self.c, *self.params)
         h0, c0 = (self.h, self.c) if self.stateful else (None, None)
-        hs, cs, gates, _ = _ops.lstm_forward(_time_major(xp, xs), h0, c0, Wx, Wh, b,
+        hs, cs, gates, _ = ops.lstm_forward(_time_major(xp, xs), h0, c0, Wx, Wh, b,
                                              layer="TimeLSTM")
         self._cache = (xs, h0, c0, hs, cs, gates)
         if len(hs):
@@ -283,8 +283,8 @@ class TimeLSTM:
         _forward_first(self._cache, "TimeLSTM")
         Wx, Wh, b = self.params
         xs, h0, c0, hs, cs, gates = self._cache
-        xp = _ops.array_module("TimeLSTM", dhs, xs, *self.params)
-        dx, self.dh, _, dWx, dWh, db, _ = _ops.lstm_backward(
+        xp = ops.array_module("TimeLSTM", dhs, xs, *self.params)
+        dx, self.dh, _, dWx, dWh, db, _ = ops.lstm_backward(
             _time_major(xp, xs), h0, c0, Wx, Wh, None, hs, cs, gates, None, _time_major(xp, dhs),
             None, None, layer="TimeLSTM")
         for g, new in zip(self.grads, (dWx, dWh, db)):
@@ -310,14 +310,14 @@ class TimeAffine:
         N, T, D = x.shape
         W, b = self.params
         self.x = x
-        out = _ops.affine_forward(x.reshape(N * T, D), W, b, layer="TimeAffine")
+        out = ops.affine_forward(x.reshape(N * T, D), W, b, layer="TimeAffine")
         return out.reshape(N, T, -1)
 
     def backward(self, dout):
         _forward_first(self.x, "TimeAffine")
         N, T, D = self.x.shape
         W, b = self.params
-        dx, dW, db = _ops.affine_backward(dout.reshape(N * T, -1), self.x.reshape(N * T, D), W,
+        dx, dW, db = ops.affine_backward(dout.reshape(N * T, -1), self.x.reshape(N * T, D), W,
                                           layer="TimeAffine")
         self.grads[0][...] = dW
         self.grads[1][...] = db
@@ -337,7 +337,7 @@ class TimeSoftmaxWithLoss:
         if ts.ndim == 3:  # one-hot labels
             ts = ts.argmax(axis=2)
         ts = ts.reshape(N * T)
-        ys, loss = _ops.softmax_cross_entropy_forward(
+        ys, loss = ops.softmax_cross_entropy_forward(
             xs.reshape(N * T, V), ts, eps=0.0, ignore_label=self.ignore_label,
             layer="TimeSoftmaxWithLoss")
         self.cache = (ts, ys, (N, T, V))
@@ -346,7 +346,7 @@ class TimeSoftmaxWithLoss:
     def backward(self, dout=1):
         _forward_first(self.cache, "TimeSoftmaxWithLoss")
         ts, ys, (N, T, V) = self.cache
-        dx = _ops.softmax_cross_entropy_backward(ys, ts, dout, ignore_label=self.ignore_label,
+        dx = ops.softmax_cross_entropy_backward(ys, ts, dout, ignore_label=self.ignore_label,
                                                  layer="TimeSoftmaxWithLoss")
         return dx.reshape(N, T, V)
 
@@ -363,7 +363,7 @@ class TimeBiLSTM:
     def forward(self, xs):
         out_f = self.forward_lstm.forward(xs)
         out_b = self.backward_lstm.forward(xs[:, ::-1])[:, ::-1]
-        xp = _ops.array_module("TimeBiLSTM", out_f, out_b)
+        xp = ops.array_module("TimeBiLSTM", out_f, out_b)
         return xp.concatenate((out_f, out_b), axis=2)
 
     def backward(self, dhs):

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from . import _device, _ops, optim
+from . import _device, ops, optim
 
 _OPTIMIZERS = {'sgd': optim.SGD, 'momentum': optim.Momentum, 'nesterov': optim.Nesterov,
                'adagrad': optim.AdaGrad, 'rmsprop': optim.RMSprop, 'adam': optim.Adam}
@@ -80,7 +80,7 @@ class Trainer:
         self._root = dist.is_root()  # True without MPI
         self.verbose = verbose and self._root
         self.stop_on_nan = stop_on_nan
-        xp = _ops.array_module("Trainer", x_train, t_train)
+        xp = ops.array_module("Trainer", x_train, t_train)
         if xp is not np:  # both on the device, so that batches are gathered there
             x_train, t_train = xp.asarray(x_train), xp.asarray(t_train)
         self._xp = xp
@@ -397,11 +397,11 @@ class Trainer:
             fail(f"does not fit this network ({', '.join(problems[:5])} missing or of another "
                  "shape)")
         for k, p in params.items():
-            p[...] = _ops.array_module("load_checkpoint", p).asarray(arrays[f"param.{k}"])
+            p[...] = ops.array_module("load_checkpoint", p).asarray(arrays[f"param.{k}"])
         layers = self.network.layers
         for k, old in buffers.items():
             name, attr = k.rsplit(".", 1)
-            xp = _ops.array_module("load_checkpoint", old)
+            xp = ops.array_module("load_checkpoint", old)
             setattr(layers[name], attr, xp.asarray(arrays[f"buffer.{k}"], dtype=old.dtype).copy())
         for attr in _OPT_SCALARS:
             if attr in opt:

@@ -12,7 +12,7 @@ import numpy as np
 import fastnn
 import fastnn.cuda
 import fastnn.time_layers as TL
-from fastnn import _C, _ops, basenn, datasets, layers as L, models, nn, optim, util
+from fastnn import _C, ops, basenn, datasets, layers as L, models, nn, optim, util
 from fastnn.datasets import DatasetError, DatasetNotFound
 from fastnn.models import ParamsError
 from fastnn.trainer import Trainer, TrainingDiverged
@@ -289,7 +289,7 @@ CASES = [
     ("col2im-huge", "util.col2im", "input_shape (0, 1, 2**40, 2**40)", ValueError,
      r"col2im: H\*W = .* does not fit in 64 bits",
      lambda: util.col2im(z((0, 1)), (0, 1, 2**40, 2**40), 1, 1)),
-    # ---- direct _C calls (the bindings check again; _ops is the supported entry point)
+    # ---- direct _C calls (the bindings check again; ops is the supported entry point)
     ("C-conv-channels", "_C.conv2d_forward", "x with 2 channels, W for 1", ValueError,
      "Convolution: x has 2 channels but W expects 1",
      lambda: _C.conv2d_forward(z((1, 2, 3, 3)), z((1, 1, 1, 1)), None, 1, 0)),
@@ -328,12 +328,12 @@ CASES = [
     ("time-embedding-negative", "TimeEmbedding.forward", "word id -1", IndexError,
      r"TimeEmbedding: index -1 is out of bounds for W with 5 rows",
      lambda: TL.TimeEmbedding(z((5, 3))).forward(np.array([0, -1]))),
-    ("embedding-dot-shape", "_ops.embedding_dot_forward", "2 ids, h with 3 rows", ValueError,
+    ("embedding-dot-shape", "ops.embedding_dot_forward", "2 ids, h with 3 rows", ValueError,
      r"EmbeddingDot: expected idx of shape \(N,\) and h of shape \(N, 3\)",
-     lambda: _ops.embedding_dot_forward(z((5, 3)), np.array([1, 2]), z((3, 3)))),
-    ("attention-hidden", "_ops.attention_forward", "hidden sizes 4 and 6", ValueError,
+     lambda: ops.embedding_dot_forward(z((5, 3)), np.array([1, 2]), z((3, 3)))),
+    ("attention-hidden", "ops.attention_forward", "hidden sizes 4 and 6", ValueError,
      r"TimeAttention: hs_enc has hidden size 4 but hs_dec has 6",
-     lambda: _ops.attention_forward(z((2, 5, 4)), z((2, 3, 6)))),
+     lambda: ops.attention_forward(z((2, 5, 4)), z((2, 3, 6)))),
     ("time-loss-label", "TimeSoftmaxWithLoss.forward", "label 5 with 4 classes", IndexError,
      "TimeSoftmaxWithLoss: label 5 .* is out of range for 4 classes",
      lambda: TL.TimeSoftmaxWithLoss().forward(z((2, 3, 4)), np.array([[0, 1, 5], [0, 0, 0]]))),

@@ -41,6 +41,32 @@ def dtype(request):
     return np.dtype(request.param)
 
 
+def _cuda_reason():
+    from fastnn import cuda
+    return cuda.reason()
+
+
+@pytest.fixture(params=["numpy", "cupy"])
+def xp(request):
+    """The array module a parity test feeds fastnn: NumPy always, CuPy where CUDA can be used
+    (fastnn's CUDA build, CuPy and a GPU); the reference always runs on NumPy."""
+    if request.param == "numpy":
+        return np
+    why = _cuda_reason()
+    if why:
+        pytest.skip(f"no usable CUDA here: {why}")
+    import cupy
+    return cupy
+
+
+def to_host(a):
+    """A NumPy array of ``a`` (CuPy arrays copied to the host; NumPy arrays that only claim a
+    device, as some tests make, pass as they are)."""
+    if hasattr(a, "__cuda_array_interface__") and hasattr(a, "get"):
+        return a.get()
+    return np.asarray(a)
+
+
 def tolerance(dtype, reduce_len=1):
     """(rtol, atol) for comparing a kernel with the reference after reductions of reduce_len."""
     dtype = np.dtype(dtype)
@@ -50,8 +76,9 @@ def tolerance(dtype, reduce_len=1):
 
 
 def assert_parity(actual, expected, dtype=None, reduce_len=1, err_msg=""):
-    """Same shape, same dtype (when given) and equal values within the dtype's tolerance."""
-    actual = np.asarray(actual)
+    """Same shape, same dtype (when given) and equal values within the dtype's tolerance;
+    ``actual`` may live on a device."""
+    actual = to_host(actual)
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, f"{err_msg} shape {actual.shape} != {expected.shape}"
     if dtype is not None:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _ops
+from fastnn import _device, ops
 from fastnn.reference.attention_layer import TimeAttention
 from conftest import UNDER_ASAN, gradcheck
 
@@ -27,11 +27,11 @@ def test_matches_the_books_time_attention(rng, dtype, N, Te, Td, H):
     dout = rng.standard_normal((N, Td, H)).astype(dtype)
     r = TimeAttention()
     expected = r.forward(hs_enc, hs_dec)
-    out, a = _ops.attention_forward(hs_enc, hs_dec)
+    out, a = ops.attention_forward(hs_enc, hs_dec)
     _close(out, expected, dtype)
     if Td:
         _close(a, np.stack(r.attention_weights, axis=1), dtype)
-    dhs_enc, dhs_dec = _ops.attention_backward(hs_enc, hs_dec, a, dout)
+    dhs_enc, dhs_dec = ops.attention_backward(hs_enc, hs_dec, a, dout)
     if Td:
         r_enc, r_dec = r.backward(dout)
         _close(dhs_enc, r_enc, dtype)
@@ -49,8 +49,8 @@ def test_large_batch_threads_agree(rng, restore_threads):
     r_enc, r_dec = r.backward(dout)
     for n in (1, 2):
         fastnn.set_num_threads(n)
-        out, a = _ops.attention_forward(hs_enc, hs_dec)
-        dhs_enc, dhs_dec = _ops.attention_backward(hs_enc, hs_dec, a, dout)
+        out, a = ops.attention_forward(hs_enc, hs_dec)
+        dhs_enc, dhs_dec = ops.attention_backward(hs_enc, hs_dec, a, dout)
         _close(out, expected, np.dtype(np.float32))
         _close(dhs_enc, r_enc, np.dtype(np.float32))
         _close(dhs_dec, r_dec, np.dtype(np.float32))
@@ -62,10 +62,10 @@ def test_gradcheck(rng):
     d = rng.standard_normal((2, 3, 3))
 
     def loss():
-        return float(np.sum(_ops.attention_forward(hs_enc, hs_dec)[0] * d))
+        return float(np.sum(ops.attention_forward(hs_enc, hs_dec)[0] * d))
 
-    _, a = _ops.attention_forward(hs_enc, hs_dec)
-    dhs_enc, dhs_dec = _ops.attention_backward(hs_enc, hs_dec, a, d)
+    _, a = ops.attention_forward(hs_enc, hs_dec)
+    dhs_enc, dhs_dec = ops.attention_backward(hs_enc, hs_dec, a, d)
     gradcheck(loss, hs_enc, dhs_enc)
     gradcheck(loss, hs_dec, dhs_dec)
 
@@ -73,7 +73,7 @@ def test_gradcheck(rng):
 def test_promotion_and_rows_sum_to_one(rng):
     hs_enc = rng.standard_normal((2, 5, 4)).astype(np.float32)
     hs_dec = rng.standard_normal((2, 3, 4))
-    out, a = _ops.attention_forward(hs_enc, hs_dec)
+    out, a = ops.attention_forward(hs_enc, hs_dec)
     assert out.dtype == a.dtype == np.float64
     np.testing.assert_allclose(a.sum(axis=2), 1.0, rtol=1e-12)
 
@@ -86,17 +86,17 @@ def test_promotion_and_rows_sum_to_one(rng):
 ])
 def test_bad_shapes_raise_value_error(enc, dec, msg):
     with pytest.raises(ValueError, match="TimeAttention: " + msg):
-        _ops.attention_forward(np.zeros(enc), np.zeros(dec))
+        ops.attention_forward(np.zeros(enc), np.zeros(dec))
 
 
 def test_backward_bad_shapes():
     e, d = np.zeros((2, 5, 4)), np.zeros((2, 3, 4))
     with pytest.raises(ValueError, match=r"TimeAttention.backward: dout has shape \(2, 3, 5\) "
                                          r"but the forward output had shape \(2, 3, 4\)"):
-        _ops.attention_backward(e, d, np.zeros((2, 3, 5)), np.zeros((2, 3, 5)))
+        ops.attention_backward(e, d, np.zeros((2, 3, 5)), np.zeros((2, 3, 5)))
     with pytest.raises(ValueError, match=r"a has shape \(2, 5, 3\) but the forward gave "
                                          r"\(2, 3, 5\)"):
-        _ops.attention_backward(e, d, np.zeros((2, 5, 3)), d)
+        ops.attention_backward(e, d, np.zeros((2, 5, 3)), d)
 
 
 class _DeviceLike(np.ndarray):
@@ -110,17 +110,17 @@ class _DeviceLike(np.ndarray):
 def test_device_path_is_the_same_computation(rng, monkeypatch):
     """Device arrays run the same computation as array code (matmul, softmax) on their own
     module; here NumPy stands in for CuPy."""
-    monkeypatch.setattr(_ops, "array_module", lambda layer, *arrays: np)
+    monkeypatch.setattr(_device, "cupy_for", lambda layer: np)
     hs_enc = rng.standard_normal((3, 6, 4))
     hs_dec = rng.standard_normal((3, 5, 4))
     dout = rng.standard_normal((3, 5, 4))
     dev = [a.view(_DeviceLike) for a in (hs_enc, hs_dec, dout)]
-    out, a = _ops.attention_forward(*dev[:2])
-    out_h, a_h = _ops.attention_forward(hs_enc, hs_dec)
+    out, a = ops.attention_forward(*dev[:2])
+    out_h, a_h = ops.attention_forward(hs_enc, hs_dec)
     np.testing.assert_allclose(out, out_h, rtol=1e-12)
     np.testing.assert_allclose(a, a_h, rtol=1e-12)
-    for got, want in zip(_ops.attention_backward(dev[0], dev[1], a, dev[2]),
-                         _ops.attention_backward(hs_enc, hs_dec, a_h, dout)):
+    for got, want in zip(ops.attention_backward(dev[0], dev[1], a, dev[2]),
+                         ops.attention_backward(hs_enc, hs_dec, a_h, dout)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
@@ -132,16 +132,16 @@ def test_out_of_memory_in_backward_is_a_memory_error():
     MemoryError, not the end of the process."""
     from conftest import run_python
     r = run_python("""
-        from fastnn import _ops
+        from fastnn import ops
         fastnn.set_num_threads(2)
         enc = np.random.rand(2, 3000, 1); dec = np.random.rand(2, 3000, 1)
-        out, a = _ops.attention_forward(enc, dec)
+        out, a = ops.attention_forward(enc, dec)
         dout = np.random.rand(2, 3000, 1)
         import resource, os
         held = int(open('/proc/self/statm').read().split()[0]) * os.sysconf('SC_PAGE_SIZE')
         resource.setrlimit(resource.RLIMIT_AS, (held + (40 << 20), resource.RLIM_INFINITY))
         try:
-            _ops.attention_backward(enc, dec, a, dout)
+            ops.attention_backward(enc, dec, a, dout)
             print("no error")
         except MemoryError:
             print("MemoryError")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _C, _ops
+from fastnn import _C, ops
 from bad_input_cases import CASES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,7 +51,7 @@ def test_docs_table_lists_every_row():
 def test_im2col_row_count_overflow_raises():
     x = np.zeros((1, 1, 2, 2), np.float32)
     with pytest.raises(ValueError, match=r"im2col: OH\*OW .* does not fit in 64 bits"):
-        _ops.im2col(x, 1, 1, 1, 2**31 - 1)
+        ops.im2col(x, 1, 1, 1, 2**31 - 1)
     with pytest.raises(ValueError, match=r"im2col: OH\*OW .* does not fit in 64 bits"):
         _C.im2col(x, 1, 1, 1, 2**31 - 1)
 
@@ -59,14 +59,14 @@ def test_im2col_row_count_overflow_raises():
 def test_pad_overflow_raises():
     x = np.zeros((1, 1, 1, 1))
     with pytest.raises(ValueError, match=r"2\*pad .* does not fit in 64 bits"):
-        _ops.im2col(x, 1, 1, 1, 2**62)
+        ops.im2col(x, 1, 1, 1, 2**62)
     with pytest.raises(ValueError, match=r"2\*pad .* does not fit in 64 bits"):
         _C.maxpool2d_forward(x, 1, 1, 1, 2**62)
 
 
 def test_pool_window_beyond_int32_argmax_raises():
     with pytest.raises(ValueError, match="more cells than its int32 argmax can index"):
-        _ops.maxpool2d_forward(np.zeros((1, 1, 1, 1)), 2**16, 2**16, 1, 2**15)
+        ops.maxpool2d_forward(np.zeros((1, 1, 1, 1)), 2**16, 2**16, 1, 2**15)
 
 
 # ------------------------------------------------------------------ backward before forward

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _ops
+from fastnn import ops
 from fastnn import layers as L
 from fastnn.reference import layers as R
 from conftest import assert_parity, gradcheck
@@ -217,10 +217,10 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_ops_entry_points(rng):
     x = rng.standard_normal((5, 3))
-    out, xc, xn, std, rm, rv = _ops.batchnorm_forward_train(x, np.ones(3), np.zeros(3))
-    np.testing.assert_allclose(std, np.sqrt(x.var(axis=0) + _ops.BATCHNORM_EPS))
+    out, xc, xn, std, rm, rv = ops.batchnorm_forward_train(x, np.ones(3), np.zeros(3))
+    np.testing.assert_allclose(std, np.sqrt(x.var(axis=0) + ops.BATCHNORM_EPS))
     np.testing.assert_allclose(rm, 0.1 * x.mean(axis=0))
-    dx, dgamma, dbeta = _ops.batchnorm_backward(np.ones((5, 3)), np.ones(3), xc, xn, std)
+    dx, dgamma, dbeta = ops.batchnorm_backward(np.ones((5, 3)), np.ones(3), xc, xn, std)
     np.testing.assert_allclose(dx, 0, atol=1e-9)
     np.testing.assert_allclose(dbeta, 5)
 

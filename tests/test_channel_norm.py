@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _ops
+from fastnn import ops
 from fastnn.basenn.diffusion import GroupNorm as BuilderGroupNorm
 from fastnn.basenn.modules import BatchNorm as BuilderBatchNorm
 from fastnn.reference import builder_layers as R
@@ -26,7 +26,7 @@ def test_channel_batchnorm_matches_reference(rng, dtype, shape):
     gamma, beta = _params(rng, C, dtype)
     ref = R.ChannelBatchNorm(gamma, beta, np.zeros(C, dtype), np.ones(C, dtype), eps=1e-5)
     expected = ref.forward(x)
-    out, xn, mean, var, inv_std = _ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
+    out, xn, mean, var, inv_std = ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
     m = x.size // C
     assert_parity(out, expected, dtype, reduce_len=m)
     assert_parity(xn, ref.xn, dtype, reduce_len=m)
@@ -34,7 +34,7 @@ def test_channel_batchnorm_matches_reference(rng, dtype, shape):
     assert_parity(mean, x.mean(axis=axes), dtype, reduce_len=m)
     assert_parity(var, x.var(axis=axes), dtype, reduce_len=m)
     dout = rng.standard_normal(shape).astype(dtype)
-    dx, dgamma, dbeta = _ops.channel_batchnorm_backward(dout, xn, gamma, inv_std)
+    dx, dgamma, dbeta = ops.channel_batchnorm_backward(dout, xn, gamma, inv_std)
     assert_parity(dx, ref.backward(dout), dtype, reduce_len=m)
     assert_parity(dgamma, ref.dgamma, dtype, reduce_len=m)
     assert_parity(dbeta, ref.dbeta, dtype, reduce_len=m)
@@ -48,7 +48,7 @@ def test_channel_affine_is_inference_batchnorm(rng, dtype, shape):
     rm, rv = rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
     ref = R.ChannelBatchNorm(gamma, beta, rm, rv, eps=1e-6)
     scale = gamma / np.sqrt(rv + np.dtype(dtype).type(1e-6))
-    assert_parity(_ops.channel_affine(x, scale, beta - scale * rm), ref.forward(x, train=False),
+    assert_parity(ops.channel_affine(x, scale, beta - scale * rm), ref.forward(x, train=False),
                   dtype)
 
 
@@ -60,12 +60,12 @@ def test_group_norm_matches_reference(rng, dtype, shape, groups):
     gamma, beta = _params(rng, C, dtype)
     ref = R.GroupNorm(groups, gamma, beta)
     expected = ref.forward(x)
-    out, xn, inv_std = _ops.group_norm_forward(x, gamma, beta, groups)
+    out, xn, inv_std = ops.group_norm_forward(x, gamma, beta, groups)
     m = x[0].size // groups
     assert_parity(out, expected, dtype, reduce_len=m)
     assert inv_std.shape == (shape[0], groups)
     dout = rng.standard_normal(shape).astype(dtype)
-    dx, dgamma, dbeta = _ops.group_norm_backward(dout, xn, gamma, inv_std, groups)
+    dx, dgamma, dbeta = ops.group_norm_backward(dout, xn, gamma, inv_std, groups)
     assert_parity(dx, ref.backward(dout), dtype, reduce_len=m)
     assert_parity(dgamma, ref.dgamma, dtype, reduce_len=x.size // C)
     assert_parity(dbeta, ref.dbeta, dtype, reduce_len=x.size // C)
@@ -80,9 +80,9 @@ def test_channel_batchnorm_gradients_match_finite_differences(rng):
     x = rng.standard_normal((3, 4, 3, 2))
     gamma, beta = _params(rng, 4, np.float64)
     w, loss = _loss_grad(rng, x.shape)
-    out, xn, _, _, inv_std = _ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
-    dx, dgamma, dbeta = _ops.channel_batchnorm_backward(w, xn, gamma, inv_std)
-    f = lambda: loss(_ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)[0])  # noqa: E731
+    out, xn, _, _, inv_std = ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
+    dx, dgamma, dbeta = ops.channel_batchnorm_backward(w, xn, gamma, inv_std)
+    f = lambda: loss(ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)[0])  # noqa: E731
     gradcheck(f, x, dx)
     gradcheck(f, gamma, dgamma)
     gradcheck(f, beta, dbeta)
@@ -92,9 +92,9 @@ def test_group_norm_gradients_match_finite_differences(rng):
     x = rng.standard_normal((2, 6, 3, 3))
     gamma, beta = _params(rng, 6, np.float64)
     w, loss = _loss_grad(rng, x.shape)
-    out, xn, inv_std = _ops.group_norm_forward(x, gamma, beta, 3)
-    dx, dgamma, dbeta = _ops.group_norm_backward(w, xn, gamma, inv_std, 3)
-    f = lambda: loss(_ops.group_norm_forward(x, gamma, beta, 3)[0])  # noqa: E731
+    out, xn, inv_std = ops.group_norm_forward(x, gamma, beta, 3)
+    dx, dgamma, dbeta = ops.group_norm_backward(w, xn, gamma, inv_std, 3)
+    f = lambda: loss(ops.group_norm_forward(x, gamma, beta, 3)[0])  # noqa: E731
     gradcheck(f, x, dx)
     gradcheck(f, gamma, dgamma)
     gradcheck(f, beta, dbeta)
@@ -109,10 +109,10 @@ def test_results_do_not_depend_on_the_thread_count(rng):
     try:
         for threads in (1, 2, 3):
             fastnn.set_num_threads(threads)
-            out, xn, _, _, inv = _ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
-            g_out, g_xn, g_inv = _ops.group_norm_forward(x, gamma, beta, 8)
-            runs.append((out, *_ops.channel_batchnorm_backward(dout, xn, gamma, inv), g_out,
-                         *_ops.group_norm_backward(dout, g_xn, gamma, g_inv, 8)))
+            out, xn, _, _, inv = ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
+            g_out, g_xn, g_inv = ops.group_norm_forward(x, gamma, beta, 8)
+            runs.append((out, *ops.channel_batchnorm_backward(dout, xn, gamma, inv), g_out,
+                         *ops.group_norm_backward(dout, g_xn, gamma, g_inv, 8)))
     finally:
         fastnn.set_num_threads(n)
     for other in runs[1:]:
@@ -123,13 +123,13 @@ def test_results_do_not_depend_on_the_thread_count(rng):
 def test_empty_batch(dtype):
     gamma, beta = np.ones(3, dtype), np.zeros(3, dtype)
     x = np.zeros((0, 3, 4, 4), dtype)
-    out, xn, mean, var, inv_std = _ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
+    out, xn, mean, var, inv_std = ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
     assert out.shape == x.shape and np.all(np.isnan(mean))
-    dx, dgamma, dbeta = _ops.channel_batchnorm_backward(x, xn, gamma, inv_std)
+    dx, dgamma, dbeta = ops.channel_batchnorm_backward(x, xn, gamma, inv_std)
     assert dx.shape == x.shape and np.all(dgamma == 0) and np.all(dbeta == 0)
-    out, xn, inv_std = _ops.group_norm_forward(x, gamma, beta, 3)
+    out, xn, inv_std = ops.group_norm_forward(x, gamma, beta, 3)
     assert out.shape == x.shape and inv_std.shape == (0, 3)
-    dx, dgamma, dbeta = _ops.group_norm_backward(x, xn, gamma, inv_std, 3)
+    dx, dgamma, dbeta = ops.group_norm_backward(x, xn, gamma, inv_std, 3)
     assert dx.shape == x.shape and np.all(dgamma == 0)
 
 
@@ -137,9 +137,9 @@ def test_nan_stays_in_its_channel_or_group(dtype):
     x = np.ones((2, 4, 3, 3), dtype)
     x[0, 1, 0, 0] = np.nan
     gamma, beta = np.ones(4, dtype), np.zeros(4, dtype)
-    out = _ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)[0]
+    out = ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)[0]
     assert np.all(np.isnan(out[:, 1])) and np.all(np.isfinite(np.delete(out, 1, axis=1)))
-    out = _ops.group_norm_forward(x, gamma, beta, 2)[0]
+    out = ops.group_norm_forward(x, gamma, beta, 2)[0]
     assert np.all(np.isnan(out[0, :2])) and np.all(np.isfinite(out[0, 2:]))
     assert np.all(np.isfinite(out[1]))
 
@@ -147,18 +147,18 @@ def test_nan_stays_in_its_channel_or_group(dtype):
 def test_bad_inputs_raise_clear_errors():
     g, b = np.ones(4), np.zeros(4)
     with pytest.raises(ValueError, match=r"GroupNorm: 4 channels do not split into 3 groups"):
-        _ops.group_norm_forward(np.ones((2, 4, 3, 3)), g, b, 3)
+        ops.group_norm_forward(np.ones((2, 4, 3, 3)), g, b, 3)
     with pytest.raises(ValueError, match=r"gamma.shape=\(3,\) but x has 4 channels"):
-        _ops.channel_batchnorm_forward(np.ones((2, 4, 3, 3)), np.ones(3), b, 1e-5)
+        ops.channel_batchnorm_forward(np.ones((2, 4, 3, 3)), np.ones(3), b, 1e-5)
     with pytest.raises(ValueError, match=r"x must be \(N, C, \.\.\.\)"):
-        _ops.channel_batchnorm_forward(np.ones(4), g, b, 1e-5)
+        ops.channel_batchnorm_forward(np.ones(4), g, b, 1e-5)
     with pytest.raises(TypeError, match="GroupNorm: groups must be an integer"):
-        _ops.group_norm_forward(np.ones((2, 4, 3, 3)), g, b, 2.5)
-    out, xn, _, _, inv = _ops.channel_batchnorm_forward(np.ones((2, 4, 3, 3)), g, b, 1e-5)
+        ops.group_norm_forward(np.ones((2, 4, 3, 3)), g, b, 2.5)
+    out, xn, _, _, inv = ops.channel_batchnorm_forward(np.ones((2, 4, 3, 3)), g, b, 1e-5)
     with pytest.raises(ValueError, match=r"BatchNorm.backward: dout has shape \(2, 4, 3\)"):
-        _ops.channel_batchnorm_backward(np.ones((2, 4, 3)), xn, g, inv)
+        ops.channel_batchnorm_backward(np.ones((2, 4, 3)), xn, g, inv)
     with pytest.raises(TypeError, match="BatchNorm"):
-        _ops.channel_batchnorm_forward(np.ones((2, 4), complex), g, b, 1e-5)
+        ops.channel_batchnorm_forward(np.ones((2, 4), complex), g, b, 1e-5)
 
 
 def test_builder_modules_match_reference_over_steps(rng):
@@ -167,7 +167,7 @@ def test_builder_modules_match_reference_over_steps(rng):
     C = 5
     bn = BuilderBatchNorm(C, dims=2, dtype=np.float64)
     ref = R.ChannelBatchNorm(bn.params["gamma"], bn.params["beta"], np.zeros(C), np.ones(C),
-                             momentum=0.9, eps=_ops.BATCHNORM_EPS)
+                             momentum=0.9, eps=ops.BATCHNORM_EPS)
     for _ in range(3):
         x = rng.standard_normal((4, C, 3, 3)) * 2 + 1
         assert_parity(bn.forward(x, True), ref.forward(x), np.float64)
@@ -199,10 +199,10 @@ def test_statistics_of_data_far_from_zero(rng):
     x = (1e4 + rng.standard_normal((8, 3, 16, 16))).astype(np.float32)
     gamma, beta = np.ones(3, np.float32), np.zeros(3, np.float32)
     x64 = x.astype(np.float64)
-    _, _, mean, var, _ = _ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
+    _, _, mean, var, _ = ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
     np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-5)
     np.testing.assert_allclose(mean, x64.mean(axis=(0, 2, 3)), rtol=1e-5)
-    out, _, inv = _ops.group_norm_forward(x, gamma, beta, 3)
+    out, _, inv = ops.group_norm_forward(x, gamma, beta, 3)
     ref = R.GroupNorm(3, gamma.astype(np.float64), beta.astype(np.float64)).forward(x64)
     np.testing.assert_allclose(out, ref, atol=2e-3)
 
@@ -214,9 +214,9 @@ def test_variance_with_an_outlier_first(rng):
     x[0, :, 0, 0] = 30.0
     gamma, beta = np.ones(2, np.float32), np.zeros(2, np.float32)
     x64 = x.astype(np.float64)
-    _, _, _, var, _ = _ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
+    _, _, _, var, _ = ops.channel_batchnorm_forward(x, gamma, beta, 1e-5)
     np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-5)
-    _, _, inv = _ops.group_norm_forward(x, gamma, beta, 1)
+    _, _, inv = ops.group_norm_forward(x, gamma, beta, 1)
     np.testing.assert_allclose(inv, 1 / np.sqrt(x64.reshape(4, 1, -1).var(axis=2) + 1e-5),
                                rtol=1e-5)
 
@@ -226,7 +226,7 @@ def test_builder_batchnorm_edges(rng):
     no elements leaves the running averages alone; backward before a training forward says so."""
     bn = BuilderBatchNorm(6, dims=1, dtype=np.float64)
     ref = R.ChannelBatchNorm(bn.params["gamma"], bn.params["beta"], np.zeros(6), np.ones(6),
-                             momentum=0.9, eps=_ops.BATCHNORM_EPS)
+                             momentum=0.9, eps=ops.BATCHNORM_EPS)
     x = rng.standard_normal((10, 6))
     assert_parity(bn.forward(x, True), ref.forward(x), np.float64)
     dout = rng.standard_normal(x.shape)

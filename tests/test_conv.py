@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _ops
+from fastnn import ops
 from fastnn.layers import Convolution
 from fastnn.reference import layers as ref
 from conftest import assert_parity, gradcheck
@@ -155,7 +155,7 @@ def test_layouts(rng, dtype):
 
 def test_without_bias(rng):
     x, Wt, b, _, _ = make(rng, (2, 2, 5, 5, 3, 3, 3, 1, 0), np.float64)
-    out = _ops.conv2d_forward(x, Wt, None)
+    out = ops.conv2d_forward(x, Wt, None)
     assert_parity(out, ref.Convolution(Wt, np.zeros(3)).forward(x), np.float64)
 
 
@@ -282,7 +282,7 @@ def test_param_backward_without_dx_matches_reference(rng, dtype, threads, shape)
     positions = x.shape[0] * out.shape[2] * out.shape[3]
     assert_parity(layer.dW, ref_layer.dW, dtype, reduce_len=positions)
     assert_parity(layer.db, ref_layer.db, dtype, reduce_len=positions)
-    dx, dW, db = _ops.conv2d_backward(dout, x, Wt, b, stride, pad, need_dx=False)
+    dx, dW, db = ops.conv2d_backward(dout, x, Wt, b, stride, pad, need_dx=False)
     assert dx is None
     np.testing.assert_array_equal(dW, layer.dW)
     with pytest.raises(RuntimeError, match="before forward|forward"):

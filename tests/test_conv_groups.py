@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _ops
+from fastnn import ops
 from fastnn.layers import Convolution
 from fastnn.reference import layers as ref
 from conftest import assert_parity, gradcheck
@@ -98,13 +98,13 @@ def test_bad_groups(rng):
     x = rng.standard_normal((2, 6, 5, 5))
     with pytest.raises(ValueError, match=r"x has 6 channels but W expects 2 per group x "
                                          r"groups=2"):
-        _ops.conv2d_forward(x, np.ones((4, 2, 3, 3)), None, groups=2)
+        ops.conv2d_forward(x, np.ones((4, 2, 3, 3)), None, groups=2)
     with pytest.raises(ValueError, match="FN=5 filters do not split into groups=3"):
-        _ops.conv2d_forward(x, np.ones((5, 2, 3, 3)), None, groups=3)
+        ops.conv2d_forward(x, np.ones((5, 2, 3, 3)), None, groups=3)
     with pytest.raises(ValueError, match="groups must be >= 1, got 0"):
-        _ops.conv2d_forward(x, np.ones((6, 6, 3, 3)), None, groups=0)
+        ops.conv2d_forward(x, np.ones((6, 6, 3, 3)), None, groups=0)
     with pytest.raises(TypeError, match="groups"):
-        _ops.conv2d_forward(x, np.ones((6, 1, 3, 3)), None, groups=1.5)
+        ops.conv2d_forward(x, np.ones((6, 1, 3, 3)), None, groups=1.5)
     # The binding keeps its own guard for direct _C calls.
     with pytest.raises(ValueError, match="channels"):
         fastnn._C.conv2d_forward(x, np.ones((6, 2, 3, 3)), None, 1, 0, 2)

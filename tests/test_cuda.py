@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _ops, cuda, layers, nn, time_layers
+from fastnn import cuda, layers, nn, ops, time_layers
+from fastnn.ops import cpu as cpu_backend, cuda as cuda_backend
 from fastnn.reference import layers as ref
 
 from conftest import assert_parity
@@ -33,10 +34,19 @@ def test_reason_matches_availability():
         assert "built without CUDA" in why and not cuda.is_available()
 
 
-def test_every_dispatched_op_has_a_cuda_twin_with_the_same_signature():
-    for name in _ops._CUDA_OPS:
-        host = inspect.signature(getattr(_ops, name))
-        device = inspect.signature(getattr(cuda, name))
+def _backend_functions(module):
+    return {n: f for n, f in vars(module).items()
+            if inspect.isfunction(f) and not n.startswith("_") and f.__module__ == module.__name__}
+
+
+def test_every_cuda_backend_function_has_a_cpu_twin_with_the_same_signature():
+    cpu_fns, cuda_fns = _backend_functions(cpu_backend), _backend_functions(cuda_backend)
+    assert len(cuda_fns) > 30
+    for name, fn in cuda_fns.items():
+        if name in ("gradient", "update_list"):  # device-only steps of check_param/optim
+            continue
+        host = inspect.signature(cpu_fns[name])
+        device = inspect.signature(fn)
         assert list(host.parameters) == list(device.parameters), name
         assert [p.default for p in host.parameters.values()] == \
             [p.default for p in device.parameters.values()], name
@@ -44,10 +54,10 @@ def test_every_dispatched_op_has_a_cuda_twin_with_the_same_signature():
 
 @pytest.mark.skipif(cuda.is_available(), reason="checks the behaviour without a usable GPU")
 @pytest.mark.parametrize("call", [
-    lambda a: _ops.relu_forward(a),
-    lambda a: _ops.conv2d_forward(a, np.zeros((1, 3, 1, 1)), None),
-    lambda a: _ops.affine_forward(a, np.zeros((3, 2)), np.zeros(2)),
-    lambda a: _ops.softmax_cross_entropy_forward(a, np.zeros(2, np.int64)),
+    lambda a: ops.relu_forward(a),
+    lambda a: ops.conv2d_forward(a, np.zeros((1, 3, 1, 1)), None),
+    lambda a: ops.affine_forward(a, np.zeros((3, 2)), np.zeros(2)),
+    lambda a: ops.softmax_cross_entropy_forward(a, np.zeros(2, np.int64)),
 ], ids=["relu", "conv", "affine", "softmax_ce"])
 def test_device_array_without_usable_cuda_is_a_clear_type_error(call):
     with pytest.raises(TypeError, match="GPU array"):
@@ -58,27 +68,27 @@ def test_device_array_without_usable_cuda_is_a_clear_type_error(call):
 def test_cuda_entry_points_name_the_layer_and_the_reason():
     why = re.escape(cuda.reason()[:20])
     with pytest.raises(TypeError, match="^Convolution: got a GPU array .*" + why):
-        cuda.conv2d_forward(FakeDeviceArray(), np.zeros((1, 3, 1, 1)), None)
+        ops.conv2d_forward(FakeDeviceArray(), np.zeros((1, 3, 1, 1)), None)
     with pytest.raises(TypeError, match="^Affine: got a GPU array"):
-        cuda.affine_forward(FakeDeviceArray(), np.zeros((3, 2)), np.zeros(2))
+        ops.affine_forward(FakeDeviceArray(), np.zeros((3, 2)), np.zeros(2))
     with pytest.raises(TypeError, match="^Adam: got a GPU array"):
-        cuda.check_param("Adam", "W1", FakeDeviceArray(), FakeDeviceArray())
+        ops.check_param("Adam", "W1", FakeDeviceArray(), FakeDeviceArray())
 
 
 def test_array_module_follows_the_arrays():
-    assert _ops.array_module("Affine", np.zeros(2), None, 3.0) is np
+    assert ops.array_module("Affine", np.zeros(2), None, 3.0) is np
     if cuda.is_available():
         import cupy
-        assert _ops.array_module("Affine", np.zeros(2), cupy.zeros(2)) is cupy
+        assert ops.array_module("Affine", np.zeros(2), cupy.zeros(2)) is cupy
     else:
         with pytest.raises(TypeError, match="^Affine: got a GPU array"):
-            _ops.array_module("Affine", FakeDeviceArray())
+            ops.array_module("Affine", FakeDeviceArray())
 
 
 def _cuda_calls():
-    """(name, number of arguments) of every _C.cuda_* call in fastnn/cuda.py; *k.args() is
+    """(name, number of arguments) of every _C.cuda_* call in fastnn/ops/cuda.py; *k.args() is
     the three (f64, device, stream)."""
-    tree = ast.parse(Path(cuda.__file__).read_text())
+    tree = ast.parse(Path(cuda_backend.__file__).read_text())
     calls = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
@@ -148,13 +158,13 @@ def test_activations(cp, rng, dtype, name):
     x[0, 0] = np.nan
     dout = rng.standard_normal((5, 7)).astype(dtype)
     if name == "relu":
-        y, mask = _ops.relu_forward(cp.asarray(x))
-        y_cpu, mask_cpu = _ops.relu_forward(x)
+        y, mask = ops.relu_forward(cp.asarray(x))
+        y_cpu, mask_cpu = ops.relu_forward(x)
         np.testing.assert_array_equal(cp.asnumpy(mask), mask_cpu)
-        _close(_ops.relu_backward(cp.asarray(dout), mask), _ops.relu_backward(dout.copy(),
+        _close(ops.relu_backward(cp.asarray(dout), mask), ops.relu_backward(dout.copy(),
                                                                               mask_cpu), dtype)
     else:
-        fwd, bwd = getattr(_ops, f"{name}_forward"), getattr(_ops, f"{name}_backward")
+        fwd, bwd = getattr(ops, f"{name}_forward"), getattr(ops, f"{name}_backward")
         y, y_cpu = fwd(cp.asarray(x)), fwd(x)
         _close(bwd(cp.asarray(dout), y), bwd(dout, y_cpu), dtype)
     _close(y, y_cpu, dtype)
@@ -167,17 +177,17 @@ def test_convolution_and_im2col(cp, rng, dtype, geo):
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     Wt = rng.standard_normal((4, C, FH, FW)).astype(dtype)
     b = rng.standard_normal(4).astype(dtype)
-    col = _ops.im2col(cp.asarray(x), FH, FW, stride, pad)
-    _close(col, _ops.im2col(x, FH, FW, stride, pad), dtype)
-    _close(_ops.col2im(col, x.shape, FH, FW, stride, pad),
-           _ops.col2im(cp.asnumpy(col), x.shape, FH, FW, stride, pad), dtype, FH * FW)
-    out = _ops.conv2d_forward(cp.asarray(x), cp.asarray(Wt), cp.asarray(b), stride, pad)
-    out_cpu = _ops.conv2d_forward(x, Wt, b, stride, pad)
+    col = ops.im2col(cp.asarray(x), FH, FW, stride, pad)
+    _close(col, ops.im2col(x, FH, FW, stride, pad), dtype)
+    _close(ops.col2im(col, x.shape, FH, FW, stride, pad),
+           ops.col2im(cp.asnumpy(col), x.shape, FH, FW, stride, pad), dtype, FH * FW)
+    out = ops.conv2d_forward(cp.asarray(x), cp.asarray(Wt), cp.asarray(b), stride, pad)
+    out_cpu = ops.conv2d_forward(x, Wt, b, stride, pad)
     _close(out, out_cpu, dtype, C * FH * FW)
     dout = rng.standard_normal(out_cpu.shape).astype(dtype)
-    grads = _ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None, stride,
+    grads = ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None, stride,
                                  pad)
-    for g, g_cpu in zip(grads, _ops.conv2d_backward(dout, x, Wt, None, stride, pad)):
+    for g, g_cpu in zip(grads, ops.conv2d_backward(dout, x, Wt, None, stride, pad)):
         _close(g, g_cpu, dtype, max(1, dout.size))
 
 
@@ -187,15 +197,15 @@ def test_parameter_gradients_without_dx(cp, rng, dtype):
     x = cp.asarray(rng.standard_normal((3, 2, 7, 6)).astype(dtype))
     W = cp.asarray(rng.standard_normal((4, 2, 3, 3)).astype(dtype))
     dout = cp.asarray(rng.standard_normal((3, 4, 3, 2)).astype(dtype))
-    full = _ops.conv2d_backward(dout, x, W, None, 2, 0)
-    dx, dW, db = _ops.conv2d_backward(dout, x, W, None, 2, 0, need_dx=False)
+    full = ops.conv2d_backward(dout, x, W, None, 2, 0)
+    dx, dW, db = ops.conv2d_backward(dout, x, W, None, 2, 0, need_dx=False)
     assert dx is None
     _close(dW, cp.asnumpy(full[1]), dtype)
     _close(db, cp.asnumpy(full[2]), dtype)
     x2, W2 = x.reshape(3, -1), cp.asarray(rng.standard_normal((84, 5)).astype(dtype))
     dout2 = cp.asarray(rng.standard_normal((3, 5)).astype(dtype))
-    full = _ops.affine_backward(dout2, x2, W2)
-    dx, dW, db = _ops.affine_backward(dout2, x2, W2, need_dx=False)
+    full = ops.affine_backward(dout2, x2, W2)
+    dx, dW, db = ops.affine_backward(dout2, x2, W2, need_dx=False)
     assert dx is None
     _close(dW, cp.asnumpy(full[1]), dtype)
     _close(db, cp.asnumpy(full[2]), dtype)
@@ -204,9 +214,9 @@ def test_parameter_gradients_without_dx(cp, rng, dtype):
 def test_depthwise_dispatch_rule():
     """groups == C > 1 takes the direct depthwise kernel; other group counts loop over groups."""
     x = np.zeros((2, 4, 5, 5))
-    assert cuda._depthwise(x, 4)
-    assert not cuda._depthwise(x, 2) and not cuda._depthwise(x, 1)
-    assert not cuda._depthwise(np.zeros((2, 1, 5, 5)), 1)
+    assert cuda_backend._depthwise(x, 4)
+    assert not cuda_backend._depthwise(x, 2) and not cuda_backend._depthwise(x, 1)
+    assert not cuda_backend._depthwise(np.zeros((2, 1, 5, 5)), 1)
 
 
 # (N, C, H, W, FH, FW, stride, pad, F): F filters per channel; stride 3 skips pixels.
@@ -225,20 +235,20 @@ def test_depthwise_convolution(cp, rng, dtype, geo, monkeypatch):
     def not_called(*args):
         raise AssertionError("a depthwise convolution went through the GEMM kernels")
 
-    monkeypatch.setattr(cuda._C, "cuda_conv2d_forward", not_called)
-    monkeypatch.setattr(cuda._C, "cuda_conv2d_backward", not_called)
-    out = _ops.conv2d_forward(cp.asarray(x), cp.asarray(Wt), cp.asarray(b), stride, pad,
+    monkeypatch.setattr(cuda_backend._C, "cuda_conv2d_forward", not_called)
+    monkeypatch.setattr(cuda_backend._C, "cuda_conv2d_backward", not_called)
+    out = ops.conv2d_forward(cp.asarray(x), cp.asarray(Wt), cp.asarray(b), stride, pad,
                               groups=C)
-    out_cpu = _ops.conv2d_forward(x, Wt, b, stride, pad, groups=C)
+    out_cpu = ops.conv2d_forward(x, Wt, b, stride, pad, groups=C)
     _close(out, out_cpu, dtype, FH * FW)
     dout = rng.standard_normal(out_cpu.shape).astype(dtype)
     args = (stride, pad)
-    grads = _ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None, *args,
+    grads = ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None, *args,
                                  groups=C)
-    grads_cpu = _ops.conv2d_backward(dout, x, Wt, None, *args, groups=C)
+    grads_cpu = ops.conv2d_backward(dout, x, Wt, None, *args, groups=C)
     for g, g_cpu in zip(grads, grads_cpu):
         _close(g, g_cpu, dtype, max(1, dout.size // (C * F)))
-    dx, dW, db = _ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None,
+    dx, dW, db = ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None,
                                       *args, need_dx=False, groups=C)
     assert dx is None
     _close(dW, cp.asnumpy(grads[1]), dtype)
@@ -251,13 +261,13 @@ def test_grouped_convolution_per_group(cp, rng, dtype):
     x = rng.standard_normal((2, 4, 7, 6)).astype(dtype)
     Wt = rng.standard_normal((6, 2, 3, 2)).astype(dtype)
     b = rng.standard_normal(6).astype(dtype)
-    out = _ops.conv2d_forward(cp.asarray(x), cp.asarray(Wt), cp.asarray(b), 2, 1, groups=2)
-    out_cpu = _ops.conv2d_forward(x, Wt, b, 2, 1, groups=2)
+    out = ops.conv2d_forward(cp.asarray(x), cp.asarray(Wt), cp.asarray(b), 2, 1, groups=2)
+    out_cpu = ops.conv2d_forward(x, Wt, b, 2, 1, groups=2)
     _close(out, out_cpu, dtype, 12)
     dout = rng.standard_normal(out_cpu.shape).astype(dtype)
-    grads = _ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None, 2, 1,
+    grads = ops.conv2d_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(Wt), None, 2, 1,
                                  groups=2)
-    for g, g_cpu in zip(grads, _ops.conv2d_backward(dout, x, Wt, None, 2, 1, groups=2)):
+    for g, g_cpu in zip(grads, ops.conv2d_backward(dout, x, Wt, None, 2, 1, groups=2)):
         _close(g, g_cpu, dtype, dout.size)
 
 
@@ -266,17 +276,17 @@ def test_grouped_convolution_per_group(cp, rng, dtype):
 def test_pooling(cp, rng, dtype, geo):
     N, C, H, W, FH, FW, stride, pad = geo
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    out, arg = _ops.maxpool2d_forward(cp.asarray(x), FH, FW, stride, pad)
-    out_cpu, arg_cpu = _ops.maxpool2d_forward(x, FH, FW, stride, pad)
+    out, arg = ops.maxpool2d_forward(cp.asarray(x), FH, FW, stride, pad)
+    out_cpu, arg_cpu = ops.maxpool2d_forward(x, FH, FW, stride, pad)
     _close(out, out_cpu, dtype)
     np.testing.assert_array_equal(cp.asnumpy(arg), arg_cpu)
     dout = rng.standard_normal(out_cpu.shape).astype(dtype)
-    _close(_ops.maxpool2d_backward(cp.asarray(dout), arg, x.shape, FH, FW, stride, pad),
-           _ops.maxpool2d_backward(dout, arg_cpu, x.shape, FH, FW, stride, pad), dtype, FH * FW)
-    _close(_ops.avgpool2d_forward(cp.asarray(x), FH, FW, stride, pad),
-           _ops.avgpool2d_forward(x, FH, FW, stride, pad), dtype, FH * FW)
-    _close(_ops.avgpool2d_backward(cp.asarray(dout), x.shape, FH, FW, stride, pad),
-           _ops.avgpool2d_backward(dout, x.shape, FH, FW, stride, pad), dtype, FH * FW)
+    _close(ops.maxpool2d_backward(cp.asarray(dout), arg, x.shape, FH, FW, stride, pad),
+           ops.maxpool2d_backward(dout, arg_cpu, x.shape, FH, FW, stride, pad), dtype, FH * FW)
+    _close(ops.avgpool2d_forward(cp.asarray(x), FH, FW, stride, pad),
+           ops.avgpool2d_forward(x, FH, FW, stride, pad), dtype, FH * FW)
+    _close(ops.avgpool2d_backward(cp.asarray(dout), x.shape, FH, FW, stride, pad),
+           ops.avgpool2d_backward(dout, x.shape, FH, FW, stride, pad), dtype, FH * FW)
 
 
 @gpu
@@ -284,29 +294,29 @@ def test_pooling(cp, rng, dtype, geo):
 def test_affine_softmax_batchnorm(cp, rng, dtype, N):
     x = rng.standard_normal((N, 2, 3)).astype(dtype)
     W, b = rng.standard_normal((6, 5)).astype(dtype), rng.standard_normal(5).astype(dtype)
-    out = _ops.affine_forward(cp.asarray(x), cp.asarray(W), cp.asarray(b))
-    _close(out, _ops.affine_forward(x, W, b), dtype, 6)
+    out = ops.affine_forward(cp.asarray(x), cp.asarray(W), cp.asarray(b))
+    _close(out, ops.affine_forward(x, W, b), dtype, 6)
     dout = rng.standard_normal((N, 5)).astype(dtype)
-    for g, g_cpu in zip(_ops.affine_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(W)),
-                        _ops.affine_backward(dout, x, W)):
+    for g, g_cpu in zip(ops.affine_backward(cp.asarray(dout), cp.asarray(x), cp.asarray(W)),
+                        ops.affine_backward(dout, x, W)):
         _close(g, g_cpu, dtype, max(N, 6))
     t = rng.integers(0, 5, N)
-    y, loss = _ops.softmax_cross_entropy_forward(cp.asarray(dout), cp.asarray(t))
-    y_cpu, loss_cpu = _ops.softmax_cross_entropy_forward(dout, t)
+    y, loss = ops.softmax_cross_entropy_forward(cp.asarray(dout), cp.asarray(t))
+    y_cpu, loss_cpu = ops.softmax_cross_entropy_forward(dout, t)
     _close(y, y_cpu, dtype, 5)
     if N:
         assert_parity(cp.asnumpy(loss), loss_cpu, dtype, reduce_len=N)
-        _close(_ops.softmax_cross_entropy_backward(y, cp.asarray(t)),
-               _ops.softmax_cross_entropy_backward(y_cpu, t), dtype)
+        _close(ops.softmax_cross_entropy_backward(y, cp.asarray(t)),
+               ops.softmax_cross_entropy_backward(y_cpu, t), dtype)
     gamma, beta = rng.standard_normal(5).astype(dtype), rng.standard_normal(5).astype(dtype)
-    res = _ops.batchnorm_forward_train(cp.asarray(dout), cp.asarray(gamma), cp.asarray(beta))
-    res_cpu = _ops.batchnorm_forward_train(dout, gamma, beta)
+    res = ops.batchnorm_forward_train(cp.asarray(dout), cp.asarray(gamma), cp.asarray(beta))
+    res_cpu = ops.batchnorm_forward_train(dout, gamma, beta)
     for a, e in zip(res, res_cpu):
         assert a.dtype == e.dtype
         _close(a, e, e.dtype, max(N, 1))
     if N > 1:
-        grads = _ops.batchnorm_backward(cp.asarray(dout), cp.asarray(gamma), *res[1:4])
-        for a, e in zip(grads, _ops.batchnorm_backward(dout, gamma, *res_cpu[1:4])):
+        grads = ops.batchnorm_backward(cp.asarray(dout), cp.asarray(gamma), *res[1:4])
+        for a, e in zip(grads, ops.batchnorm_backward(dout, gamma, *res_cpu[1:4])):
             _close(a, e, dtype, N * N)
 
 
@@ -315,15 +325,15 @@ def test_optimizer_updates_in_place(cp, rng, dtype):
     p = rng.standard_normal((3, 4)).astype(dtype)
     m, v, g = np.zeros_like(p), np.zeros_like(p), rng.standard_normal((3, 4)).astype(dtype)
     pd, md, vd = cp.asarray(p), cp.asarray(m), cp.asarray(v)
-    _ops.adam_update(pd, md, vd, cp.asarray(g), 0.01, 0.9, 0.999, 1e-8)
-    _ops.adam_update(p, m, v, g, 0.01, 0.9, 0.999, 1e-8)
+    ops.adam_update(pd, md, vd, cp.asarray(g), 0.01, 0.9, 0.999, 1e-8)
+    ops.adam_update(p, m, v, g, 0.01, 0.9, 0.999, 1e-8)
     for a, e in ((pd, p), (md, m), (vd, v)):
         _close(a, e, dtype)
 
 
 @gpu
 def test_layers_on_device(cp, rng):
-    """Book layers whose code goes through _ops only: results stay CuPy arrays."""
+    """Book layers whose code goes through ops only: results stay CuPy arrays."""
     x = rng.standard_normal((2, 3, 8, 8))
     W, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
     chain = [(layers.Convolution(cp.asarray(W), cp.asarray(b), 1, 1), ref.Convolution(W, b, 1, 1)),
@@ -346,9 +356,9 @@ def test_recurrent_layers_without_usable_cuda_raise_a_clear_error():
     x = FakeDeviceArray()
     why = re.escape(cuda.reason())
     with pytest.raises(TypeError, match="^RNN: got a GPU array"):
-        _ops.rnn_forward(x, None, np.zeros((3, 2)), np.zeros((2, 2)), None)
+        ops.rnn_forward(x, None, np.zeros((3, 2)), np.zeros((2, 2)), None)
     with pytest.raises(TypeError, match="^GRU: got a GPU array"):
-        _ops.gru_backward(x, None, np.zeros((3, 6)), np.zeros((2, 6)), x, x, x, None, None)
+        ops.gru_backward(x, None, np.zeros((3, 6)), np.zeros((2, 6)), x, x, x, None, None)
     # Moving a module is refused as moving a network is (Network.to): RuntimeError, reason.
     with pytest.raises(RuntimeError, match="^LSTM.cuda: CUDA cannot be used here: " + why):
         nn.LSTM(3, 4).cuda()
@@ -401,14 +411,14 @@ def test_rnn_sequences(cp, rng, dtype, torch_layout, states, shape):
         x, Wx, Wh, b = _sequence(rng, dtype, T, N, D, H, 1, torch_layout)
         h0 = rng.standard_normal((N, H)).astype(dtype) if states else None
         b = b if states else None  # the bias is optional too
-        hs_cpu = _ops.rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout)
-        hs = _ops.rnn_forward(*_dev(cp, x, h0, Wx, Wh, b), relu, torch_layout)
+        hs_cpu = ops.rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout)
+        hs = ops.rnn_forward(*_dev(cp, x, h0, Wx, Wh, b), relu, torch_layout)
         _close(hs, hs_cpu, dtype, T * (D + H))
         dhs = rng.standard_normal(hs_cpu.shape).astype(dtype)
         dhn = rng.standard_normal((N, H)).astype(dtype) if states else None
         args = (x, h0, Wx, Wh, hs_cpu, dhs, dhn)
-        _close_all(_ops.rnn_backward(*_dev(cp, *args), relu, torch_layout),
-                   _ops.rnn_backward(*args, relu, torch_layout), dtype, T * N * H)
+        _close_all(ops.rnn_backward(*_dev(cp, *args), relu, torch_layout),
+                   ops.rnn_backward(*args, relu, torch_layout), dtype, T * N * H)
 
 
 @gpu
@@ -420,16 +430,16 @@ def test_lstm_sequences(cp, rng, dtype, torch_layout, states, shape):
     x, Wx, Wh, b = _sequence(rng, dtype, T, N, D, H, 4, torch_layout)
     h0, c0 = ((rng.standard_normal((N, H)).astype(dtype),
                rng.standard_normal((N, H)).astype(dtype)) if states else (None, None))
-    fwd_cpu = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, None, torch_layout)
-    _close_all(_ops.lstm_forward(*_dev(cp, x, h0, c0, Wx, Wh, b), None, torch_layout), fwd_cpu,
+    fwd_cpu = ops.lstm_forward(x, h0, c0, Wx, Wh, b, None, torch_layout)
+    _close_all(ops.lstm_forward(*_dev(cp, x, h0, c0, Wx, Wh, b), None, torch_layout), fwd_cpu,
                dtype, T * (D + H))
     hs, cs, gates, _ = fwd_cpu
     dhs = rng.standard_normal(hs.shape).astype(dtype)
     dhn, dcn = ((rng.standard_normal((N, H)).astype(dtype),
                  rng.standard_normal((N, H)).astype(dtype)) if states else (None, None))
     args = (x, h0, c0, Wx, Wh, None, hs, cs, gates, None, dhs, dhn, dcn)
-    _close_all(_ops.lstm_backward(*_dev(cp, *args), torch_layout),
-               _ops.lstm_backward(*args, torch_layout), dtype, T * N * 4 * H)
+    _close_all(ops.lstm_backward(*_dev(cp, *args), torch_layout),
+               ops.lstm_backward(*args, torch_layout), dtype, T * N * 4 * H)
 
 
 @gpu
@@ -441,14 +451,14 @@ def test_lstm_projection_sequences(cp, rng, dtype, states, P):
     Whr = (rng.standard_normal((P, H)) * 0.5).astype(dtype)
     h0, c0 = ((rng.standard_normal((N, P)).astype(dtype),
                rng.standard_normal((N, H)).astype(dtype)) if states else (None, None))
-    fwd_cpu = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, Whr, True)
-    _close_all(_ops.lstm_forward(*_dev(cp, x, h0, c0, Wx, Wh, b, Whr), True), fwd_cpu, dtype,
+    fwd_cpu = ops.lstm_forward(x, h0, c0, Wx, Wh, b, Whr, True)
+    _close_all(ops.lstm_forward(*_dev(cp, x, h0, c0, Wx, Wh, b, Whr), True), fwd_cpu, dtype,
                T * (D + H))
     hs, cs, gates, hfull = fwd_cpu
     dhs = rng.standard_normal(hs.shape).astype(dtype)
     dhn = rng.standard_normal((N, P)).astype(dtype) if states else None
     args = (x, h0, c0, Wx, Wh, Whr, hs, cs, gates, hfull, dhs, dhn, None)
-    _close_all(_ops.lstm_backward(*_dev(cp, *args), True), _ops.lstm_backward(*args, True),
+    _close_all(ops.lstm_backward(*_dev(cp, *args), True), ops.lstm_backward(*args, True),
                dtype, T * N * 4 * H)
 
 
@@ -461,15 +471,15 @@ def test_gru_sequences(cp, rng, dtype, torch_layout, states, shape):
     x, Wx, Wh, bx = _sequence(rng, dtype, T, N, D, H, 3, torch_layout)
     h0 = rng.standard_normal((N, H)).astype(dtype) if states else None
     bh = rng.standard_normal(3 * H).astype(dtype) if torch_layout and states else None
-    fwd_cpu = _ops.gru_forward(x, h0, Wx, Wh, bx, bh, torch_layout)
-    _close_all(_ops.gru_forward(*_dev(cp, x, h0, Wx, Wh, bx, bh), torch_layout), fwd_cpu, dtype,
+    fwd_cpu = ops.gru_forward(x, h0, Wx, Wh, bx, bh, torch_layout)
+    _close_all(ops.gru_forward(*_dev(cp, x, h0, Wx, Wh, bx, bh), torch_layout), fwd_cpu, dtype,
                T * (D + H))
     hs, gates, aux = fwd_cpu
     dhs = rng.standard_normal(hs.shape).astype(dtype)
     dhn = rng.standard_normal((N, H)).astype(dtype) if states else None
     args = (x, h0, Wx, Wh, hs, gates, aux, dhs, dhn)
-    _close_all(_ops.gru_backward(*_dev(cp, *args), torch_layout),
-               _ops.gru_backward(*args, torch_layout), dtype, T * N * 3 * H)
+    _close_all(ops.gru_backward(*_dev(cp, *args), torch_layout),
+               ops.gru_backward(*args, torch_layout), dtype, T * N * 3 * H)
 
 
 @gpu
@@ -484,24 +494,24 @@ def test_recurrent_mixed_inputs_and_final_state_gradients_only(cp, rng, family):
     h0, dhn = rng.standard_normal((N, H)), rng.standard_normal((N, H))
     xd, Wxd, Whd, bd = _dev(cp, x, Wx, Wh, b)
     if family == "rnn":
-        fwd_cpu = (_ops.rnn_forward(x, h0, Wx, Wh, b, torch_layout=True),)
-        fwd = (_ops.rnn_forward(xd, h0, Wxd, Whd, bd, torch_layout=True),)
+        fwd_cpu = (ops.rnn_forward(x, h0, Wx, Wh, b, torch_layout=True),)
+        fwd = (ops.rnn_forward(xd, h0, Wxd, Whd, bd, torch_layout=True),)
         args = (x, h0, Wx, Wh, fwd_cpu[0], None, dhn)
-        bwd_cpu = _ops.rnn_backward(*args, torch_layout=True)
-        bwd = _ops.rnn_backward(*_dev(cp, *args), torch_layout=True)
+        bwd_cpu = ops.rnn_backward(*args, torch_layout=True)
+        bwd = ops.rnn_backward(*_dev(cp, *args), torch_layout=True)
     elif family == "lstm":
         c0, dcn = rng.standard_normal((N, H)), rng.standard_normal((N, H))
-        fwd_cpu = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, torch_layout=True)
-        fwd = _ops.lstm_forward(xd, h0, c0, Wxd, Whd, bd, torch_layout=True)
+        fwd_cpu = ops.lstm_forward(x, h0, c0, Wx, Wh, b, torch_layout=True)
+        fwd = ops.lstm_forward(xd, h0, c0, Wxd, Whd, bd, torch_layout=True)
         args = (x, h0, c0, Wx, Wh, None, *fwd_cpu[:3], None, None, dhn, dcn)
-        bwd_cpu = _ops.lstm_backward(*args, torch_layout=True)
-        bwd = _ops.lstm_backward(*_dev(cp, *args), torch_layout=True)
+        bwd_cpu = ops.lstm_backward(*args, torch_layout=True)
+        bwd = ops.lstm_backward(*_dev(cp, *args), torch_layout=True)
     else:
-        fwd_cpu = _ops.gru_forward(x, h0, Wx, Wh, b, b, torch_layout=True)
-        fwd = _ops.gru_forward(xd, h0, Wxd, Whd, bd, b, torch_layout=True)
+        fwd_cpu = ops.gru_forward(x, h0, Wx, Wh, b, b, torch_layout=True)
+        fwd = ops.gru_forward(xd, h0, Wxd, Whd, bd, b, torch_layout=True)
         args = (x, h0, Wx, Wh, *fwd_cpu, None, dhn)
-        bwd_cpu = _ops.gru_backward(*args, torch_layout=True)
-        bwd = _ops.gru_backward(*_dev(cp, *args), torch_layout=True)
+        bwd_cpu = ops.gru_backward(*args, torch_layout=True)
+        bwd = ops.gru_backward(*_dev(cp, *args), torch_layout=True)
     _close_all(fwd, fwd_cpu, np.float64, T * (D + H))
     _close_all(bwd, bwd_cpu, np.float64, T * N * g * H)
     assert float(abs(bwd_cpu[0][0]).sum()) > 0  # dhn reached the first step
@@ -513,24 +523,24 @@ def _z(*shape):
 
 @gpu
 @pytest.mark.parametrize("call", [
-    lambda d: _ops.rnn_forward(d(_z(2, 3, 4)), None, d(_z(4, 5)), d(_z(5, 5)), d(_z(6))),
-    lambda d: _ops.rnn_backward(d(_z(2, 3, 4)), None, d(_z(4, 5)), d(_z(5, 5)), d(_z(2, 3, 6)),
+    lambda d: ops.rnn_forward(d(_z(2, 3, 4)), None, d(_z(4, 5)), d(_z(5, 5)), d(_z(6))),
+    lambda d: ops.rnn_backward(d(_z(2, 3, 4)), None, d(_z(4, 5)), d(_z(5, 5)), d(_z(2, 3, 6)),
                                 None, None),
-    lambda d: _ops.rnn_forward(d(_z(2, 3)), None, d(_z(4, 5)), d(_z(5, 5)), None),
-    lambda d: _ops.lstm_forward(d(_z(2, 3, 4)), None, None, d(_z(4, 20)), d(_z(5, 20)), None,
+    lambda d: ops.rnn_forward(d(_z(2, 3)), None, d(_z(4, 5)), d(_z(5, 5)), None),
+    lambda d: ops.lstm_forward(d(_z(2, 3, 4)), None, None, d(_z(4, 20)), d(_z(5, 20)), None,
                                 d(_z(2, 5))),
-    lambda d: _ops.lstm_forward(d(_z(2, 3, 4)), None, None, d(_z(4, 18)), d(_z(5, 18)), None),
-    lambda d: _ops.lstm_forward(d(_z(2, 3, 4)), d(_z(3, 4)), None, d(_z(4, 20)), d(_z(5, 20)),
+    lambda d: ops.lstm_forward(d(_z(2, 3, 4)), None, None, d(_z(4, 18)), d(_z(5, 18)), None),
+    lambda d: ops.lstm_forward(d(_z(2, 3, 4)), d(_z(3, 4)), None, d(_z(4, 20)), d(_z(5, 20)),
                                 None),
-    lambda d: _ops.lstm_backward(d(_z(2, 3, 4)), None, None, d(_z(4, 20)), d(_z(5, 20)), None,
+    lambda d: ops.lstm_backward(d(_z(2, 3, 4)), None, None, d(_z(4, 20)), d(_z(5, 20)), None,
                                  d(_z(2, 3, 5)), d(_z(2, 3, 5)), d(_z(2, 3, 20)),
                                  d(_z(2, 3, 5)), None, None, None),
-    lambda d: _ops.lstm_backward(d(_z(2, 3, 4)), None, None, d(_z(4, 20)), d(_z(5, 20)), None,
+    lambda d: ops.lstm_backward(d(_z(2, 3, 4)), None, None, d(_z(4, 20)), d(_z(5, 20)), None,
                                  d(_z(2, 3, 5)), d(_z(2, 3, 5)), d(_z(2, 3, 20)), None, None,
                                  None, d(_z(3, 4))),
-    lambda d: _ops.gru_forward(d(_z(2, 3, 4)), None, d(_z(4, 15)), d(_z(5, 15)), d(_z(15)),
+    lambda d: ops.gru_forward(d(_z(2, 3, 4)), None, d(_z(4, 15)), d(_z(5, 15)), d(_z(15)),
                                d(_z(15))),
-    lambda d: _ops.gru_backward(d(_z(2, 3, 4)), None, d(_z(4, 15)), d(_z(5, 15)),
+    lambda d: ops.gru_backward(d(_z(2, 3, 4)), None, d(_z(4, 15)), d(_z(5, 15)),
                                 d(_z(2, 3, 5)), d(_z(2, 3, 15)), d(_z(2, 3, 5)), None,
                                 d(_z(3, 4))),
 ], ids=["rnn-b", "rnn-hs", "rnn-2d", "lstm-book-projection", "lstm-gates", "lstm-h0",

@@ -9,7 +9,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from fastnn import _ops
+from fastnn import ops
 from fastnn.reference import layers as ref
 from fastnn.reference import util as ref_util
 from fastnn.reference.functional import softmax as ref_softmax
@@ -217,12 +217,12 @@ def test_depthwise_matches_cpu_kernel(rng, dtype, geo):
     x, Wt, b, stride, pad = _depthwise_case(rng, dtype, geo)
     C, (FN, _, FH, FW) = x.shape[1], Wt.shape
     out = bodies._body_depthwise_forward(x, Wt, b, stride, pad)
-    assert_parity(out, _ops.conv2d_forward(x, Wt, b, stride, pad, groups=C), dtype,
+    assert_parity(out, ops.conv2d_forward(x, Wt, b, stride, pad, groups=C), dtype,
                   reduce_len=FH * FW)
     dout = _x(rng, dtype, *out.shape)
     rl = max(1, dout.size // FN)
     for got, want in zip(bodies._body_depthwise_backward(dout, x, Wt, stride, pad, True),
-                         _ops.conv2d_backward(dout, x, Wt, b, stride, pad, groups=C)):
+                         ops.conv2d_backward(dout, x, Wt, b, stride, pad, groups=C)):
         assert_parity(got, want, dtype, reduce_len=rl)
 
 
@@ -549,7 +549,7 @@ def test_optimizer_body_bad_name(dtype):
 
 # ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
 # The time loops of csrc/cuda/{rnn,lstm,gru}.cu, step for step, with NumPy for cuBLAS and the
-# step bodies of body/recurrent.h, against the CPU kernels (_ops). The backward passes get the
+# step bodies of body/recurrent.h, against the CPU kernels (ops). The backward passes get the
 # CPU forward's caches, so each direction is compared on its own.
 
 def _kg(W, torch_layout):
@@ -735,13 +735,13 @@ def test_rnn_bodies_match_cpu(rng, dtype, torch_layout, states, relu, shape):
     x, Wx, Wh, b = _seq_inputs(rng, dtype, T, N, D, H, 1, torch_layout)
     h0 = _x(rng, dtype, N, H) if states else None
     b = b if states else None  # the bias is optional too
-    hs = _ops.rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout)
+    hs = ops.rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout)
     assert_parity(_gpu_rnn_forward(x, h0, Wx, Wh, b, relu, torch_layout), hs, dtype,
                   reduce_len=D + H)
     dhs = _x(rng, dtype, *hs.shape)
     dhn = _x(rng, dtype, N, H) if states else None
     _check_results(_gpu_rnn_backward(x, h0, Wx, Wh, hs, dhs, dhn, relu, torch_layout),
-                   _ops.rnn_backward(x, h0, Wx, Wh, hs, dhs, dhn, relu, torch_layout), dtype,
+                   ops.rnn_backward(x, h0, Wx, Wh, hs, dhs, dhn, relu, torch_layout), dtype,
                    T * N * H)
 
 
@@ -752,14 +752,14 @@ def test_lstm_bodies_match_cpu(rng, dtype, torch_layout, states, shape):
     T, N, D, H = shape
     x, Wx, Wh, b = _seq_inputs(rng, dtype, T, N, D, H, 4, torch_layout)
     h0, c0 = (_x(rng, dtype, N, H), _x(rng, dtype, N, H)) if states else (None, None)
-    fwd = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, None, torch_layout)
+    fwd = ops.lstm_forward(x, h0, c0, Wx, Wh, b, None, torch_layout)
     _check_results(_gpu_lstm_forward(x, h0, c0, Wx, Wh, b, None, torch_layout), fwd, dtype,
                    D + H)
     hs, cs, gates, _ = fwd
     dhs = _x(rng, dtype, *hs.shape)
     dhn, dcn = (_x(rng, dtype, N, H), _x(rng, dtype, N, H)) if states else (None, None)
     args = (x, h0, c0, Wx, Wh, None, hs, cs, gates, None, dhs, dhn, dcn, torch_layout)
-    _check_results(_gpu_lstm_backward(*args), _ops.lstm_backward(*args), dtype, T * N * 4 * H)
+    _check_results(_gpu_lstm_backward(*args), ops.lstm_backward(*args), dtype, T * N * 4 * H)
 
 
 @STATES
@@ -768,13 +768,13 @@ def test_lstm_projection_bodies_match_cpu(rng, dtype, states):
     x, Wx, Wh, b = _seq_inputs(rng, dtype, T, N, D, H, 4, True, P)
     Whr = (rng.standard_normal((P, H)) * 0.5).astype(dtype)
     h0, c0 = (_x(rng, dtype, N, P), _x(rng, dtype, N, H)) if states else (None, None)
-    fwd = _ops.lstm_forward(x, h0, c0, Wx, Wh, b, Whr, True)
+    fwd = ops.lstm_forward(x, h0, c0, Wx, Wh, b, Whr, True)
     _check_results(_gpu_lstm_forward(x, h0, c0, Wx, Wh, b, Whr, True), fwd, dtype, D + H)
     hs, cs, gates, hfull = fwd
     dhs = _x(rng, dtype, *hs.shape)
     dhn = _x(rng, dtype, N, P) if states else None
     args = (x, h0, c0, Wx, Wh, Whr, hs, cs, gates, hfull, dhs, dhn, None, True)
-    _check_results(_gpu_lstm_backward(*args), _ops.lstm_backward(*args), dtype, T * N * 4 * H)
+    _check_results(_gpu_lstm_backward(*args), ops.lstm_backward(*args), dtype, T * N * 4 * H)
 
 
 @LAYOUTS
@@ -785,13 +785,13 @@ def test_gru_bodies_match_cpu(rng, dtype, torch_layout, states, shape):
     x, Wx, Wh, bx = _seq_inputs(rng, dtype, T, N, D, H, 3, torch_layout)
     h0 = _x(rng, dtype, N, H) if states else None
     bh = _x(rng, dtype, 3 * H) if torch_layout and states else None
-    fwd = _ops.gru_forward(x, h0, Wx, Wh, bx, bh, torch_layout)
+    fwd = ops.gru_forward(x, h0, Wx, Wh, bx, bh, torch_layout)
     _check_results(_gpu_gru_forward(x, h0, Wx, Wh, bx, bh, torch_layout), fwd, dtype, D + H)
     hs, gates, aux = fwd
     dhs = _x(rng, dtype, *hs.shape)
     dhn = _x(rng, dtype, N, H) if states else None
     args = (x, h0, Wx, Wh, hs, gates, aux, dhs, dhn, torch_layout)
-    _check_results(_gpu_gru_backward(*args), _ops.gru_backward(*args), dtype, T * N * 3 * H)
+    _check_results(_gpu_gru_backward(*args), ops.gru_backward(*args), dtype, T * N * 3 * H)
 
 
 def test_dh_seed_adds_dhn_to_the_last_step(rng, dtype):

@@ -4,7 +4,7 @@ import pytest
 import fastnn
 from fastnn.layers import AvgPooling, Pooling
 from fastnn.reference import layers as ref
-from conftest import assert_parity, gradcheck
+from conftest import assert_parity, gradcheck, to_host
 
 # (N, C, H, W, pool_h, pool_w, stride, pad): book default, overlapping, gapped, padded, odd.
 SHAPES = [
@@ -27,26 +27,28 @@ def threads(request):
     fastnn.set_num_threads(old)
 
 
-def check_against_reference(cls, shape, x, rng, dtype):
+def check_against_reference(cls, shape, x, rng, dtype, xp=np):
     _, _, _, _, ph, pw, stride, pad = shape
     layer = getattr(fastnn.layers, cls)(ph, pw, stride, pad)
     ref_layer = getattr(ref, cls)(ph, pw, stride, pad)
-    out = layer.forward(x)
+    xd = xp.asarray(x)
+    out = layer.forward(xd)
     assert_parity(out, ref_layer.forward(x), dtype, reduce_len=ph * pw)
     dout = rng.standard_normal(out.shape).astype(dtype)
-    assert_parity(layer.backward(dout), ref_layer.backward(dout), dtype, reduce_len=ph * pw)
-    assert layer.x is x
+    assert_parity(layer.backward(xp.asarray(dout)), ref_layer.backward(dout), dtype,
+                  reduce_len=ph * pw)
+    assert layer.x is xd
     if cls == "Pooling":
-        np.testing.assert_array_equal(layer.arg_max, ref_layer.arg_max)
+        np.testing.assert_array_equal(to_host(layer.arg_max), ref_layer.arg_max)
         assert layer.arg_max.dtype == ref_layer.arg_max.dtype
     return out
 
 
 @pytest.mark.parametrize("cls", ["Pooling", "AvgPooling"])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_parity_with_reference(rng, dtype, threads, cls, shape):
+def test_parity_with_reference(rng, xp, dtype, threads, cls, shape):
     x = rng.standard_normal(shape[:4]).astype(dtype)
-    out = check_against_reference(cls, shape, x, rng, dtype)
+    out = check_against_reference(cls, shape, x, rng, dtype, xp)
     N, C, H, W, ph, pw, stride, pad = shape
     assert out.shape == (N, C, (H + 2 * pad - ph) // stride + 1, (W + 2 * pad - pw) // stride + 1)
 
@@ -261,7 +263,7 @@ def test_max_backward_ignores_foreign_indices():
     # arg entries that are not a cell of their window, or point at padding, add nothing.
     dout = np.ones((1, 1, 2, 2))
     arg = np.array([[[[-1, 4], [0, 3]]]], dtype=np.int32)
-    dx = fastnn._ops.maxpool2d_backward(dout, arg, (1, 1, 3, 3), 2, 2, 2, 1)
+    dx = fastnn.ops.maxpool2d_backward(dout, arg, (1, 1, 3, 3), 2, 2, 2, 1)
     expected = np.zeros((3, 3))
     expected[2, 2] = 1  # window (1, 1) starts at pixel (1, 1): its cell 3 is pixel (2, 2)
     np.testing.assert_array_equal(dx[0, 0], expected)

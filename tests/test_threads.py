@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _C, _ops
+from fastnn import _C, ops
 from conftest import assert_parity, run_forked, run_python
 
 
@@ -31,46 +31,46 @@ def workloads():
     dpool = rng.standard_normal((8, 3, 10, 10))
 
     def batchnorm():
-        out, xc, xn, std, rm, rv = _ops.batchnorm_forward_train(a, g, be)
-        return (out, rm, rv) + _ops.batchnorm_backward(out, g, xc, xn, std)
+        out, xc, xn, std, rm, rv = ops.batchnorm_forward_train(a, g, be)
+        return (out, rm, rv) + ops.batchnorm_backward(out, g, xc, xn, std)
 
     xs = rng.standard_normal((12, 64, 32))  # (T, N, D), time-major as the kernels take it
     Wx, Wh = rng.standard_normal((32, 128)), rng.standard_normal((32, 128)) * 0.1
     bl = rng.standard_normal(128)
 
     def lstm():
-        hs, cs, gates, _ = _ops.lstm_forward(xs, None, None, Wx, Wh, bl)
+        hs, cs, gates, _ = ops.lstm_forward(xs, None, None, Wx, Wh, bl)
         return hs, cs
 
     def gru():
-        return _ops.gru_forward(xs, None, Wx[:, :96], Wh[:, :96], bl[:96])[:1]
+        return ops.gru_forward(xs, None, Wx[:, :96], Wh[:, :96], bl[:96])[:1]
 
     def adam():
         p, m, v = a.copy(), np.zeros_like(a), np.zeros_like(a)
         for _ in range(3):
-            _ops.adam_update(p, m, v, da @ Wa.T, 1e-3, 0.9, 0.999, 1e-7)
+            ops.adam_update(p, m, v, da @ Wa.T, 1e-3, 0.9, 0.999, 1e-7)
         return p, m, v
 
     def maxpool():
-        out, arg = _ops.maxpool2d_forward(x, 3, 3, 2, 1)
-        return out, arg, _ops.maxpool2d_backward(dpool, arg, x.shape, 3, 3, 2, 1)
+        out, arg = ops.maxpool2d_forward(x, 3, 3, 2, 1)
+        return out, arg, ops.maxpool2d_backward(dpool, arg, x.shape, 3, 3, 2, 1)
 
     return {
-        "conv": lambda: (_ops.conv2d_forward(x, W, b, 2, 1),
-                         *_ops.conv2d_backward(dconv, x, W, b, 2, 1)),
+        "conv": lambda: (ops.conv2d_forward(x, W, b, 2, 1),
+                         *ops.conv2d_backward(dconv, x, W, b, 2, 1)),
         "maxpool": maxpool,
-        "avgpool": lambda: (_ops.avgpool2d_forward(x, 3, 3, 2, 1),
-                            _ops.avgpool2d_backward(dpool, x.shape, 3, 3, 2, 1)),
-        "affine": lambda: (_ops.affine_forward(a, Wa, ba), *_ops.affine_backward(da, a, Wa)),
-        "softmax": lambda: (*_ops.softmax_cross_entropy_forward(a, t),
-                            _ops.softmax_cross_entropy_backward(_ops.softmax(a), t)),
+        "avgpool": lambda: (ops.avgpool2d_forward(x, 3, 3, 2, 1),
+                            ops.avgpool2d_backward(dpool, x.shape, 3, 3, 2, 1)),
+        "affine": lambda: (ops.affine_forward(a, Wa, ba), *ops.affine_backward(da, a, Wa)),
+        "softmax": lambda: (*ops.softmax_cross_entropy_forward(a, t),
+                            ops.softmax_cross_entropy_backward(ops.softmax(a), t)),
         "batchnorm": batchnorm,
-        "im2col": lambda: (_ops.im2col(x, 3, 3, 1, 1),),
+        "im2col": lambda: (ops.im2col(x, 3, 3, 1, 1),),
         "lstm": lstm,
         "gru": gru,
         "adam": adam,
-        "sigmoid": lambda: (_ops.sigmoid_forward(a), _ops.tanh_forward(a),
-                            *_ops.relu_forward(a)),
+        "sigmoid": lambda: (ops.sigmoid_forward(a), ops.tanh_forward(a),
+                            *ops.relu_forward(a)),
     }
 
 
@@ -149,7 +149,7 @@ def test_gil_is_released_during_compute(restore_threads):
 
     def compute():
         before = count[0]
-        _ops.conv2d_forward(x, W, None, 1, 2)
+        ops.conv2d_forward(x, W, None, 1, 2)
         inside.append(count[0] - before)
 
     c = threading.Thread(target=counter)

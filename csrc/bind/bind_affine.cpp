@@ -4,7 +4,7 @@
 namespace fastnn::bind {
 namespace {
 
-// x (N, D) is the batch already flattened by _ops; W (D, M), or W^T (M, D) when W_trans (the
+// x (N, D) is the batch already flattened by ops; W (D, M), or W^T (M, D) when W_trans (the
 // caller's W was a transposed view); b (M,).
 template <typename T>
 Array<T> affine_forward(Array<T> x, Array<T> W_, Array<T> b, bool W_trans) {

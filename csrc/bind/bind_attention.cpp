@@ -6,7 +6,7 @@
 namespace fastnn::bind {
 namespace {
 
-// hs_enc (N, Te, H), hs_dec (N, Td, H); the user-facing shape checks are in _ops.py, these
+// hs_enc (N, Te, H), hs_dec (N, Td, H); the user-facing shape checks are in fastnn/ops/meta.py, these
 // guard memory.
 template <typename T>
 void check_pair(const Array<T>& enc, const Array<T>& dec) {

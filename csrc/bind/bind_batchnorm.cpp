@@ -4,7 +4,7 @@
 namespace fastnn::bind {
 namespace {
 
-// x (N, D) is the batch already flattened by _ops; every parameter has length D.
+// x (N, D) is the batch already flattened by ops; every parameter has length D.
 template <typename T>
 void check_params(const Array<T>& x, std::initializer_list<std::pair<const char*, const Array<T>*>> ps) {
   FASTNN_CHECK(x.ndim() == 2, "BatchNormalization: expected x of shape (N, D), got x.shape=",
@@ -66,8 +66,8 @@ py::tuple batchnorm_backward(Array<T> dout, Array<T> gamma, Array<T> xc, Array<T
   return py::make_tuple(dx, dgamma, dbeta);
 }
 
-// ---- per-channel normalization: x is (N, C, S) as _ops reshaped it; the checks here guard
-// memory only (the user's messages come from _ops).
+// ---- per-channel normalization: x is (N, C, S) as ops reshaped it; the checks here guard
+// memory only (the user's messages come from ops).
 
 template <typename T>
 void check_ncs(const Array<T>& x, const char* op) {

@@ -4,7 +4,7 @@
 namespace fastnn::bind {
 namespace {
 
-// Word ids as _ops.py passes them: C-contiguous int64 of any shape.
+// Word ids as fastnn/ops passes them: C-contiguous int64 of any shape.
 using Ids = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 
 // Every id must name a row of W: IndexError otherwise (a read or write out of bounds).

@@ -11,7 +11,7 @@
 namespace py = pybind11;
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "fastnn compiled kernels (see fastnn/_ops.py for the typed entry points)";
+  m.doc() = "fastnn compiled kernels (see fastnn/ops for the op front)";
 
   // Before any kernel can run: the instruction-set level, at most FASTNN_CPU (a bad value
   // fails the import with its message).

@@ -27,7 +27,7 @@ struct Registrar {
   Registrar(const char* family, BindFn fn) { registry().emplace_back(family, fn); }
 };
 
-// C-contiguous array of T. _ops.py casts to the compute dtype first, so no copy happens here.
+// C-contiguous array of T. fastnn/ops casts to the compute dtype first, so no copy happens here.
 // Without forcecast a float64 array can never be narrowed into the float32 overload.
 template <typename T>
 using Array = py::array_t<T, py::array::c_style>;

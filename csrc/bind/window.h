@@ -1,4 +1,4 @@
-// Shape checks shared by the im2col, conv and pool bindings (_ops.py checks first, in the
+// Shape checks shared by the im2col, conv and pool bindings (fastnn/ops/meta.py checks first, in the
 // user's words; these keep direct _C calls from ever reading out of bounds).
 #pragma once
 #include <pybind11/stl.h>

@@ -33,7 +33,7 @@ import os
 
 import numpy as np
 
-from .. import _ops
+from .. import ops
 from . import modules as M
 
 MAX_IMG_SIZE = 512
@@ -116,10 +116,10 @@ def _at(a, t, dtype):
 class SiLU(M.Module):
     def forward(self, x, train=False):
         self.x = x
-        return _ops.silu_forward(x)
+        return ops.silu_forward(x)
 
     def backward(self, dout):
-        return _ops.silu_backward(dout, self.x)
+        return ops.silu_backward(dout, self.x)
 
 
 class GroupNorm(M.Module):
@@ -132,12 +132,12 @@ class GroupNorm(M.Module):
         self.params = {"gamma": np.ones(channels, dtype), "beta": np.zeros(channels, dtype)}
 
     def forward(self, x, train=False):
-        out, self.xn, self.inv_std = _ops.group_norm_forward(
+        out, self.xn, self.inv_std = ops.group_norm_forward(
             x, self.params["gamma"], self.params["beta"], self.g, self.eps)
         return out
 
     def backward(self, dout):
-        dx, dgamma, dbeta = _ops.group_norm_backward(dout, self.xn, self.params["gamma"],
+        dx, dgamma, dbeta = ops.group_norm_backward(dout, self.xn, self.params["gamma"],
                                                      self.inv_std, self.g)
         self.grads = {"gamma": dgamma, "beta": dbeta}
         return dx
@@ -147,13 +147,13 @@ def upsample2(x):
     """Nearest-neighbour 2x up-sampling of (N, C, H, W): the adjoint of 2x2 average pooling,
     times 4 (exact: a power of two)."""
     n, c, h, w = x.shape
-    return _ops.avgpool2d_backward(x * x.dtype.type(4), (n, c, 2 * h, 2 * w), 2, 2, 2, 0,
+    return ops.avgpool2d_backward(x * x.dtype.type(4), (n, c, 2 * h, 2 * w), 2, 2, 2, 0,
                                    layer="diffusion_model")
 
 
 def upsample2_backward(d):
     """Sums over each 2x2 block: 2x2 average pooling times 4."""
-    return _ops.avgpool2d_forward(d, 2, 2, 2, 0, layer="diffusion_model") * d.dtype.type(4)
+    return ops.avgpool2d_forward(d, 2, 2, 2, 0, layer="diffusion_model") * d.dtype.type(4)
 
 
 def sinusoidal(t, dim, dtype):
@@ -181,7 +181,7 @@ def _scale_shift(x, scale, shift):
     the N*C planes."""
     n, c = x.shape[:2]
     planes = x.reshape(1, n * c, -1)
-    return _ops.channel_affine(planes, scale.ravel(), shift.ravel(),
+    return ops.channel_affine(planes, scale.ravel(), shift.ravel(),
                                layer="diffusion_model").reshape(x.shape)
 
 
@@ -258,7 +258,7 @@ class UNet(_Parts):
         r = self.init.forward(x, train)
         h = self.down_block.forward(r, temb, train)
         self.h = h
-        y = _ops.conv2d_forward(h, self._down_weight(), self.down.params["b"], 2, 0)
+        y = ops.conv2d_forward(h, self._down_weight(), self.down.params["b"], 2, 0)
         y = self.mid.forward(y, temb, train)
         y = self.up.forward(upsample2(y), train)
         y = self.up_block.forward(np.concatenate([y, h], axis=1), temb, train)
@@ -275,7 +275,7 @@ class UNet(_Parts):
         du, dh = d[:, :self.dim], d[:, self.dim:]
         d = upsample2_backward(self.up.backward(np.ascontiguousarray(du)))
         d, dt2 = self.mid.backward(d)
-        d, dW, db = _ops.conv2d_backward(d, self.h, self._down_weight(), self.down.params["b"],
+        d, dW, db = ops.conv2d_backward(d, self.h, self._down_weight(), self.down.params["b"],
                                          2, 0)
         self.down.grads = {"W": dW.reshape(self.down.params["W"].shape), "b": db}
         d, dt3 = self.down_block.backward(d + dh)

@@ -11,7 +11,7 @@ import abc
 
 import numpy as np
 
-from .. import _ops
+from .. import ops
 from .. import layers as L
 
 
@@ -99,11 +99,11 @@ class ReLU6(Module):
     """min(max(x, 0), 6), MobileNet's activation."""
 
     def forward(self, x, train):
-        self.y = _ops.relu6_forward(x)
+        self.y = ops.relu6_forward(x)
         return self.y
 
     def backward(self, dout):
-        return _ops.relu6_backward(dout, self.y)
+        return ops.relu6_backward(dout, self.y)
 
 
 class Softmax(Module):
@@ -210,13 +210,13 @@ class Conv2d(Module):
         # The op front directly: the book's Convolution copies x for its aliasing rules, which
         # the builder's modules (never editing an input in place) do not need.
         self.x = x
-        return _ops.conv2d_forward(x, self.params["W"], self.params.get("b", self.no_bias),
+        return ops.conv2d_forward(x, self.params["W"], self.params.get("b", self.no_bias),
                                    self.stride, self.pad, groups=self.groups)
 
     def backward(self, dout):
         if getattr(self, "x", None) is None:
             raise RuntimeError("Conv2d.backward called before forward")
-        dx, dW, db = _ops.conv2d_backward(dout, self.x, self.params["W"],
+        dx, dW, db = ops.conv2d_backward(dout, self.x, self.params["W"],
                                           self.params.get("b", self.no_bias), self.stride,
                                           self.pad, groups=self.groups)
         self.grads = {"W": dW}
@@ -362,15 +362,15 @@ class BatchNorm(Module):
         rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
         if not train:
             # scale * x + (beta - scale * mean), PyTorch's fused form: one pass over x.
-            scale = gamma / np.sqrt(rv + rv.dtype.type(_ops.BATCHNORM_EPS))
-            return _ops.channel_affine(x, scale, beta - scale * rm, layer="BatchNorm")
+            scale = gamma / np.sqrt(rv + rv.dtype.type(ops.BATCHNORM_EPS))
+            return ops.channel_affine(x, scale, beta - scale * rm, layer="BatchNorm")
         self.flat = x.ndim == 2
         if self.flat:  # (N, C): the book's kernel, whose columns are these channels
-            out, self.xc, self.xn, self.std, new_rm, new_rv = _ops.batchnorm_forward_train(
+            out, self.xc, self.xn, self.std, new_rm, new_rv = ops.batchnorm_forward_train(
                 x, gamma, beta, rm, rv, self.MOMENTUM, layer="BatchNorm")
         else:
-            out, self.xn, mean, var, self.inv_std = _ops.channel_batchnorm_forward(
-                x, gamma, beta, _ops.BATCHNORM_EPS, layer="BatchNorm")
+            out, self.xn, mean, var, self.inv_std = ops.channel_batchnorm_forward(
+                x, gamma, beta, ops.BATCHNORM_EPS, layer="BatchNorm")
             m = self.MOMENTUM
             new_rm, new_rv = m * rm + (1 - m) * mean, m * rv + (1 - m) * var
         if x.size:  # an empty batch leaves the running averages as they were
@@ -383,10 +383,10 @@ class BatchNorm(Module):
             raise RuntimeError("BatchNorm.backward: call forward(x, train=True) first")
         gamma = self.params["gamma"]
         if self.flat:
-            dx, dgamma, dbeta = _ops.batchnorm_backward(dout, gamma, self.xc, self.xn, self.std,
+            dx, dgamma, dbeta = ops.batchnorm_backward(dout, gamma, self.xc, self.xn, self.std,
                                                         layer="BatchNorm")
         else:
-            dx, dgamma, dbeta = _ops.channel_batchnorm_backward(dout, self.xn, gamma,
+            dx, dgamma, dbeta = ops.channel_batchnorm_backward(dout, self.xn, gamma,
                                                                 self.inv_std, layer="BatchNorm")
         self.grads = {"gamma": dgamma, "beta": dbeta}
         return dx
@@ -971,7 +971,7 @@ def load_torchvision_weights(net, state):
             if mean is not None and var is not None:
                 dtype = m.params["gamma"].dtype
                 m.load_buffers({"running_mean": mean.astype(dtype),
-                                "running_var": (var + (1e-5 - _ops.BATCHNORM_EPS)).astype(dtype)})
+                                "running_var": (var + (1e-5 - ops.BATCHNORM_EPS)).astype(dtype)})
     if missing:
         raise ValueError(f"torchvision weights: {len(missing)} arrays missing, e.g. "
                          f"{', '.join(missing[:3])}")

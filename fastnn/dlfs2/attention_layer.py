@@ -5,7 +5,7 @@ TimeAttention computes all T_dec steps at once with batched matrix products, whe
 one Attention per step; ``attention_weights`` is the book's list of per-step (N, T_enc) weights.
 """
 
-from .. import _ops
+from .. import ops
 from .layers import Softmax
 from .np import GPU, np  # noqa: F401
 
@@ -97,7 +97,7 @@ class TimeAttention:
         self.cache = None
 
     def forward(self, hs_enc, hs_dec):
-        out, a = _ops.attention_forward(hs_enc, hs_dec)           # a: (N, T_dec, T_enc)
+        out, a = ops.attention_forward(hs_enc, hs_dec)           # a: (N, T_dec, T_enc)
         self.cache = (hs_enc, hs_dec, a)
         self.attention_weights = [a[:, t, :] for t in range(a.shape[1])]
         return out
@@ -105,4 +105,4 @@ class TimeAttention:
     def backward(self, dout):
         _forward_first(self.cache, "TimeAttention")
         hs_enc, hs_dec, a = self.cache
-        return _ops.attention_backward(hs_enc, hs_dec, a, dout)
+        return ops.attention_backward(hs_enc, hs_dec, a, dout)

@@ -6,7 +6,7 @@ Embedding is fastnn.time_layers.Embedding. ``from fastnn.dlfs2.layers import *``
 ``np``, ``GPU``, ``softmax`` and ``cross_entropy_error`` as the book's module does.
 """
 
-from .. import _ops
+from .. import ops
 from .. import layers as _vol1
 from ..time_layers import Embedding
 from .config import GPU  # noqa: F401
@@ -53,12 +53,12 @@ class Affine:
     def forward(self, x):
         W, b = self.params
         self.x = x
-        return _ops.affine_forward(x, W, b, layer="Affine")
+        return ops.affine_forward(x, W, b, layer="Affine")
 
     def backward(self, dout):
         _forward_first(self.x, "Affine")
         W, _ = self.params
-        dx, dW, db = _ops.affine_backward(dout, self.x, W, layer="Affine")
+        dx, dW, db = ops.affine_backward(dout, self.x, W, layer="Affine")
         self.grads[0][...] = dW
         self.grads[1][...] = db
         return dx

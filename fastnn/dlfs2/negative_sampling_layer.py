@@ -9,7 +9,7 @@ The samples are drawn as the book draws them, so a seeded program sees the book'
 
 import collections
 
-from .. import _ops
+from .. import ops
 from .layers import Embedding, SigmoidWithLoss  # noqa: F401
 from .np import GPU, np
 
@@ -30,13 +30,13 @@ class EmbeddingDot:
 
     def forward(self, h, idx):
         self.cache = (h, idx)
-        return _ops.embedding_dot_forward(self.params[0], idx, h)
+        return ops.embedding_dot_forward(self.params[0], idx, h)
 
     def backward(self, dout):
         if self.cache is None:
             raise RuntimeError("EmbeddingDot.backward called before forward")
         h, idx = self.cache
-        return _ops.embedding_dot_backward(self.grads[0], idx, h, dout, self.params[0])
+        return ops.embedding_dot_backward(self.grads[0], idx, h, dout, self.params[0])
 
 
 class UnigramSampler:
@@ -96,7 +96,7 @@ class NegativeSamplingLoss:
         label[:, 0] = 1
         rows = np.repeat(h, idx.shape[1], axis=0)                             # (N (1 + S), D)
         W = self.params[0]
-        score = _ops.embedding_dot_forward(W, idx.ravel(), rows).reshape(idx.shape)
+        score = ops.embedding_dot_forward(W, idx.ravel(), rows).reshape(idx.shape)
         y = 1 / (1 + np.exp(-score))
         picked = np.where(label == 1, y, 1 - y)
         self.cache = (rows, idx, y, label)
@@ -107,7 +107,7 @@ class NegativeSamplingLoss:
             raise RuntimeError("NegativeSamplingLoss.backward called before forward")
         rows, idx, y, label = self.cache
         dscore = (y - label) * dout / label.shape[0]                         # (N, 1 + S)
-        drows = _ops.embedding_dot_backward(self.grads[0], idx.ravel(), rows,
+        drows = ops.embedding_dot_backward(self.grads[0], idx.ravel(), rows,
                                             dscore.ravel().astype(rows.dtype, copy=False),
                                             self.params[0])
         return drows.reshape(idx.shape + (-1,)).sum(axis=1)

@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import _device, _ops
+from .. import _device, ops
 from .. import gradient as _gradient
 from . import _params
 
@@ -141,7 +141,7 @@ class Network:
         stays on the device until the end."""
         if len(x) == 0:
             raise ValueError("accuracy: x is empty")
-        xp = _ops.array_module("accuracy", x, t, *self.params.values())
+        xp = ops.array_module("accuracy", x, t, *self.params.values())
         t = xp.asarray(t)
         if t.ndim != 1:
             t = xp.argmax(t, axis=1)
@@ -252,7 +252,7 @@ class Network:
             raise
         for key in self.params:
             p = self.params[key]
-            p[...] = _ops.array_module("load_params", p).asarray(loaded[key])
+            p[...] = ops.array_module("load_params", p).asarray(loaded[key])
         for key, name, attr in self._grad_map:  # re-link, in case params entries were replaced
             setattr(self.layers[name], attr[1:], self.params[key])
         missing = [k for k in buffers if k not in loaded]
@@ -263,5 +263,5 @@ class Network:
             if key in loaded:
                 name, attr = key.rsplit(".", 1)
                 old = buffers[key]
-                xp = _ops.array_module("load_params", old)
+                xp = ops.array_module("load_params", old)
                 setattr(self.layers[name], attr, xp.asarray(loaded[key], dtype=old.dtype).copy())

@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import _device, _ops
+from .. import _device, ops
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -124,7 +124,7 @@ class _RNNBase:
             if key not in self._params:
                 continue
             p = self._params[key]
-            xp = _ops.array_module(name, p, value)
+            xp = ops.array_module(name, p, value)
             value = _to_array(xp, value)
             if tuple(value.shape) != tuple(p.shape):
                 raise ValueError(f"{name}.load_state_dict: {key} has shape {tuple(value.shape)} "
@@ -200,7 +200,7 @@ class _RNNBase:
     def _xp(self, *arrays):
         """numpy or cupy: where the parameters and ``arrays`` (None, tuples of arrays) live."""
         flat = [b for a in arrays for b in (a if isinstance(a, (tuple, list)) else (a,))]
-        return _ops.array_module(type(self).__name__, *flat, *self._params.values())
+        return ops.array_module(type(self).__name__, *flat, *self._params.values())
 
     def _check_state(self, xp, what, h, batched, N, size):
         name = type(self).__name__
@@ -230,7 +230,7 @@ class _RNNBase:
                              f"{self.input_size} (input shape {user_shape})")
         if x.shape[0] == 0:
             raise ValueError(f"{name}: the sequence length must be at least 1")
-        dtype = _ops.compute_dtype(name, x, *self._params.values())
+        dtype = ops.compute_dtype(name, x, *self._params.values())
         x = xp.ascontiguousarray(x, dtype=dtype)
         N = x.shape[1]
         H_out = self.proj_size or self.hidden_size
@@ -243,7 +243,7 @@ class _RNNBase:
                 c0 = self._check_state(xp, "c0", hx[1], batched, N, self.hidden_size)
             else:
                 h0 = self._check_state(xp, "h0", hx, batched, N, H_out)
-        _ops.compute_dtype(name, h0, c0)  # TypeError for complex/object states
+        ops.compute_dtype(name, h0, c0)  # TypeError for complex/object states
         return x, h0, c0, batched, dtype, xp
 
     def _run_direction(self, x, h0, c0, sfx):
@@ -255,15 +255,15 @@ class _RNNBase:
         if self.mode == "LSTM":
             b = b_ih + b_hh if self.bias else None
             W_hr = p.get("weight_hr" + sfx)
-            hs, cs, gates, hfull = _ops.lstm_forward(x, h0, c0, W_ih, W_hh, b, W_hr,
+            hs, cs, gates, hfull = ops.lstm_forward(x, h0, c0, W_ih, W_hh, b, W_hr,
                                                      torch_layout=True, layer=name)
             return hs, hs[-1], cs[-1], (x, h0, c0, hs, cs, gates, hfull)
         if self.mode == "GRU":
-            hs, gates, aux = _ops.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, torch_layout=True,
+            hs, gates, aux = ops.gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh, torch_layout=True,
                                               layer=name)
             return hs, hs[-1], None, (x, h0, hs, gates, aux)
         b = b_ih + b_hh if self.bias else None
-        hs = _ops.rnn_forward(x, h0, W_ih, W_hh, b, relu=self.mode == "RNN_RELU",
+        hs = ops.rnn_forward(x, h0, W_ih, W_hh, b, relu=self.mode == "RNN_RELU",
                               torch_layout=True, layer=name)
         return hs, hs[-1], None, (x, h0, hs)
 
@@ -397,17 +397,17 @@ class _RNNBase:
         if self.mode == "LSTM":
             x, h0, c0, hs, cs, gates, hfull = cache
             W_hr = p.get("weight_hr" + sfx)
-            dx, dh0, dc0, dW_ih, dW_hh, db, dW_hr = _ops.lstm_backward(
+            dx, dh0, dc0, dW_ih, dW_hh, db, dW_hr = ops.lstm_backward(
                 x, h0, c0, W_ih, W_hh, W_hr, hs, cs, gates, hfull, dhs, dhn, dcn,
                 torch_layout=True, layer=name)
             db_ih = db_hh = db
         elif self.mode == "GRU":
             x, h0, hs, gates, aux = cache
-            dx, dh0, dW_ih, dW_hh, db_ih, db_hh = _ops.gru_backward(
+            dx, dh0, dW_ih, dW_hh, db_ih, db_hh = ops.gru_backward(
                 x, h0, W_ih, W_hh, hs, gates, aux, dhs, dhn, torch_layout=True, layer=name)
         else:
             x, h0, hs = cache
-            dx, dh0, dW_ih, dW_hh, db = _ops.rnn_backward(
+            dx, dh0, dW_ih, dW_hh, db = ops.rnn_backward(
                 x, h0, W_ih, W_hh, hs, dhs, dhn, relu=self.mode == "RNN_RELU",
                 torch_layout=True, layer=name)
             db_ih = db_hh = db
