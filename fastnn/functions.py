@@ -1,13 +1,13 @@
 """Drop-ins for the book's vol. 1 common/functions.py: activations, softmax and the losses on
 NumPy arrays (softmax over the last axis, as the book's current code).
 
-sigmoid and softmax are the reference's overflow-free forms (same values as the book's, no
-overflow warning for large |x|).
+sigmoid and softmax run fastnn's kernels (overflow-free: the book's values without its
+overflow warning for large |x|), in the input's float dtype (ints become float64).
 """
 
 import numpy as np
 
-from .reference.functional import cross_entropy_error, relu, sigmoid, softmax
+from . import ops
 
 __all__ = ["identity_function", "step_function", "sigmoid", "sigmoid_grad", "relu",
            "relu_grad", "softmax", "sum_squared_error", "cross_entropy_error", "softmax_loss"]
@@ -20,6 +20,35 @@ def identity_function(x):
 def step_function(x):
     """1 where x > 0, else 0 (ints)."""
     return np.array(x > 0, dtype=int)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) elementwise."""
+    return ops.sigmoid_forward(x, "sigmoid")
+
+
+def relu(x):
+    """max(0, x) elementwise, in x's dtype (NaN stays NaN)."""
+    return np.maximum(x, 0)
+
+
+def softmax(x):
+    """Softmax over the last axis."""
+    return ops.softmax(x)
+
+
+def cross_entropy_error(y, t):
+    """The book's loss: mean over the batch of -log(y[i, label_i] + 1e-7) for probabilities y
+    (N, C), or (C,) for one sample; t holds integer labels or one-hot rows of y's shape (their
+    argmax is the label). NaN for an empty batch."""
+    y, t = np.asarray(y), np.asarray(t)
+    if t.shape == y.shape:
+        t = t.argmax(axis=-1)
+    y = y.reshape(-1, y.shape[-1])
+    labels = t.reshape(-1)
+    if not len(y):
+        return y.dtype.type(np.nan)
+    return -np.log(y[np.arange(len(y)), labels] + 1e-7).sum() / len(y)
 
 
 def sigmoid_grad(x):

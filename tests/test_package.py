@@ -1,5 +1,5 @@
 """The package's shape: no import circle inside fastnn, the reference imports nothing of the rest
-of fastnn, one version number, and a clear error when the source tree has no built module."""
+of fastnn and nothing else imports it, one version number, and a clear error when the source tree has no built module."""
 
 import ast
 import os
@@ -89,6 +89,23 @@ def test_reference_imports_nothing_of_fastnn():
             lazy = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and
                     ((n.level >= 2) or (n.module or "").startswith("fastnn"))]
             assert not outside and not lazy, f"{name} imports {outside or lazy}"
+
+
+def test_product_imports_nothing_of_the_reference():
+    """The oracle stays independent: no product module imports it, at module level or inside a
+    function, so parity tests never compare a class with itself."""
+    for name, path in _modules().items():
+        if name.startswith("fastnn.reference"):
+            continue
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom):
+                mod = n.module or ""
+                names = [a.name for a in n.names]
+                assert not (mod.split(".")[-1] == "reference" or "reference" in names
+                            or ".reference." in f".{mod}."), f"{name} imports the reference"
+            elif isinstance(n, ast.Import):
+                assert not any("reference" in a.name.split(".") for a in n.names), name
 
 
 def test_one_version_number():
