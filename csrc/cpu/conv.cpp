@@ -44,9 +44,11 @@ inline bool images_in_parallel(const ConvShape& s) {
 }
 
 // A sliding window over one image of C channels (H, W), padded by ph rows and pw columns of
-// zeros, giving (OH, OW). Forward and dW walk x with the layer's window; dx at stride 1 walks
-// dout with the transposed window (see dx_by_convolution).
-struct Window {
+// zeros, giving (OH, OW). Forward and dW walk x with the layer's window (image_window); dx at
+// stride 1 walks dout with the transposed window, whose padding differs per axis (see
+// dx_by_convolution). Local to the GEMM path here (its copy flag and transposed form serve no
+// other kernel); the layer's window is core/shapes.h's ConvShape.
+struct ImageWindow {
   int64_t C, H, W, FH, FW, stride, ph, pw, OH, OW;
   bool copy = false;  // build the columns even where they are the image (see forward_window)
   int64_t cols() const { return C * FH * FW; }
@@ -56,26 +58,26 @@ struct Window {
   }
 };
 
-inline Window window(const ConvShape& s) {
+inline ImageWindow image_window(const ConvShape& s) {
   return {s.C, s.H, s.W, s.FH, s.FW, s.stride, s.pad, s.pad, s.OH, s.OW};
 }
 
 // At stride 1, dx (C, H, W) of a group is the convolution of its dout (F, OH, OW), padded by
 // FH-1-pad and FW-1-pad, with the filters flipped and transposed (see flipped_filters and
 // flipped_tap_filters): GEMMs with K = F*FH*FW (or F per tap), and no col2im.
-inline Window transposed(const ConvShape& s, int64_t F) {
+inline ImageWindow transposed(const ConvShape& s, int64_t F) {
   return {F, s.OH, s.OW, s.FH, s.FW, 1, s.FH - 1 - s.pad, s.FW - 1 - s.pad, s.H, s.W};
 }
 
 template <typename T>
-int64_t block_rows(const Window& w) {
+int64_t block_rows(const ImageWindow& w) {
   if (w.identity()) return std::max<int64_t>(1, w.OH);  // no column buffer
   const int64_t row_bytes = std::max<int64_t>(1, w.OW * w.cols() * int64_t(sizeof(T)));
   return std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, w.OH));
 }
 
 template <typename T>
-int64_t col_len(const Window& w) {
+int64_t col_len(const ImageWindow& w) {
   return w.identity() ? 0 : block_rows<T>(w) * w.OW * w.cols();
 }
 
@@ -86,14 +88,14 @@ int64_t col_len(const Window& w) {
 // (C, Hp, Wp), so that every run is a plain copy without bounds checks (faster than runs
 // clipped at the border).
 
-inline int64_t padded_len(const Window& w) {
+inline int64_t padded_len(const ImageWindow& w) {
   return w.ph || w.pw ? w.C * (w.H + 2 * w.ph) * (w.W + 2 * w.pw) : 0;
 }
 
 // xn with its zero border in xp when there is padding or for conv_taps (returns xp), else xn
 // itself. For conv_taps xp also gets FW zeros past the last plane (see tap_len).
 template <typename T>
-const T* padded(const T* xn, T* xp, const Window& w, bool taps = false) {
+const T* padded(const T* xn, T* xp, const ImageWindow& w, bool taps = false) {
   if (!w.ph && !w.pw && !taps) return xn;
   const int64_t Wp = w.W + 2 * w.pw, plane = (w.H + 2 * w.ph) * Wp;
   for (int64_t c = 0; c < w.C; ++c) {
@@ -113,7 +115,7 @@ const T* padded(const T* xn, T* xp, const Window& w, bool taps = false) {
 
 // colT from xs, the image with its border (or without when there is no padding).
 template <typename T>
-void im2col_t(const T* xs, T* colT, const Window& w, int64_t oh0, int64_t oh1) {
+void im2col_t(const T* xs, T* colT, const ImageWindow& w, int64_t oh0, int64_t oh1) {
   const int64_t Wp = w.W + 2 * w.pw, Hp = w.H + 2 * w.ph, OW = w.OW, st = w.stride;
   const int64_t R = (oh1 - oh0) * OW;
   T* dst = colT;
@@ -135,7 +137,7 @@ void im2col_t(const T* xs, T* colT, const Window& w, int64_t oh0, int64_t oh1) {
 
 // Adds colT onto xs, the image gradient with its border (the adjoint of im2col_t).
 template <typename T>
-void col2im_t_add(const T* colT, T* xs, const Window& w, int64_t oh0, int64_t oh1) {
+void col2im_t_add(const T* colT, T* xs, const ImageWindow& w, int64_t oh0, int64_t oh1) {
   const int64_t Wp = w.W + 2 * w.pw, Hp = w.H + 2 * w.ph, OW = w.OW, st = w.stride;
   const int64_t R = (oh1 - oh0) * OW;
   const T* src = colT;
@@ -157,7 +159,7 @@ void col2im_t_add(const T* colT, T* xs, const Window& w, int64_t oh0, int64_t oh
 
 // A zeroed gradient buffer for image dxn: dxp (with border) when there is padding, else dxn.
 template <typename T>
-T* zeroed_grad(T* dxn, T* dxp, const Window& w) {
+T* zeroed_grad(T* dxn, T* dxp, const ImageWindow& w) {
   const int64_t len = padded_len(w);
   T* g = len ? dxp : dxn;
   std::fill(g, g + (len ? len : w.C * w.H * w.W), T(0));
@@ -166,7 +168,7 @@ T* zeroed_grad(T* dxn, T* dxp, const Window& w) {
 
 // Copies the inside of dxp onto dxn when there is padding (else dxn holds the gradient).
 template <typename T>
-void unpad_grad(const T* dxp, T* dxn, const Window& w) {
+void unpad_grad(const T* dxp, T* dxn, const ImageWindow& w) {
   if (!padded_len(w)) return;
   const int64_t Wp = w.W + 2 * w.pw, Hp = w.H + 2 * w.ph;
   for (int64_t c = 0; c < w.C; ++c)
@@ -179,7 +181,8 @@ void unpad_grad(const T* dxp, T* dxn, const Window& w) {
 // The columns of rows [oh0, oh1) of xs (the image with its border, see padded): colT filled
 // by im2col_t, or the image itself when the window is the identity. ld: their row stride.
 template <typename T>
-const T* columns(const T* xs, T* colT, const Window& w, int64_t oh0, int64_t oh1, int64_t& ld) {
+const T* columns(const T* xs, T* colT, const ImageWindow& w, int64_t oh0, int64_t oh1,
+                 int64_t& ld) {
   if (w.identity()) {
     ld = w.OH * w.OW;
     return xs + oh0 * w.OW;
@@ -192,7 +195,7 @@ const T* columns(const T* xs, T* colT, const Window& w, int64_t oh0, int64_t oh1
 // A stride-1 window over at least 8 channels runs tap by tap (conv_taps): packing the padded
 // image for each tap's GEMM costs less than building and packing its columns, while few
 // channels (K = C) leave those GEMMs too thin.
-inline bool by_taps(const Window& w) {
+inline bool by_taps(const ImageWindow& w) {
   constexpr int64_t kInt = std::numeric_limits<int>::max();  // GEMM sizes are BLAS ints
   return w.stride == 1 && w.FH * w.FW > 1 && w.C >= 8 &&
          (w.H + 2 * w.ph) * (w.W + 2 * w.pw) <= kInt - w.FW;
@@ -214,7 +217,7 @@ inline bool dx_by_convolution(const ConvShape& s, int64_t F, bool taps_ok) {
   if (s.stride != 1 || s.pad > s.FH - 1 || s.pad > s.FW - 1) return false;
   constexpr int64_t kInt = std::numeric_limits<int>::max();  // its GEMM's sizes are BLAS ints
   if (F * s.FH * s.FW > kInt || s.H * s.W > kInt) return false;
-  const Window t = transposed(s, F);
+  const ImageWindow t = transposed(s, F);
   const double dout_cols = double(F) * double(s.H * s.W);
   const double dcol = double(s.C) * double(s.OH * s.OW);
   return t.identity() || dout_cols < dcol ||
@@ -228,7 +231,7 @@ inline bool taps_allowed(const ConvShape& s) {
 }
 
 // conv_taps's padded copy: C planes and FW zeros for the last tap's last row to read.
-inline int64_t tap_len(const Window& w) {
+inline int64_t tap_len(const ImageWindow& w) {
   return w.C * (w.H + 2 * w.ph) * (w.W + 2 * w.pw) + w.FW;
 }
 
@@ -236,7 +239,7 @@ inline int64_t tap_len(const Window& w) {
 // a float tap GEMM within OpenBLAS's unpacked path where that is faster (core/blas.h; one
 // core: 32x420x64 97 GF/s vs 32x840x64 70, 64x224x64 119 vs 64x448x64 81).
 template <typename T>
-int64_t tap_rows(const Window& w, int64_t M) {
+int64_t tap_rows(const ImageWindow& w, int64_t M) {
   const int64_t Wp = w.W + 2 * w.pw, row_bytes = std::max<int64_t>(1, M * Wp * int64_t(sizeof(T)));
   int64_t rows = std::clamp<int64_t>(kBlockBytes / row_bytes, 1, std::max<int64_t>(1, w.OH));
   const double row_mnk = double(M) * double(Wp) * double(w.C);
@@ -247,7 +250,7 @@ int64_t tap_rows(const Window& w, int64_t M) {
 }
 
 template <typename T>
-int64_t wide_len(const Window& w, int64_t M) {
+int64_t wide_len(const ImageWindow& w, int64_t M) {
   return tap_rows<T>(w, M) * (w.W + 2 * w.pw) * M;
 }
 
@@ -257,7 +260,7 @@ int64_t wide_len(const Window& w, int64_t M) {
 // t adds Wr_t (M, C) @ the (C, rows*Wp) matrix at xs + (oh0 + fh)*Wp + fw (rows a plane
 // apart) onto wide (M, rows*Wp). Its columns ow >= OW straddle two image rows and are dropped.
 template <typename T>
-void conv_taps(const T* xs, const T* Wr, int64_t M, T* out, T* wide, const Window& w) {
+void conv_taps(const T* xs, const T* Wr, int64_t M, T* out, T* wide, const ImageWindow& w) {
   const int64_t Wp = w.W + 2 * w.pw, plane = (w.H + 2 * w.ph) * Wp, P = w.OH * w.OW;
   const int64_t rows = tap_rows<T>(w, M);
   for (int64_t oh0 = 0; oh0 < w.OH; oh0 += rows) {
@@ -317,8 +320,8 @@ void flipped_filters(const T* W, T* Wt, const ConvShape& s, int64_t FN, int64_t 
 // blas.h); from a cold image that costs more than one copy into hot columns (one core,
 // 32x24x32x32 to 144 filters, four blocks: 3.55 ms in place vs 2.85 ms copied).
 template <typename T>
-Window forward_window(const ConvShape& s, int64_t F) {
-  Window w = window(s);
+ImageWindow forward_window(const ConvShape& s, int64_t F) {
+  ImageWindow w = image_window(s);
   if (std::is_same_v<T, float> && w.identity()) {
     const int64_t chunk = detail::unpacked_chunk_rows(F, s.OH * s.OW, s.C);
     w.copy = chunk > 0 && (F + chunk - 1) / chunk > 2;
@@ -331,7 +334,7 @@ Window forward_window(const ConvShape& s, int64_t F) {
 template <typename T>
 void forward_image(const T* xn, const T* W, const T* Wr, const T* b, T* outn, const ConvShape& s,
                    int64_t FN, int64_t groups, T* colT, T* xp) {
-  const Window w = forward_window<T>(s, FN / groups);
+  const ImageWindow w = forward_window<T>(s, FN / groups);
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(w);
   const int64_t F = FN / groups, CHW = s.C * s.H * s.W;
   for (int64_t f = 0; f < FN; ++f) std::fill(outn + f * P, outn + (f + 1) * P, b ? b[f] : T(0));
@@ -363,7 +366,7 @@ template <typename T>
 void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, bool dx_taps, T* dxn,
                     T* dWT, const ConvShape& s, int64_t FN, int64_t groups, T* colT, T* xp,
                     T* dxp) {
-  const Window w = window(s);
+  const ImageWindow w = image_window(s);
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(w);
   const int64_t F = FN / groups, CHW = s.C * s.H * s.W, HW = s.H * s.W;
   for (int64_t g = 0; g < groups; ++g) {
@@ -384,7 +387,7 @@ void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, bool d
     }
     if (fold) unpad_grad(dxs, dxg, w);
     if (!dxg || fold) continue;
-    const Window t = transposed(s, F);
+    const ImageWindow t = transposed(s, F);
     if (dx_taps) {
       std::fill(dxg, dxg + CHW, T(0));
       conv_taps(padded(dg, xp, t, true), Wt + g * s.C * t.cols(), s.C, dxg, colT, t);
@@ -614,7 +617,7 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
   if (s.N == 0 || FN == 0) return;  // empty output
   if (depthwise(s, groups)) return depthwise_forward(x, W, b, out, s, FN, groups);
   const int64_t CHW = groups * s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
-  const Window w = forward_window<T>(s, FN / groups);
+  const ImageWindow w = forward_window<T>(s, FN / groups);
   const bool taps = s.cols() > 0 && taps_allowed(s) && by_taps(w);
   const int64_t len = taps ? wide_len<T>(w, FN / groups) : col_len<T>(w);
   const int64_t xp_len = taps ? tap_len(w) : padded_len(w);
@@ -677,7 +680,7 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   const bool by_conv = dx && dx_by_convolution(s, F, taps_allowed(s)) && all_finite(W, FN * CK);
   Buf<T> Wt = by_conv ? scratch<T>(FN * CK) : Buf<T>();
   if (by_conv && !Wt) throw std::bad_alloc();
-  const Window w = window(s), t = transposed(s, F);
+  const ImageWindow w = image_window(s), t = transposed(s, F);
   const bool taps = by_conv && taps_allowed(s) && by_taps(t);
   if (taps) flipped_tap_filters(W, Wt.get(), s, FN, groups);
   else if (by_conv) flipped_filters(W, Wt.get(), s, FN, groups);

@@ -12,7 +12,7 @@
 namespace fastnn::cuda {
 
 template <typename T>
-void conv2d_forward(const T* x, const T* W, const T* b, T* out, const Window& s, int64_t FN,
+void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN,
                     void* stream) {
   const int64_t R = s.N * s.OH * s.OW, CK = s.C * s.FH * s.FW, P = s.OH * s.OW;
   Scratch<T> col(R * CK, stream), rows(R * FN, stream);
@@ -26,7 +26,7 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const Window& s,
 
 template <typename T>
 void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
-                     const Window& s, int64_t FN, void* stream) {
+                     const ConvShape& s, int64_t FN, void* stream) {
   const int64_t R = s.N * s.OH * s.OW, CK = s.C * s.FH * s.FW, P = s.OH * s.OW;
   Scratch<T> col(R * CK, stream), rows(R * FN, stream);
   T* r = rows.get();
@@ -47,7 +47,7 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
 // sums, one block per weight or filter with a fixed order of the additions (deterministic).
 
 template <typename T>
-void depthwise_forward(const T* x, const T* W, const T* b, T* out, const Window& s, int64_t FN,
+void depthwise_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN,
                        void* stream) {
   for_each(
       s.N * FN * s.OH * s.OW, stream,
@@ -57,7 +57,7 @@ void depthwise_forward(const T* x, const T* W, const T* b, T* out, const Window&
 
 template <typename T>
 void depthwise_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
-                        const Window& s, int64_t FN, void* stream) {
+                        const ConvShape& s, int64_t FN, void* stream) {
   const int64_t P = s.OH * s.OW, R = s.N * P;
   column_sum<T>(body::DoutPlaneTerm<T>{dout, FN, P}, R, FN, db, stream,
                 "depthwise_backward (db)");
@@ -69,14 +69,14 @@ void depthwise_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* 
            "depthwise_backward (dx)");
 }
 
-#define FASTNN_INSTANTIATE(T)                                                                 \
-  template void depthwise_forward<T>(const T*, const T*, const T*, T*, const Window&, int64_t, \
-                                     void*);                                                  \
-  template void depthwise_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Window&, \
-                                      int64_t, void*);                                        \
-  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Window&, int64_t,   \
-                                  void*);                                                     \
-  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Window&,   \
+#define FASTNN_INSTANTIATE(T)                                                                    \
+  template void depthwise_forward<T>(const T*, const T*, const T*, T*, const ConvShape&,         \
+                                     int64_t, void*);                                            \
+  template void depthwise_backward<T>(const T*, const T*, const T*, T*, T*, T*,                  \
+                                      const ConvShape&, int64_t, void*);                         \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const ConvShape&, int64_t,   \
+                                  void*);                                                        \
+  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvShape&,   \
                                    int64_t, void*);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)

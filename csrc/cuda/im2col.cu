@@ -6,22 +6,22 @@
 namespace fastnn::cuda {
 
 template <typename T>
-void im2col(const T* x, T* col, const Window& s, void* stream) {
+void im2col(const T* x, T* col, const ConvShape& s, void* stream) {
   const int64_t n = s.N * s.OH * s.OW * s.C * s.FH * s.FW;
   for_each(n, stream, [=] __device__(int64_t i) { col[i] = body::im2col_element(x, s, i); },
            "im2col");
 }
 
 template <typename T>
-void col2im(const T* col, T* x, const Window& s, void* stream) {
+void col2im(const T* col, T* x, const ConvShape& s, void* stream) {
   const int64_t n = s.N * s.C * s.H * s.W;
   for_each(n, stream, [=] __device__(int64_t i) { x[i] = body::col2im_element(col, s, i); },
            "col2im");
 }
 
-template void im2col<float>(const float*, float*, const Window&, void*);
-template void im2col<double>(const double*, double*, const Window&, void*);
-template void col2im<float>(const float*, float*, const Window&, void*);
-template void col2im<double>(const double*, double*, const Window&, void*);
+template void im2col<float>(const float*, float*, const ConvShape&, void*);
+template void im2col<double>(const double*, double*, const ConvShape&, void*);
+template void col2im<float>(const float*, float*, const ConvShape&, void*);
+template void col2im<double>(const double*, double*, const ConvShape&, void*);
 
 }  // namespace fastnn::cuda

@@ -11,9 +11,6 @@
 
 namespace fastnn::cuda {
 
-using body::Layout;
-using body::Window;
-
 // "" when a CUDA device can be used, else why not (no driver, no device, no cuBLAS...).
 std::string unavailable_reason();
 // Makes `device` current for the calling thread (CuPy arrays carry their device).
@@ -28,32 +25,34 @@ void sigmoid_backward(const T* dout, const T* y, T* dx, int64_t n, void* stream)
 template <typename T> void tanh_forward(const T* x, T* y, int64_t n, void* stream);
 template <typename T> void tanh_backward(const T* dout, const T* y, T* dx, int64_t n, void* stream);
 
-template <typename T> void im2col(const T* x, T* col, const Window& s, void* stream);
-template <typename T> void col2im(const T* col, T* x, const Window& s, void* stream);
+template <typename T> void im2col(const T* x, T* col, const ConvShape& s, void* stream);
+template <typename T> void col2im(const T* col, T* x, const ConvShape& s, void* stream);
 
 // b may be null. Scratch (the col matrix) comes from the stream-ordered allocator.
 template <typename T>
-void conv2d_forward(const T* x, const T* W, const T* b, T* out, const Window& s, int64_t FN,
+void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN,
                     void* stream);
 template <typename T>
 void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
-                     const Window& s, int64_t FN, void* stream);
+                     const ConvShape& s, int64_t FN, void* stream);
 
 // Depthwise convolution (groups == s.C): W (FN, 1, FH, FW) with FN a multiple of s.C, filter f
 // reading channel f / (FN / s.C). b may be null; dx may be null (not computed). No scratch.
 template <typename T>
-void depthwise_forward(const T* x, const T* W, const T* b, T* out, const Window& s, int64_t FN,
+void depthwise_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN,
                        void* stream);
 template <typename T>
 void depthwise_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
-                        const Window& s, int64_t FN, void* stream);
+                        const ConvShape& s, int64_t FN, void* stream);
 
 template <typename T>
-void maxpool2d_forward(const T* x, T* out, int32_t* arg, const Window& s, void* stream);
+void maxpool2d_forward(const T* x, T* out, int32_t* arg, const ConvShape& s, void* stream);
 template <typename T>
-void maxpool2d_backward(const T* dout, const int32_t* arg, T* dx, const Window& s, void* stream);
-template <typename T> void avgpool2d_forward(const T* x, T* out, const Window& s, void* stream);
-template <typename T> void avgpool2d_backward(const T* dout, T* dx, const Window& s, void* stream);
+void maxpool2d_backward(const T* dout, const int32_t* arg, T* dx, const ConvShape& s,
+                        void* stream);
+template <typename T> void avgpool2d_forward(const T* x, T* out, const ConvShape& s, void* stream);
+template <typename T>
+void avgpool2d_backward(const T* dout, T* dx, const ConvShape& s, void* stream);
 
 template <typename T>
 void affine_forward(const T* x, const T* W, const T* b, T* out, int64_t N, int64_t D, int64_t M,

@@ -8,8 +8,6 @@
 
 namespace fastnn::cuda {
 
-using body::Layout;
-
 // A gate weight seen as W (K, G) whatever its layout: Book stores it (K, G), Torch (G, K).
 template <typename Real>
 struct GateWeight {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/shapes.h"
 #include "cuda/body/activation.h"
 #include "cuda/body/affine.h"
 #include "cuda/body/batchnorm.h"
@@ -64,12 +65,14 @@ std::vector<Acc> column_sums(const F& f, int64_t rows, int64_t cols) {
   return out;
 }
 
-body::Window window(const std::vector<int64_t>& x_shape, int64_t FH, int64_t FW, int64_t stride,
-                    int64_t pad) {
-  FASTNN_CHECK(x_shape.size() == 4 && FH >= 1 && FW >= 1 && stride >= 1 && pad >= 0 &&
-                   FH <= x_shape[2] + 2 * pad && FW <= x_shape[3] + 2 * pad,
-               "bad window for ", shape_str(x_shape));
-  return body::make_window(x_shape[0], x_shape[1], x_shape[2], x_shape[3], FH, FW, stride, pad);
+// The window over x (N, C, H, W), checked as the bindings check theirs (core/shapes.h), so
+// that the bodies stay inside the arrays.
+ConvShape window(const std::vector<int64_t>& x_shape, int64_t FH, int64_t FW, int64_t stride,
+                 int64_t pad) {
+  const std::string op = str_cat("bad window for ", shape_str(x_shape));
+  FASTNN_CHECK(x_shape.size() == 4, op);
+  return checked_window(op.c_str(), x_shape[0], x_shape[1], x_shape[2], x_shape[3], FH, FW,
+                        stride, pad);
 }
 
 template <typename T>
@@ -193,7 +196,7 @@ Array<T> avgpool_backward(Array<T> dout, std::vector<int64_t> shape, int64_t FH,
 // Depthwise convolution (groups == C) of x (N, C, H, W) with W (FN, 1, FH, FW): the window of
 // the shapes, checked so that the bodies stay inside the arrays.
 template <typename T>
-body::Window depthwise_window(const Array<T>& x, const Array<T>& W, int64_t stride, int64_t pad) {
+ConvShape depthwise_window(const Array<T>& x, const Array<T>& W, int64_t stride, int64_t pad) {
   FASTNN_CHECK(x.ndim() == 4 && W.ndim() == 4 && W.shape(1) == 1 && x.shape(1) >= 1 &&
                    W.shape(0) % x.shape(1) == 0,
                "depthwise: x ", shape_str(shape_of(x)), " and W ", shape_str(shape_of(W)));
@@ -439,7 +442,7 @@ Array<T> copy_of(const Array<T>& a) {
   return py::array(a).attr("copy")();
 }
 
-body::Layout layout_of(bool torch) { return torch ? body::Layout::Torch : body::Layout::Book; }
+Layout layout_of(bool torch) { return torch ? Layout::Torch : Layout::Book; }
 
 // (N, H) of a step's gate block A (N, g*H); every other array must hold N*H elements.
 template <typename T>
@@ -519,7 +522,7 @@ py::tuple gru_book_step_forward_zr(Array<T> A, OptArray<T> h_prev) {
   const auto [N, H] = step_size(A, 3, {opt(h_prev)});
   auto a = copy_of(A);
   auto rh = empty<T>({N, H});
-  const auto k = body::GruGates::of(body::Layout::Book);
+  const auto k = body::GruGates::of(Layout::Book);
   for (int64_t i = 0; i < N * H; ++i)
     body::gru_book_forward_zr_element(k, a.mutable_data(), ptr_or_null(h_prev),
                                       rh.mutable_data(), H, i);
@@ -532,7 +535,7 @@ py::tuple gru_book_step_forward_n(Array<T> A, OptArray<T> h_prev) {
   const auto [N, H] = step_size(A, 3, {opt(h_prev)});
   auto a = copy_of(A);
   auto h = empty<T>({N, H});
-  const auto k = body::GruGates::of(body::Layout::Book);
+  const auto k = body::GruGates::of(Layout::Book);
   for (int64_t i = 0; i < N * H; ++i)
     body::gru_book_forward_n_element(k, a.mutable_data(), ptr_or_null(h_prev), h.mutable_data(),
                                      H, i);
@@ -548,7 +551,7 @@ py::tuple gru_torch_step_forward(Array<T> A, OptArray<T> hg, OptArray<T> bh,
                "hg/bh size mismatch");
   auto a = copy_of(A);
   auto aux = empty<T>({N, H}), h = empty<T>({N, H});
-  const auto k = body::GruGates::of(body::Layout::Torch);
+  const auto k = body::GruGates::of(Layout::Torch);
   for (int64_t i = 0; i < N * H; ++i)
     body::gru_torch_forward_element(k, a.mutable_data(), ptr_or_null(hg), ptr_or_null(bh),
                                     ptr_or_null(h_prev), aux.mutable_data(), h.mutable_data(), H,
@@ -562,7 +565,7 @@ Array<T> gru_book_step_backward_zn(Array<T> A, OptArray<T> h_prev, Array<T> dh) 
   const auto [N, H] = step_size(A, 3, {opt(h_prev), &dh});
   auto dA = empty<T>(shape_of(A));
   std::fill(dA.mutable_data(), dA.mutable_data() + dA.size(), T(0));
-  const auto k = body::GruGates::of(body::Layout::Book);
+  const auto k = body::GruGates::of(Layout::Book);
   for (int64_t i = 0; i < N * H; ++i)
     body::gru_book_backward_zn_element(k, A.data(), ptr_or_null(h_prev), dh.data(),
                                        dA.mutable_data(), H, i);
@@ -577,7 +580,7 @@ py::tuple gru_book_step_backward_r(Array<T> A, OptArray<T> h_prev, Array<T> dh, 
   FASTNN_CHECK(dA.size() == A.size(), "dA size mismatch");
   auto da = copy_of(dA);
   auto dp = copy_of(dh_prev);
-  const auto k = body::GruGates::of(body::Layout::Book);
+  const auto k = body::GruGates::of(Layout::Book);
   for (int64_t i = 0; i < N * H; ++i)
     body::gru_book_backward_r_element(k, A.data(), ptr_or_null(h_prev), dh.data(), drh.data(),
                                       da.mutable_data(), dp.mutable_data(), H, i);
@@ -591,7 +594,7 @@ py::tuple gru_torch_step_backward(Array<T> A, Array<T> aux, OptArray<T> h_prev, 
   const auto [N, H] = step_size(A, 3, {&aux, opt(h_prev), &dh, &dh_prev});
   auto dA = empty<T>(shape_of(A)), dAh = empty<T>(shape_of(A));
   auto dp = copy_of(dh_prev);
-  const auto k = body::GruGates::of(body::Layout::Torch);
+  const auto k = body::GruGates::of(Layout::Torch);
   for (int64_t i = 0; i < N * H; ++i)
     body::gru_torch_backward_element(k, A.data(), aux.data(), ptr_or_null(h_prev), dh.data(),
                                      dA.mutable_data(), dAh.mutable_data(), dp.mutable_data(), H,

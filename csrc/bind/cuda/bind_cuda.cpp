@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bind/registry.h"
+#include "core/shapes.h"
 #include "cuda/ops.h"
 
 namespace fastnn::bind {
@@ -30,10 +31,11 @@ void run(bool f64, int device, Fn&& fn) {
   else fn(float{});
 }
 
-body::Window window(const std::vector<int64_t>& x, int64_t FH, int64_t FW, int64_t stride,
-                    int64_t pad) {
+// The window of op over an x (N, C, H, W) shape, checked as the CPU bindings check theirs.
+ConvShape window(const char* op, const std::vector<int64_t>& x, int64_t FH, int64_t FW,
+                 int64_t stride, int64_t pad) {
   FASTNN_CHECK(x.size() == 4, "expected an (N, C, H, W) shape, got ", shape_str(x));
-  return body::make_window(x[0], x[1], x[2], x[3], FH, FW, stride, pad);
+  return checked_window(op, x[0], x[1], x[2], x[3], FH, FW, stride, pad);
 }
 
 using Shape = std::vector<int64_t>;
@@ -96,7 +98,7 @@ void bind_cuda(py::module_& m) {
 
   m.def("cuda_im2col", [](bool f64, int dev, Ptr st, Ptr x, Ptr col, Shape shape, int64_t FH,
                           int64_t FW, int64_t stride, int64_t pad) {
-    const auto s = window(shape, FH, FW, stride, pad);
+    const auto s = window("im2col", shape, FH, FW, stride, pad);
     run(f64, dev, [&](auto t) {
       using T = decltype(t);
       cuda::im2col(p<const T>(x), p<T>(col), s, p<void>(st));
@@ -104,7 +106,7 @@ void bind_cuda(py::module_& m) {
   });
   m.def("cuda_col2im", [](bool f64, int dev, Ptr st, Ptr col, Ptr x, Shape shape, int64_t FH,
                           int64_t FW, int64_t stride, int64_t pad) {
-    const auto s = window(shape, FH, FW, stride, pad);
+    const auto s = window("col2im", shape, FH, FW, stride, pad);
     run(f64, dev, [&](auto t) {
       using T = decltype(t);
       cuda::col2im(p<const T>(col), p<T>(x), s, p<void>(st));
@@ -115,7 +117,7 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_conv2d_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr W, Ptr b, Ptr out,
                                   Shape shape, int64_t FN, int64_t FH, int64_t FW,
                                   int64_t stride, int64_t pad) {
-    const auto s = window(shape, FH, FW, stride, pad);
+    const auto s = window("Convolution", shape, FH, FW, stride, pad);
     run(f64, dev, [&](auto t) {
       using T = decltype(t);
       cuda::conv2d_forward(p<const T>(x), p<const T>(W), p<const T>(b), p<T>(out), s, FN,
@@ -125,7 +127,7 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_conv2d_backward", [](bool f64, int dev, Ptr st, Ptr dout, Ptr x, Ptr W, Ptr dx,
                                    Ptr dW, Ptr db, Shape shape, int64_t FN, int64_t FH,
                                    int64_t FW, int64_t stride, int64_t pad) {
-    const auto s = window(shape, FH, FW, stride, pad);
+    const auto s = window("Convolution", shape, FH, FW, stride, pad);
     run(f64, dev, [&](auto t) {
       using T = decltype(t);
       cuda::conv2d_backward(p<const T>(dout), p<const T>(x), p<const T>(W), p<T>(dx), p<T>(dW),
@@ -137,7 +139,7 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_depthwise_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr W, Ptr b, Ptr out,
                                      Shape shape, int64_t FN, int64_t FH, int64_t FW,
                                      int64_t stride, int64_t pad) {
-    const auto s = window(shape, FH, FW, stride, pad);
+    const auto s = window("Convolution", shape, FH, FW, stride, pad);
     FASTNN_CHECK(s.C >= 1 && FN % s.C == 0, "depthwise: FN=", FN, " is not a multiple of C=",
                  s.C);
     run(f64, dev, [&](auto t) {
@@ -149,7 +151,7 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_depthwise_backward", [](bool f64, int dev, Ptr st, Ptr dout, Ptr x, Ptr W, Ptr dx,
                                       Ptr dW, Ptr db, Shape shape, int64_t FN, int64_t FH,
                                       int64_t FW, int64_t stride, int64_t pad) {
-    const auto s = window(shape, FH, FW, stride, pad);
+    const auto s = window("Convolution", shape, FH, FW, stride, pad);
     FASTNN_CHECK(s.C >= 1 && FN % s.C == 0, "depthwise: FN=", FN, " is not a multiple of C=",
                  s.C);
     run(f64, dev, [&](auto t) {
@@ -162,7 +164,7 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_maxpool2d_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr out, Ptr arg,
                                      Shape shape, int64_t FH, int64_t FW, int64_t stride,
                                      int64_t pad) {
-    const auto s = window(shape, FH, FW, stride, pad);
+    const auto s = window("Pooling", shape, FH, FW, stride, pad);
     run(f64, dev, [&](auto t) {
       using T = decltype(t);
       cuda::maxpool2d_forward(p<const T>(x), p<T>(out), p<int32_t>(arg), s, p<void>(st));
@@ -171,7 +173,7 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_maxpool2d_backward", [](bool f64, int dev, Ptr st, Ptr dout, Ptr arg, Ptr dx,
                                       Shape shape, int64_t FH, int64_t FW, int64_t stride,
                                       int64_t pad) {
-    const auto s = window(shape, FH, FW, stride, pad);
+    const auto s = window("Pooling.backward", shape, FH, FW, stride, pad);
     run(f64, dev, [&](auto t) {
       using T = decltype(t);
       cuda::maxpool2d_backward(p<const T>(dout), p<const int32_t>(arg), p<T>(dx), s,
@@ -180,7 +182,7 @@ void bind_cuda(py::module_& m) {
   });
   m.def("cuda_avgpool2d_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr out, Shape shape,
                                      int64_t FH, int64_t FW, int64_t stride, int64_t pad) {
-    const auto s = window(shape, FH, FW, stride, pad);
+    const auto s = window("AvgPooling", shape, FH, FW, stride, pad);
     run(f64, dev, [&](auto t) {
       using T = decltype(t);
       cuda::avgpool2d_forward(p<const T>(x), p<T>(out), s, p<void>(st));
@@ -188,7 +190,7 @@ void bind_cuda(py::module_& m) {
   });
   m.def("cuda_avgpool2d_backward", [](bool f64, int dev, Ptr st, Ptr dout, Ptr dx, Shape shape,
                                       int64_t FH, int64_t FW, int64_t stride, int64_t pad) {
-    const auto s = window(shape, FH, FW, stride, pad);
+    const auto s = window("AvgPooling.backward", shape, FH, FW, stride, pad);
     run(f64, dev, [&](auto t) {
       using T = decltype(t);
       cuda::avgpool2d_backward(p<const T>(dout), p<T>(dx), s, p<void>(st));
@@ -355,7 +357,7 @@ Registrar reg("cuda", &bind_cuda);
 // arrays pointer 0). torch picks Layout::Torch. fastnn/cuda.py checks the shapes, with the CPU
 // binding's messages.
 
-cuda::Layout layout(bool torch) { return torch ? cuda::Layout::Torch : cuda::Layout::Book; }
+Layout layout(bool torch) { return torch ? Layout::Torch : Layout::Book; }
 
 void bind_cuda_recurrent(py::module_& m) {
   m.def("cuda_rnn_forward", [](bool f64, int dev, Ptr st, Ptr x, Ptr h0, Ptr Wx, Ptr Wh, Ptr b,

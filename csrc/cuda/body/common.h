@@ -6,11 +6,7 @@
 #include <cstdint>
 #include <limits>
 
-#if defined(__CUDACC__)
-#define FASTNN_HD __host__ __device__ inline
-#else
-#define FASTNN_HD inline
-#endif
+#include "core/shapes.h"  // FASTNN_HD, ConvShape (the sliding windows), Layout
 
 namespace fastnn::body {
 
@@ -31,17 +27,6 @@ template <typename T> FASTNN_HD T neg_inf() { return -std::numeric_limits<T>::in
 template <typename T> FASTNN_HD T quiet_nan() { return std::numeric_limits<T>::quiet_NaN(); }
 FASTNN_HD int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 FASTNN_HD int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-// Sliding-window geometry (the book's names), a plain struct so kernels take it by value.
-struct Window {
-  int64_t N, C, H, W, FH, FW, stride, pad, OH, OW;
-};
-
-inline Window make_window(int64_t N, int64_t C, int64_t H, int64_t W, int64_t FH, int64_t FW,
-                          int64_t stride, int64_t pad) {
-  return Window{N, C, H, W, FH, FW, stride, pad, (H + 2 * pad - FH) / stride + 1,
-                (W + 2 * pad - FW) / stride + 1};
-}
 
 // The output positions [lo, hi) along one axis whose window covers input position i.
 FASTNN_HD void covering(int64_t i, int64_t F, int64_t stride, int64_t pad, int64_t O,

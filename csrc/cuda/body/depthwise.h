@@ -9,7 +9,7 @@ namespace fastnn::body {
 
 // x[n, c, h, w], or 0 outside the plane (the padding).
 template <typename T>
-FASTNN_HD T pixel_or_zero(const T* x, const Window& s, int64_t n, int64_t c, int64_t h,
+FASTNN_HD T pixel_or_zero(const T* x, const ConvShape& s, int64_t n, int64_t c, int64_t h,
                           int64_t w) {
   if (h < 0 || h >= s.H || w < 0 || w >= s.W) return T(0);
   return x[((n * s.C + c) * s.H + h) * s.W + w];
@@ -18,7 +18,7 @@ FASTNN_HD T pixel_or_zero(const T* x, const Window& s, int64_t n, int64_t c, int
 // out[o] for o in [0, N*FN*OH*OW): b[f] (0 when b is null) + the taps of filter f over its
 // channel's window.
 template <typename T>
-FASTNN_HD T depthwise_forward_element(const T* x, const T* W, const T* b, const Window& s,
+FASTNN_HD T depthwise_forward_element(const T* x, const T* W, const T* b, const ConvShape& s,
                                       int64_t FN, int64_t o) {
   const int64_t ow = o % s.OW, oh = (o / s.OW) % s.OH, f = (o / (s.OW * s.OH)) % FN;
   const int64_t n = o / (s.OW * s.OH * FN), c = f / (FN / s.C);
@@ -35,7 +35,7 @@ FASTNN_HD T depthwise_forward_element(const T* x, const T* W, const T* b, const 
 // output positions whose window covers it of dout * tap. Each pixel gathers its own terms, so
 // no two threads write the same place (no atomics).
 template <typename T>
-FASTNN_HD T depthwise_dx_element(const T* dout, const T* W, const Window& s, int64_t FN,
+FASTNN_HD T depthwise_dx_element(const T* dout, const T* W, const ConvShape& s, int64_t FN,
                                  int64_t idx) {
   const int64_t w = idx % s.W, h = (idx / s.W) % s.H, c = (idx / (s.W * s.H)) % s.C;
   const int64_t n = idx / (s.W * s.H * s.C), F = FN / s.C, P = s.OH * s.OW;
@@ -62,7 +62,7 @@ template <typename T>
 struct DepthwiseDwTerm {
   const T* dout;
   const T* x;
-  Window s;
+  ConvShape s;
   int64_t FN;
   FASTNN_HD T operator()(int64_t r, int64_t j) const {
     const int64_t P = s.OH * s.OW, K = s.FH * s.FW;

@@ -6,7 +6,7 @@ namespace fastnn::body {
 
 // col[idx] for idx in [0, N*OH*OW*C*FH*FW): the input pixel under the window, 0 in the padding.
 template <typename T>
-FASTNN_HD T im2col_element(const T* x, const Window& s, int64_t idx) {
+FASTNN_HD T im2col_element(const T* x, const ConvShape& s, int64_t idx) {
   const int64_t K = s.FH * s.FW, CK = s.C * K, P = s.OH * s.OW;
   const int64_t r = idx / CK, k = idx % CK;
   const int64_t n = r / P, oh = (r % P) / s.OW, ow = r % s.OW;
@@ -19,7 +19,7 @@ FASTNN_HD T im2col_element(const T* x, const Window& s, int64_t idx) {
 // x[idx] for idx in [0, N*C*H*W): the sum of every col entry taken from that pixel. Each
 // pixel gathers its own entries, so no two threads write the same place (no atomics).
 template <typename T>
-FASTNN_HD T col2im_element(const T* col, const Window& s, int64_t idx) {
+FASTNN_HD T col2im_element(const T* col, const ConvShape& s, int64_t idx) {
   const int64_t w = idx % s.W, h = (idx / s.W) % s.H, c = (idx / (s.W * s.H)) % s.C;
   const int64_t n = idx / (s.W * s.H * s.C);
   const int64_t K = s.FH * s.FW, CK = s.C * K;

@@ -8,7 +8,7 @@ namespace fastnn::body {
 // Output o of (N, C, OH, OW): the window maximum (padding is -inf; a NaN wins, the first
 // one) and its window-local index fh*FW + fw, the first on ties, as np.max/np.argmax.
 template <typename T>
-FASTNN_HD void maxpool_forward_element(const T* x, T* out, int32_t* arg, const Window& s,
+FASTNN_HD void maxpool_forward_element(const T* x, T* out, int32_t* arg, const ConvShape& s,
                                        int64_t o) {
   const int64_t ow = o % s.OW, oh = (o / s.OW) % s.OH, plane = o / (s.OW * s.OH);
   const T* xp = x + plane * s.H * s.W;
@@ -37,7 +37,7 @@ FASTNN_HD void maxpool_forward_element(const T* x, T* out, int32_t* arg, const W
 
 // dx[idx] of (N, C, H, W): the dout of every window whose argmax is this pixel.
 template <typename T>
-FASTNN_HD T maxpool_backward_element(const T* dout, const int32_t* arg, const Window& s,
+FASTNN_HD T maxpool_backward_element(const T* dout, const int32_t* arg, const ConvShape& s,
                                      int64_t idx) {
   const int64_t w = idx % s.W, h = (idx / s.W) % s.H, plane = idx / (s.W * s.H);
   int64_t oh_lo, oh_hi, ow_lo, ow_hi;
@@ -56,7 +56,7 @@ FASTNN_HD T maxpool_backward_element(const T* dout, const int32_t* arg, const Wi
 
 // Output o: the window mean with padding counted as zeros (divisor always FH*FW).
 template <typename T>
-FASTNN_HD T avgpool_forward_element(const T* x, const Window& s, int64_t o) {
+FASTNN_HD T avgpool_forward_element(const T* x, const ConvShape& s, int64_t o) {
   const int64_t ow = o % s.OW, oh = (o / s.OW) % s.OH, plane = o / (s.OW * s.OH);
   const T* xp = x + plane * s.H * s.W;
   const int64_t h0 = oh * s.stride - s.pad, w0 = ow * s.stride - s.pad;
@@ -70,7 +70,7 @@ FASTNN_HD T avgpool_forward_element(const T* x, const Window& s, int64_t o) {
 
 // dx[idx]: dout / (FH*FW) from every window covering the pixel.
 template <typename T>
-FASTNN_HD T avgpool_backward_element(const T* dout, const Window& s, int64_t idx) {
+FASTNN_HD T avgpool_backward_element(const T* dout, const ConvShape& s, int64_t idx) {
   const int64_t w = idx % s.W, h = (idx / s.W) % s.H, plane = idx / (s.W * s.H);
   int64_t oh_lo, oh_hi, ow_lo, ow_hi;
   covering(h, s.FH, s.stride, s.pad, s.OH, oh_lo, oh_hi);

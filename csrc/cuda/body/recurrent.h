@@ -9,9 +9,9 @@
 
 namespace fastnn::body {
 
-// Book: the book's Wx (D, gH), Wh (H, gH); Torch: torch.nn's weight_ih (gH, D), weight_hh (gH, H)
-// (see csrc/cpu/rnn.h). The layout also picks the gate orders and GRU's equations.
-enum class Layout { Book, Torch };
+// Layout (core/shapes.h, shared with the CPU kernels): Book, the book's Wx (D, gH), Wh (H, gH);
+// Torch, torch.nn's weight_ih (gH, D), weight_hh (gH, H). It also picks the gate orders and
+// GRU's equations.
 
 // Block index (0..3) of the LSTM gates i, f, g, o inside G: Book f, g, i, o; Torch i, f, g, o.
 struct LstmGates {
