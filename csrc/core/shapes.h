@@ -41,9 +41,8 @@ struct ConvShape {
 
 // The window of op (the name its errors start with), or ValueError: sizes that are negative,
 // a window larger than the padded input, or one whose derived sizes overflow int64. Shared
-// by the CPU and CUDA bindings, which Python calls after its own checks (fastnn/_ops.py,
-// fastnn/cuda.py, in the user's words); these keep direct _C calls from ever reading out of
-// bounds.
+// by the CPU and CUDA bindings, which Python calls after its own checks (fastnn/ops/meta.py,
+// in the user's words); these keep direct _C calls from ever reading out of bounds.
 inline ConvShape checked_window(const char* op, int64_t N, int64_t C, int64_t H, int64_t W,
                                 int64_t FH, int64_t FW, int64_t stride, int64_t pad) {
   FASTNN_CHECK(N >= 0 && C >= 0 && H >= 0 && W >= 0, op, ": negative input size");
