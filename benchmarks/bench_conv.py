@@ -4,7 +4,7 @@ and an identical upstream gradient. The convolutions run in float32 and again in
 
 import numpy as np
 
-from benchmarks.harness import Workload
+from benchmarks.harness import Workload, book_layers, layer_step, torch_step
 
 SUITE = "bench_conv"
 
@@ -31,36 +31,6 @@ def _out(size, k, stride, pad):
     return (size + 2 * pad - k) // stride + 1
 
 
-def _layer_step(layer, x, dout):
-    def step():
-        layer.forward(x)
-        layer.backward(dout)
-    return step
-
-
-def _torch_step(fn, x, params, dout):
-    import torch
-    xt = torch.from_numpy(x).requires_grad_()
-    ps = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
-    dt = torch.from_numpy(dout)
-
-    def step():
-        for t in [xt] + ps:
-            t.grad = None
-        fn(xt, *ps).backward(dt)
-    return step
-
-
-def _layers(contender):
-    if contender == "fastnn":
-        import fastnn.layers as mod
-    elif contender == "reference":
-        import fastnn.reference.layers as mod
-    else:
-        raise ValueError(f"unknown contender {contender!r}")
-    return mod
-
-
 def _conv_data(N, C, H, W, FN, FH, FW, stride, pad, dtype, groups=1):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
@@ -79,10 +49,10 @@ def _conv_builder(dims, dtype, groups=1):
         if contender == "torch":
             import torch
             F = torch.nn.functional
-            return _torch_step(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=pad,
-                                                        groups=groups), x, [Wt, b], dout)
-        layer = _layers(contender).Convolution(Wt, b, stride, pad, groups)
-        return _layer_step(layer, x, dout)
+            return torch_step(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=pad,
+                                                       groups=groups), x, [Wt, b], dout)
+        layer = book_layers(contender).Convolution(Wt, b, stride, pad, groups)
+        return layer_step(layer, x, dout)
     return build
 
 
@@ -97,8 +67,8 @@ def _pool_builder(dims, dtype):
         if contender == "torch":
             import torch
             F = torch.nn.functional
-            return _torch_step(lambda x: F.max_pool2d(x, k, stride, pad), x, [], dout)
-        return _layer_step(_layers(contender).Pooling(k, k, stride, pad), x, dout)
+            return torch_step(lambda x: F.max_pool2d(x, k, stride, pad), x, [], dout)
+        return layer_step(book_layers(contender).Pooling(k, k, stride, pad), x, dout)
     return build
 
 

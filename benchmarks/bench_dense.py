@@ -6,40 +6,10 @@ the diffusion U-Net's sizes, against fastnn.reference.builder_layers and PyTorch
 
 import numpy as np
 
-from benchmarks.harness import Workload
+from benchmarks.harness import Workload, book_layers, layer_step, torch_step
 
 SUITE = "bench_dense"
 DT = np.float32
-
-
-def _torch_step(fn, x, params, dout):
-    import torch
-    xt = torch.from_numpy(x).requires_grad_()
-    ps = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
-    dt = torch.from_numpy(dout) if dout is not None else None
-
-    def step():
-        for t in [xt] + ps:
-            t.grad = None
-        fn(xt, *ps).backward(dt)
-    return step
-
-
-def _layer_step(layer, x, dout):
-    def step():
-        layer.forward(x)
-        layer.backward(dout)
-    return step
-
-
-def _layers(contender):
-    if contender == "fastnn":
-        import fastnn.layers as mod
-    elif contender == "reference":
-        import fastnn.reference.layers as mod
-    else:
-        raise ValueError(f"unknown contender {contender!r}")
-    return mod
 
 
 def _affine(N, D, M):
@@ -51,9 +21,9 @@ def _affine(N, D, M):
         dout = rng.standard_normal((N, M), dtype=DT)
         if contender == "torch":
             import torch
-            return _torch_step(torch.nn.functional.linear, x, [np.ascontiguousarray(W.T), b],
+            return torch_step(torch.nn.functional.linear, x, [np.ascontiguousarray(W.T), b],
                                dout)
-        return _layer_step(_layers(contender).Affine(W, b), x, dout)
+        return layer_step(book_layers(contender).Affine(W, b), x, dout)
     return build
 
 
@@ -65,8 +35,8 @@ def _softmax(N, C):
         if contender == "torch":
             import torch
             tt = torch.from_numpy(t)
-            return _torch_step(lambda x: torch.nn.functional.cross_entropy(x, tt), x, [], None)
-        layer = _layers(contender).SoftmaxWithLoss()
+            return torch_step(lambda x: torch.nn.functional.cross_entropy(x, tt), x, [], None)
+        layer = book_layers(contender).SoftmaxWithLoss()
 
         def step():
             layer.forward(x, t)
@@ -82,8 +52,8 @@ def _relu(shape):
         dout = rng.standard_normal(shape, dtype=DT)
         if contender == "torch":
             import torch
-            return _torch_step(torch.relu, x, [], dout)
-        return _layer_step(_layers(contender).Relu(), x, dout)
+            return torch_step(torch.relu, x, [], dout)
+        return layer_step(book_layers(contender).Relu(), x, dout)
     return build
 
 
@@ -95,13 +65,13 @@ def _batchnorm(N, D):
         if contender == "torch":
             import torch
             rm, rv = torch.zeros(D), torch.ones(D)
-            return _torch_step(
+            return torch_step(
                 lambda x, g, b: torch.nn.functional.batch_norm(
                     x, rm, rv, g, b, training=True, momentum=0.1, eps=1e-7),
                 x, [np.ones(D, DT), np.zeros(D, DT)], dout)
-        layer = _layers(contender).BatchNormalization(np.ones(D, DT), np.zeros(D, DT), 0.9,
+        layer = book_layers(contender).BatchNormalization(np.ones(D, DT), np.zeros(D, DT), 0.9,
                                                       np.zeros(D, DT), np.ones(D, DT))
-        return _layer_step(layer, x, dout)
+        return layer_step(layer, x, dout)
     return build
 
 
@@ -123,7 +93,7 @@ def _builder(kind, shape, groups=8):
             else:
                 fn = {"relu6": F.relu6, "silu": F.silu}[kind]
             params = [np.ones(C, DT), np.zeros(C, DT)] if "norm" in kind else []
-            return _torch_step(fn, x, params, dout)
+            return torch_step(fn, x, params, dout)
         if contender == "fastnn":
             from fastnn.basenn import diffusion, modules
             layer = {"relu6": modules.ReLU6, "silu": diffusion.SiLU,
@@ -141,7 +111,7 @@ def _builder(kind, shape, groups=8):
                      "batchnorm": lambda: R.ChannelBatchNorm(g, b, np.zeros(C, DT),
                                                              np.ones(C, DT)),
                      "groupnorm": lambda: R.GroupNorm(groups, g, b)}[kind]()
-            return _layer_step(layer, x, dout)
+            return layer_step(layer, x, dout)
         raise ValueError(f"unknown contender {contender!r}")
     return build
 

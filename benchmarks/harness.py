@@ -268,6 +268,40 @@ def print_table(rows, file=None, spread=True, gemm_columns=True):
     return text
 
 
+def torch_step(fn, x, params, dout):
+    """A PyTorch autograd step: fn(x, *params).backward(dout) on tensors made once from the
+    NumPy arrays (params copied), gradients cleared each time."""
+    import torch
+    xt = torch.from_numpy(x).requires_grad_()
+    ps = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
+    dt = torch.from_numpy(dout) if dout is not None else None
+
+    def step():
+        for t in [xt] + ps:
+            t.grad = None
+        fn(xt, *ps).backward(dt)
+    return step
+
+
+def layer_step(layer, x, dout):
+    """A book layer's forward then backward."""
+    def step():
+        layer.forward(x)
+        layer.backward(dout)
+    return step
+
+
+def book_layers(contender):
+    """The layer module of 'fastnn' or 'reference' (imported in that contender's process)."""
+    if contender == "fastnn":
+        import fastnn.layers as mod
+    elif contender == "reference":
+        import fastnn.reference.layers as mod
+    else:
+        raise ValueError(f"unknown contender {contender!r}")
+    return mod
+
+
 def torch_available():
     """Whether PyTorch can be imported, found without importing it."""
     import importlib.util

@@ -31,6 +31,17 @@ def restore_threads():
     fastnn.set_num_threads(old)
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    """Runs the test at 1 and at 2 kernel threads (the parallel loops and the serial ones)."""
+    import fastnn
+
+    old = fastnn.get_num_threads()
+    fastnn.set_num_threads(request.param)
+    yield request.param
+    fastnn.set_num_threads(old)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

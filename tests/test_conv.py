@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import ops
 from fastnn.layers import Convolution
 from fastnn.reference import layers as ref
@@ -37,14 +36,6 @@ SHAPES = [
     (3, 8, 5, 6, 4, 1, 1, 1, 0),
     (2, 24, 32, 32, 144, 1, 1, 1, 0),
 ]
-
-
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    old = fastnn.get_num_threads()
-    fastnn.set_num_threads(request.param)
-    yield request.param
-    fastnn.set_num_threads(old)
 
 
 def make(rng, shape, dtype):

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import util
 from fastnn.reference import util as ref
 from conftest import assert_parity, run_python
@@ -34,14 +33,6 @@ def naive_im2col(x, FH, FW, stride, pad):
                             if 0 <= h < H and 0 <= w < W:
                                 col[(n * OH + i) * OW + j, (c * FH + dy) * FW + dx] = x[n, c, h, w]
     return col
-
-
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    old = fastnn.get_num_threads()
-    fastnn.set_num_threads(request.param)
-    yield request.param
-    fastnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -19,14 +19,6 @@ SHAPES = [
 ]
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    old = fastnn.get_num_threads()
-    fastnn.set_num_threads(request.param)
-    yield request.param
-    fastnn.set_num_threads(old)
-
-
 def check_against_reference(cls, shape, x, rng, dtype, xp=np):
     _, _, _, _, ph, pw, stride, pad = shape
     layer = getattr(fastnn.layers, cls)(ph, pw, stride, pad)

@@ -152,12 +152,17 @@ def silu_backward(dout, x, layer="SiLU"):
 
 # ---------------------------------------------------------------- im2col, convolution, pooling
 
-def im2col(x, FH, FW, stride=1, pad=0, layer="im2col"):
-    """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW), the book's layout; padding reads as 0."""
+def _over_images(name, x, FH, FW, stride, pad, layer):
+    """Backend op ``name`` of a window sliding over the images x (im2col, pooling forward)."""
     be = _backend(layer, x)
     x = _arr(x)
-    FH, FW, stride, pad = meta.im2col(layer, x, FH, FW, stride, pad)
-    return be.im2col(x, FH, FW, stride, pad, compute_dtype(layer, x))
+    FH, FW, stride, pad = meta.image_window(layer, x, FH, FW, stride, pad)
+    return getattr(be, name)(x, FH, FW, stride, pad, compute_dtype(layer, x))
+
+
+def im2col(x, FH, FW, stride=1, pad=0, layer="im2col"):
+    """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW), the book's layout; padding reads as 0."""
+    return _over_images("im2col", x, FH, FW, stride, pad, layer)
 
 
 def col2im(col, input_shape, FH, FW, stride=1, pad=0, layer="col2im"):
@@ -197,10 +202,7 @@ def maxpool2d_forward(x, pool_h, pool_w, stride=1, pad=0, layer="Pooling"):
     """(out, arg): max over each window (padding counts as -inf, NaN propagates like np.max)
     and the window-local index fh*pool_w + fw of each maximum, both (N, C, OH, OW); arg is int32.
     """
-    be = _backend(layer, x)
-    x = _arr(x)
-    FH, FW, stride, pad = meta.pool(layer, x, pool_h, pool_w, stride, pad)
-    return be.maxpool2d_forward(x, FH, FW, stride, pad, compute_dtype(layer, x))
+    return _over_images("maxpool2d_forward", x, pool_h, pool_w, stride, pad, layer)
 
 
 def maxpool2d_backward(dout, arg, x_shape, pool_h, pool_w, stride=1, pad=0, layer="Pooling"):
@@ -216,10 +218,7 @@ def maxpool2d_backward(dout, arg, x_shape, pool_h, pool_w, stride=1, pad=0, laye
 
 def avgpool2d_forward(x, pool_h, pool_w, stride=1, pad=0, layer="AvgPooling"):
     """Mean of each window, padding counted as zeros (divisor always pool_h*pool_w)."""
-    be = _backend(layer, x)
-    x = _arr(x)
-    FH, FW, stride, pad = meta.pool(layer, x, pool_h, pool_w, stride, pad)
-    return be.avgpool2d_forward(x, FH, FW, stride, pad, compute_dtype(layer, x))
+    return _over_images("avgpool2d_forward", x, pool_h, pool_w, stride, pad, layer)
 
 
 def avgpool2d_backward(dout, x_shape, pool_h, pool_w, stride=1, pad=0, layer="AvgPooling"):

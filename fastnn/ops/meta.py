@@ -112,13 +112,6 @@ def image_shape(layer, what, shape):
     return shape
 
 
-def im2col(layer, x, FH, FW, stride, pad):
-    """(FH, FW, stride, pad) of im2col of x."""
-    FH, FW, stride, pad = window(layer, FH, FW, stride, pad)
-    images(layer, x, FH, FW, pad)
-    return FH, FW, stride, pad
-
-
 def col2im(layer, col, input_shape, FH, FW, stride, pad):
     """((N, C, H, W), FH, FW, stride, pad) of col2im of col into input_shape."""
     FH, FW, stride, pad = window(layer, FH, FW, stride, pad)
@@ -165,9 +158,9 @@ def conv_out(x, W, stride, pad):
     return (N, FN) + out_hw(H, Wd, FH, FW, stride, pad)
 
 
-def pool(layer, x, pool_h, pool_w, stride, pad):
-    """(FH, FW, stride, pad) of a pooling of x."""
-    FH, FW, stride, pad = window(layer, pool_h, pool_w, stride, pad)
+def image_window(layer, x, FH, FW, stride, pad):
+    """(FH, FW, stride, pad) of a window sliding over x (im2col, pooling)."""
+    FH, FW, stride, pad = window(layer, FH, FW, stride, pad)
     images(layer, x, FH, FW, pad)
     return FH, FW, stride, pad
 
