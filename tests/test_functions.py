@@ -19,6 +19,26 @@ def test_activations_and_softmax_match_the_reference(rng, dtype):
     assert np.isnan(F.relu(np.array([np.nan, -1.0])))[0]
 
 
+@pytest.mark.parametrize("x", [0.5, -700.0, np.float16(3), np.array(2.0), np.array([1, 2], np.int8),
+                               np.array([[1.0, np.inf, np.nan]], np.float16), np.zeros((0, 3))],
+                         ids=["float", "large", "f16-scalar", "0-d", "int8", "f16-inf-nan",
+                              "empty"])
+def test_scalars_small_dtypes_and_edges_match_the_reference(x):
+    for name in ("sigmoid", "relu", "softmax"):
+        got, want = getattr(F, name)(x), getattr(R, name)(x)
+        assert np.shape(got) == np.shape(want) and np.result_type(got) == np.result_type(want)
+        np.testing.assert_allclose(got, want, rtol=1e-3, err_msg=name)
+
+
+def test_cross_entropy_error_needs_one_label_per_sample(rng):
+    y = R.softmax(rng.standard_normal((2, 3)))
+    for t in ([1], [], [0, 1, 2]):
+        with pytest.raises(ValueError):
+            R.cross_entropy_error(y, t)
+        with pytest.raises(ValueError):
+            F.cross_entropy_error(y, t)
+
+
 def test_cross_entropy_error_matches_the_reference(rng):
     y = R.softmax(rng.standard_normal((6, 4)))
     t = rng.integers(0, 4, 6)

@@ -129,3 +129,13 @@ def test_nn_lstm_gru_T1000():
 def test_softmax_rows_of_1e4_in_ops():
     x = np.array([[1e4, 1e4], [-1e4, 1e4]], np.float32)
     np.testing.assert_allclose(ops.softmax(x), [[0.5, 0.5], [0, 1]])
+
+
+def test_big_endian_data_computes_in_its_native_dtype():
+    """Arrays read big-endian (some .npy and IDX files) compute and return the native dtype."""
+    x = np.arange(-3, 3, dtype=">f4").reshape(2, 3)
+    assert ops.relu_forward(x)[0].dtype == np.float32
+    assert ops.softmax(x).dtype == np.float32
+    assert ops.sigmoid_forward(x).dtype == np.float32
+    assert ops.compute_dtype("x", x.astype(">f8")) == np.float64
+    np.testing.assert_array_equal(ops.relu_forward(x)[0], np.maximum(x, 0))

@@ -287,3 +287,10 @@ def test_avg_nan_and_inf_propagate_to_their_windows_only(dtype, geom):
     assert np.isnan(out).any() and np.isposinf(out).any()
     finite = np.isfinite(expected)
     assert_parity(out[finite], expected[finite], dtype, reduce_len=ph * pw)
+
+
+def test_max_backward_checks_dout_dtype_before_arg_shape():
+    from fastnn import ops
+    with pytest.raises(TypeError, match="complex128 are not supported"):
+        ops.maxpool2d_backward(np.ones((1, 1, 2, 2), complex), np.zeros((1, 1, 2), np.int32),
+                               (1, 1, 3, 3), 2, 2)

@@ -211,9 +211,9 @@ def maxpool2d_backward(dout, arg, x_shape, pool_h, pool_w, stride=1, pad=0, laye
     dout, arg = _arr(dout), _arr(arg)
     shape, FH, FW, stride, pad = meta.pool_dout(layer, dout, x_shape, pool_h, pool_w, stride,
                                                 pad)
+    dt = compute_dtype(layer, dout)
     meta.pool_arg(layer, arg, dout)
-    return be.maxpool2d_backward(dout, arg, shape, FH, FW, stride, pad,
-                                 compute_dtype(layer, dout))
+    return be.maxpool2d_backward(dout, arg, shape, FH, FW, stride, pad, dt)
 
 
 def avgpool2d_forward(x, pool_h, pool_w, stride=1, pad=0, layer="AvgPooling"):
@@ -447,31 +447,35 @@ def check_param(opt, key, p, g):
     return g.astype(p.dtype, copy=False)
 
 
-# The updates take parameters and gradients checked by check_param; p and its state are
-# updated in place.
+# The updates take parameters and gradients checked by check_param (so a gradient lives where
+# its parameter does); p and its state are updated in place.
+
+def _updating(p):
+    return _cuda if _CUDA_BUILT and on_device(p) else cpu
+
 
 def sgd_update(p, g, lr):
-    _backend("sgd_update", p, g).sgd_update(p, g, lr)
+    _updating(p).sgd_update(p, g, lr)
 
 
 def momentum_update(p, v, g, lr, momentum):
-    _backend("momentum_update", p, v, g).momentum_update(p, v, g, lr, momentum)
+    _updating(p).momentum_update(p, v, g, lr, momentum)
 
 
 def nesterov_update(p, v, g, lr, momentum):
-    _backend("nesterov_update", p, v, g).nesterov_update(p, v, g, lr, momentum)
+    _updating(p).nesterov_update(p, v, g, lr, momentum)
 
 
 def adagrad_update(p, h, g, lr, eps):
-    _backend("adagrad_update", p, h, g).adagrad_update(p, h, g, lr, eps)
+    _updating(p).adagrad_update(p, h, g, lr, eps)
 
 
 def rmsprop_update(p, h, g, lr, decay_rate, eps):
-    _backend("rmsprop_update", p, h, g).rmsprop_update(p, h, g, lr, decay_rate, eps)
+    _updating(p).rmsprop_update(p, h, g, lr, decay_rate, eps)
 
 
 def adam_update(p, m, v, g, lr_t, beta1, beta2, eps):
-    _backend("adam_update", p, m, v, g).adam_update(p, m, v, g, lr_t, beta1, beta2, eps)
+    _updating(p).adam_update(p, m, v, g, lr_t, beta1, beta2, eps)
 
 
 def update_list(name, params, states, grads, hyper):

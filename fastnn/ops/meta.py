@@ -30,9 +30,9 @@ def compute_dtype(layer, *arrays):
             raise TypeError(f"{layer}: arrays of dtype {dt} are not supported "
                             "(use float32 or float64)")
         dtypes.append(dt)
-    if len(dtypes) == 1:
+    if len(dtypes) == 1 and dtypes[0].isnative:  # the common case, without result_type's cost
         dt = dtypes[0]
-    else:
+    else:  # result_type also gives big-endian data its native dtype
         dt = np.result_type(*dtypes) if dtypes else FLOAT64
     if dt == FLOAT32 or dt == FLOAT64:
         return dt

@@ -1,7 +1,7 @@
-// Python side of the CUDA kernels (built only with FASTNN_CUDA). fastnn/cuda.py validates,
-// allocates the outputs as CuPy arrays and passes raw device pointers (ints), the device id
-// and CuPy's current stream; every function here takes (f64, device, stream, pointers...,
-// sizes...), with f64 choosing the double or the float kernel.
+// Python side of the CUDA kernels (built only with FASTNN_CUDA). fastnn/ops/meta.py validates,
+// fastnn/ops/cuda.py allocates the outputs as CuPy arrays and passes raw device pointers (ints),
+// the device id and CuPy's current stream; every function here takes (f64, device, stream,
+// pointers..., sizes...), with f64 choosing the double or the float kernel.
 #include <pybind11/stl.h>
 
 #include <algorithm>
@@ -353,9 +353,9 @@ Registrar reg("cuda", &bind_cuda);
 // ---------------------------------------------------------------- recurrent (rnn, lstm, gru)
 // Time-major sequences and the outputs of csrc/cpu/rnn.h, lstm.h, gru.h; pointer 0 stands for
 // an absent optional array (h0, c0, b, bx, bh, Whr, hfull, dhs, dhn, dcn, dWhr, dbh), so
-// fastnn/cuda.py passes a real allocation for a present Whr without elements (CuPy gives empty
-// arrays pointer 0). torch picks Layout::Torch. fastnn/cuda.py checks the shapes, with the CPU
-// binding's messages.
+// fastnn/ops/cuda.py passes a real allocation for a present Whr without elements (CuPy gives
+// empty arrays pointer 0). torch picks Layout::Torch. fastnn/ops/meta.py checks the shapes, with
+// the CPU binding's messages.
 
 Layout layout(bool torch) { return torch ? Layout::Torch : Layout::Book; }
 
