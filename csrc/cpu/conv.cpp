@@ -418,21 +418,29 @@ struct Phases {
   struct Run {
     int64_t i, j, n;
   };
-  int64_t s, Hq, Wq, plane, len, run;
+  // At stride 2, row h's even pixels land at j0, j0 + 1, ... and its odd ones at j1, ...
+  struct Row {
+    int64_t i, j0, j1;
+  };
+  int64_t s, Hq, Wq, plane, len, run, W;
   std::vector<int64_t> offset;  // where tap fh*FW + fw's run starts in the phases
   std::vector<Run> runs;
+  std::vector<Row> rows;  // stride 2 only
   explicit Phases(const ConvShape& c)
       : s(c.stride), Hq((c.H + 2 * c.pad + s - 1) / s), Wq((c.W + 2 * c.pad + s - 1) / s),
         plane(checked_mul(Hq, Wq, "depthwise phase size")),
         len(checked_add(checked_mul(s * s, plane, "depthwise phases"), c.FW,
                         "depthwise phases")),
-        run(c.OH * Wq) {
+        run(c.OH * Wq), W(c.W) {
     // The last run of the last phase reads up to FW past the phases, hence the slack in len.
     for (int64_t fh = 0; fh < c.FH; ++fh)
       for (int64_t fw = 0; fw < c.FW; ++fw)
         offset.push_back(((fh % s) * s + fw % s) * plane + (fh / s) * Wq + fw / s);
     for (int64_t h = 0; h < c.H; ++h) {
       const int64_t hp = h + c.pad, row = (hp % s) * s * plane + (hp / s) * Wq;
+      if (s == 2)
+        rows.push_back({h * c.W, row + (c.pad % 2) * plane + c.pad / 2,
+                        row + ((c.pad + 1) % 2) * plane + (c.pad + 1) / 2});
       for (int64_t b = 0; b < s; ++b) {
         const int64_t w0 = ((b - c.pad) % s + s) % s;  // first w with (w + pad) % s == b
         if (w0 < c.W)
@@ -460,12 +468,44 @@ void split_phases_s(const T* xc, T* ph, const Phases& p) {
   for (const auto& r : p.runs) copy_run<S, 1>(xc + r.i, ph + r.j, r.n, p.s);
 }
 
+// Stride 2: each row's even and odd pixels in one pass (loads, two permutes, full stores),
+// where two strided runs per row cost twice the loads and, merging, scattered stores.
+template <typename T>
+void split_rows(const T* xc, T* ph, const Phases& p) {
+  const int64_t half = p.W / 2;
+  for (const auto& r : p.rows) {
+    const T* src = xc + r.i;
+    T *ev = ph + r.j0, *od = ph + r.j1;
+#pragma omp simd
+    for (int64_t k = 0; k < half; ++k) {
+      ev[k] = src[2 * k];
+      od[k] = src[2 * k + 1];
+    }
+    if (p.W & 1) ev[half] = src[p.W - 1];
+  }
+}
+
+template <typename T>
+void merge_rows(const T* dph, T* dxc, const Phases& p) {
+  const int64_t half = p.W / 2;
+  for (const auto& r : p.rows) {
+    T* dst = dxc + r.i;
+    const T *ev = dph + r.j0, *od = dph + r.j1;
+#pragma omp simd
+    for (int64_t k = 0; k < half; ++k) {
+      dst[2 * k] = ev[k];
+      dst[2 * k + 1] = od[k];
+    }
+    if (p.W & 1) dst[p.W - 1] = ev[half];
+  }
+}
+
 template <typename T>
 void split_phases(const T* xc, T* ph, const Phases& p) {
   if (p.s == 1)
     split_phases_s<1>(xc, ph, p);
   else if (p.s == 2)
-    split_phases_s<2>(xc, ph, p);
+    split_rows(xc, ph, p);
   else
     split_phases_s<0>(xc, ph, p);
 }
@@ -481,7 +521,7 @@ void merge_phases(const T* dph, T* dxc, const Phases& p) {
   if (p.s == 1)
     merge_phases_s<1>(dph, dxc, p);
   else if (p.s == 2)
-    merge_phases_s<2>(dph, dxc, p);
+    merge_rows(dph, dxc, p);
   else
     merge_phases_s<0>(dph, dxc, p);
 }
