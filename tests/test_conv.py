@@ -323,3 +323,26 @@ def test_inf_weight_gives_numpys_dx(shape):
     got = ours.backward(dout)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_array_equal(np.isinf(got), np.isinf(expected))
+
+
+def test_each_forward_keeps_its_own_input(rng):
+    """The copy of x kept for backward is reused between batches of one shape: the second
+    forward's backward sees the second x as it was, and the caller's arrays stay untouched."""
+    Wt, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    layer, book = Convolution(Wt, b, 1, 1), ref.Convolution(Wt, b, 1, 1)
+    x1, x2 = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((2, 3, 6, 5))
+    x1_before = x1.copy()
+    layer.forward(x1)
+    out = layer.forward(x2)
+    book.forward(x2.copy())
+    x2 += 1.0
+    dout = rng.standard_normal(out.shape)
+    assert_parity(layer.backward(dout), book.backward(dout), np.float64)
+    assert_parity(layer.dW, book.dW, np.float64)
+    np.testing.assert_array_equal(x1, x1_before)
+    x3 = rng.standard_normal((1, 3, 4, 4)).astype(np.float32)  # another shape and dtype
+    book3 = ref.Convolution(Wt, b, 1, 1)
+    out3 = layer.forward(x3)
+    book3.forward(x3)
+    dout3 = rng.standard_normal(out3.shape)
+    assert_parity(layer.backward(dout3), book3.backward(dout3), np.float64)
