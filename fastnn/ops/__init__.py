@@ -293,7 +293,7 @@ def softmax_cross_entropy_backward(y, t, dout=1, ignore_label=None, out=None,
     be = _backend(layer, y, t)
     y, t = _arr(y), _arr(t)
     meta.logits(layer, y, backward=True)
-    if on_device(dout):
+    if hasattr(dout, "__cuda_array_interface__"):
         dout = dout.get()  # one number back to the host for the scale
     d = meta.scalar_dout(layer, dout)
     dense = meta.labels(layer, t, y.shape)

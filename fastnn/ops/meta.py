@@ -223,11 +223,11 @@ def logits(layer, x, backward=False):
 def labels(layer, t, y_shape):
     """True when t is dense (one-hot or soft, y's shape: its labels are argmax(t, axis=1), as
     in the book), False for one integer label per sample."""
-    dt = np.dtype(t.dtype)
+    dt = t.dtype
     if dt.kind not in "biuf":
         raise TypeError(f"{layer}: labels t of dtype {dt} are not supported")
-    t_shape = shape_of(t)
-    if t_shape == tuple(y_shape) and t.ndim == 2:
+    t_shape = tuple(t.shape)
+    if t.ndim == 2 and t_shape == tuple(y_shape):
         return True
     if dt.kind not in "iu":
         raise TypeError(f"{layer}: integer labels t must have an integer dtype, got {dt} "
@@ -241,6 +241,8 @@ def labels(layer, t, y_shape):
 
 def scalar_dout(layer, dout):
     """The loss's dout (a host value) as a float."""
+    if type(dout) is int or type(dout) is float:  # the usual 1 (or a scale), without NumPy
+        return float(dout)
     d = np.asarray(dout)
     if d.dtype.kind not in "biuf":
         raise TypeError(f"{layer}.backward: dout of dtype {d.dtype} is not supported")
