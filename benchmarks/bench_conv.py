@@ -87,7 +87,7 @@ def workloads():
                 label + " fwd+bwd" + (", float64" if f64 else ""),
                 _conv_builder((N, C, H, W, FN, FH, FW, stride, pad), dtype),
                 flops=3 * 2 * N * FN * OH * OW * C * FH * FW,
-                dtype="float64" if f64 else "float32", min_time=0.0,
+                dtype="float64" if f64 else "float32", min_time=0.02,
                 max_samples={"reference": 1} if big else {},
                 skip_quick=("reference",) if big else (), note=note))
         if f64:
@@ -97,7 +97,7 @@ def workloads():
             out.append(Workload(
                 SUITE, key, label + " fwd+bwd", _conv_builder((N, C, H, W, C, 3, 3, stride, 1),
                                                               dtype, groups=C),
-                flops=3 * 2 * N * C * OH * OW * 9, dtype="float32", min_time=0.0))
+                flops=3 * 2 * N * C * OH * OW * 9, dtype="float32", min_time=0.02))
         for key, label, N, C, H, W, k, stride, pad in POOLS:
             big = N * C * H * W > 10 ** 7
             out.append(Workload(

@@ -346,3 +346,74 @@ def test_each_forward_keeps_its_own_input(rng):
     book3.forward(x3)
     dout3 = rng.standard_normal(out3.shape)
     assert_parity(layer.backward(dout3), book3.backward(dout3), np.float64)
+
+
+# Grouped and depthwise shapes (N, C, H, W, FN, FH, FW, stride, pad, groups) beside SHAPES:
+# the depthwise kernel copies x plane by plane as it splits it, at strides 1, 2 and 3.
+KEEP_GROUPED = [(3, 6, 9, 8, 12, 3, 3, 2, 1, 6), (2, 4, 7, 7, 4, 3, 3, 1, 1, 4),
+                (2, 5, 11, 10, 5, 3, 3, 3, 1, 5), (2, 8, 7, 6, 6, 3, 2, 1, 1, 2),
+                (0, 4, 5, 5, 4, 3, 3, 1, 1, 4), (2, 3, 5, 5, 0, 3, 3, 1, 1, 1)]
+
+
+@pytest.mark.parametrize("shape", [s + (1,) for s in SHAPES] + KEEP_GROUPED)
+def test_keep_receives_a_copy_of_x(rng, dtype, threads, shape):
+    """conv2d_forward(keep=...) writes x into keep, on every kernel path, and the output is the
+    one without keep."""
+    N, C, H, W, FN, FH, FW, stride, pad, groups = shape
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((FN, C // groups, FH, FW)).astype(dtype)
+    b = rng.standard_normal(FN).astype(dtype)
+    keep = np.full_like(x, np.nan)
+    out = ops.conv2d_forward(x, Wt, b, stride, pad, groups=groups, keep=keep)
+    np.testing.assert_array_equal(keep, x)
+    np.testing.assert_array_equal(out, ops.conv2d_forward(x, Wt, b, stride, pad, groups=groups))
+
+
+def test_keep_when_the_kernel_cannot_write_it(rng):
+    """keep is still x's copy where the kernel computes in another dtype or keep is strided."""
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    Wt, b = rng.standard_normal((3, 1, 3, 3)), np.zeros(3)   # float64: computes in float64
+    keep = np.zeros_like(x)
+    ops.conv2d_forward(x, Wt, b, 2, 1, groups=3, keep=keep)
+    np.testing.assert_array_equal(keep, x)
+    strided = np.zeros((2, 3, 6, 12), np.float32)[..., ::2]
+    ops.conv2d_forward(x, Wt.astype(np.float32), b, 1, 1, groups=3, keep=strided)
+    np.testing.assert_array_equal(strided, x)
+
+
+@pytest.mark.parametrize("keep, error", [
+    (np.zeros((2, 3, 6, 5)), "keep must be a NumPy array of x's shape (2, 3, 6, 6)"),
+    (np.zeros((2, 3, 6, 6), np.float32), "and dtype float64, got ndarray (2, 3, 6, 6) float32"),
+    ([[0.0]], "got list"),
+])
+def test_bad_keep(rng, keep, error):
+    x = rng.standard_normal((2, 3, 6, 6))
+    with pytest.raises(ValueError) as e:
+        ops.conv2d_forward(x, rng.standard_normal((3, 1, 3, 3)), None, 1, 1, groups=3, keep=keep)
+    assert error in str(e.value)
+
+
+@pytest.mark.parametrize("x_dtype", [np.float64, np.float32])  # the kernel's copy, NumPy's
+@pytest.mark.parametrize("groups", [1, 3])
+def test_read_only_keep(rng, x_dtype, groups):
+    x = rng.standard_normal((2, 3, 6, 6)).astype(x_dtype)
+    keep = np.zeros_like(x)
+    keep.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ops.conv2d_forward(x, rng.standard_normal((3, 3 // groups, 3, 3)), None, 1, 1,
+                           groups=groups, keep=keep)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_layer_ignores_edits_of_x_after_forward(rng, stride):
+    """The depthwise kernel's copy of x is what the layer's backward reads."""
+    x = rng.standard_normal((2, 4, 8, 7))
+    Wt, b = rng.standard_normal((4, 1, 3, 3)), rng.standard_normal(4)
+    layer = Convolution(Wt, b, stride, 1, groups=4)
+    book = ref.Convolution(Wt, b, stride, 1, groups=4)
+    out = layer.forward(x)
+    book.forward(x.copy())
+    x[:] = 7.0
+    dout = rng.standard_normal(out.shape)
+    assert_parity(layer.backward(dout), book.backward(dout), np.float64)
+    assert_parity(layer.dW, book.dW, np.float64)

@@ -22,18 +22,24 @@ ConvShape conv_shape(const py::array& x, const py::array& W, int64_t stride, int
                         W.shape(2), W.shape(3), stride, pad);
 }
 
+// keep, when given, receives a copy of x: exactly a C-contiguous writeable array of x's shape
+// and dtype (bind/registry.h inplace).
 template <typename T>
 Array<T> conv2d_forward(Array<T> x, Array<T> W, std::optional<Array<T>> b, int64_t stride,
-                        int64_t pad, int64_t groups) {
+                        int64_t pad, int64_t groups, py::object keep) {
   const auto s = conv_shape(x, W, stride, pad, groups);
   const int64_t FN = W.shape(0);
   FASTNN_CHECK(!b || b->size() == FN, "Convolution: b has ", b ? b->size() : 0,
                " elements but W has FN = ", FN, " filters");
+  Array<T> kept = keep.is_none() ? Array<T>() : inplace<T>(keep, "Convolution", "keep", "x's");
+  FASTNN_CHECK(keep.is_none() || shape_of(kept) == shape_of(x), "Convolution: keep.shape=",
+               shape_str(shape_of(kept)), " differs from x.shape=", shape_str(shape_of(x)));
   check_conv_blas_sizes(s, FN);  // before the output is allocated
   auto out = empty<T>({s.N, FN, s.OH, s.OW});
   const T* bp = b ? b->data() : nullptr;
+  T* kp = keep.is_none() ? nullptr : kept.mutable_data();
   py::gil_scoped_release nogil;
-  cpu::conv2d_forward<T>(x.data(), W.data(), bp, out.mutable_data(), s, FN, groups);
+  cpu::conv2d_forward<T>(x.data(), W.data(), bp, out.mutable_data(), s, FN, groups, kp);
   return out;
 }
 
@@ -62,7 +68,7 @@ py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride,
 template <typename T>
 void define(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward<T>, py::arg("x"), py::arg("W"), py::arg("b"),
-        py::arg("stride"), py::arg("pad"), py::arg("groups") = 1);
+        py::arg("stride"), py::arg("pad"), py::arg("groups") = 1, py::arg("keep") = py::none());
   m.def("conv2d_backward", &conv2d_backward<T>, py::arg("dout"), py::arg("x"), py::arg("W"),
         py::arg("stride"), py::arg("pad"), py::arg("need_dx") = true, py::arg("groups") = 1);
 }

@@ -574,10 +574,10 @@ void depthwise_plane_backward(const T* d, const T* ph, const T* w, T* dflat, dou
 }
 
 // C = groups channels; filter f reads channel f / F. Planes (n, c) go to threads; each splits
-// its plane once for the F filters that read it.
+// its plane once for the F filters that read it (and copies it to keep).
 template <typename T>
 void depthwise_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s,
-                       int64_t FN, int64_t C) {
+                       int64_t FN, int64_t C, T* keep) {
   const int64_t F = FN / C, HW = s.H * s.W, P = s.OH * s.OW, K = s.FH * s.FW;
   const Phases p(s);
   bool out_of_memory = false;
@@ -594,7 +594,9 @@ void depthwise_forward(const T* x, const T* W, const T* b, T* out, const ConvSha
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t c = 0; c < C; ++c) {
         if (!ph || !acc) continue;
-        split_phases(x + (n * C + c) * HW, ph.get(), p);
+        const T* xc = x + (n * C + c) * HW;
+        split_phases(xc, ph.get(), p);
+        if (keep) copy_run<1, 1>(xc, keep + (n * C + c) * HW, HW, 1);  // xc is in cache now
         for (int64_t f = c * F; f < (c + 1) * F; ++f)
           depthwise_plane_forward(ph.get(), W + f * K, b ? b[f] : T(0), out + (n * FN + f) * P,
                                   acc.get(), s, p);
@@ -642,6 +644,14 @@ void depthwise_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, con
   for (int64_t i = 0; i < FN * K; ++i) dW[i] = T(acc[i]);
 }
 
+// dst[0, n) = src[0, n), split between the threads.
+template <typename T>
+void parallel_copy(const T* src, T* dst, int64_t n) {
+#pragma omp parallel for simd schedule(static) num_threads(get_num_threads()) \
+    if (parallel : worth_parallel(n))
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
 // The phases hold stride^2 planes of about (H + 2 pad) (W + 2 pad) / stride^2 each while the
 // stride is at most the window; a longer stride (windows skipping pixels) takes the GEMM path.
 inline bool depthwise(const ConvShape& s, int64_t groups) {
@@ -652,11 +662,14 @@ inline bool depthwise(const ConvShape& s, int64_t groups) {
 
 template <typename T>
 void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN,
-                    int64_t groups) {
+                    int64_t groups, T* keep) {
   check_conv_blas_sizes(s, FN);  // before any parallel region
-  if (s.N == 0 || FN == 0) return;  // empty output
-  if (depthwise(s, groups)) return depthwise_forward(x, W, b, out, s, FN, groups);
   const int64_t CHW = groups * s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
+  if (s.N == 0 || FN == 0) {  // empty output
+    if (keep) parallel_copy(x, keep, s.N * CHW);
+    return;
+  }
+  if (depthwise(s, groups)) return depthwise_forward(x, W, b, out, s, FN, groups, keep);
   const ImageWindow w = forward_window<T>(s, FN / groups);
   const bool taps = s.cols() > 0 && taps_allowed(s) && by_taps(w);
   const int64_t len = taps ? wide_len<T>(w, FN / groups) : col_len<T>(w);
@@ -668,6 +681,7 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
   if (!images_in_parallel(s)) {
     auto col = scratch<T>(len), xp = scratch<T>(xp_len);
     if (!col || !xp) throw std::bad_alloc();
+    if (keep) parallel_copy(x, keep, s.N * CHW);
     for (int64_t n = 0; n < s.N; ++n)
       forward_image(x + n * CHW, W, Wrp, b, out + n * outlen, s, FN, groups, col.get(),
                     xp.get());
@@ -682,10 +696,12 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
       out_of_memory = true;
     }
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < s.N; ++n)
-      if (col && xp)
-        forward_image(x + n * CHW, W, Wrp, b, out + n * outlen, s, FN, groups, col.get(),
-                      xp.get());
+    for (int64_t n = 0; n < s.N; ++n) {
+      if (!col || !xp) continue;
+      forward_image(x + n * CHW, W, Wrp, b, out + n * outlen, s, FN, groups, col.get(),
+                    xp.get());
+      if (keep) std::copy(x + n * CHW, x + (n + 1) * CHW, keep + n * CHW);
+    }
   }
   if (out_of_memory) throw std::bad_alloc();
 }
@@ -787,7 +803,7 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
 
 #define FASTNN_INSTANTIATE(T)                                                                 \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const ConvShape&, int64_t, \
-                                  int64_t);                                                   \
+                                  int64_t, T*);                                               \
   template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvShape&, \
                                    int64_t, int64_t);
 FASTNN_INSTANTIATE(float)

@@ -18,10 +18,11 @@
 namespace fastnn::cpu {
 FASTNN_ISA_NAMESPACE {
 
-// out = conv(x, W) + b. b may be null (no bias).
+// out = conv(x, W) + b. b may be null (no bias). keep, when not null, receives a copy of x
+// (N, groups*C, H, W), made in the same pass over x where the kernel can (depthwise).
 template <typename T>
 void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN,
-                    int64_t groups);
+                    int64_t groups, T* keep);
 
 // From dout (N, FN, OH, OW): dx (N, C, H, W), dW (FN, C, FH, FW), db (FN,), all overwritten.
 // dx may be null: only dW and db are computed.

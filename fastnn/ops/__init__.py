@@ -173,17 +173,21 @@ def col2im(col, input_shape, FH, FW, stride=1, pad=0, layer="col2im"):
     return be.col2im(col, shape, FH, FW, stride, pad, compute_dtype(layer, col))
 
 
-def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution", groups=1):
+def conv2d_forward(x, W, b, stride=1, pad=0, layer="Convolution", groups=1, keep=None):
     """out (N, FN, OH, OW) = convolution of x (N, C, H, W) with W (FN, C // groups, FH, FW), plus
     b (FN,). With groups > 1, filter group g (FN // groups filters) sees channel group g only;
     groups = C is a depthwise convolution.
 
+    keep, an array of x's type, shape and dtype, receives a copy of x (what a layer keeps for
+    its backward); the depthwise kernel makes it in its own pass over x.
+
     Computes in NumPy's promotion of x, W and b (float32 images with float64 weights: float64).
     """
-    be = _backend(layer, x, W, b)
+    be = _backend(layer, x, W, b, keep)
     x, W, b = _arr(x), _arr(W), _opt(b)
     stride, pad, groups = meta.conv(layer, x, W, b, stride, pad, groups)
-    return be.conv2d_forward(x, W, b, stride, pad, groups, compute_dtype(layer, x, W, b))
+    meta.keep_buffer(layer, keep, x)
+    return be.conv2d_forward(x, W, b, stride, pad, groups, compute_dtype(layer, x, W, b), keep)
 
 
 def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", need_dx=True,

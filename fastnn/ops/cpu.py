@@ -57,9 +57,14 @@ def col2im(col, shape, FH, FW, stride, pad, dt):
     return _C.col2im(as_compute(col, dt), list(shape), FH, FW, stride, pad)
 
 
-def conv2d_forward(x, W, b, stride, pad, groups, dt):
+def conv2d_forward(x, W, b, stride, pad, groups, dt, keep=None):
     bc = None if b is None else as_compute(b, dt).reshape(-1)
-    return _C.conv2d_forward(as_compute(x, dt), as_compute(W, dt), bc, stride, pad, groups)
+    xc = as_compute(x, dt)
+    fused = keep is not None and xc is x and keep.flags.c_contiguous  # the kernel copies x
+    if keep is not None and not fused:
+        np.copyto(keep, x)
+    return _C.conv2d_forward(xc, as_compute(W, dt), bc, stride, pad, groups,
+                             keep if fused else None)
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx, groups, dt):

@@ -133,7 +133,9 @@ def _depthwise(x, groups):
     return groups > 1 and groups == x.shape[1]
 
 
-def conv2d_forward(x, W, b, stride, pad, groups, dt):
+def conv2d_forward(x, W, b, stride, pad, groups, dt, keep=None):
+    if keep is not None:
+        _device.cupy_for("fastnn").copyto(keep, x)
     depthwise = _depthwise(x, groups)
     if groups > 1 and not depthwise:  # one ungrouped launch per group
         return _device.cupy_for("fastnn").concatenate(

@@ -151,6 +151,21 @@ def conv(layer, x, W, b, stride, pad, groups):
     return stride, pad, groups
 
 
+def keep_buffer(layer, keep, x):
+    """keep, the array that receives a copy of x, must be an array of x's kind (NumPy for a host
+    x, a device array for a device one) with x's shape and dtype."""
+    if keep is None:
+        return
+    device = hasattr(x, "__cuda_array_interface__")
+    kind = (hasattr(keep, "__cuda_array_interface__") if device
+            else isinstance(keep, np.ndarray))
+    if not kind or keep.shape != x.shape or keep.dtype != x.dtype:
+        where = "a device array" if device else "a NumPy array"
+        raise ValueError(f"{layer}: keep must be {where} of x's shape {shape_of(x)} and dtype "
+                         f"{x.dtype}, got {type(keep).__name__} {shape_of(keep)} "
+                         f"{getattr(keep, 'dtype', '')}".rstrip())
+
+
 def conv_out(x, W, stride, pad):
     """(N, FN, OH, OW) of a checked convolution."""
     FN, _, FH, FW = W.shape
