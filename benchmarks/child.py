@@ -97,9 +97,10 @@ def run(suite, key, contenders, threads, quick, data):
     if w.kind == "epoch":
         samples = {c: [steps[c]()] for c in contenders}
     else:
-        n, warmup, min_time, budget = w.timing(quick)
+        n, warmup, warmup_time, min_time, budget = w.timing(quick)
         samples = compare_samples(steps, samples=n, warmup=warmup, min_time=min_time,
-                                  max_samples=w.max_samples, budget=budget)
+                                  max_samples=w.max_samples, budget=budget,
+                                  warmup_time=warmup_time)
     return {"suite": suite, "workload": key, "contenders": list(contenders),
             "samples": samples,
             "median": {c: statistics.median(s) for c, s in samples.items()},

@@ -50,6 +50,7 @@ class Workload:
     samples: int = 3                 # timed samples per process (quick: see quick_samples)
     quick_samples: int = 2
     warmup: int = 1
+    warmup_time: float = 0.25        # seconds of warm-up calls at least (quick: 0.05 at most)
     min_time: float = 0.05           # seconds per sample at least (10 ms at most with --quick)
     max_samples: dict = field(default_factory=dict)   # {contender: n}: a slow one stops early
     budget: float = 2.0              # seconds of samples per contender and process at most
@@ -59,8 +60,9 @@ class Workload:
     memory: Optional[str] = None     # bench_train net name whose peak memory the row reports
 
     def timing(self, quick):
-        """(samples, warmup, min_time, budget) of one process."""
+        """(samples, warmup, warmup_time, min_time, budget) of one process."""
         return ((self.quick_samples if quick else self.samples), self.warmup,
+                min(self.warmup_time, 0.05) if quick else self.warmup_time,
                 min(self.min_time, 0.01) if quick else self.min_time,
                 min(self.budget, 0.5) if quick else self.budget)
 
@@ -72,25 +74,30 @@ class Workload:
 # ------------------------------------------------------------------ timing inside a process
 
 def compare_samples(contenders, samples=5, warmup=2, min_time=0.0, max_samples=None,
-                    budget=None):
+                    budget=None, warmup_time=0.0):
     """Time each callable of {name: fn}, interleaved (A, B, A, B, ... rotating who goes first);
     returns {name: [seconds per call, one per sample]}.
 
-    The last warm-up call is timed to size the samples: each sample calls fn enough times to
-    last min_time seconds and divides. max_samples ({name: n}) lets a slow contender stop
-    early while the others keep going; so does budget (seconds): a contender whose samples
-    have taken that long stops, after one sample at least.
+    Each fn first warms up: warmup calls, and more until warmup_time seconds have passed (a
+    fresh process's first calls run slower while caches, the allocator's free lists and the
+    cores' clocks settle). The last warm-up call is timed to size the samples: each sample
+    calls fn enough times to last min_time seconds and divides. max_samples ({name: n}) lets a
+    slow contender stop early while the others keep going; so does budget (seconds): a
+    contender whose samples have taken that long stops, after one sample at least.
     """
     names = list(contenders)
     max_samples = max_samples or {}
     inner = {}
     for name in names:
         fn = contenders[name]
-        for _ in range(max(0, warmup - 1)):
+        start, calls = time.perf_counter(), 0
+        while True:
+            t0 = time.perf_counter()
             fn()
-        t0 = time.perf_counter()
-        fn()
-        once = time.perf_counter() - t0
+            once = time.perf_counter() - t0
+            calls += 1
+            if calls >= warmup and time.perf_counter() - start >= warmup_time:
+                break
         inner[name] = max(1, int(min_time / once)) if once > 0 else 1
     out = {name: [] for name in names}
     spent = {name: 0.0 for name in names}

@@ -286,3 +286,22 @@ def test_mpi_suite_says_when_mpi_is_not_installed(monkeypatch):
     assert rows == [{"workload": "MPI suite (bench_mpi)", "suite": "bench_mpi", "ms": {},
                      "note": "MPI not installed (no mpi4py; pip install 'fastnn[mpi]')"}]
     assert "MPI not installed" in table(rows, gemm_columns=False)
+
+
+def test_warm_up_lasts_warmup_time(monkeypatch):
+    """A fast contender warms up until warmup_time has passed, a slow one for its warmup calls
+    only; the last warm-up call sizes the samples."""
+    from benchmarks import harness
+
+    clock, log = [0.0], []
+
+    def fn(name, cost):
+        def call():
+            log.append(name)
+            clock[0] += cost
+        return call
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: clock[0])
+    out = harness.compare_samples({"slow": fn("slow", 1.0), "fast": fn("fast", 0.1)},
+                                  samples=1, warmup=1, min_time=0.35, warmup_time=0.45)
+    assert log == ["slow"] + ["fast"] * 5 + ["slow"] + ["fast"] * 3
+    assert out == {"slow": [1.0], "fast": pytest.approx([0.1])}
