@@ -24,6 +24,25 @@ def test_sigmoid_tanh_kernels(rng, dtype):
     assert_parity(ops.tanh_forward(x), np.tanh(x), dtype)
 
 
+@pytest.mark.parametrize("dtype, ulps", [(np.float32, 2), (np.float64, 3)])
+def test_tanh_to_a_few_ulps(dtype, ulps, threads):
+    """The Tanh kernel's vectorised tanh: relative error within a few ulps of NumPy's from
+    denormals to saturation, across its switch at |x| = 0.625; signed zeros, +-inf and NaN as
+    NumPy gives them."""
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.standard_normal(20000) * s for s in (1e-30, 1e-6, 0.1, 0.6, 2, 20)]
+                       + [np.linspace(0.6, 0.65, 5001), -np.linspace(0.6, 0.65, 5001)]
+                       ).astype(dtype)
+    got = ops.tanh_forward(x).astype(np.float64)
+    exact = np.tanh(x.astype(np.float64))  # for float64: NumPy's, itself within an ulp
+    tiny, eps = np.finfo(dtype).tiny, np.finfo(dtype).eps
+    assert np.max(np.abs(got - exact) / np.maximum(np.abs(exact), tiny) / eps) <= ulps
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 50.0, -50.0], dtype)
+    out = ops.tanh_forward(special)
+    np.testing.assert_array_equal(out, np.tanh(special))
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(np.tanh(special)))
+
+
 def test_complex_input_raises_type_error():
     with pytest.raises(TypeError, match="Relu"):
         ops.relu_forward(np.ones(3, dtype=complex))

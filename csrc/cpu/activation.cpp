@@ -50,7 +50,7 @@ void sigmoid_backward(const T* dout, const T* y, T* dx, int64_t n) {
 template <typename T>
 void tanh_forward(const T* x, T* y, int64_t n) {
 #pragma omp parallel for simd if (parallel: worth_parallel(n))
-  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+  for (int64_t i = 0; i < n; ++i) y[i] = tanh_vec(x[i]);
 }
 
 template <typename T>
