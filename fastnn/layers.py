@@ -250,14 +250,22 @@ class Convolution:
         self.db = None
 
     def forward(self, x):
-        xa = x if isinstance(x, np.ndarray) or _device.on_device(x) else np.asarray(x)
-        keep = self._x  # the last batch's copy: no new allocation, no page faults
+        if _device.on_device(x):
+            xa = _device.cupy_for("Convolution").asarray(x)
+        else:
+            xa = x if isinstance(x, np.ndarray) else np.asarray(x)
+        last = self._x
+        keep = last  # the last batch's copy: no new allocation, no page faults
         if not (keep is not None and keep.shape == xa.shape and keep.dtype == xa.dtype
                 and _device.same_place(keep, xa)):
             keep = ops.array_module("Convolution", xa).empty(xa.shape, xa.dtype)
-        self._x = None  # until the new copy is complete
-        out = ops.conv2d_forward(xa, self.W, self.b, self.stride, self.pad, groups=self.groups,
-                                 keep=keep)
+        try:
+            out = ops.conv2d_forward(xa, self.W, self.b, self.stride, self.pad,
+                                     groups=self.groups, keep=keep)
+        except MemoryError:  # the kernel ran out of memory, maybe half way through the copy
+            if keep is last:
+                self.x = self._x = None
+            raise
         self.x = x
         self._x = keep
         return out

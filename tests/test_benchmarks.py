@@ -305,3 +305,10 @@ def test_warm_up_lasts_warmup_time(monkeypatch):
                                   samples=1, warmup=1, min_time=0.35, warmup_time=0.45)
     assert log == ["slow"] + ["fast"] * 5 + ["slow"] + ["fast"] * 3
     assert out == {"slow": [1.0], "fast": pytest.approx([0.1])}
+
+
+def test_quick_runs_shorten_the_warm_up():
+    from benchmarks.harness import Workload
+    w = Workload("suite", "key", "label", build=None, warmup_time=0.25, min_time=0.05)
+    assert w.timing(quick=False)[1:4] == (1, 0.25, 0.05)
+    assert w.timing(quick=True)[1:4] == (1, 0.05, 0.01)

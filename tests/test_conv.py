@@ -381,14 +381,16 @@ def test_keep_when_the_kernel_cannot_write_it(rng):
     np.testing.assert_array_equal(strided, x)
 
 
-@pytest.mark.parametrize("keep, error", [
-    (np.zeros((2, 3, 6, 5)), "keep must be a NumPy array of x's shape (2, 3, 6, 6)"),
-    (np.zeros((2, 3, 6, 6), np.float32), "and dtype float64, got ndarray (2, 3, 6, 6) float32"),
-    ([[0.0]], "got list"),
+@pytest.mark.parametrize("keep, kind, error", [
+    (np.zeros((2, 3, 6, 5)), ValueError, "keep must be a NumPy array of x's shape (2, 3, 6, 6) "
+     "and dtype float64, got shape (2, 3, 6, 5)"),
+    (np.zeros((2, 3, 6, 6), np.float32), ValueError, "got shape (2, 3, 6, 6) and dtype float32"),
+    ([[0.0]], TypeError, "keep must be a NumPy array of x's shape (2, 3, 6, 6) and dtype "
+     "float64, got list"),
 ])
-def test_bad_keep(rng, keep, error):
+def test_bad_keep(rng, keep, kind, error):
     x = rng.standard_normal((2, 3, 6, 6))
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(kind) as e:
         ops.conv2d_forward(x, rng.standard_normal((3, 1, 3, 3)), None, 1, 1, groups=3, keep=keep)
     assert error in str(e.value)
 
@@ -399,7 +401,7 @@ def test_read_only_keep(rng, x_dtype, groups):
     x = rng.standard_normal((2, 3, 6, 6)).astype(x_dtype)
     keep = np.zeros_like(x)
     keep.flags.writeable = False
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(ValueError, match="^Convolution: keep is read-only$"):
         ops.conv2d_forward(x, rng.standard_normal((3, 3 // groups, 3, 3)), None, 1, 1,
                            groups=groups, keep=keep)
 
@@ -414,6 +416,54 @@ def test_depthwise_layer_ignores_edits_of_x_after_forward(rng, stride):
     out = layer.forward(x)
     book.forward(x.copy())
     x[:] = 7.0
+    dout = rng.standard_normal(out.shape)
+    assert_parity(layer.backward(dout), book.backward(dout), np.float64)
+    assert_parity(layer.dW, book.dW, np.float64)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 130, 130, 4, 3, 3, 1, 1, 4),    # depthwise
+                                   (1, 4, 130, 130, 2, 3, 3, 1, 1, 1),    # one image: whole copy
+                                   (3, 4, 130, 130, 2, 3, 3, 2, 1, 1),    # images in parallel
+                                   (2, 4, 130, 130, 0, 3, 3, 1, 1, 1)])   # no filters
+def test_keep_of_a_large_x(rng, threads, shape):
+    """Copies big enough to be split between threads (parallel_copy and the per-image ones)."""
+    N, C, H, W, FN, FH, FW, stride, pad, groups = shape
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    Wt = rng.standard_normal((FN, C // groups, FH, FW)).astype(np.float32)
+    keep = np.full_like(x, np.nan)
+    out = ops.conv2d_forward(x, Wt, None, stride, pad, groups=groups, keep=keep)
+    np.testing.assert_array_equal(keep, x)
+    np.testing.assert_array_equal(out, ops.conv2d_forward(x, Wt, None, stride, pad,
+                                                          groups=groups))
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+@pytest.mark.parametrize("N", [1, 4])
+@pytest.mark.parametrize("shift", [0, 37, -37])
+def test_keep_overlapping_x(rng, groups, N, shift):
+    """A keep that shares memory with x gets x's values, and the output is x's convolution."""
+    shape = (N, 4, 9, 9)
+    n = int(np.prod(shape))
+    buf = rng.standard_normal(n + 128).astype(np.float32)
+    x = buf[64:64 + n].reshape(shape)
+    keep = buf[64 + shift:64 + shift + n].reshape(shape)
+    x0 = x.copy()
+    Wt = rng.standard_normal((4, 4 // groups, 3, 3)).astype(np.float32)
+    out = ops.conv2d_forward(x, Wt, None, 1, 1, groups=groups, keep=keep)
+    np.testing.assert_array_equal(out, ops.conv2d_forward(x0, Wt, None, 1, 1, groups=groups))
+    np.testing.assert_array_equal(keep, x0)
+
+
+def test_failed_forward_keeps_the_last_batch(rng):
+    """A forward that raises leaves the layer as the last good forward left it."""
+    x = rng.standard_normal((2, 3, 6, 6))
+    Wt, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    layer, book = Convolution(Wt, b, 1, 1), ref.Convolution(Wt, b, 1, 1)
+    out = layer.forward(x)
+    book.forward(x)
+    with pytest.raises(ValueError, match="channels"):
+        layer.forward(rng.standard_normal((2, 5, 6, 6)))
+    assert layer.x is x
     dout = rng.standard_normal(out.shape)
     assert_parity(layer.backward(dout), book.backward(dout), np.float64)
     assert_parity(layer.dW, book.dW, np.float64)

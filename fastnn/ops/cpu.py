@@ -60,11 +60,15 @@ def col2im(col, shape, FH, FW, stride, pad, dt):
 def conv2d_forward(x, W, b, stride, pad, groups, dt, keep=None):
     bc = None if b is None else as_compute(b, dt).reshape(-1)
     xc = as_compute(x, dt)
-    fused = keep is not None and xc is x and keep.flags.c_contiguous  # the kernel copies x
+    # The kernel copies x into keep in its pass over x; otherwise NumPy does, after the kernel
+    # has read x (keep may overlap it).
+    fused = (keep is not None and xc is x and keep.flags.c_contiguous
+             and not np.may_share_memory(keep, x))
+    out = _C.conv2d_forward(xc, as_compute(W, dt), bc, stride, pad, groups,
+                            keep if fused else None)
     if keep is not None and not fused:
         np.copyto(keep, x)
-    return _C.conv2d_forward(xc, as_compute(W, dt), bc, stride, pad, groups,
-                             keep if fused else None)
+    return out
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx, groups, dt):

@@ -135,7 +135,8 @@ def _depthwise(x, groups):
 
 def conv2d_forward(x, W, b, stride, pad, groups, dt, keep=None):
     if keep is not None:
-        _device.cupy_for("fastnn").copyto(keep, x)
+        cp = _device.cupy_for("fastnn")
+        cp.copyto(keep, cp.asarray(x))
     depthwise = _depthwise(x, groups)
     if groups > 1 and not depthwise:  # one ungrouped launch per group
         return _device.cupy_for("fastnn").concatenate(

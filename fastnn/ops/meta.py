@@ -152,18 +152,21 @@ def conv(layer, x, W, b, stride, pad, groups):
 
 
 def keep_buffer(layer, keep, x):
-    """keep, the array that receives a copy of x, must be an array of x's kind (NumPy for a host
-    x, a device array for a device one) with x's shape and dtype."""
+    """keep, the array that receives a copy of x, must be a writeable array of x's kind (NumPy
+    for a host x, a device array for a device one) with x's shape and dtype."""
     if keep is None:
         return
     device = hasattr(x, "__cuda_array_interface__")
-    kind = (hasattr(keep, "__cuda_array_interface__") if device
-            else isinstance(keep, np.ndarray))
-    if not kind or keep.shape != x.shape or keep.dtype != x.dtype:
-        where = "a device array" if device else "a NumPy array"
+    where = "a device array" if device else "a NumPy array"
+    if not (hasattr(keep, "__cuda_array_interface__") if device
+            else isinstance(keep, np.ndarray)):
+        raise TypeError(f"{layer}: keep must be {where} of x's shape {shape_of(x)} and dtype "
+                        f"{x.dtype}, got {type(keep).__name__}")
+    if keep.shape != x.shape or keep.dtype != x.dtype:
         raise ValueError(f"{layer}: keep must be {where} of x's shape {shape_of(x)} and dtype "
-                         f"{x.dtype}, got {type(keep).__name__} {shape_of(keep)} "
-                         f"{getattr(keep, 'dtype', '')}".rstrip())
+                         f"{x.dtype}, got shape {shape_of(keep)} and dtype {keep.dtype}")
+    if not getattr(keep.flags, "writeable", True):
+        raise ValueError(f"{layer}: keep is read-only")
 
 
 def conv_out(x, W, stride, pad):
