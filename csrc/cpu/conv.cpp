@@ -361,11 +361,12 @@ void forward_image(const T* xn, const T* W, const T* Wr, const T* b, T* outn, co
 // convolution of dout_n with Wt (when Wt is not null, see dx_by_convolution; by conv_taps
 // with Wt from flipped_tap_filters when dx_taps, else by flipped_filters's), or as
 // dcolT = Wm^T @ dout_n (overwriting colT) folded onto dx_n. Group by group as forward_image;
-// xp holds the padded x, then the padded dout; dxp the padded dx when folding.
+// xp holds the padded x, then the padded dout; dxp the padded dx when folding; dT, when not
+// null, dout_n^T (P, F) for dWT's GEMMs (see dout_transposed).
 template <typename T>
 void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, bool dx_taps, T* dxn,
                     T* dWT, const ConvShape& s, int64_t FN, int64_t groups, T* colT, T* xp,
-                    T* dxp) {
+                    T* dxp, T* dT) {
   const ImageWindow w = image_window(s);
   const int64_t CK = s.cols(), P = s.OH * s.OW, rows = block_rows<T>(w);
   const int64_t F = FN / groups, CHW = s.C * s.H * s.W, HW = s.H * s.W;
@@ -375,12 +376,17 @@ void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, bool d
     const bool fold = dxg && !Wt;
     const T* xs = padded(xn + g * CHW, xp, w);
     T* dxs = fold ? zeroed_grad(dxg, dxp, w) : nullptr;
+    if (dT) transpose(F, P, dg, dT);
     for (int64_t oh0 = 0; oh0 < s.OH; oh0 += rows) {
       const int64_t oh1 = std::min(s.OH, oh0 + rows), R = (oh1 - oh0) * s.OW;
       const T* d = dg + oh0 * s.OW;  // (F, R) block of dout_n, row stride P
       int64_t ld;
       const T* cols = columns(xs, colT, w, oh0, oh1, ld);
-      gemm(false, true, CK, F, R, T(1), cols, ld, d, P, T(1), dWT + g * CK * F, F);
+      if (dT)
+        gemm(false, false, CK, F, R, T(1), cols, ld, dT + oh0 * s.OW * F, F, T(1),
+             dWT + g * CK * F, F);
+      else
+        gemm(false, true, CK, F, R, T(1), cols, ld, d, P, T(1), dWT + g * CK * F, F);
       if (!fold) continue;
       gemm(true, false, CK, R, F, T(1), W + g * F * CK, CK, d, P, T(0), colT, R);
       col2im_t_add(colT, dxs, w, oh0, oh1);
@@ -404,6 +410,14 @@ void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, bool d
     }
   }
 }
+
+// Whether dWT's GEMMs (CK x F x R) read dout transposed into a buffer (dT of backward_image):
+// with B untransposed OpenBLAS skips packing it (core/blas.h), and with long columns (CK)
+// that beat packing; with short ones the transpose cost more. dW only, 2 threads, medians of
+// 4-7 alternated A/B processes: 64x64x28x28 with 32 3x3 filters (CK 576) 13.7 -> 11.5 ms,
+// 64x64x14x14 with 64 (CK 576) 5.7 -> 5.0, 100x16x14x14 with 32 (CK 144) 1.84 -> 1.56;
+// SimpleConvNet's 100x1x28x28 with 30 5x5 filters (CK 25) 0.97 -> 1.17, hence the bound.
+inline bool dout_transposed(int64_t CK) { return CK >= 64; }
 
 // ---- depthwise: one input channel per group, F = FN / C filters per channel.
 // The padded plane is split into its stride x stride phases, phase (a, b) holding
@@ -756,12 +770,13 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   };
   if (!images_in_parallel(s)) {
     auto col = scratch<T>(len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
-    auto dWT = scratch<T>(FN * CK);
-    if (!col || !xp || !dxp || !dWT) throw std::bad_alloc();
+    auto dWT = scratch<T>(FN * CK), dT = scratch<T>(dout_transposed(CK) ? F * P : 0);
+    if (!col || !xp || !dxp || !dWT || !dT) throw std::bad_alloc();
     std::fill(dWT.get(), dWT.get() + FN * CK, T(0));
     for (int64_t n = 0; n < s.N; ++n)
       backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx,
-                     dWT.get(), s, FN, groups, col.get(), xp.get(), dxp.get());
+                     dWT.get(), s, FN, groups, col.get(), xp.get(), dxp.get(),
+                     dout_transposed(CK) ? dT.get() : nullptr);
     untranspose(dWT.get());
     return;
   }
@@ -773,8 +788,8 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
 #pragma omp parallel num_threads(threads)
   {
     auto col = scratch<T>(len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
-    auto dWt = scratch<T>(FN * CK);
-    const bool ok = col && xp && dxp && dWt;
+    auto dWt = scratch<T>(FN * CK), dT = scratch<T>(dout_transposed(CK) ? F * P : 0);
+    const bool ok = col && xp && dxp && dWt && dT;
     if (ok) {
       std::fill(dWt.get(), dWt.get() + FN * CK, T(0));
     } else {
@@ -785,7 +800,8 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     for (int64_t n = 0; n < s.N; ++n)
       if (ok)
         backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx,
-                       dWt.get(), s, FN, groups, col.get(), xp.get(), dxp.get());
+                       dWt.get(), s, FN, groups, col.get(), xp.get(), dxp.get(),
+                       dout_transposed(CK) ? dT.get() : nullptr);
     partial[omp_get_thread_num()] = std::move(dWt);
   }
   if (out_of_memory) throw std::bad_alloc();
