@@ -411,13 +411,17 @@ void backward_image(const T* doutn, const T* xn, const T* W, const T* Wt, bool d
   }
 }
 
-// Whether dWT's GEMMs (CK x F x R) read dout transposed into a buffer (dT of backward_image):
-// with B untransposed OpenBLAS skips packing it (core/blas.h), and with long columns (CK)
-// that beat packing; with short ones the transpose cost more. dW only, 2 threads, medians of
-// 4-7 alternated A/B processes: 64x64x28x28 with 32 3x3 filters (CK 576) 13.7 -> 11.5 ms,
-// 64x64x14x14 with 64 (CK 576) 5.7 -> 5.0, 100x16x14x14 with 32 (CK 144) 1.84 -> 1.56;
-// SimpleConvNet's 100x1x28x28 with 30 5x5 filters (CK 25) 0.97 -> 1.17, hence the bound.
-inline bool dout_transposed(int64_t CK) { return CK >= 64; }
+// Whether dWT's float GEMMs (CK x F x R) read dout transposed into a buffer (dT of
+// backward_image): with B untransposed OpenBLAS skips packing it (core/blas.h), and with long
+// columns (CK) that beat packing; with short ones the transpose cost more. dW only, 2 threads,
+// medians of 4-7 alternated A/B processes: 64x64x28x28 with 32 3x3 filters (CK 576) 13.7 ->
+// 11.5 ms, 64x64x14x14 with 64 (CK 576) 5.7 -> 5.0, 100x16x14x14 with 32 (CK 144) 1.84 ->
+// 1.56; SimpleConvNet's 100x1x28x28 with 30 5x5 filters (CK 25) 0.97 -> 1.17, hence the bound.
+// double has no unpacked path: the ResNet block's 32x64x56x56 dW went 74.7 -> 81.4 ms.
+template <typename T>
+bool dout_transposed(int64_t CK) {
+  return std::is_same_v<T, float> && CK >= 64;
+}
 
 // ---- depthwise: one input channel per group, F = FN / C filters per channel.
 // The padded plane is split into its stride x stride phases, phase (a, b) holding
@@ -770,13 +774,13 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   };
   if (!images_in_parallel(s)) {
     auto col = scratch<T>(len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
-    auto dWT = scratch<T>(FN * CK), dT = scratch<T>(dout_transposed(CK) ? F * P : 0);
+    auto dWT = scratch<T>(FN * CK), dT = scratch<T>(dout_transposed<T>(CK) ? F * P : 0);
     if (!col || !xp || !dxp || !dWT || !dT) throw std::bad_alloc();
     std::fill(dWT.get(), dWT.get() + FN * CK, T(0));
     for (int64_t n = 0; n < s.N; ++n)
       backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx,
                      dWT.get(), s, FN, groups, col.get(), xp.get(), dxp.get(),
-                     dout_transposed(CK) ? dT.get() : nullptr);
+                     dout_transposed<T>(CK) ? dT.get() : nullptr);
     untranspose(dWT.get());
     return;
   }
@@ -788,7 +792,7 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
 #pragma omp parallel num_threads(threads)
   {
     auto col = scratch<T>(len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
-    auto dWt = scratch<T>(FN * CK), dT = scratch<T>(dout_transposed(CK) ? F * P : 0);
+    auto dWt = scratch<T>(FN * CK), dT = scratch<T>(dout_transposed<T>(CK) ? F * P : 0);
     const bool ok = col && xp && dxp && dWt && dT;
     if (ok) {
       std::fill(dWt.get(), dWt.get() + FN * CK, T(0));
@@ -801,7 +805,7 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
       if (ok)
         backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx,
                        dWt.get(), s, FN, groups, col.get(), xp.get(), dxp.get(),
-                       dout_transposed(CK) ? dT.get() : nullptr);
+                       dout_transposed<T>(CK) ? dT.get() : nullptr);
     partial[omp_get_thread_num()] = std::move(dWt);
   }
   if (out_of_memory) throw std::bad_alloc();
