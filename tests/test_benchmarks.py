@@ -257,8 +257,10 @@ def test_main_writes_the_run_record(tmp_path, monkeypatch):
         assert isinstance(r["load"], float) and r["processes"] == ["fastnn", "reference", "torch"]
 
 
-def test_samples_interleave_and_slow_contenders_stop_early(monkeypatch):
-    """compare_samples on a fake clock: every call advances it by the contender's cost."""
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """(log, fn): harness.time.perf_counter reads a fake clock; fn(name, cost) is a contender
+    whose every call logs its name and advances the clock by cost."""
     from benchmarks import harness
 
     clock, log = [0.0], []
@@ -269,6 +271,14 @@ def test_samples_interleave_and_slow_contenders_stop_early(monkeypatch):
             clock[0] += cost
         return call
     monkeypatch.setattr(harness.time, "perf_counter", lambda: clock[0])
+    return log, fn
+
+
+def test_samples_interleave_and_slow_contenders_stop_early(fake_clock):
+    """compare_samples on a fake clock: every call advances it by the contender's cost."""
+    from benchmarks import harness
+
+    log, fn = fake_clock
     out = harness.compare_samples({"a": fn("a", 1.0), "b": fn("b", 0.1), "c": fn("c", 0.1)},
                                   samples=4, warmup=2, budget=2.5, max_samples={"c": 2})
     assert log[:6] == ["a", "a", "b", "b", "c", "c"]           # warm-ups, the last one timed
@@ -288,19 +298,12 @@ def test_mpi_suite_says_when_mpi_is_not_installed(monkeypatch):
     assert "MPI not installed" in table(rows, gemm_columns=False)
 
 
-def test_warm_up_lasts_warmup_time(monkeypatch):
+def test_warm_up_lasts_warmup_time(fake_clock):
     """A fast contender warms up until warmup_time has passed, a slow one for its warmup calls
     only; the last warm-up call sizes the samples."""
     from benchmarks import harness
 
-    clock, log = [0.0], []
-
-    def fn(name, cost):
-        def call():
-            log.append(name)
-            clock[0] += cost
-        return call
-    monkeypatch.setattr(harness.time, "perf_counter", lambda: clock[0])
+    log, fn = fake_clock
     out = harness.compare_samples({"slow": fn("slow", 1.0), "fast": fn("fast", 0.1)},
                                   samples=1, warmup=1, min_time=0.35, warmup_time=0.45)
     assert log == ["slow"] + ["fast"] * 5 + ["slow"] + ["fast"] * 3
