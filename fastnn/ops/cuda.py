@@ -134,13 +134,18 @@ def _depthwise(x, groups):
 
 
 def conv2d_forward(x, W, b, stride, pad, groups, dt, keep=None):
-    if keep is not None:
+    out = _conv2d_forward(x, W, b, stride, pad, groups, dt)
+    if keep is not None:  # after the launches that read x (keep may overlap it), same stream
         cp = _device.cupy_for("fastnn")
         cp.copyto(keep, cp.asarray(x))
+    return out
+
+
+def _conv2d_forward(x, W, b, stride, pad, groups, dt):
     depthwise = _depthwise(x, groups)
     if groups > 1 and not depthwise:  # one ungrouped launch per group
         return _device.cupy_for("fastnn").concatenate(
-            [conv2d_forward(xg, Wg, bg, stride, pad, 1, dt)
+            [_conv2d_forward(xg, Wg, bg, stride, pad, 1, dt)
              for xg, Wg, bg, _ in _groups_of(groups, x, W, b)], axis=1)
     k = _Launch(dt, x, W, b)
     x, W = k.array(x), k.array(W)
