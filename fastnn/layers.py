@@ -26,8 +26,37 @@ def _forward_first(state, name):
 # ------------------------------------------------------------------ dropout, batch normalization
 
 
+class _LazyState:
+    """A layer attribute that a network's fused block (see fastnn.models) computes only when
+    read: ``block.relu_output()`` gives (the ReLU's output, its mask)."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def __set_name__(self, owner, name):
+        self.name = "_" + name
+
+    def __get__(self, layer, owner=None):
+        if layer is None:
+            return self
+        block = layer.__dict__.get("_block")
+        if block is not None:
+            setattr(layer, self.name, block.relu_output()[self.index])
+            layer._block = None
+        return getattr(layer, self.name, None)
+
+    def __set__(self, layer, value):
+        layer.__dict__[self.name] = value
+        layer._block = None
+
+    def __delete__(self, layer):
+        self.__set__(layer, None)
+
+
 class Relu:
     """y = max(0, x). backward zeroes dout where x <= 0 in dout itself and returns it."""
+
+    mask = _LazyState(1)
 
     def __init__(self):
         self.mask = None
@@ -255,7 +284,9 @@ class Convolution:
         else:
             xa = x if isinstance(x, np.ndarray) else np.asarray(x)
         last = self._x
-        keep = last  # the last batch's copy: no new allocation, no page faults
+        # The last batch's copy (no new allocation, no page faults), unless a fused block's
+        # layers may still read it.
+        keep = None if self.__dict__.pop("_x_shared", False) else last
         if not (keep is not None and keep.shape == xa.shape and keep.dtype == xa.dtype
                 and _device.same_place(keep, xa)):
             keep = ops.array_module("Convolution", xa).empty(xa.shape, xa.dtype)
@@ -318,6 +349,8 @@ class Pooling:
     propagates like np.max: a window holding NaN outputs NaN, arg_max points at its first NaN.
     """
 
+    x = _LazyState(0)
+
     def __init__(self, pool_h, pool_w, stride=2, pad=0):
         ops.check_window("Pooling", pool_h, pool_w, stride, pad)
         self.pool_h = pool_h
@@ -334,15 +367,79 @@ class Pooling:
         return out
 
     def backward(self, dout):
-        _forward_first(self.x, "Pooling")
-        return ops.maxpool2d_backward(dout, self._arg, _shape(self.x), self.pool_h,
-                                       self.pool_w, self.stride, self.pad)
+        block = self.__dict__.get("_block")
+        shape = block.conv_shape if block is not None else _shape(self.x)
+        _forward_first(self._arg if block is not None else self.x, "Pooling")
+        return ops.maxpool2d_backward(dout, self._arg, shape, self.pool_h, self.pool_w,
+                                       self.stride, self.pad)
 
     @property
     def arg_max(self):
         if self._arg is None:
             return None
         return self._arg.transpose(0, 2, 3, 1).ravel().astype(np.intp)
+
+
+class _ConvReluPool:
+    """The book's Convolution -> Relu -> Pooling (groups 1, pool pad 0, NumPy arrays), which a
+    network runs as one kernel (ops.conv2d_relu_maxpool_forward): the convolution's output
+    never leaves the cache. Each layer is left as its own forward would leave it, except that
+    the ReLU's ``mask`` and the pooling's ``x`` are computed again from the kept input and
+    weights when first read (the block's own backward needs neither).
+
+    ``_ConvReluPool.forward(conv, relu, pool, x)`` returns the pooled output, or None when the
+    layers or arrays are not a case the kernel takes (then run the layers one by one);
+    ``_ConvReluPool.backward(pool, dout, need_dx)`` returns the gradient of x (None when not
+    needed) and sets the convolution's dW and db, or returns NotImplemented when pool's last
+    forward was not a fused one.
+    """
+
+    def __init__(self, conv, relu, keep, out, arg):
+        self.conv, self.relu, self.keep, self.out, self.arg = conv, relu, keep, out, arg
+        self.W, self.b = conv.W.copy(), np.array(conv.b, copy=True)
+        self.conv_shape = ops.meta.conv_out(keep, self.W, conv.stride, conv.pad)
+        self._relu_output = None
+
+    def relu_output(self):
+        """(relu output, mask): the ReLU layer's forward output and state, recomputed."""
+        if self._relu_output is None:
+            y = ops.conv2d_forward(self.keep, self.W, self.b, self.conv.stride, self.conv.pad)
+            self._relu_output = ops.relu_forward(y, "Relu")
+        return self._relu_output
+
+    @staticmethod
+    def forward(conv, relu, pool, x):
+        if not (type(conv) is Convolution and type(relu) is Relu and type(pool) is Pooling
+                and conv.groups == 1 and pool.pad == 0 and type(x) is np.ndarray
+                and type(conv.W) is np.ndarray and type(conv.b) is np.ndarray):
+            return None
+        last = conv._x
+        keep = last if (type(last) is np.ndarray and last.shape == x.shape
+                        and last.dtype == x.dtype) else np.empty(x.shape, x.dtype)
+        try:
+            out, arg = ops.conv2d_relu_maxpool_forward(
+                x, conv.W, conv.b, conv.stride, conv.pad, pool.pool_h, pool.pool_w,
+                pool.stride, keep=keep)
+        except MemoryError:  # as in Convolution.forward: the copy may be half made
+            if keep is last:
+                conv.x = conv._x = None
+            raise
+        conv.x, conv._x, conv._x_shared = x, keep, True
+        block = _ConvReluPool(conv, relu, keep, out, arg)
+        relu._block = pool._block = block
+        pool._arg = arg
+        return out
+
+    @staticmethod
+    def backward(pool, dout, need_dx=True):
+        block = pool.__dict__.get("_block")
+        if block is None or block.relu.__dict__.get("_block") is not block:
+            return NotImplemented
+        conv = block.conv
+        dx, conv.dW, conv.db = ops.conv2d_relu_maxpool_backward(
+            dout, block.arg, block.out, block.keep, conv.W, conv.b, conv.stride, conv.pad,
+            pool.pool_h, pool.pool_w, pool.stride, need_dx=need_dx)
+        return dx
 
 
 class AvgPooling:

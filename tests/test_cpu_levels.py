@@ -36,6 +36,16 @@ for dt in (np.float32, np.float64):
     y, ry = pool.forward(conv.forward(x)), rpool.forward(rconv.forward(x))
     d = rng.standard_normal(y.shape).astype(dt)
     dx, rdx = conv.backward(pool.backward(d)), rconv.backward(rpool.backward(d))
+    # Convolution -> Relu -> Pooling as one kernel (2x2 windows: the vector code), wide rows.
+    xw = rng.standard_normal((2, 2, 10, 37)).astype(dt)
+    rrelu = RL.Relu()
+    pool2, rpool2 = L.Pooling(2, 2, 2), RL.Pooling(2, 2, 2)
+    yf, arg = fastnn.ops.conv2d_relu_maxpool_forward(xw, W, b, 1, 1)
+    rconv2 = RL.Convolution(W.copy(), b.copy(), 1, 1)
+    ryf = rpool2.forward(rrelu.forward(rconv2.forward(xw)))
+    df = rng.standard_normal(yf.shape).astype(dt)
+    dxf, dWf, _ = fastnn.ops.conv2d_relu_maxpool_backward(df, arg, yf, xw, W, b, 1, 1)
+    rdxf = rconv2.backward(rrelu.backward(rpool2.backward(df)))
     xs = rng.standard_normal((2, 5, 3)).astype(dt)
     Wx, Wh = rng.standard_normal((3, 16)).astype(dt), rng.standard_normal((4, 16)).astype(dt)
     bl = rng.standard_normal(16).astype(dt)
@@ -46,7 +56,8 @@ for dt in (np.float32, np.float64):
     s, rs = L.SoftmaxWithLoss(), RL.SoftmaxWithLoss()
     z = rng.standard_normal((6, 10)).astype(dt); t = rng.integers(0, 10, 6)
     loss, rloss = s.forward(z, t), rs.forward(z, t)
-    for a, r in [(y, ry), (dx, rdx), (conv.dW, rconv.dW), (hs, rhs), (dxs, rdxs),
+    for a, r in [(y, ry), (dx, rdx), (conv.dW, rconv.dW), (yf, ryf), (dxf, rdxf), (dWf, rconv2.dW),
+                 (pool2.forward(xw), rpool2.forward(xw)), (hs, rhs), (dxs, rdxs),
                  (lstm.grads[1], rlstm.grads[1]), (loss, rloss), (s.backward(), rs.backward())]:
         err = float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(r, np.float64))))
         scale = max(1.0, float(np.max(np.abs(r))))

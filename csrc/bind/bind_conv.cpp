@@ -1,3 +1,5 @@
+#include <limits>
+
 #include "bind/registry.h"
 #include "bind/window.h"
 #include "cpu/dispatch.h"
@@ -65,12 +67,84 @@ py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride,
   return py::make_tuple(need_dx ? py::object(dx) : py::none(), dW, db);
 }
 
+using IndexArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+
+// The pooling window over the convolution's (OH, OW) output planes, checked like Pooling's.
+ConvShape pool_shape(const ConvShape& s, int64_t FN, int64_t PH, int64_t PW, int64_t pstride) {
+  const auto ps = checked_window("Pooling", s.N, FN, s.OH, s.OW, PH, PW, pstride, 0);
+  FASTNN_CHECK(PH * PW <= std::numeric_limits<int32_t>::max(), "Pooling: a ", PH, "x", PW,
+               " window has more cells than its int32 argmax can index");
+  return ps;
+}
+
+// Returns (out, arg) of Pooling(relu(Convolution(x))): see cpu/conv.h.
+template <typename T>
+py::tuple conv2d_relu_maxpool_forward(Array<T> x, Array<T> W, std::optional<Array<T>> b,
+                                      int64_t stride, int64_t pad, int64_t PH, int64_t PW,
+                                      int64_t pstride, py::object keep) {
+  const auto s = conv_shape(x, W, stride, pad, 1);
+  const int64_t FN = W.shape(0);
+  FASTNN_CHECK(!b || b->size() == FN, "Convolution: b has ", b ? b->size() : 0,
+               " elements but W has FN = ", FN, " filters");
+  const auto ps = pool_shape(s, FN, PH, PW, pstride);
+  Array<T> kept = keep.is_none() ? Array<T>() : inplace<T>(keep, "Convolution", "keep", "x's");
+  FASTNN_CHECK(keep.is_none() || shape_of(kept) == shape_of(x), "Convolution: keep.shape=",
+               shape_str(shape_of(kept)), " differs from x.shape=", shape_str(shape_of(x)));
+  check_conv_blas_sizes(s, FN);  // before the output is allocated
+  auto out = empty<T>({s.N, FN, ps.OH, ps.OW});
+  auto arg = empty<int32_t>({s.N, FN, ps.OH, ps.OW});
+  {
+    const T* bp = b ? b->data() : nullptr;
+    T* kp = keep.is_none() ? nullptr : kept.mutable_data();
+    py::gil_scoped_release nogil;
+    cpu::conv2d_relu_maxpool_forward<T>(x.data(), W.data(), bp, out.mutable_data(),
+                                        arg.mutable_data(), s, FN,
+                                        cpu::PoolWindow{PH, PW, pstride}, kp);
+  }
+  return py::make_tuple(out, arg);
+}
+
+// Returns (dx, dW, db) from the gradient of the pooled output; dx is None when need_dx is false.
+template <typename T>
+py::tuple conv2d_relu_maxpool_backward(Array<T> dout, IndexArray arg, Array<T> out, Array<T> x,
+                                       Array<T> W, int64_t stride, int64_t pad, int64_t PH,
+                                       int64_t PW, int64_t pstride, bool need_dx) {
+  const auto s = conv_shape(x, W, stride, pad, 1);
+  const int64_t FN = W.shape(0);
+  const auto ps = pool_shape(s, FN, PH, PW, pstride);
+  const std::vector<int64_t> expect{s.N, FN, ps.OH, ps.OW};
+  FASTNN_CHECK(shape_of(dout) == expect, "Pooling.backward: dout has shape ",
+               shape_str(shape_of(dout)), " but the forward output had shape ", shape_str(expect));
+  FASTNN_CHECK(shape_of(arg) == expect && shape_of(out) == expect,
+               "Pooling.backward: arg and out must have the forward output's shape ",
+               shape_str(expect));
+  check_conv_blas_sizes(s, FN);
+  auto dx = need_dx ? empty<T>(shape_of(x)) : Array<T>();
+  auto dW = empty<T>(shape_of(W));
+  auto db = empty<T>({FN});
+  {
+    T* dx_data = need_dx ? dx.mutable_data() : nullptr;
+    py::gil_scoped_release nogil;
+    cpu::conv2d_relu_maxpool_backward<T>(dout.data(), arg.data(), out.data(), x.data(), W.data(),
+                                         dx_data, dW.mutable_data(), db.mutable_data(), s, FN,
+                                         cpu::PoolWindow{PH, PW, pstride});
+  }
+  return py::make_tuple(need_dx ? py::object(dx) : py::none(), dW, db);
+}
+
 template <typename T>
 void define(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward<T>, py::arg("x"), py::arg("W"), py::arg("b"),
         py::arg("stride"), py::arg("pad"), py::arg("groups") = 1, py::arg("keep") = py::none());
   m.def("conv2d_backward", &conv2d_backward<T>, py::arg("dout"), py::arg("x"), py::arg("W"),
         py::arg("stride"), py::arg("pad"), py::arg("need_dx") = true, py::arg("groups") = 1);
+  m.def("conv2d_relu_maxpool_forward", &conv2d_relu_maxpool_forward<T>, py::arg("x"),
+        py::arg("W"), py::arg("b"), py::arg("stride"), py::arg("pad"), py::arg("pool_h"),
+        py::arg("pool_w"), py::arg("pool_stride"), py::arg("keep") = py::none());
+  m.def("conv2d_relu_maxpool_backward", &conv2d_relu_maxpool_backward<T>, py::arg("dout"),
+        py::arg("arg"), py::arg("out"), py::arg("x"), py::arg("W"), py::arg("stride"),
+        py::arg("pad"), py::arg("pool_h"), py::arg("pool_w"), py::arg("pool_stride"),
+        py::arg("need_dx") = true);
 }
 
 void bind_conv(py::module_& m) {

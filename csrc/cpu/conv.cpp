@@ -11,6 +11,7 @@
 #include "core/blas.h"
 #include "core/buffers.h"
 #include "core/parallel.h"
+#include "cpu/pool_plane.h"
 
 namespace fastnn::cpu {
 FASTNN_ISA_NAMESPACE {
@@ -676,18 +677,13 @@ inline bool depthwise(const ConvShape& s, int64_t groups) {
   return groups > 1 && s.C == 1 && s.stride <= std::min(s.FH, s.FW);
 }
 
-}  // namespace
-
-template <typename T>
-void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN,
-                    int64_t groups, T* keep) {
-  check_conv_blas_sizes(s, FN);  // before any parallel region
-  const int64_t CHW = groups * s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
-  if (s.N == 0 || FN == 0) {  // empty output
-    if (keep) parallel_copy(x, keep, s.N * CHW);
-    return;
-  }
-  if (depthwise(s, groups)) return depthwise_forward(x, W, b, out, s, FN, groups, keep);
+// The GEMM paths of conv2d_forward, image by image: target(n, buf) says where image n's output
+// (FN, OH*OW) goes, given a scratch buffer of out_len elements of the thread; done(n, outn)
+// runs right after it is written, while it is in cache.
+template <typename T, typename Target, typename Done>
+void forward_images(const T* x, const T* W, const T* b, const ConvShape& s, int64_t FN,
+                    int64_t groups, T* keep, int64_t out_len, Target target, Done done) {
+  const int64_t CHW = groups * s.C * s.H * s.W;
   const ImageWindow w = forward_window<T>(s, FN / groups);
   const bool taps = s.cols() > 0 && taps_allowed(s) && by_taps(w);
   const int64_t len = taps ? wide_len<T>(w, FN / groups) : col_len<T>(w);
@@ -696,58 +692,64 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
   if (taps && !Wr) throw std::bad_alloc();
   if (taps) tap_filters(W, Wr.get(), s, FN, groups);
   const T* Wrp = taps ? Wr.get() : nullptr;
+  auto image = [&](int64_t n, T* col, T* xp, T* buf) {
+    T* outn = target(n, buf);
+    forward_image(x + n * CHW, W, Wrp, b, outn, s, FN, groups, col, xp);
+    done(n, outn);
+  };
   if (!images_in_parallel(s)) {
-    auto col = scratch<T>(len), xp = scratch<T>(xp_len);
-    if (!col || !xp) throw std::bad_alloc();
+    auto col = scratch<T>(len), xp = scratch<T>(xp_len), buf = scratch<T>(out_len);
+    if (!col || !xp || !buf) throw std::bad_alloc();
     if (keep) parallel_copy(x, keep, s.N * CHW);
-    for (int64_t n = 0; n < s.N; ++n)
-      forward_image(x + n * CHW, W, Wrp, b, out + n * outlen, s, FN, groups, col.get(),
-                    xp.get());
+    for (int64_t n = 0; n < s.N; ++n) image(n, col.get(), xp.get(), buf.get());
     return;
   }
   bool out_of_memory = false;
 #pragma omp parallel num_threads(get_num_threads())
   {
-    auto col = scratch<T>(len), xp = scratch<T>(xp_len);
-    if (!col || !xp) {
+    auto col = scratch<T>(len), xp = scratch<T>(xp_len), buf = scratch<T>(out_len);
+    const bool ok = col && xp && buf;
+    if (!ok) {
 #pragma omp atomic write
       out_of_memory = true;
     }
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n) {
-      if (!col || !xp) continue;
-      forward_image(x + n * CHW, W, Wrp, b, out + n * outlen, s, FN, groups, col.get(),
-                    xp.get());
+      if (!ok) continue;
+      image(n, col.get(), xp.get(), buf.get());
       if (keep) std::copy(x + n * CHW, x + (n + 1) * CHW, keep + n * CHW);
     }
   }
   if (out_of_memory) throw std::bad_alloc();
 }
 
+// The sum of d[0, P), vectorised.
 template <typename T>
-void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
-                     const ConvShape& s, int64_t FN, int64_t groups) {
-  check_conv_blas_sizes(s, FN);  // before any parallel region
-  const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = groups * s.C * s.H * s.W;
-  // db[f] = sum of dout over images and positions: vectorised per image, images added in double.
+T plane_sum(const T* d, int64_t P) {
+  T part = 0;
+#pragma omp simd reduction(+ : part)
+  for (int64_t p = 0; p < P; ++p) part += d[p];
+  return part;
+}
+
+// db[f] = the sum over images n of sum_of(n, f), image n's sum over filter f's P positions:
+// added in double in image order, so the result does not depend on the thread count.
+template <typename T, typename Sum>
+void bias_grad(T* db, const ConvShape& s, int64_t FN, int64_t P, Sum sum_of) {
 #pragma omp parallel for schedule(static) if (worth_parallel(s.N * FN * P))
   for (int64_t f = 0; f < FN; ++f) {
     double acc = 0;
-    for (int64_t n = 0; n < s.N; ++n) {
-      const T* d = dout + (n * FN + f) * P;
-      T part = 0;
-#pragma omp simd reduction(+ : part)
-      for (int64_t p = 0; p < P; ++p) part += d[p];
-      acc += part;
-    }
+    for (int64_t n = 0; n < s.N; ++n) acc += sum_of(n, f);
     db[f] = T(acc);
   }
-  std::fill(dW, dW + FN * CK, T(0));
-  if (!conv_multiplies(s, FN)) {  // no images, filters or channels: dW = 0, dx = 0
-    if (dx) std::fill(dx, dx + s.N * CHW, T(0));
-    return;
-  }
-  if (depthwise(s, groups)) return depthwise_backward(dout, x, W, dx, dW, s, FN, groups);
+}
+
+// The GEMM paths of conv2d_backward (dx and dW; db apart), image by image: image_dout(n, buf)
+// returns image n's dout (FN, OH*OW), given a scratch buffer of dout_len elements of the thread.
+template <typename T, typename Dout>
+void backward_images(const T* x, const T* W, T* dx, T* dW, const ConvShape& s, int64_t FN,
+                     int64_t groups, int64_t dout_len, Dout image_dout) {
+  const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = groups * s.C * s.H * s.W;
   const int64_t F = FN / groups;
   // The transposed convolution multiplies W by dout's zero border, which col2im never does:
   // an inf or NaN weight would make NaN there where NumPy's dx has finite numbers or inf.
@@ -766,21 +768,24 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                                                  : taps   ? tap_len(t)
                                                           : padded_len(t));
   const int64_t dxp_len = dx && !by_conv ? padded_len(w) : 0;
+  const int64_t dT_len = dout_transposed<T>(CK) ? F * P : 0;
   // dW[g*F + f][k] = dWT[g][k][f].
   auto untranspose = [&](const T* dWT) {
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t f = 0; f < F; ++f)
         for (int64_t k = 0; k < CK; ++k) dW[(g * F + f) * CK + k] = dWT[(g * CK + k) * F + f];
   };
+  auto image = [&](int64_t n, T* dWT, T* col, T* xp, T* dxp, T* dT, T* buf) {
+    backward_image(image_dout(n, buf), x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx, dWT,
+                   s, FN, groups, col, xp, dxp, dT_len ? dT : nullptr);
+  };
   if (!images_in_parallel(s)) {
     auto col = scratch<T>(len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
-    auto dWT = scratch<T>(FN * CK), dT = scratch<T>(dout_transposed<T>(CK) ? F * P : 0);
-    if (!col || !xp || !dxp || !dWT || !dT) throw std::bad_alloc();
+    auto dWT = scratch<T>(FN * CK), dT = scratch<T>(dT_len), buf = scratch<T>(dout_len);
+    if (!col || !xp || !dxp || !dWT || !dT || !buf) throw std::bad_alloc();
     std::fill(dWT.get(), dWT.get() + FN * CK, T(0));
     for (int64_t n = 0; n < s.N; ++n)
-      backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx,
-                     dWT.get(), s, FN, groups, col.get(), xp.get(), dxp.get(),
-                     dout_transposed<T>(CK) ? dT.get() : nullptr);
+      image(n, dWT.get(), col.get(), xp.get(), dxp.get(), dT.get(), buf.get());
     untranspose(dWT.get());
     return;
   }
@@ -792,8 +797,8 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
 #pragma omp parallel num_threads(threads)
   {
     auto col = scratch<T>(len), xp = scratch<T>(xp_len), dxp = scratch<T>(dxp_len);
-    auto dWt = scratch<T>(FN * CK), dT = scratch<T>(dout_transposed<T>(CK) ? F * P : 0);
-    const bool ok = col && xp && dxp && dWt && dT;
+    auto dWt = scratch<T>(FN * CK), dT = scratch<T>(dT_len), buf = scratch<T>(dout_len);
+    const bool ok = col && xp && dxp && dWt && dT && buf;
     if (ok) {
       std::fill(dWt.get(), dWt.get() + FN * CK, T(0));
     } else {
@@ -802,10 +807,7 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
     }
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
-      if (ok)
-        backward_image(dout + n * FN * P, x + n * CHW, W, Wtp, taps, dx ? dx + n * CHW : dx,
-                       dWt.get(), s, FN, groups, col.get(), xp.get(), dxp.get(),
-                       dout_transposed<T>(CK) ? dT.get() : nullptr);
+      if (ok) image(n, dWt.get(), col.get(), xp.get(), dxp.get(), dT.get(), buf.get());
     partial[omp_get_thread_num()] = std::move(dWt);
   }
   if (out_of_memory) throw std::bad_alloc();
@@ -821,11 +823,128 @@ void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
   if (sum) untranspose(sum);
 }
 
+// The pooling window over one image's (FN, OH, OW) output, as ConvShape (N = 1, C = FN).
+ConvShape pool_window(const ConvShape& s, int64_t FN, const PoolWindow& pw) {
+  return ConvShape::of(1, FN, s.OH, s.OW, pw.FH, pw.FW, pw.stride, 0);
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape& s, int64_t FN,
+                    int64_t groups, T* keep) {
+  check_conv_blas_sizes(s, FN);  // before any parallel region
+  const int64_t CHW = groups * s.C * s.H * s.W, outlen = FN * s.OH * s.OW;
+  if (s.N == 0 || FN == 0) {  // empty output
+    if (keep) parallel_copy(x, keep, s.N * CHW);
+    return;
+  }
+  if (depthwise(s, groups)) return depthwise_forward(x, W, b, out, s, FN, groups, keep);
+  forward_images(
+      x, W, b, s, FN, groups, keep, 0, [&](int64_t n, T*) { return out + n * outlen; },
+      [](int64_t, T*) {});
+}
+
+template <typename T>
+void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
+                     const ConvShape& s, int64_t FN, int64_t groups) {
+  check_conv_blas_sizes(s, FN);  // before any parallel region
+  const int64_t CK = s.cols(), P = s.OH * s.OW, CHW = groups * s.C * s.H * s.W;
+  bias_grad(db, s, FN, P,
+            [&](int64_t n, int64_t f) { return plane_sum(dout + (n * FN + f) * P, P); });
+  std::fill(dW, dW + FN * CK, T(0));
+  if (!conv_multiplies(s, FN)) {  // no images, filters or channels: dW = 0, dx = 0
+    if (dx) std::fill(dx, dx + s.N * CHW, T(0));
+    return;
+  }
+  if (depthwise(s, groups)) return depthwise_backward(dout, x, W, dx, dW, s, FN, groups);
+  backward_images(x, W, dx, dW, s, FN, groups, 0,
+                  [&](int64_t n, T*) { return dout + n * FN * P; });
+}
+
+template <typename T>
+void conv2d_relu_maxpool_forward(const T* x, const T* W, const T* b, T* out, int32_t* arg,
+                                 const ConvShape& s, int64_t FN, const PoolWindow& pw, T* keep) {
+  check_conv_blas_sizes(s, FN);  // before any parallel region
+  const ConvShape ps = pool_window(s, FN, pw);
+  const int64_t P = s.OH * s.OW, PP = ps.OH * ps.OW, CHW = s.C * s.H * s.W;
+  if (s.N == 0 || FN == 0 || PP == 0) {  // empty output
+    if (keep) parallel_copy(x, keep, s.N * CHW);
+    return;
+  }
+  auto target = [](int64_t, T* buf) { return buf; };
+  if (pw.FH == 2 && pw.FW == 2 && pw.stride == 2)
+    return forward_images(x, W, b, s, FN, 1, keep, FN * P, target, [&](int64_t n, T* conv) {
+      if (s.OH % 2 == 0)  // the image's planes as one
+        return pooling::maxpool_2x2_plane<true>(conv, out + n * FN * PP, arg + n * FN * PP, s.OW,
+                                                FN * ps.OH, ps.OW);
+      for (int64_t f = 0; f < FN; ++f)
+        pooling::maxpool_2x2_plane<true>(conv + f * P, out + (n * FN + f) * PP,
+                                         arg + (n * FN + f) * PP, s.OW, ps.OH, ps.OW);
+    });
+  pooling::with_window(ps, [&](auto FH, auto FW, auto S) {
+    forward_images(
+        x, W, b, s, FN, 1, keep, FN * P, target,
+        [&](int64_t n, T* conv) {
+          // relu as the Relu layer (NaN passes), then each filter's plane pooled.
+          for (int64_t i = 0; i < FN * P; ++i) conv[i] = conv[i] <= T(0) ? T(0) : conv[i];
+          for (int64_t f = 0; f < FN; ++f)
+            pooling::maxpool_plane<FH, FW, S>(conv + f * P, out + (n * FN + f) * PP,
+                                              arg + (n * FN + f) * PP, ps);
+        });
+  });
+}
+
+template <typename T>
+void conv2d_relu_maxpool_backward(const T* dout, const int32_t* arg, const T* out, const T* x,
+                                  const T* W, T* dx, T* dW, T* db, const ConvShape& s,
+                                  int64_t FN, const PoolWindow& pw) {
+  check_conv_blas_sizes(s, FN);  // before any parallel region
+  const ConvShape ps = pool_window(s, FN, pw);
+  const int64_t CK = s.cols(), P = s.OH * s.OW, PP = ps.OH * ps.OW, CHW = s.C * s.H * s.W;
+  std::fill(dW, dW + FN * CK, T(0));
+  // Each image's dout of the convolution is made in the thread's buffer: the pooling's
+  // backward with the ReLU's folded in (a window passes its gradient where its maximum, the
+  // pooled output, is not 0: the ReLU's input was > 0 or NaN there). Its plane sums are kept
+  // for db, which adds them as conv2d_backward does (the same result for any thread count).
+  auto sums = scratch<T>(s.N * FN);
+  if (!sums) throw std::bad_alloc();
+  const bool two = pw.FH == 2 && pw.FW == 2 && pw.stride == 2;
+  auto image_dout = [&](int64_t n, T* dconv) {
+    for (int64_t f = 0; f < FN; ++f) {
+      const int64_t o = (n * FN + f) * PP;
+      T* d = dconv + f * P;
+      if (two)
+        pooling::maxpool_2x2_backward_plane(dout + o, arg + o, out + o, d, s.OH, s.OW, ps.OH,
+                                            ps.OW);
+      else
+        pooling::maxpool_backward_plane<0, 0, 0>(dout + o, arg + o, out + o, d, ps);
+      sums.get()[n * FN + f] = plane_sum(d, P);
+    }
+    return static_cast<const T*>(dconv);
+  };
+  if (conv_multiplies(s, FN)) {
+    backward_images(x, W, dx, dW, s, FN, 1, FN * P, image_dout);
+  } else {  // no channels (or nothing at all): only db, from the bias's gradient
+    auto dconv = scratch<T>(FN * P);
+    if (!dconv) throw std::bad_alloc();
+    for (int64_t n = 0; n < s.N; ++n) image_dout(n, dconv.get());
+    if (dx) std::fill(dx, dx + s.N * CHW, T(0));
+  }
+  bias_grad(db, s, FN, P, [&](int64_t n, int64_t f) { return sums.get()[n * FN + f]; });
+}
+
 #define FASTNN_INSTANTIATE(T)                                                                 \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const ConvShape&, int64_t, \
                                   int64_t, T*);                                               \
   template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvShape&, \
-                                   int64_t, int64_t);
+                                   int64_t, int64_t);                                          \
+  template void conv2d_relu_maxpool_forward<T>(const T*, const T*, const T*, T*, int32_t*,      \
+                                               const ConvShape&, int64_t, const PoolWindow&,   \
+                                               T*);                                            \
+  template void conv2d_relu_maxpool_backward<T>(const T*, const int32_t*, const T*, const T*,  \
+                                                const T*, T*, T*, T*, const ConvShape&,       \
+                                                int64_t, const PoolWindow&);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

@@ -16,6 +16,12 @@
 #include "cpu/im2col.h"
 
 namespace fastnn::cpu {
+
+// A max pooling window (no padding) over each filter's (OH, OW) output plane.
+struct PoolWindow {
+  int64_t FH, FW, stride;
+};
+
 FASTNN_ISA_NAMESPACE {
 
 // out = conv(x, W) + b. b may be null (no bias). keep, when not null, receives a copy of x
@@ -29,6 +35,20 @@ void conv2d_forward(const T* x, const T* W, const T* b, T* out, const ConvShape&
 template <typename T>
 void conv2d_backward(const T* dout, const T* x, const T* W, T* dx, T* dW, T* db,
                      const ConvShape& s, int64_t FN, int64_t groups);
+
+// The book's Convolution -> Relu -> Pooling (groups 1, pool pad 0) in one pass per image:
+// out (N, FN, PH, PW) and arg as maxpool2d_forward (cpu/pool.h) gives for relu(conv(x, W) + b),
+// which never leaves the thread's cache. keep as for conv2d_forward.
+template <typename T>
+void conv2d_relu_maxpool_forward(const T* x, const T* W, const T* b, T* out, int32_t* arg,
+                                 const ConvShape& s, int64_t FN, const PoolWindow& pw, T* keep);
+
+// Its backward from dout (N, FN, PH, PW), the forward's arg and out: dx (may be null), dW and
+// db as conv2d_backward gives for the gradient that the pooling and the ReLU pass back.
+template <typename T>
+void conv2d_relu_maxpool_backward(const T* dout, const int32_t* arg, const T* out, const T* x,
+                                  const T* W, T* dx, T* dW, T* db, const ConvShape& s,
+                                  int64_t FN, const PoolWindow& pw);
 
 }  // FASTNN_ISA_NAMESPACE
 }  // namespace fastnn::cpu

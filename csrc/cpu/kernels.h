@@ -12,6 +12,7 @@
   X(channel_batchnorm_forward) X(channel_batchnorm_backward) X(channel_affine)                  \
   X(group_norm_forward) X(group_norm_backward)                                                  \
   X(im2col) X(col2im) X(conv2d_forward) X(conv2d_backward)                                      \
+  X(conv2d_relu_maxpool_forward) X(conv2d_relu_maxpool_backward)                                \
   X(maxpool2d_forward) X(maxpool2d_backward) X(avgpool2d_forward) X(avgpool2d_backward)         \
   X(softmax_forward) X(softmax_cross_entropy_forward) X(softmax_cross_entropy_backward)         \
   X(softmax_cross_entropy_backward_dense)                                                       \

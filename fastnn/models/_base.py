@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _device, ops
 from .. import gradient as _gradient
+from ..layers import _ConvReluPool
 from . import _params
 
 # Layers whose forward takes train_flg (matched by name, so any book-compatible layer works).
@@ -118,11 +119,21 @@ class Network:
         cls.__init__ = recording_init
 
     def predict(self, x, train_flg=False):
-        for layer in self.layers.values():
+        layers = list(self.layers.values())
+        i = 0
+        while i < len(layers):
+            # Convolution -> Relu -> Pooling as one kernel where it can (layers._ConvReluPool).
+            out = _ConvReluPool.forward(*layers[i:i + 3], x) if i + 3 <= len(layers) else None
+            if out is not None:
+                x = out
+                i += 3
+                continue
+            layer = layers[i]
             if type(layer).__name__ in _MODE_LAYERS:
                 x = layer.forward(x, train_flg)
             else:
                 x = layer.forward(x)
+            i += 1
         return x
 
     def _weight_decay(self):
@@ -156,11 +167,19 @@ class Network:
         self.last_loss = self._train_loss(x, t)
         dout = self.last_layer.backward(1)
         layers = list(self.layers.values())
-        for layer in reversed(layers[1:]):
-            dout = layer.backward(dout)
-        # Nothing needs the input's gradient: a first layer that can skips computing it.
-        first = layers[0]
-        getattr(first, "_param_backward", first.backward)(dout)
+        i = len(layers) - 1
+        while i >= 0:
+            # Nothing needs the input's gradient: a first layer (or block) that can skips it.
+            dx = _ConvReluPool.backward(layers[i], dout, need_dx=i > 2) if i >= 2 else \
+                NotImplemented
+            if dx is not NotImplemented:
+                dout = dx
+                i -= 3
+                continue
+            layer = layers[i]
+            dout = getattr(layer, "_param_backward", layer.backward)(dout) if i == 0 else \
+                layer.backward(dout)
+            i -= 1
         grads = {}
         for key, name, attr in self._grad_map:
             g = getattr(self.layers[name], attr)

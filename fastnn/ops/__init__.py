@@ -21,7 +21,8 @@ __all__ = [
     "BATCHNORM_EPS", "compute_dtype", "array_module", "check_window", "flatten_batch",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward",
     "tanh_backward", "relu6_forward", "relu6_backward", "silu_forward", "silu_backward",
-    "im2col", "col2im", "conv2d_forward", "conv2d_backward", "maxpool2d_forward",
+    "im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv2d_relu_maxpool_forward",
+    "conv2d_relu_maxpool_backward", "maxpool2d_forward",
     "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward", "affine_forward",
     "affine_backward", "softmax", "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward", "batchnorm_forward_train", "batchnorm_forward_infer",
@@ -200,6 +201,51 @@ def conv2d_backward(dout, x, W, b=None, stride=1, pad=0, layer="Convolution", ne
     meta.dout_shape(layer, dout, meta.conv_out(x, W, stride, pad))
     return be.conv2d_backward(dout, x, W, stride, pad, need_dx, groups,
                               compute_dtype(layer, dout, x, W, b))
+
+
+def _conv_pool(layer, x, W, b, stride, pad, pool_h, pool_w, pool_stride):
+    """Checked (stride, pad, (pool_h, pool_w, pool_stride)) of a convolution and the max
+    pooling (no padding) of its output."""
+    stride, pad, _ = meta.conv(layer, x, W, b, stride, pad, 1)
+    FH, FW, pool_stride, _ = meta.window("Pooling", pool_h, pool_w, pool_stride, 0)
+    _, _, OH, OW = meta.conv_out(x, W, stride, pad)
+    if FH > OH or FW > OW:
+        raise ValueError(f"Pooling: window {FH}x{FW} is larger than the convolution's output "
+                         f"{OH}x{OW}")
+    return stride, pad, (FH, FW, pool_stride)
+
+
+def conv2d_relu_maxpool_forward(x, W, b, stride=1, pad=0, pool_h=2, pool_w=2, pool_stride=2,
+                                layer="Convolution", keep=None):
+    """(out, arg) of the book's Convolution -> Relu -> Pooling (pool pad 0) in one pass over
+    each image, whose convolution output never leaves the cache: what
+    ``maxpool2d_forward(relu_forward(conv2d_forward(x, W, b, stride, pad))[0], pool_h, pool_w,
+    pool_stride)`` returns. keep as for conv2d_forward. CPU only."""
+    _host_only(layer, x, W, b, keep)
+    x, W, b = _arr(x), _arr(W), _opt(b)
+    stride, pad, window = _conv_pool(layer, x, W, b, stride, pad, pool_h, pool_w, pool_stride)
+    meta.keep_buffer(layer, keep, x)
+    return cpu.conv2d_relu_maxpool_forward(x, W, b, stride, pad, window,
+                                           compute_dtype(layer, x, W, b), keep)
+
+
+def conv2d_relu_maxpool_backward(dout, arg, out, x, W, b=None, stride=1, pad=0, pool_h=2,
+                                 pool_w=2, pool_stride=2, layer="Convolution", need_dx=True):
+    """(dx, dW, db) of conv2d_relu_maxpool_forward from dout, the gradient of its out, and its
+    arg and out (a window passes its gradient where out, the ReLU's maximum, is not 0); dx is
+    None when need_dx is false. CPU only."""
+    _host_only(layer, dout, arg, out, x, W, b)
+    x, W, b, dout, arg, out = _arr(x), _arr(W), _opt(b), _arr(dout), _arr(arg), _arr(out)
+    stride, pad, window = _conv_pool(layer, x, W, b, stride, pad, pool_h, pool_w, pool_stride)
+    N, FN, OH, OW = meta.conv_out(x, W, stride, pad)
+    FH, FW, S = window
+    meta.dout_shape("Pooling", dout, (N, FN) + meta.out_hw(OH, OW, FH, FW, S, 0))
+    meta.pool_arg("Pooling", arg, dout)
+    if meta.shape_of(out) != meta.shape_of(dout):
+        raise ValueError(f"Pooling.backward: out has shape {meta.shape_of(out)} but dout has "
+                         f"shape {meta.shape_of(dout)}")
+    return cpu.conv2d_relu_maxpool_backward(dout, arg, out, x, W, stride, pad, window, need_dx,
+                                            compute_dtype(layer, dout, x, W, b))
 
 
 def maxpool2d_forward(x, pool_h, pool_w, stride=1, pad=0, layer="Pooling"):

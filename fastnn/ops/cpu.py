@@ -76,6 +76,24 @@ def conv2d_backward(dout, x, W, stride, pad, need_dx, groups, dt):
                               pad, need_dx, groups)
 
 
+def conv2d_relu_maxpool_forward(x, W, b, stride, pad, window, dt, keep=None):
+    bc = None if b is None else as_compute(b, dt).reshape(-1)
+    xc = as_compute(x, dt)
+    fused = (keep is not None and xc is x and keep.flags.c_contiguous
+             and not np.may_share_memory(keep, x))  # as in conv2d_forward
+    out = _C.conv2d_relu_maxpool_forward(xc, as_compute(W, dt), bc, stride, pad, *window,
+                                         keep if fused else None)
+    if keep is not None and not fused:
+        np.copyto(keep, x)
+    return out
+
+
+def conv2d_relu_maxpool_backward(dout, arg, out, x, W, stride, pad, window, need_dx, dt):
+    return _C.conv2d_relu_maxpool_backward(
+        as_compute(dout, dt), np.ascontiguousarray(arg, dtype=np.int32), as_compute(out, dt),
+        as_compute(x, dt), as_compute(W, dt), stride, pad, *window, need_dx)
+
+
 def maxpool2d_forward(x, FH, FW, stride, pad, dt):
     return _C.maxpool2d_forward(as_compute(x, dt), FH, FW, stride, pad)
 
