@@ -1,6 +1,9 @@
 """Convolution and max pooling, forward + backward (dx, dW, db): fastnn's layer classes,
 fastnn.reference's, and PyTorch (F.conv2d / F.max_pool2d with autograd), on identical inputs
-and an identical upstream gradient. The convolutions run in float32 and again in float64."""
+and an identical upstream gradient. The convolutions run in float32 and again in float64.
+The SimpleConvNet block (convolution, ReLU, 2x2 max pooling) is timed as the networks run it:
+fastnn's one kernel (ops.conv2d_relu_maxpool_*), the reference's three layers, PyTorch's three
+functions."""
 
 import numpy as np
 
@@ -72,6 +75,39 @@ def _pool_builder(dims, dtype):
     return build
 
 
+def _block_builder(dtype):
+    N, C, H, W, FN, FH, FW, stride, pad = 100, 1, 28, 28, 30, 5, 5, 1, 0
+
+    def build(contender, quick=False, data=None):
+        x, Wt, b, _ = _conv_data(N, C, H, W, FN, FH, FW, stride, pad, dtype)
+        dout = np.random.default_rng(1).standard_normal((N, FN, 12, 12)).astype(dtype)
+        if contender == "torch":
+            import torch
+            F = torch.nn.functional
+            return torch_step(lambda x, w, b: F.max_pool2d(F.relu(F.conv2d(x, w, b)), 2, 2),
+                              x, [Wt, b], dout)
+        if contender == "fastnn":
+            from fastnn import ops
+            keep = np.empty_like(x)  # the copy of x a network's block keeps, as the layer does
+
+            def step():
+                out, arg = ops.conv2d_relu_maxpool_forward(x, Wt, b, keep=keep)
+                ops.conv2d_relu_maxpool_backward(dout, arg, out, keep, Wt, b)
+            return step
+        mod = book_layers(contender)
+        layers = [mod.Convolution(Wt, b), mod.Relu(), mod.Pooling(2, 2, 2)]
+
+        def step():
+            y = x
+            for layer in layers:
+                y = layer.forward(y)
+            d = dout
+            for layer in reversed(layers):
+                d = layer.backward(d)
+        return step
+    return build
+
+
 def workloads():
     out = []
     for dtype in (np.float32, np.float64):
@@ -92,6 +128,10 @@ def workloads():
                 skip_quick=("reference",) if big else (), note=note))
         if f64:
             continue
+        out.append(Workload(
+            SUITE, "block_simple", "conv2d+ReLU+maxpool SimpleConvNet block fwd+bwd",
+            _block_builder(dtype), flops=3 * 2 * 100 * 30 * 24 * 24 * 25, dtype="float32",
+            min_time=0.02))
         for key, label, N, C, H, W, stride in DEPTHWISE:
             OH, OW = _out(H, 3, stride, 1), _out(W, 3, stride, 1)
             out.append(Workload(
