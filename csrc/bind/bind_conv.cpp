@@ -45,6 +45,19 @@ Array<T> conv2d_forward(Array<T> x, Array<T> W, std::optional<Array<T>> b, int64
   return out;
 }
 
+// The outputs of a convolution's backward: dx (only when need_dx), dW and db, as returned to
+// Python: (dx or None, dW, db).
+template <typename T>
+struct Grads {
+  bool need_dx;
+  Array<T> dx, dW, db;
+  Grads(const Array<T>& x, const Array<T>& W, bool need_dx)
+      : need_dx(need_dx), dx(need_dx ? empty<T>(shape_of(x)) : Array<T>()),
+        dW(empty<T>(shape_of(W))), db(empty<T>({W.shape(0)})) {}
+  T* dx_data() { return need_dx ? dx.mutable_data() : nullptr; }
+  py::tuple tuple() const { return py::make_tuple(need_dx ? py::object(dx) : py::none(), dW, db); }
+};
+
 // Returns (dx, dW, db); dx is None when need_dx is false.
 template <typename T>
 py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride, int64_t pad,
@@ -55,16 +68,13 @@ py::tuple conv2d_backward(Array<T> dout, Array<T> x, Array<T> W, int64_t stride,
   FASTNN_CHECK(shape_of(dout) == expect, "Convolution.backward: dout has shape ",
                shape_str(shape_of(dout)), " but the forward output had shape ", shape_str(expect));
   check_conv_blas_sizes(s, FN);
-  auto dx = need_dx ? empty<T>(shape_of(x)) : Array<T>();
-  auto dW = empty<T>(shape_of(W));
-  auto db = empty<T>({FN});
+  Grads<T> g(x, W, need_dx);
   {
-    T* dx_data = need_dx ? dx.mutable_data() : nullptr;
     py::gil_scoped_release nogil;
-    cpu::conv2d_backward<T>(dout.data(), x.data(), W.data(), dx_data, dW.mutable_data(),
-                         db.mutable_data(), s, FN, groups);
+    cpu::conv2d_backward<T>(dout.data(), x.data(), W.data(), g.dx_data(), g.dW.mutable_data(),
+                            g.db.mutable_data(), s, FN, groups);
   }
-  return py::make_tuple(need_dx ? py::object(dx) : py::none(), dW, db);
+  return g.tuple();
 }
 
 using IndexArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
@@ -119,17 +129,14 @@ py::tuple conv2d_relu_maxpool_backward(Array<T> dout, IndexArray arg, Array<T> o
                "Pooling.backward: arg and out must have the forward output's shape ",
                shape_str(expect));
   check_conv_blas_sizes(s, FN);
-  auto dx = need_dx ? empty<T>(shape_of(x)) : Array<T>();
-  auto dW = empty<T>(shape_of(W));
-  auto db = empty<T>({FN});
+  Grads<T> g(x, W, need_dx);
   {
-    T* dx_data = need_dx ? dx.mutable_data() : nullptr;
     py::gil_scoped_release nogil;
     cpu::conv2d_relu_maxpool_backward<T>(dout.data(), arg.data(), out.data(), x.data(), W.data(),
-                                         dx_data, dW.mutable_data(), db.mutable_data(), s, FN,
-                                         cpu::PoolWindow{PH, PW, pstride});
+                                         g.dx_data(), g.dW.mutable_data(), g.db.mutable_data(), s,
+                                         FN, cpu::PoolWindow{PH, PW, pstride});
   }
-  return py::make_tuple(need_dx ? py::object(dx) : py::none(), dW, db);
+  return g.tuple();
 }
 
 template <typename T>
