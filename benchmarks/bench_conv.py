@@ -1,9 +1,9 @@
 """Convolution and max pooling, forward + backward (dx, dW, db): fastnn's layer classes,
 fastnn.reference's, and PyTorch (F.conv2d / F.max_pool2d with autograd), on identical inputs
 and an identical upstream gradient. The convolutions run in float32 and again in float64.
-The SimpleConvNet block (convolution, ReLU, 2x2 max pooling) is timed as the networks run it:
-fastnn's one kernel (ops.conv2d_relu_maxpool_*), the reference's three layers, PyTorch's three
-functions."""
+The SimpleConvNet block (convolution, ReLU, 2x2 max pooling), with dx like the rows above:
+fastnn's one kernel through its op front (ops.conv2d_relu_maxpool_*, which the networks call),
+the reference's three layers, PyTorch's three functions."""
 
 import numpy as np
 

@@ -10,6 +10,7 @@ on the GPU: outputs, gradients and state are CuPy arrays on the inputs' device.
 import numpy as np
 
 from . import _device, ops
+from . import _C
 
 
 def _shape(a):
@@ -27,27 +28,27 @@ def _forward_first(state, name):
 
 
 class _LazyState:
-    """A layer attribute that a network's fused block (see fastnn.models) computes only when
-    read: ``block.relu_output()`` gives (the ReLU's output, its mask)."""
+    """A layer attribute that a network's fused block (see _ConvReluPool) computes only when
+    read: ``block.relu_output()`` gives (the ReLU's output, its mask). Kept in the instance
+    under its own name, as a plain attribute would be."""
 
     def __init__(self, index):
         self.index = index
 
     def __set_name__(self, owner, name):
-        self.name = "_" + name
+        self.name = name
 
     def __get__(self, layer, owner=None):
         if layer is None:
             return self
         block = layer.__dict__.get("_block")
         if block is not None:
-            setattr(layer, self.name, block.relu_output()[self.index])
-            layer._block = None
-        return getattr(layer, self.name, None)
+            self.__set__(layer, block.relu_output()[self.index])
+        return layer.__dict__.get(self.name)
 
     def __set__(self, layer, value):
         layer.__dict__[self.name] = value
-        layer._block = None
+        layer.__dict__["_block"] = None
 
     def __delete__(self, layer):
         self.__set__(layer, None)
@@ -384,26 +385,37 @@ class _ConvReluPool:
     """The book's Convolution -> Relu -> Pooling (groups 1, pool pad 0, NumPy arrays), which a
     network runs as one kernel (ops.conv2d_relu_maxpool_forward): the convolution's output
     never leaves the cache. Each layer is left as its own forward would leave it, except that
-    the ReLU's ``mask`` and the pooling's ``x`` are computed again from the kept input and
-    weights when first read (the block's own backward needs neither).
+    the ReLU's ``mask`` and the pooling's ``x`` are computed again when first read, from the
+    kept copy of x and the weights and thread count of that forward (the block's own backward
+    needs neither).
 
     ``_ConvReluPool.forward(conv, relu, pool, x)`` returns the pooled output, or None when the
     layers or arrays are not a case the kernel takes (then run the layers one by one);
-    ``_ConvReluPool.backward(pool, dout, need_dx)`` returns the gradient of x (None when not
-    needed) and sets the convolution's dW and db, or returns NotImplemented when pool's last
-    forward was not a fused one.
+    ``_ConvReluPool.backward(conv, relu, pool, dout, need_dx)`` returns the gradient of x (None
+    when not needed) and sets the convolution's dW and db, or returns NotImplemented when the
+    three layers' last forward was not this block's.
     """
 
-    def __init__(self, conv, relu, keep, out, arg):
+    def __init__(self, conv, relu, keep, out, arg, gate):
         self.conv, self.relu, self.keep, self.out, self.arg = conv, relu, keep, out, arg
+        # The ReLU's gate, out's copy: the next layer may change out in place.
+        self.gate = gate
         self.W, self.b = conv.W.copy(), np.array(conv.b, copy=True)
+        self.threads = _C.get_num_threads()
         self.conv_shape = ops.meta.conv_out(keep, self.W, conv.stride, conv.pad)
         self._relu_output = None
 
     def relu_output(self):
-        """(relu output, mask): the ReLU layer's forward output and state, recomputed."""
+        """(relu output, mask): the ReLU layer's forward output and state, recomputed (a
+        convolution's sums may round differently on another number of threads)."""
         if self._relu_output is None:
-            y = ops.conv2d_forward(self.keep, self.W, self.b, self.conv.stride, self.conv.pad)
+            threads = _C.get_num_threads()
+            _C.set_num_threads(self.threads)
+            try:
+                y = ops.conv2d_forward(self.keep, self.W, self.b, self.conv.stride,
+                                       self.conv.pad)
+            finally:
+                _C.set_num_threads(threads)
             self._relu_output = ops.relu_forward(y, "Relu")
         return self._relu_output
 
@@ -411,9 +423,14 @@ class _ConvReluPool:
     def forward(conv, relu, pool, x):
         if not (type(conv) is Convolution and type(relu) is Relu and type(pool) is Pooling
                 and conv.groups == 1 and pool.pad == 0 and type(x) is np.ndarray
-                and type(conv.W) is np.ndarray and type(conv.b) is np.ndarray):
+                and type(conv.W) is np.ndarray and type(conv.b) is np.ndarray
+                and x.ndim == 4 and conv.W.ndim == 4):
             return None
-        last = conv._x
+        FN, _, FH, FW = conv.W.shape
+        OH, OW = ops.meta.out_hw(x.shape[2], x.shape[3], FH, FW, conv.stride, conv.pad)
+        if not (0 < pool.pool_h <= OH and 0 < pool.pool_w <= OW):
+            return None  # the layers one by one say what is wrong, in their words
+        last, old = conv._x, pool.__dict__.get("_block")
         keep = last if (type(last) is np.ndarray and last.shape == x.shape
                         and last.dtype == x.dtype) else np.empty(x.shape, x.dtype)
         try:
@@ -423,21 +440,25 @@ class _ConvReluPool:
         except MemoryError:  # as in Convolution.forward: the copy may be half made
             if keep is last:
                 conv.x = conv._x = None
+                relu.mask = pool.x = None  # their lazy state read it
             raise
+        gate = old.gate if (old is not None and old.gate.shape == out.shape
+                            and old.gate.dtype == out.dtype) else np.empty_like(out)
+        np.copyto(gate, out)
         conv.x, conv._x, conv._x_shared = x, keep, True
-        block = _ConvReluPool(conv, relu, keep, out, arg)
+        block = _ConvReluPool(conv, relu, keep, out, arg, gate)
         relu._block = pool._block = block
         pool._arg = arg
         return out
 
     @staticmethod
-    def backward(pool, dout, need_dx=True):
+    def backward(conv, relu, pool, dout, need_dx=True):
         block = pool.__dict__.get("_block")
-        if block is None or block.relu.__dict__.get("_block") is not block:
+        if (block is None or block.conv is not conv or block.relu is not relu
+                or relu.__dict__.get("_block") is not block):
             return NotImplemented
-        conv = block.conv
         dx, conv.dW, conv.db = ops.conv2d_relu_maxpool_backward(
-            dout, block.arg, block.out, block.keep, conv.W, conv.b, conv.stride, conv.pad,
+            dout, block.arg, block.gate, block.keep, conv.W, conv.b, conv.stride, conv.pad,
             pool.pool_h, pool.pool_w, pool.stride, need_dx=need_dx)
         return dx
 

@@ -5,6 +5,7 @@ numbers as the layers run one by one, and the layers' state left as their own ca
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn import layers as L
 from fastnn import ops
 from fastnn.models import DeepConvNet, SimpleConvNet
@@ -224,3 +225,68 @@ def test_an_edit_of_x_after_the_forward_changes_nothing(rng):
         dx[n] = d
     np.testing.assert_array_equal(dx[net], dx[plain])
     np.testing.assert_array_equal(net.layers["Conv1"].dW, plain.layers["Conv1"].dW)
+
+
+class ShiftInPlace:
+    """A user layer that changes its input in place (x -= 1) and passes gradients through."""
+
+    def forward(self, x):
+        x -= 1.0
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+def test_a_later_layer_editing_its_input_does_not_change_the_gradients(rng):
+    net, plain = twins(SimpleConvNet)
+    for n in (net, plain):
+        items = list(n.layers.items())
+        n.layers.clear()
+        for name, layer in items:
+            n.layers[name] = layer
+            if name == "Pool1":
+                n.layers["Shift"] = ShiftInPlace()
+    x = rng.random((6, 1, 28, 28))
+    t = rng.integers(0, 10, 6)
+    grads, expect = net.gradient(x, t), plain.gradient(x, t)
+    for key in expect:
+        np.testing.assert_array_equal(grads[key], expect[key])
+
+
+def test_lazy_state_is_computed_on_the_forwards_thread_count(restore_threads, rng):
+    # With fewer images than threads a convolution splits its GEMMs, whose sums may round
+    # differently on another thread count: the recomputed state must not.
+    net, plain = twins(lambda: DeepConvNet(dtype=np.float32))
+    x = rng.random((1, 1, 28, 28)).astype(np.float32)
+    fastnn.set_num_threads(1)
+    net.predict(x)
+    plain.predict(x)
+    fastnn.set_num_threads(2)
+    for name in ("Pool1", "Pool2", "Pool3"):
+        np.testing.assert_array_equal(net.layers[name].x, plain.layers[name].x)
+    assert fastnn.get_num_threads() == 2
+
+
+def test_layers_pickle_and_copy_with_their_state(rng):
+    import copy
+    import pickle
+
+    old = L.Relu.__new__(L.Relu)  # a Relu pickled with mask a plain attribute
+    old.__dict__.update({"mask": np.array([True, False])})
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(old)).mask, [True, False])
+    net, plain = twins(SimpleConvNet)
+    x = rng.random((3, 1, 28, 28))
+    net.predict(x)
+    plain.predict(x)
+    for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        np.testing.assert_array_equal(other.layers["Relu1"].mask, plain.layers["Relu1"].mask)
+        np.testing.assert_array_equal(other.layers["Pool1"].x, plain.layers["Pool1"].x)
+
+
+def test_a_window_larger_than_the_output_gets_the_pooling_layers_error(rng):
+    conv = L.Convolution(rng.standard_normal((2, 1, 3, 3)), np.zeros(2))
+    x = rng.standard_normal((1, 1, 4, 4))
+    assert L._ConvReluPool.forward(conv, L.Relu(), L.Pooling(3, 3, 1), x) is None
+    with pytest.raises(ValueError, match="Pooling: window 3x3 is larger than the padded input"):
+        L.Pooling(3, 3, 1).forward(L.Relu().forward(conv.forward(x)))

@@ -170,8 +170,8 @@ class Network:
         i = len(layers) - 1
         while i >= 0:
             # Nothing needs the input's gradient: a first layer (or block) that can skips it.
-            dx = _ConvReluPool.backward(layers[i], dout, need_dx=i > 2) if i >= 2 else \
-                NotImplemented
+            dx = _ConvReluPool.backward(*layers[i - 2:i + 1], dout, need_dx=i > 2) \
+                if i >= 2 else NotImplemented
             if dx is not NotImplemented:
                 dout = dx
                 i -= 3
