@@ -396,10 +396,10 @@ class _ConvReluPool:
     three layers' last forward was not this block's.
     """
 
-    def __init__(self, conv, relu, keep, out, arg, gate):
-        self.conv, self.relu, self.keep, self.out, self.arg = conv, relu, keep, out, arg
-        # The ReLU's gate, out's copy: the next layer may change out in place.
-        self.gate = gate
+    def __init__(self, conv, relu, keep, arg, gate):
+        # gate: a copy of the pooled output, whose zeros are where the ReLU passed no gradient
+        # (the next layer may change the output itself in place).
+        self.conv, self.relu, self.keep, self.arg, self.gate = conv, relu, keep, arg, gate
         self.W, self.b = conv.W.copy(), np.array(conv.b, copy=True)
         self.threads = _C.get_num_threads()
         self.conv_shape = ops.meta.conv_out(keep, self.W, conv.stride, conv.pad)
@@ -446,7 +446,7 @@ class _ConvReluPool:
                             and old.gate.dtype == out.dtype) else np.empty_like(out)
         np.copyto(gate, out)
         conv.x, conv._x, conv._x_shared = x, keep, True
-        block = _ConvReluPool(conv, relu, keep, out, arg, gate)
+        block = _ConvReluPool(conv, relu, keep, arg, gate)
         relu._block = pool._block = block
         pool._arg = arg
         return out
