@@ -108,14 +108,9 @@ void maxpool_plane(const T* xp, T* out, int32_t* arg, const ConvShape& s) {
   }
 }
 
-// 2x2 windows at stride 2 without padding, the common case, one output row at a time in
-// 32-byte vectors (GCC vector extensions: the level's widest or two SSE halves at the
-// baseline): the maximum m of the four cells, then the first cell equal to m (row-major, as
-// the scan). NaN would break both steps, so a row holding one is redone by the exact scan.
-// With kRelu the input is read through the Relu layer's max(x, 0) (NaN passes). Planes of
-// even height stacked are one tall plane: callers may pass all of them at once as OH rows.
-// The vectors stay inside maxpool_2x2_plane (helpers take them by reference and are inlined):
-// none crosses a call, so the ABI of vector arguments (-Wpsabi) never comes into play.
+// 32-byte vectors of the 2x2 pooling kernels below. They stay inside those kernels (helpers
+// take them by reference and are inlined): none crosses a call, so the ABI of vector
+// arguments (-Wpsabi) never comes into play.
 template <typename T>
 struct Vec2x2 {
   static constexpr int kLanes = 32 / sizeof(T);
@@ -132,6 +127,12 @@ struct Vec2x2 {
   }
 };
 
+// 2x2 windows at stride 2 without padding, the common case, one output row at a time in
+// 32-byte vectors (GCC vector extensions: the level's widest or two SSE halves at the
+// baseline): the maximum m of the four cells, then the first cell equal to m (row-major, as
+// the scan). NaN would break both steps, so a row holding one is redone by the exact scan.
+// With kRelu the input is read through the Relu layer's max(x, 0) (NaN passes). Planes of
+// even height stacked are one tall plane: callers may pass all of them at once as OH rows.
 template <bool kRelu, typename T>
 void maxpool_2x2_plane(const T* x, T* out, int32_t* arg, int64_t W, int64_t OH, int64_t OW) {
   using Vx = Vec2x2<T>;

@@ -57,18 +57,24 @@ def col2im(col, shape, FH, FW, stride, pad, dt):
     return _C.col2im(as_compute(col, dt), list(shape), FH, FW, stride, pad)
 
 
-def conv2d_forward(x, W, b, stride, pad, groups, dt, keep=None):
-    bc = None if b is None else as_compute(b, dt).reshape(-1)
+def _keeping_x(kernel, x, dt, keep):
+    """kernel(x in dt, keep or None), keep receiving a copy of x: the kernel makes it in its
+    pass over x when it can; otherwise NumPy does, after the kernel has read x (keep may
+    overlap it)."""
     xc = as_compute(x, dt)
-    # The kernel copies x into keep in its pass over x; otherwise NumPy does, after the kernel
-    # has read x (keep may overlap it).
     fused = (keep is not None and xc is x and keep.flags.c_contiguous
              and not np.may_share_memory(keep, x))
-    out = _C.conv2d_forward(xc, as_compute(W, dt), bc, stride, pad, groups,
-                            keep if fused else None)
+    out = kernel(xc, keep if fused else None)
     if keep is not None and not fused:
         np.copyto(keep, x)
     return out
+
+
+def conv2d_forward(x, W, b, stride, pad, groups, dt, keep=None):
+    bc = None if b is None else as_compute(b, dt).reshape(-1)
+    Wc = as_compute(W, dt)
+    return _keeping_x(lambda xc, kp: _C.conv2d_forward(xc, Wc, bc, stride, pad, groups, kp),
+                      x, dt, keep)
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx, groups, dt):
@@ -78,14 +84,10 @@ def conv2d_backward(dout, x, W, stride, pad, need_dx, groups, dt):
 
 def conv2d_relu_maxpool_forward(x, W, b, stride, pad, window, dt, keep=None):
     bc = None if b is None else as_compute(b, dt).reshape(-1)
-    xc = as_compute(x, dt)
-    fused = (keep is not None and xc is x and keep.flags.c_contiguous
-             and not np.may_share_memory(keep, x))  # as in conv2d_forward
-    out = _C.conv2d_relu_maxpool_forward(xc, as_compute(W, dt), bc, stride, pad, *window,
-                                         keep if fused else None)
-    if keep is not None and not fused:
-        np.copyto(keep, x)
-    return out
+    Wc = as_compute(W, dt)
+    return _keeping_x(
+        lambda xc, kp: _C.conv2d_relu_maxpool_forward(xc, Wc, bc, stride, pad, *window, kp),
+        x, dt, keep)
 
 
 def conv2d_relu_maxpool_backward(dout, arg, out, x, W, stride, pad, window, need_dx, dt):
